@@ -1,0 +1,943 @@
+//! The behaviour every [`Store`] implementation must show, written against the trait only.
+//!
+//! Each check takes a fresh, empty store. An implementation runs the whole suite with
+//! `store_conformance_tests!(path_to_async_fn_returning_a_fresh_Arc_dyn_Store)` in its test
+//! module, so the memory and Redis stores are held to exactly the same behaviour.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use bytes::Bytes;
+use poem_openapi::types::ToJSON;
+use uuid::Uuid;
+
+use super::{NewImage, NewUser, OrderUpdate, Store, StoreError, Stored, StoredUser};
+use crate::api::{
+    Image, Serialized,
+    models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
+};
+
+/// Generates one `#[tokio::test]` per check below, each on a fresh store from `$fresh`.
+macro_rules! store_conformance_tests {
+    ($fresh:path) => {
+        $crate::store::conformance::store_conformance_tests!(@each $fresh;
+            ping_answers_ok,
+            pet_ids_are_assigned_above_every_id_ever_used,
+            creating_a_pet_with_a_taken_id_conflicts,
+            replacing_a_pet_needs_an_existing_id,
+            updating_pet_fields_keeps_the_others,
+            deleting_a_pet_drops_it_and_its_images,
+            find_by_status_returns_matching_pets_ordered_by_id,
+            find_by_tags_returns_each_pet_once_ordered_by_id,
+            inventory_counts_every_status_including_zeros,
+            images_are_stored_with_their_url_up_to_max_photos,
+            placing_an_order_reserves_the_pet_and_fills_defaults,
+            placing_an_order_needs_an_available_pet,
+            placing_a_delivered_order_sells_the_pet,
+            order_ids_are_assigned_and_unique,
+            order_status_moves_only_forward,
+            delivering_an_order_sells_the_pet_and_completes_it,
+            deleting_an_undelivered_order_frees_the_pet,
+            deleting_a_delivered_order_keeps_the_pet_sold,
+            deleting_an_order_keeps_a_pet_another_order_holds,
+            orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id,
+            creating_users_is_all_or_nothing,
+            user_ids_are_assigned_above_explicit_ones,
+            users_never_store_or_serialize_a_password,
+            updating_a_user_replaces_fields_and_keeps_id_and_hash,
+            renaming_a_user_moves_it_unless_the_name_is_taken,
+            updating_a_user_to_another_users_id_conflicts,
+            deleting_a_user_removes_it,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_orders_for_one_pet_exactly_one_succeeds() {
+            $crate::store::conformance::concurrent_orders_for_one_pet_exactly_one_succeeds(
+                $fresh().await,
+            )
+            .await;
+        }
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::store::conformance::$check($fresh().await).await;
+            }
+        )*
+    };
+}
+
+pub(crate) use store_conformance_tests;
+
+type S = Arc<dyn Store>;
+
+/// The stored JSON is exactly what rendering the stored value gives now.
+fn assert_fresh<T: ToJSON + std::fmt::Debug>(stored: &Stored<T>) {
+    assert_eq!(
+        stored.json,
+        Serialized::new(&stored.value),
+        "stale JSON for {:?}",
+        stored.value
+    );
+}
+
+fn json_of<T>(stored: &Stored<T>) -> serde_json::Value {
+    serde_json::from_slice(stored.json.bytes()).unwrap_or(serde_json::Value::Null)
+}
+
+fn pet(name: &str, status: Option<PetStatus>, tags: &[&str]) -> Pet {
+    Pet {
+        id: None,
+        name: name.to_owned(),
+        category: Some(Category {
+            id: Some(1),
+            name: Some("Dogs".to_owned()),
+        }),
+        photo_urls: Vec::new(),
+        tags: Some(
+            tags.iter()
+                .map(|name| Tag {
+                    id: None,
+                    name: Some((*name).to_owned()),
+                })
+                .collect(),
+        ),
+        status,
+    }
+}
+
+fn with_id(mut pet: Pet, id: i64) -> Pet {
+    pet.id = Some(id);
+    pet
+}
+
+fn order_for(pet_id: i64) -> Order {
+    Order {
+        id: None,
+        pet_id,
+        quantity: None,
+        ship_date: None,
+        status: None,
+        complete: None,
+    }
+}
+
+fn user(username: &str, id: Option<i64>) -> User {
+    User {
+        id,
+        username: username.to_owned(),
+        first_name: Some("First".to_owned()),
+        last_name: Some("Last".to_owned()),
+        email: Some(format!("{username}@example.com")),
+        password: Some("clear-text-password".to_owned()),
+        phone: None,
+        user_status: Some(1),
+    }
+}
+
+fn new_user(username: &str, id: Option<i64>) -> NewUser {
+    NewUser {
+        user: user(username, id),
+        password_hash: format!("hash-of-{username}"),
+    }
+}
+
+async fn add(store: &S, pet: Pet) -> i64 {
+    let stored = store.create_pet(pet).await.unwrap();
+    assert_fresh(&stored);
+    stored.value.id.unwrap()
+}
+
+async fn pet_status(store: &S, id: i64) -> Option<PetStatus> {
+    let pet = store.get_pet(id).await.unwrap().unwrap();
+    assert_fresh(&pet);
+    pet.value.status
+}
+
+async fn ids(pets: Vec<Arc<Stored<Pet>>>) -> Vec<i64> {
+    pets.iter()
+        .inspect(|pet| assert_fresh(pet))
+        .map(|pet| pet.value.id.unwrap())
+        .collect()
+}
+
+fn png(byte: u8) -> Image {
+    Image {
+        content_type: "image/png",
+        bytes: Bytes::from(vec![0x89, b'P', b'N', b'G', byte]),
+    }
+}
+
+fn new_image(pet_id: i64, id: Uuid, byte: u8) -> NewImage {
+    NewImage {
+        id,
+        image: png(byte),
+        metadata: Some("a photo".to_owned()),
+        url: format!("/api/v3/pet/{pet_id}/image/{id}"),
+    }
+}
+
+fn is_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::NotFound(_)))
+}
+
+fn is_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict(_)))
+}
+
+pub(crate) async fn ping_answers_ok(store: S) {
+    assert_eq!(store.ping().await, Ok(()));
+}
+
+pub(crate) async fn pet_ids_are_assigned_above_every_id_ever_used(store: S) {
+    assert_eq!(add(&store, pet("a", None, &[])).await, 1);
+    assert_eq!(add(&store, with_id(pet("b", None, &[]), 10)).await, 10);
+    assert_eq!(add(&store, pet("c", None, &[])).await, 11);
+    assert_eq!(add(&store, with_id(pet("d", None, &[]), 5)).await, 5);
+    assert_eq!(add(&store, pet("e", None, &[])).await, 12);
+    store.delete_pet(12).await.unwrap();
+    assert_eq!(add(&store, pet("f", None, &[])).await, 13);
+}
+
+pub(crate) async fn creating_a_pet_with_a_taken_id_conflicts(store: S) {
+    add(&store, with_id(pet("a", None, &[]), 3)).await;
+    assert!(is_conflict(
+        store.create_pet(with_id(pet("b", None, &[]), 3)).await
+    ));
+    assert_eq!(store.get_pet(3).await.unwrap().unwrap().value.name, "a");
+}
+
+pub(crate) async fn replacing_a_pet_needs_an_existing_id(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &["x"])).await;
+    let replaced = store
+        .replace_pet(with_id(pet("b", Some(PetStatus::Sold), &[]), id))
+        .await
+        .unwrap();
+    assert_fresh(&replaced);
+    assert_eq!(replaced.value.name, "b");
+    assert_eq!(store.get_pet(id).await.unwrap(), Some(replaced));
+
+    assert!(is_not_found(
+        store.replace_pet(with_id(pet("c", None, &[]), 99)).await
+    ));
+    assert!(matches!(
+        store.replace_pet(pet("c", None, &[])).await,
+        Err(StoreError::Rule { path, .. }) if path == "id"
+    ));
+}
+
+pub(crate) async fn updating_pet_fields_keeps_the_others(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &["x"])).await;
+    let renamed = store
+        .update_pet_fields(id, Some("b".to_owned()), None)
+        .await
+        .unwrap();
+    assert_fresh(&renamed);
+    assert_eq!(renamed.value.name, "b");
+    assert_eq!(renamed.value.status, Some(PetStatus::Available));
+    let sold = store
+        .update_pet_fields(id, None, Some(PetStatus::Sold))
+        .await
+        .unwrap();
+    assert_fresh(&sold);
+    assert_eq!(sold.value.name, "b");
+    assert_eq!(sold.value.status, Some(PetStatus::Sold));
+    assert_eq!(sold.value.tags, renamed.value.tags);
+    assert_eq!(json_of(&sold)["status"], "sold");
+    assert!(is_not_found(store.update_pet_fields(99, None, None).await));
+}
+
+pub(crate) async fn deleting_a_pet_drops_it_and_its_images(store: S) {
+    let id = add(&store, pet("a", None, &[])).await;
+    let image = Uuid::new_v4();
+    store
+        .add_pet_image(id, new_image(id, image, 1), 20)
+        .await
+        .unwrap();
+    let removed = store.delete_pet(id).await.unwrap();
+    assert_eq!(removed.value.name, "a");
+    assert_eq!(store.get_pet(id).await.unwrap(), None);
+    assert_eq!(store.get_pet_image(id, image).await.unwrap(), None);
+    assert!(is_not_found(store.delete_pet(id).await));
+
+    // A new pet under the same id starts without the old images.
+    add(&store, with_id(pet("b", None, &[]), id)).await;
+    assert_eq!(store.get_pet_image(id, image).await.unwrap(), None);
+}
+
+pub(crate) async fn find_by_status_returns_matching_pets_ordered_by_id(store: S) {
+    add(&store, with_id(pet("s", Some(PetStatus::Sold), &[]), 30)).await;
+    add(
+        &store,
+        with_id(pet("a", Some(PetStatus::Available), &[]), 20),
+    )
+    .await;
+    add(&store, with_id(pet("p", Some(PetStatus::Pending), &[]), 10)).await;
+    add(
+        &store,
+        with_id(pet("a2", Some(PetStatus::Available), &[]), 5),
+    )
+    .await;
+    add(&store, with_id(pet("none", None, &[]), 1)).await;
+
+    let available = store
+        .find_pets_by_status(&[PetStatus::Available])
+        .await
+        .unwrap();
+    assert_eq!(ids(available).await, [5, 20]);
+    let some = store
+        .find_pets_by_status(&[PetStatus::Sold, PetStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(ids(some).await, [10, 30]);
+    let all = store.find_pets_by_status(&PetStatus::ALL).await.unwrap();
+    assert_eq!(ids(all).await, [5, 10, 20, 30]);
+    assert!(store.find_pets_by_status(&[]).await.unwrap().is_empty());
+}
+
+pub(crate) async fn find_by_tags_returns_each_pet_once_ordered_by_id(store: S) {
+    add(&store, with_id(pet("both", None, &["tag1", "tag2"]), 7)).await;
+    add(&store, with_id(pet("one", None, &["tag2"]), 3)).await;
+    add(&store, with_id(pet("other", None, &["tag3"]), 5)).await;
+    add(&store, with_id(pet("untagged", None, &[]), 1)).await;
+    let mut no_tags = pet("no tags at all", None, &[]);
+    no_tags.tags = None;
+    add(&store, with_id(no_tags, 2)).await;
+
+    let found = store
+        .find_pets_by_tags(&["tag1".to_owned(), "tag2".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(ids(found).await, [3, 7]);
+    let none = store
+        .find_pets_by_tags(&["TAG1".to_owned(), "missing".to_owned()])
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+pub(crate) async fn inventory_counts_every_status_including_zeros(store: S) {
+    let expect = |available, pending, sold| {
+        BTreeMap::from([
+            (PetStatus::Available, available),
+            (PetStatus::Pending, pending),
+            (PetStatus::Sold, sold),
+        ])
+    };
+    assert_eq!(store.inventory().await.unwrap(), expect(0, 0, 0));
+    let a = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    add(&store, pet("c", Some(PetStatus::Sold), &[])).await;
+    add(&store, pet("no status", None, &[])).await;
+    assert_eq!(store.inventory().await.unwrap(), expect(2, 0, 1));
+    store.place_order(order_for(a)).await.unwrap();
+    assert_eq!(store.inventory().await.unwrap(), expect(1, 1, 1));
+}
+
+pub(crate) async fn images_are_stored_with_their_url_up_to_max_photos(store: S) {
+    let mut with_photo = pet("a", None, &[]);
+    with_photo.photo_urls = vec!["https://example.com/a.png".to_owned()];
+    let id = add(&store, with_photo).await;
+
+    let first = Uuid::new_v4();
+    let updated = store
+        .add_pet_image(id, new_image(id, first, 1), 3)
+        .await
+        .unwrap();
+    assert_fresh(&updated);
+    assert_eq!(
+        updated.value.photo_urls,
+        [
+            "https://example.com/a.png".to_owned(),
+            format!("/api/v3/pet/{id}/image/{first}")
+        ]
+    );
+    assert_eq!(store.get_pet(id).await.unwrap(), Some(updated));
+    assert_eq!(store.get_pet_image(id, first).await.unwrap(), Some(png(1)));
+
+    assert!(is_conflict(
+        store.add_pet_image(id, new_image(id, first, 9), 3).await
+    ));
+    let second = Uuid::new_v4();
+    store
+        .add_pet_image(id, new_image(id, second, 2), 3)
+        .await
+        .unwrap();
+    let third = Uuid::new_v4();
+    assert!(is_conflict(
+        store.add_pet_image(id, new_image(id, third, 3), 3).await
+    ));
+    assert_eq!(store.get_pet_image(id, third).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_pet(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .photo_urls
+            .len(),
+        3
+    );
+
+    assert_eq!(store.get_pet_image(id, second).await.unwrap(), Some(png(2)));
+    assert_eq!(store.get_pet_image(id + 1, second).await.unwrap(), None);
+    assert!(is_not_found(
+        store.add_pet_image(99, new_image(99, third, 3), 3).await
+    ));
+}
+
+pub(crate) async fn placing_an_order_reserves_the_pet_and_fills_defaults(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let placed = store.place_order(order_for(id)).await.unwrap();
+    assert_fresh(&placed.order);
+    let order = &placed.order.value;
+    assert_eq!(order.id, Some(1));
+    assert_eq!(order.status, Some(OrderStatus::Placed));
+    assert_eq!(order.quantity, Some(1));
+    assert_eq!(order.complete, Some(false));
+    let json = json_of(&placed.order);
+    assert_eq!(json["petId"], id);
+    assert_eq!(json["status"], "placed");
+
+    let reserved = placed.pet.unwrap();
+    assert_fresh(&reserved);
+    assert_eq!(reserved.value.status, Some(PetStatus::Pending));
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+    assert_eq!(
+        store.get_order(1).await.unwrap(),
+        Some(Arc::clone(&placed.order))
+    );
+
+    let id = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let mut approved = order_for(id);
+    approved.status = Some(OrderStatus::Approved);
+    approved.quantity = Some(3);
+    approved.complete = Some(true);
+    let placed = store.place_order(approved).await.unwrap();
+    assert_eq!(placed.order.value.quantity, Some(3));
+    assert_eq!(placed.order.value.complete, Some(true));
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+}
+
+pub(crate) async fn placing_an_order_needs_an_available_pet(store: S) {
+    let result = store.place_order(order_for(42)).await;
+    assert_eq!(
+        result.map(|_| ()),
+        Err(StoreError::NotFound("pet 42 not found".to_owned()))
+    );
+    for status in [None, Some(PetStatus::Pending), Some(PetStatus::Sold)] {
+        let id = add(&store, pet("a", status, &[])).await;
+        let result = store.place_order(order_for(id)).await;
+        assert_eq!(
+            result.map(|_| ()),
+            Err(StoreError::Conflict(format!("pet {id} is not available")))
+        );
+        assert_eq!(pet_status(&store, id).await, status);
+    }
+    assert_eq!(store.get_order(1).await.unwrap(), None);
+}
+
+pub(crate) async fn placing_a_delivered_order_sells_the_pet(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let mut order = order_for(id);
+    order.status = Some(OrderStatus::Delivered);
+    order.complete = Some(false);
+    let placed = store.place_order(order).await.unwrap();
+    assert_fresh(&placed.order);
+    assert_eq!(placed.order.value.complete, Some(true));
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
+    // Nothing holds the pet any more: deleting the order must not make it available.
+    store.delete_order(1).await.unwrap();
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
+}
+
+pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
+    for _ in 0..4 {
+        add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    }
+    let mut explicit = order_for(1);
+    explicit.id = Some(10);
+    assert_eq!(
+        store.place_order(explicit).await.unwrap().order.value.id,
+        Some(10)
+    );
+    let mut taken = order_for(2);
+    taken.id = Some(10);
+    assert!(is_conflict(store.place_order(taken).await));
+    // The failed attempt reserved nothing.
+    assert_eq!(pet_status(&store, 2).await, Some(PetStatus::Available));
+    assert_eq!(
+        store
+            .place_order(order_for(2))
+            .await
+            .unwrap()
+            .order
+            .value
+            .id,
+        Some(11)
+    );
+    store.delete_order(11).await.unwrap();
+    assert_eq!(
+        store
+            .place_order(order_for(3))
+            .await
+            .unwrap()
+            .order
+            .value
+            .id,
+        Some(12)
+    );
+}
+
+pub(crate) async fn order_status_moves_only_forward(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let order = store.place_order(order_for(id)).await.unwrap().order;
+    let order_id = order.value.id.unwrap();
+    let update = |status| OrderUpdate {
+        status: Some(status),
+        ..OrderUpdate::default()
+    };
+
+    let same = store
+        .update_order(order_id, update(OrderStatus::Placed))
+        .await
+        .unwrap();
+    assert_eq!(same.order.value.status, Some(OrderStatus::Placed));
+    assert!(same.pet.is_none());
+
+    let ship_date = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let approved = store
+        .update_order(
+            order_id,
+            OrderUpdate {
+                status: Some(OrderStatus::Approved),
+                ship_date: Some(ship_date),
+                complete: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_fresh(&approved.order);
+    assert_eq!(approved.order.value.status, Some(OrderStatus::Approved));
+    assert_eq!(approved.order.value.ship_date, Some(ship_date));
+    assert_eq!(approved.order.value.complete, Some(false));
+    assert!(approved.pet.is_none());
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+
+    let back = store
+        .update_order(order_id, update(OrderStatus::Placed))
+        .await;
+    assert!(matches!(back, Err(StoreError::Rule { path, .. }) if path == "status"));
+    let kept = store.get_order(order_id).await.unwrap().unwrap();
+    assert_eq!(kept.value.status, Some(OrderStatus::Approved));
+    assert_eq!(kept.value.ship_date, Some(ship_date));
+
+    store
+        .update_order(order_id, update(OrderStatus::Delivered))
+        .await
+        .unwrap();
+    for status in [OrderStatus::Placed, OrderStatus::Approved] {
+        assert!(matches!(
+            store.update_order(order_id, update(status)).await,
+            Err(StoreError::Rule { .. })
+        ));
+    }
+    assert!(is_not_found(
+        store.update_order(99, OrderUpdate::default()).await
+    ));
+}
+
+pub(crate) async fn delivering_an_order_sells_the_pet_and_completes_it(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let order_id = store
+        .place_order(order_for(id))
+        .await
+        .unwrap()
+        .order
+        .value
+        .id
+        .unwrap();
+    let delivered = store
+        .update_order(
+            order_id,
+            OrderUpdate {
+                status: Some(OrderStatus::Delivered),
+                ship_date: None,
+                complete: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+    assert_fresh(&delivered.order);
+    assert_eq!(delivered.order.value.complete, Some(true));
+    let sold = delivered.pet.unwrap();
+    assert_fresh(&sold);
+    assert_eq!(sold.value.status, Some(PetStatus::Sold));
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
+
+    // Delivering again changes nothing on the pet.
+    let again = store
+        .update_order(
+            order_id,
+            OrderUpdate {
+                status: Some(OrderStatus::Delivered),
+                ..OrderUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(again.pet.is_none());
+    assert_eq!(again.order.value.complete, Some(true));
+
+    // An order whose pet is gone can still be delivered.
+    let other = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let order_id = store
+        .place_order(order_for(other))
+        .await
+        .unwrap()
+        .order
+        .value
+        .id
+        .unwrap();
+    store.delete_pet(other).await.unwrap();
+    let delivered = store
+        .update_order(
+            order_id,
+            OrderUpdate {
+                status: Some(OrderStatus::Delivered),
+                ..OrderUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(delivered.pet.is_none());
+    assert_eq!(store.get_pet(other).await.unwrap(), None);
+}
+
+pub(crate) async fn deleting_an_undelivered_order_frees_the_pet(store: S) {
+    for status in [OrderStatus::Placed, OrderStatus::Approved] {
+        let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+        let mut order = order_for(id);
+        order.status = Some(status);
+        let order_id = store
+            .place_order(order)
+            .await
+            .unwrap()
+            .order
+            .value
+            .id
+            .unwrap();
+        let deleted = store.delete_order(order_id).await.unwrap();
+        assert_eq!(deleted.order.value.id, Some(order_id));
+        let freed = deleted.pet.unwrap();
+        assert_fresh(&freed);
+        assert_eq!(freed.value.status, Some(PetStatus::Available));
+        assert_eq!(pet_status(&store, id).await, Some(PetStatus::Available));
+        assert_eq!(store.get_order(order_id).await.unwrap(), None);
+        assert!(is_not_found(store.delete_order(order_id).await));
+        // And it can be ordered again.
+        store.place_order(order_for(id)).await.unwrap();
+    }
+}
+
+pub(crate) async fn deleting_a_delivered_order_keeps_the_pet_sold(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let order_id = store
+        .place_order(order_for(id))
+        .await
+        .unwrap()
+        .order
+        .value
+        .id
+        .unwrap();
+    store
+        .update_order(
+            order_id,
+            OrderUpdate {
+                status: Some(OrderStatus::Delivered),
+                ..OrderUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let deleted = store.delete_order(order_id).await.unwrap();
+    assert!(deleted.pet.is_none());
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
+}
+
+pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let first = store.place_order(order_for(id)).await.unwrap().order;
+    // Someone makes the pet available by hand and it is ordered a second time.
+    store
+        .update_pet_fields(id, None, Some(PetStatus::Available))
+        .await
+        .unwrap();
+    let second = store.place_order(order_for(id)).await.unwrap().order;
+
+    let deleted = store.delete_order(first.value.id.unwrap()).await.unwrap();
+    assert!(deleted.pet.is_none());
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+    let deleted = store.delete_order(second.value.id.unwrap()).await.unwrap();
+    assert!(deleted.pet.is_some());
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Available));
+
+    // A pet whose status was changed by hand while ordered is left as it is.
+    let other = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let order = store.place_order(order_for(other)).await.unwrap().order;
+    store
+        .update_pet_fields(other, None, Some(PetStatus::Sold))
+        .await
+        .unwrap();
+    let deleted = store.delete_order(order.value.id.unwrap()).await.unwrap();
+    assert!(deleted.pet.is_none());
+    assert_eq!(pet_status(&store, other).await, Some(PetStatus::Sold));
+}
+
+pub(crate) async fn orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let order = store.place_order(order_for(id)).await.unwrap().order;
+    store.delete_pet(id).await.unwrap();
+    add(&store, with_id(pet("b", Some(PetStatus::Pending), &[]), id)).await;
+    let deleted = store.delete_order(order.value.id.unwrap()).await.unwrap();
+    assert!(deleted.pet.is_none());
+    assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+}
+
+pub(crate) async fn concurrent_orders_for_one_pet_exactly_one_succeeds(store: S) {
+    const ROUNDS: usize = 200;
+    const TASKS: usize = 8;
+    for round in 0..ROUNDS {
+        let id = add(&store, pet("contested", Some(PetStatus::Available), &[])).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.place_order(order_for(id)).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(other) => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: {won} orders won pet {id}");
+        assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+    }
+    let placed = store
+        .find_pets_by_status(&[PetStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(placed.len(), ROUNDS);
+}
+
+async fn assert_user_stored(store: &S, stored: &StoredUser) {
+    assert_fresh(&stored.user);
+    assert_eq!(stored.user.value.password, None);
+    assert!(json_of(&stored.user).get("password").is_none());
+    let fetched = store
+        .get_user(&stored.user.value.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&*fetched, stored);
+}
+
+pub(crate) async fn creating_users_is_all_or_nothing(store: S) {
+    let created = store
+        .create_users(vec![new_user("user1", None)])
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1);
+    assert_user_stored(&store, &created[0]).await;
+
+    // A taken name late in the list: nothing of the list is created.
+    let result = store
+        .create_users(vec![new_user("fresh1", None), new_user("user1", None)])
+        .await;
+    assert!(is_conflict(result));
+    assert_eq!(store.get_user("fresh1").await.unwrap(), None);
+
+    // A name twice in the list.
+    let result = store
+        .create_users(vec![new_user("fresh2", None), new_user("fresh2", None)])
+        .await;
+    assert!(is_conflict(result));
+    assert_eq!(store.get_user("fresh2").await.unwrap(), None);
+
+    // A taken id, and an id twice in the list.
+    let taken = created[0].user.value.id;
+    let result = store
+        .create_users(vec![new_user("fresh3", None), new_user("fresh4", taken)])
+        .await;
+    assert!(is_conflict(result));
+    let result = store
+        .create_users(vec![
+            new_user("fresh5", Some(50)),
+            new_user("fresh6", Some(50)),
+        ])
+        .await;
+    assert!(is_conflict(result));
+    for name in ["fresh3", "fresh4", "fresh5", "fresh6"] {
+        assert_eq!(store.get_user(name).await.unwrap(), None);
+    }
+
+    let created = store
+        .create_users(vec![new_user("user2", None), new_user("user3", None)])
+        .await
+        .unwrap();
+    let names: Vec<_> = created
+        .iter()
+        .map(|stored| stored.user.value.username.as_str())
+        .collect();
+    assert_eq!(names, ["user2", "user3"]);
+    for stored in &created {
+        assert_user_stored(&store, stored).await;
+    }
+    assert!(store.create_users(Vec::new()).await.unwrap().is_empty());
+}
+
+pub(crate) async fn user_ids_are_assigned_above_explicit_ones(store: S) {
+    let created = store
+        .create_users(vec![
+            new_user("first", None),
+            new_user("second", Some(10)),
+            new_user("third", None),
+        ])
+        .await
+        .unwrap();
+    let ids: Vec<_> = created.iter().map(|u| u.user.value.id).collect();
+    assert_eq!(ids, [Some(11), Some(10), Some(12)]);
+    store.delete_user("third").await.unwrap();
+    let created = store
+        .create_users(vec![new_user("fourth", Some(3)), new_user("fifth", None)])
+        .await
+        .unwrap();
+    let ids: Vec<_> = created.iter().map(|u| u.user.value.id).collect();
+    assert_eq!(ids, [Some(3), Some(13)]);
+}
+
+pub(crate) async fn users_never_store_or_serialize_a_password(store: S) {
+    let created = store
+        .create_users(vec![new_user("user1", None)])
+        .await
+        .unwrap();
+    assert_user_stored(&store, &created[0]).await;
+    assert_eq!(created[0].password_hash, "hash-of-user1");
+    assert!(!format!("{:?}", created[0]).contains("hash-of-user1"));
+
+    let updated = store
+        .update_user("user1", user("user1", None), Some("new-hash".to_owned()))
+        .await
+        .unwrap();
+    assert_user_stored(&store, &updated).await;
+    assert_eq!(updated.password_hash, "new-hash");
+}
+
+pub(crate) async fn updating_a_user_replaces_fields_and_keeps_id_and_hash(store: S) {
+    let created = store
+        .create_users(vec![new_user("user1", None)])
+        .await
+        .unwrap();
+    let id = created[0].user.value.id;
+    let mut changed = user("user1", None);
+    changed.first_name = None;
+    changed.phone = Some("12345".to_owned());
+    let updated = store.update_user("user1", changed, None).await.unwrap();
+    assert_user_stored(&store, &updated).await;
+    assert_eq!(updated.user.value.id, id);
+    assert_eq!(updated.user.value.first_name, None);
+    assert_eq!(updated.user.value.phone.as_deref(), Some("12345"));
+    assert_eq!(updated.password_hash, "hash-of-user1");
+
+    // A new, unused id is taken over; the old one is free again.
+    let moved = store
+        .update_user("user1", user("user1", Some(77)), None)
+        .await
+        .unwrap();
+    assert_eq!(moved.user.value.id, Some(77));
+    let reuse = store
+        .create_users(vec![new_user("other", id)])
+        .await
+        .unwrap();
+    assert_eq!(reuse[0].user.value.id, id);
+
+    assert!(is_not_found(
+        store
+            .update_user("nobody", user("nobody", None), None)
+            .await
+    ));
+}
+
+pub(crate) async fn renaming_a_user_moves_it_unless_the_name_is_taken(store: S) {
+    store
+        .create_users(vec![new_user("alice", None), new_user("bob", None)])
+        .await
+        .unwrap();
+    let alice = store.get_user("alice").await.unwrap().unwrap();
+
+    assert!(is_conflict(
+        store.update_user("alice", user("bob", None), None).await
+    ));
+    assert_eq!(
+        store.get_user("alice").await.unwrap(),
+        Some(Arc::clone(&alice))
+    );
+
+    let renamed = store
+        .update_user("alice", user("carol", None), None)
+        .await
+        .unwrap();
+    assert_user_stored(&store, &renamed).await;
+    assert_eq!(renamed.user.value.id, alice.user.value.id);
+    assert_eq!(renamed.password_hash, alice.password_hash);
+    assert_eq!(store.get_user("alice").await.unwrap(), None);
+    // The old name is free again.
+    store
+        .create_users(vec![new_user("alice", None)])
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn updating_a_user_to_another_users_id_conflicts(store: S) {
+    let created = store
+        .create_users(vec![new_user("alice", None), new_user("bob", None)])
+        .await
+        .unwrap();
+    let bob_id = created[1].user.value.id;
+    assert!(is_conflict(
+        store
+            .update_user("alice", user("alice", bob_id), None)
+            .await
+    ));
+    // Its own id is fine.
+    let own = created[0].user.value.id;
+    store
+        .update_user("alice", user("alice", own), None)
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn deleting_a_user_removes_it(store: S) {
+    store
+        .create_users(vec![new_user("alice", Some(5))])
+        .await
+        .unwrap();
+    let removed = store.delete_user("alice").await.unwrap();
+    assert_eq!(removed.user.value.username, "alice");
+    assert_eq!(store.get_user("alice").await.unwrap(), None);
+    assert!(is_not_found(store.delete_user("alice").await));
+    // Its id is free for an explicit reuse.
+    store
+        .create_users(vec![new_user("bob", Some(5))])
+        .await
+        .unwrap();
+}

@@ -1,0 +1,568 @@
+//! The embedded store: everything in process memory, nothing to install.
+//!
+//! Reads dominate, so they take no global lock: each kind of record lives in a concurrent map
+//! (`DashMap`, sharded locks held only for the lookup) of `Arc`s, and a read clones the `Arc`
+//! out. Writes are serialized by one writer mutex, so a step touching several records (an order
+//! and its pet) is atomic with respect to every other write; each record is then published with
+//! a single map insert, so a reader sees either its old or its new version, never a mix.
+//!
+//! Only writers look at the bookkeeping behind the mutex (id counters, indexes), which is why it
+//! can live there rather than in concurrent structures.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use super::{
+    NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
+};
+use crate::api::{
+    Image,
+    models::{Order, OrderStatus, Pet, PetStatus, User},
+};
+
+/// The in-memory [`Store`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pets: DashMap<i64, Arc<Stored<Pet>>>,
+    orders: DashMap<i64, Arc<Stored<Order>>>,
+    users: DashMap<String, Arc<StoredUser>>,
+    images: DashMap<(i64, Uuid), StoredImage>,
+    writer: Mutex<WriterState>,
+}
+
+/// An uploaded image with the metadata the client sent along.
+#[derive(Debug, Clone)]
+struct StoredImage {
+    image: Image,
+    #[expect(
+        dead_code,
+        reason = "kept as the client sent it, like the Redis store does; nothing serves it yet"
+    )]
+    metadata: Option<String>,
+}
+
+/// Bookkeeping only writers need, guarded by the writer mutex.
+#[derive(Debug, Default)]
+struct WriterState {
+    pet_ids: IdCounter,
+    order_ids: IdCounter,
+    user_ids: IdCounter,
+    /// Which user holds each user id (ids are unique across users).
+    usernames_by_id: HashMap<i64, String>,
+    /// Undelivered orders per pet: deleting one releases the pet only when none is left.
+    open_orders_by_pet: HashMap<i64, BTreeSet<i64>>,
+    /// Images per pet, so deleting a pet drops them without scanning every image.
+    images_by_pet: HashMap<i64, Vec<Uuid>>,
+}
+
+impl WriterState {
+    /// Ends `order_id`'s hold on `pet_id`. True when the order held the pet and no other
+    /// undelivered order does: only then may the pet be released. (An order missing from the
+    /// index holds nothing: its pet was deleted after it was placed.)
+    fn release(&mut self, pet_id: i64, order_id: i64) -> bool {
+        let Some(open) = self.open_orders_by_pet.get_mut(&pet_id) else {
+            return false;
+        };
+        if !open.remove(&order_id) {
+            return false;
+        }
+        if !open.is_empty() {
+            return false;
+        }
+        self.open_orders_by_pet.remove(&pet_id);
+        true
+    }
+}
+
+/// Hands out ids above every id ever seen, so a deleted record's id is never reassigned.
+#[derive(Debug, Default)]
+struct IdCounter {
+    highest: i64,
+}
+
+impl IdCounter {
+    /// The id the next record without one would get (not yet taken).
+    fn peek(&self, kind: &str) -> StoreResult<i64> {
+        self.highest
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Conflict(format!("no {kind} id is left to assign")))
+    }
+
+    /// Records that `id` is used.
+    fn observe(&mut self, id: i64) {
+        self.highest = self.highest.max(id);
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // DashMap guards must never be held across an insert into the same map (same shard means
+    // deadlock), so lookups clone the `Arc` out and drop the guard at once.
+    fn pet(&self, id: i64) -> Option<Arc<Stored<Pet>>> {
+        self.pets.get(&id).map(|entry| Arc::clone(entry.value()))
+    }
+
+    fn order(&self, id: i64) -> Option<Arc<Stored<Order>>> {
+        self.orders.get(&id).map(|entry| Arc::clone(entry.value()))
+    }
+
+    fn user(&self, username: &str) -> Option<Arc<StoredUser>> {
+        self.users
+            .get(username)
+            .map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// Publishes a new version of pet `id` with a new status. Caller holds the writer lock.
+    fn set_pet_status(&self, id: i64, pet: &Stored<Pet>, status: PetStatus) -> Arc<Stored<Pet>> {
+        let mut value = pet.value.clone();
+        value.status = Some(status);
+        let stored = Arc::new(Stored::new(value));
+        self.pets.insert(id, Arc::clone(&stored));
+        stored
+    }
+
+    /// Pets matching `keep`, ordered by id.
+    fn pets_where(&self, keep: impl Fn(&Pet) -> bool) -> Vec<Arc<Stored<Pet>>> {
+        let mut found: Vec<(i64, Arc<Stored<Pet>>)> = self
+            .pets
+            .iter()
+            .filter(|entry| keep(&entry.value().value))
+            .map(|entry| (*entry.key(), Arc::clone(entry.value())))
+            .collect();
+        found.sort_unstable_by_key(|(id, _)| *id);
+        found.into_iter().map(|(_, pet)| pet).collect()
+    }
+}
+
+/// The position of a status on the one-way road of an order.
+fn stage(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Placed => 0,
+        OrderStatus::Approved => 1,
+        OrderStatus::Delivered => 2,
+    }
+}
+
+fn pet_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("pet {id} not found"))
+}
+
+fn order_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("order {id} not found"))
+}
+
+fn user_not_found(username: &str) -> StoreError {
+    StoreError::NotFound(format!("user {username} not found"))
+}
+
+/// A user record as stored: never with a password.
+fn public_user(mut user: User, id: i64) -> User {
+    user.id = Some(id);
+    user.password = None;
+    user
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn get_pet(&self, id: i64) -> StoreResult<Option<Arc<Stored<Pet>>>> {
+        Ok(self.pet(id))
+    }
+
+    async fn create_pet(&self, mut pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+        let mut writer = self.writer.lock();
+        let id = match pet.id {
+            Some(id) if self.pets.contains_key(&id) => {
+                return Err(StoreError::Conflict(format!("pet {id} already exists")));
+            }
+            Some(id) => id,
+            None => writer.pet_ids.peek("pet")?,
+        };
+        pet.id = Some(id);
+        let stored = Arc::new(Stored::new(pet));
+        self.pets.insert(id, Arc::clone(&stored));
+        writer.pet_ids.observe(id);
+        Ok(stored)
+    }
+
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+        let id = pet
+            .id
+            .ok_or_else(|| StoreError::rule("id", "the pet's id is required"))?;
+        let _writer = self.writer.lock();
+        if !self.pets.contains_key(&id) {
+            return Err(pet_not_found(id));
+        }
+        let stored = Arc::new(Stored::new(pet));
+        self.pets.insert(id, Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    async fn update_pet_fields(
+        &self,
+        id: i64,
+        name: Option<String>,
+        status: Option<PetStatus>,
+    ) -> StoreResult<Arc<Stored<Pet>>> {
+        let _writer = self.writer.lock();
+        let current = self.pet(id).ok_or_else(|| pet_not_found(id))?;
+        let mut pet = current.value.clone();
+        if let Some(name) = name {
+            pet.name = name;
+        }
+        if let Some(status) = status {
+            pet.status = Some(status);
+        }
+        let stored = Arc::new(Stored::new(pet));
+        self.pets.insert(id, Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>> {
+        let mut writer = self.writer.lock();
+        let (_, removed) = self.pets.remove(&id).ok_or_else(|| pet_not_found(id))?;
+        for image_id in writer.images_by_pet.remove(&id).unwrap_or_default() {
+            self.images.remove(&(id, image_id));
+        }
+        // The orders stay, but they no longer hold anything: a new pet created later under this
+        // id must not be released by deleting one of them.
+        writer.open_orders_by_pet.remove(&id);
+        Ok(removed)
+    }
+
+    async fn find_pets_by_status(
+        &self,
+        statuses: &[PetStatus],
+    ) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+        Ok(self.pets_where(|pet| pet.status.is_some_and(|status| statuses.contains(&status))))
+    }
+
+    async fn find_pets_by_tags(&self, tags: &[String]) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+        let wanted: HashSet<&str> = tags.iter().map(String::as_str).collect();
+        Ok(self.pets_where(|pet| {
+            pet.tags.iter().flatten().any(|tag| {
+                tag.name
+                    .as_deref()
+                    .is_some_and(|name| wanted.contains(name))
+            })
+        }))
+    }
+
+    async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>> {
+        let mut counts: BTreeMap<PetStatus, u64> =
+            PetStatus::ALL.iter().map(|status| (*status, 0)).collect();
+        for entry in self.pets.iter() {
+            if let Some(status) = entry.value().value.status {
+                *counts.entry(status).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn add_pet_image(
+        &self,
+        pet_id: i64,
+        image: NewImage,
+        max_photos: usize,
+    ) -> StoreResult<Arc<Stored<Pet>>> {
+        let mut writer = self.writer.lock();
+        let current = self.pet(pet_id).ok_or_else(|| pet_not_found(pet_id))?;
+        if current.value.photo_urls.len() >= max_photos {
+            return Err(StoreError::Conflict(format!(
+                "pet {pet_id} already has {max_photos} photos, the most it may have"
+            )));
+        }
+        if self.images.contains_key(&(pet_id, image.id)) {
+            return Err(StoreError::Conflict(format!(
+                "image {} of pet {pet_id} already exists",
+                image.id
+            )));
+        }
+        let mut pet = current.value.clone();
+        pet.photo_urls.push(image.url);
+        // The image goes in first: once the URL is visible, it must resolve.
+        self.images.insert(
+            (pet_id, image.id),
+            StoredImage {
+                image: image.image,
+                metadata: image.metadata,
+            },
+        );
+        writer
+            .images_by_pet
+            .entry(pet_id)
+            .or_default()
+            .push(image.id);
+        let stored = Arc::new(Stored::new(pet));
+        self.pets.insert(pet_id, Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    async fn get_pet_image(&self, pet_id: i64, image_id: Uuid) -> StoreResult<Option<Image>> {
+        Ok(self
+            .images
+            .get(&(pet_id, image_id))
+            .map(|entry| entry.value().image.clone()))
+    }
+
+    async fn place_order(&self, mut order: Order) -> StoreResult<OrderWrite> {
+        let mut writer = self.writer.lock();
+        let id = match order.id {
+            Some(id) if self.orders.contains_key(&id) => {
+                return Err(StoreError::Conflict(format!("order {id} already exists")));
+            }
+            Some(id) => id,
+            None => writer.order_ids.peek("order")?,
+        };
+        let pet = self
+            .pet(order.pet_id)
+            .ok_or_else(|| pet_not_found(order.pet_id))?;
+        if pet.value.status != Some(PetStatus::Available) {
+            return Err(StoreError::Conflict(format!(
+                "pet {} is not available",
+                order.pet_id
+            )));
+        }
+
+        let status = order.status.unwrap_or(OrderStatus::Placed);
+        let delivered = status == OrderStatus::Delivered;
+        order.id = Some(id);
+        order.status = Some(status);
+        order.quantity = Some(order.quantity.unwrap_or(1));
+        order.complete = Some(delivered || order.complete.unwrap_or(false));
+
+        let pet_status = if delivered {
+            PetStatus::Sold
+        } else {
+            PetStatus::Pending
+        };
+        let pet = self.set_pet_status(order.pet_id, &pet, pet_status);
+        if !delivered {
+            writer
+                .open_orders_by_pet
+                .entry(order.pet_id)
+                .or_default()
+                .insert(id);
+        }
+        let stored = Arc::new(Stored::new(order));
+        self.orders.insert(id, Arc::clone(&stored));
+        writer.order_ids.observe(id);
+        Ok(OrderWrite {
+            order: stored,
+            pet: Some(pet),
+        })
+    }
+
+    async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>> {
+        Ok(self.order(id))
+    }
+
+    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite> {
+        let mut writer = self.writer.lock();
+        let current = self.order(id).ok_or_else(|| order_not_found(id))?;
+        let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
+        let new_status = update.status.unwrap_or(old_status);
+        if stage(new_status) < stage(old_status) {
+            return Err(StoreError::rule(
+                "status",
+                format!(
+                    "an order that is {} cannot go back to {}",
+                    old_status.as_str(),
+                    new_status.as_str()
+                ),
+            ));
+        }
+
+        let delivered = new_status == OrderStatus::Delivered;
+        let mut order = current.value.clone();
+        order.status = Some(new_status);
+        if update.ship_date.is_some() {
+            order.ship_date = update.ship_date;
+        }
+        order.complete = Some(delivered || update.complete.or(order.complete).unwrap_or(false));
+
+        let mut pet = None;
+        if delivered && old_status != OrderStatus::Delivered {
+            writer.release(order.pet_id, id);
+            if let Some(current_pet) = self.pet(order.pet_id) {
+                pet = Some(self.set_pet_status(order.pet_id, &current_pet, PetStatus::Sold));
+            }
+        }
+        let stored = Arc::new(Stored::new(order));
+        self.orders.insert(id, Arc::clone(&stored));
+        Ok(OrderWrite { order: stored, pet })
+    }
+
+    async fn delete_order(&self, id: i64) -> StoreResult<OrderWrite> {
+        let mut writer = self.writer.lock();
+        let (_, removed) = self.orders.remove(&id).ok_or_else(|| order_not_found(id))?;
+        let mut pet = None;
+        let was_last_hold = removed.value.status != Some(OrderStatus::Delivered)
+            && writer.release(removed.value.pet_id, id);
+        if was_last_hold
+            && let Some(current_pet) = self.pet(removed.value.pet_id)
+            && current_pet.value.status == Some(PetStatus::Pending)
+        {
+            pet =
+                Some(self.set_pet_status(removed.value.pet_id, &current_pet, PetStatus::Available));
+        }
+        Ok(OrderWrite {
+            order: removed,
+            pet,
+        })
+    }
+
+    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>> {
+        let mut writer = self.writer.lock();
+        let mut names = HashSet::with_capacity(users.len());
+        let mut ids = HashSet::new();
+        for new in &users {
+            let username = new.user.username.as_str();
+            if self.users.contains_key(username) {
+                return Err(StoreError::Conflict(format!(
+                    "username {username} is already taken"
+                )));
+            }
+            if !names.insert(username) {
+                return Err(StoreError::Conflict(format!(
+                    "username {username} appears more than once in the list"
+                )));
+            }
+            if let Some(id) = new.user.id {
+                if writer.usernames_by_id.contains_key(&id) {
+                    return Err(StoreError::Conflict(format!(
+                        "user id {id} is already taken"
+                    )));
+                }
+                if !ids.insert(id) {
+                    return Err(StoreError::Conflict(format!(
+                        "user id {id} appears more than once in the list"
+                    )));
+                }
+            }
+        }
+
+        // Ids are assigned above the explicit ids of this list too, so none clashes with them.
+        let mut counter = IdCounter {
+            highest: ids.iter().copied().fold(writer.user_ids.highest, i64::max),
+        };
+        let mut assigned = Vec::with_capacity(users.len());
+        for new in users {
+            let id = match new.user.id {
+                Some(id) => id,
+                None => {
+                    let id = counter.peek("user")?;
+                    counter.observe(id);
+                    id
+                }
+            };
+            let stored = Arc::new(StoredUser {
+                user: Stored::new(public_user(new.user, id)),
+                password_hash: new.password_hash,
+            });
+            assigned.push((id, stored));
+        }
+
+        // Everything is checked: from here on nothing fails, so the list goes in whole.
+        let mut created = Vec::with_capacity(assigned.len());
+        for (id, stored) in assigned {
+            let username = stored.user.value.username.clone();
+            writer.usernames_by_id.insert(id, username.clone());
+            writer.user_ids.observe(id);
+            self.users.insert(username, Arc::clone(&stored));
+            created.push(stored);
+        }
+        Ok(created)
+    }
+
+    async fn get_user(&self, username: &str) -> StoreResult<Option<Arc<StoredUser>>> {
+        Ok(self.user(username))
+    }
+
+    async fn update_user(
+        &self,
+        username: &str,
+        user: User,
+        password_hash: Option<String>,
+    ) -> StoreResult<Arc<StoredUser>> {
+        let mut writer = self.writer.lock();
+        let current = self
+            .user(username)
+            .ok_or_else(|| user_not_found(username))?;
+        let renamed = user.username != username;
+        if renamed && self.users.contains_key(&user.username) {
+            return Err(StoreError::Conflict(format!(
+                "username {} is already taken",
+                user.username
+            )));
+        }
+        let old_id = current
+            .user
+            .value
+            .id
+            .ok_or_else(|| StoreError::Internal(format!("stored user {username} has no id")))?;
+        let id = user.id.unwrap_or(old_id);
+        if let Some(holder) = writer.usernames_by_id.get(&id)
+            && holder != username
+        {
+            return Err(StoreError::Conflict(format!(
+                "user id {id} belongs to another user"
+            )));
+        }
+
+        let stored = Arc::new(StoredUser {
+            user: Stored::new(public_user(user, id)),
+            password_hash: password_hash.unwrap_or_else(|| current.password_hash.clone()),
+        });
+        let new_name = stored.user.value.username.clone();
+        // Published under the new name before the old one goes, so the user is never missing.
+        self.users.insert(new_name.clone(), Arc::clone(&stored));
+        if renamed {
+            self.users.remove(username);
+        }
+        writer.usernames_by_id.remove(&old_id);
+        writer.usernames_by_id.insert(id, new_name);
+        writer.user_ids.observe(id);
+        Ok(stored)
+    }
+
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>> {
+        let mut writer = self.writer.lock();
+        let (_, removed) = self
+            .users
+            .remove(username)
+            .ok_or_else(|| user_not_found(username))?;
+        if let Some(id) = removed.user.value.id {
+            writer.usernames_by_id.remove(&id);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::MemoryStore;
+    use crate::store::Store;
+
+    async fn fresh() -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new())
+    }
+
+    crate::store::conformance::store_conformance_tests!(fresh);
+}

@@ -1,0 +1,360 @@
+//! Storage: where pets, orders, users and images live.
+//!
+//! Handlers talk to storage only through the [`Store`] trait. Its methods are *domain-level
+//! atomic steps* ("place this order", "deliver that order"), not generic CRUD, because every
+//! step that touches several records (placing an order reserves its pet) must be atomic in every
+//! implementation: [`MemoryStore`] serializes such steps behind one writer lock, and a Redis
+//! implementation runs each as one Lua script or `MULTI`/`WATCH` transaction.
+//!
+//! The store enforces the rules that need its atomicity (order and pet states move together, ids
+//! and usernames are unique); schema validation and authorization stay in the handlers.
+//!
+//! Entities are kept together with their JSON, rendered once when they are written
+//! ([`Stored`]): a read hands the pre-rendered bytes to the transport and runs no serializer.
+//!
+//! - `memory`: the embedded default, [`MemoryStore`].
+//! - `demo`: the demo data loaded at start-up unless disabled, [`load_demo_data`].
+
+mod demo;
+mod memory;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::{collections::BTreeMap, fmt, sync::Arc};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use poem_openapi::types::ToJSON;
+use uuid::Uuid;
+
+use crate::{
+    api::{
+        Image, Serialized,
+        models::{Order, OrderStatus, Pet, PetStatus, User},
+    },
+    error::ApiError,
+};
+
+pub use demo::{
+    DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, DEMO_PASSWORD, DEMO_USERNAME, DemoDataError,
+    DemoLoad, load_demo_data,
+};
+pub use memory::MemoryStore;
+
+/// The store as the rest of the application holds it.
+pub type SharedStore = Arc<dyn Store>;
+
+/// The result of every store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An entity together with its JSON, rendered once when it was written.
+///
+/// `json` is always the rendering of `value` (every write builds a new `Stored` with
+/// [`Stored::new`]); reads serve `json` as it is. Entities are shared as `Arc<Stored<T>>`, so a
+/// reader keeps a consistent version even while a writer publishes the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored<T> {
+    /// The entity.
+    pub value: T,
+    /// The JSON text of `value`.
+    pub json: Serialized<T>,
+}
+
+impl<T: ToJSON> Stored<T> {
+    /// Renders `value` and keeps both.
+    pub fn new(value: T) -> Self {
+        let json = Serialized::new(&value);
+        Self { value, json }
+    }
+}
+
+/// A user as stored: its public record and the hash of its password.
+///
+/// The record's `password` is always `None` (the model's field is write-only, and the clear
+/// password is never kept), so `user.json` never contains it either.
+#[derive(Clone, PartialEq)]
+pub struct StoredUser {
+    /// The public record.
+    pub user: Stored<User>,
+    /// The password hash (PHC string) that logins are checked against.
+    pub password_hash: String,
+}
+
+impl fmt::Debug for StoredUser {
+    // The hash is kept out of logs: it is offline-attackable.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("user", &self.user)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A user to create: the record as the client sent it and its already hashed password.
+///
+/// Hashing happens before the store is called (it is slow and needs no lock); the store
+/// clears `user.password` whatever it holds.
+#[derive(Clone, PartialEq)]
+pub struct NewUser {
+    /// The record; `id` is assigned when `None`.
+    pub user: User,
+    /// The password hash (PHC string).
+    pub password_hash: String,
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("user", &self.user)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The fields of an order that `updateOrder` may change; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderUpdate {
+    /// The new status; it may only move forward (`placed` → `approved` → `delivered`).
+    pub status: Option<OrderStatus>,
+    /// The new shipping date.
+    pub ship_date: Option<DateTime<Utc>>,
+    /// The new completion flag. Ignored once the order is `delivered`: a delivered order is
+    /// always complete.
+    pub complete: Option<bool>,
+}
+
+/// What an order operation wrote: the order and, when the step changed it, its pet.
+///
+/// The pet is returned so the handler can publish the pet's change as an event too (events are
+/// emitted by handlers after the write, never by the store).
+#[derive(Debug, Clone)]
+pub struct OrderWrite {
+    /// The order as stored now (for a delete: as it was when it was removed).
+    pub order: Arc<Stored<Order>>,
+    /// The pet's new version, if this step changed the pet's status.
+    pub pet: Option<Arc<Stored<Pet>>>,
+}
+
+/// An uploaded image to attach to a pet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewImage {
+    /// The id the image is served under (chosen by the handler, usually a random v4).
+    pub id: Uuid,
+    /// The bytes and their sniffed content type.
+    pub image: Image,
+    /// The client's `additionalMetadata`, kept with the image.
+    pub metadata: Option<String>,
+    /// The URL the image is served at; appended to the pet's `photoUrls`.
+    pub url: String,
+}
+
+/// Why a store operation failed.
+///
+/// `NotFound`, `Conflict` and `Rule` describe the request and their messages are shown to the
+/// client; `Unavailable` is shown too, so implementations keep its message generic;
+/// `Internal` is logged and never shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A record the operation needs does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation clashes with the current state: a duplicate id or username, a pet that is
+    /// not available (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is well-formed but breaks a business rule, e.g. an order status moving
+    /// backwards (HTTP 422). `path` names the offending input field, as in `FieldError`.
+    #[error("{path}: {message}")]
+    Rule {
+        /// The input field at fault, e.g. `status`.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The storage backend cannot be reached; retrying later may succeed (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or corrupt data (HTTP 500). The message is logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// A business-rule violation on the input field `path`.
+    pub fn rule(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Rule {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(message) => ApiError::NotFound(message),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Rule { path, message } => ApiError::invalid_field(path, message),
+            StoreError::Unavailable(message) => ApiError::Unavailable(message),
+            StoreError::Internal(message) => {
+                tracing::error!(error = %message, "store failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// The storage interface the handlers use.
+///
+/// Every method is one atomic step: either all of its effects happen or none do, and concurrent
+/// steps behave as if they ran one after the other. Ids, when the input has none, are assigned
+/// above every id of that kind ever used (explicit ones included), so they are never reused.
+///
+/// Reads return shared, immutable versions; a read never blocks behind another read.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the store can serve requests (for `/ready`). Cheap: the memory store always
+    /// answers `Ok`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- pets ----
+
+    /// The pet with this id.
+    async fn get_pet(&self, id: i64) -> StoreResult<Option<Arc<Stored<Pet>>>>;
+
+    /// Stores a new pet (`addPet`). The id is assigned when `pet.id` is `None`; an id that is
+    /// taken is a `Conflict`.
+    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>>;
+
+    /// Replaces the pet with `pet.id` by `pet` (`updatePet`). `NotFound` if there is no such
+    /// pet; a missing id is a `Rule` error on `id`. Uploaded images stay stored.
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>>;
+
+    /// Changes the given fields of a pet and keeps the others (`updatePetWithForm`).
+    async fn update_pet_fields(
+        &self,
+        id: i64,
+        name: Option<String>,
+        status: Option<PetStatus>,
+    ) -> StoreResult<Arc<Stored<Pet>>>;
+
+    /// Deletes a pet and its images; returns the pet as it was. Its orders are kept.
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>>;
+
+    /// Every pet whose status is one of `statuses`, ordered by id. Pets without a status never
+    /// match; an empty `statuses` matches nothing (the handler supplies the default).
+    async fn find_pets_by_status(
+        &self,
+        statuses: &[PetStatus],
+    ) -> StoreResult<Vec<Arc<Stored<Pet>>>>;
+
+    /// Every pet having a tag whose name is one of `tags` (exact match), each once, ordered by
+    /// id.
+    async fn find_pets_by_tags(&self, tags: &[String]) -> StoreResult<Vec<Arc<Stored<Pet>>>>;
+
+    /// The number of pets in each status; every status is present, zeros included. Pets without
+    /// a status are not counted.
+    async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>>;
+
+    /// Stores an image for a pet and appends `image.url` to its `photoUrls`, in one step;
+    /// returns the updated pet. `NotFound` if there is no such pet; `Conflict` if its
+    /// `photoUrls` already holds `max_photos` entries or the image id is taken.
+    async fn add_pet_image(
+        &self,
+        pet_id: i64,
+        image: NewImage,
+        max_photos: usize,
+    ) -> StoreResult<Arc<Stored<Pet>>>;
+
+    /// An image uploaded for a pet.
+    async fn get_pet_image(&self, pet_id: i64, image_id: Uuid) -> StoreResult<Option<Image>>;
+
+    // ---- orders ----
+
+    /// Places an order (`placeOrder`), reserving its pet in the same step.
+    ///
+    /// The id is assigned when `None` (`Conflict` if taken). The pet must exist (`NotFound`)
+    /// and be `available` (`Conflict`; a pet without status is not available). Defaults:
+    /// `status` `placed`, `quantity` 1, `complete` false. A `placed` or `approved` order marks
+    /// the pet `pending`; a `delivered` one marks it `sold` and is always `complete`.
+    async fn place_order(&self, order: Order) -> StoreResult<OrderWrite>;
+
+    /// The order with this id.
+    async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>>;
+
+    /// Changes an order's status, ship date or completion flag (`updateOrder`).
+    ///
+    /// The status only moves forward (`placed` → `approved` → `delivered`; staying is fine);
+    /// moving back is a `Rule` error on `status`. Delivering marks the order `complete` and its
+    /// pet, if it still exists, `sold`.
+    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite>;
+
+    /// Deletes an order (`deleteOrder`); returns it as it was. Deleting an order that was not
+    /// delivered releases its pet: a `pending` pet becomes `available` again, unless another
+    /// undelivered order still holds it.
+    async fn delete_order(&self, id: i64) -> StoreResult<OrderWrite>;
+
+    // ---- users ----
+
+    /// Creates every user of the list or none (`createUser`, `createUsersWithListInput`);
+    /// returns them as stored, in input order. A username or id that is taken, or that appears
+    /// twice in the list, is a `Conflict`. Ids are assigned where `None`.
+    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>>;
+
+    /// The user with this username (exact, case-sensitive match).
+    async fn get_user(&self, username: &str) -> StoreResult<Option<Arc<StoredUser>>>;
+
+    /// Replaces the fields of user `username` with `user`'s (`updateUser`).
+    ///
+    /// A different `user.username` renames the user (`Conflict` if that name is taken). A `None`
+    /// `password_hash` keeps the old password. A `None` `user.id` keeps the old id; an id that
+    /// belongs to another user is a `Conflict`.
+    async fn update_user(
+        &self,
+        username: &str,
+        user: User,
+        password_hash: Option<String>,
+    ) -> StoreResult<Arc<StoredUser>>;
+
+    /// Deletes a user; returns it as it was.
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::models::FieldError;
+
+    #[test]
+    fn store_errors_map_to_the_documented_api_errors() {
+        let cases = [
+            (StoreError::NotFound("pet 1 not found".into()), 404),
+            (StoreError::Conflict("pet 1 is not available".into()), 409),
+            (StoreError::rule("status", "cannot go back"), 422),
+            (
+                StoreError::Unavailable("storage is unavailable".into()),
+                503,
+            ),
+            (StoreError::Internal("bad bytes in pet:1".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ApiError::from(error).status(), status);
+        }
+        assert_eq!(
+            ApiError::from(StoreError::rule("status", "cannot go back")),
+            ApiError::Validation {
+                message: "status: cannot go back".into(),
+                errors: vec![FieldError {
+                    path: "status".into(),
+                    message: "cannot go back".into(),
+                }],
+            }
+        );
+        // The internal cause stays in the log.
+        assert_eq!(
+            ApiError::from(StoreError::Internal("bad bytes in pet:1".into())).to_string(),
+            "internal error"
+        );
+    }
+}
