@@ -1,0 +1,27 @@
+//! Authentication building blocks, independent of the transport.
+//!
+//! - [`tokens`]: RS256 access tokens ([`TokenService`]): issue, verify, revoke, and publish the
+//!   public keys as a JWK set.
+//! - [`revocation`]: the deny-list of revoked token ids behind [`RevocationStore`], so the
+//!   in-memory [`RevocationList`] can be swapped for a shared store.
+//! - [`passwords`]: Argon2id password hashing, with async wrappers that keep the slow hash off
+//!   the async worker threads and a dummy verification that makes unknown users and wrong
+//!   passwords indistinguishable by timing.
+//!
+//! Nothing here knows about HTTP or WebSocket: the middleware at the edge extracts the bearer
+//! token, calls [`TokenService::verify`], and maps [`AuthError`] to a response in one place.
+
+mod error;
+pub mod passwords;
+pub mod revocation;
+pub mod tokens;
+
+pub use error::AuthError;
+pub use passwords::{
+    hash_password, hash_password_async, verify_dummy, verify_dummy_async, verify_password,
+    verify_password_async,
+};
+pub use revocation::{RevocationList, RevocationStore};
+pub use tokens::{
+    CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService, TokenSettings,
+};

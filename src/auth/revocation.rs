@@ -1,0 +1,276 @@
+//! Revoked access tokens, remembered only as long as the tokens themselves could be accepted.
+//!
+//! Access tokens are stateless, so "log out" has to be a deny-list of token ids (`jti`). An
+//! entry is useless once its token has expired, which is what keeps the list small: its size
+//! is bounded by the number of revocations within one token lifetime.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+
+/// Where revoked token ids are kept.
+///
+/// The methods are synchronous on purpose: [`is_revoked`](RevocationStore::is_revoked) runs on
+/// every authenticated request and must stay a memory lookup. A shared (e.g. Redis) backend
+/// for several instances fits behind the same shape: it writes through to Redis in `revoke`,
+/// publishes the `jti`, and every instance feeds a local [`RevocationList`] from the
+/// subscription (plus a load of the live set at start-up), so reads never wait on the network.
+pub trait RevocationStore: Send + Sync {
+    /// Remember `jti` as revoked until `expires_at`; after that instant the entry may vanish.
+    /// Revoking an id twice keeps the later expiry.
+    fn revoke(&self, jti: &str, expires_at: DateTime<Utc>);
+
+    /// Whether `jti` has been revoked and its entry has not expired yet.
+    fn is_revoked(&self, jti: &str) -> bool;
+}
+
+/// Once the list holds at least this many entries, an insert prunes expired ones.
+const PRUNE_MIN_LEN: usize = 1024;
+
+/// An insert prunes expired entries when the last prune is at least this old, so memory is
+/// returned even when revocations trickle in below the size trigger.
+const PRUNE_INTERVAL_SECS: i64 = 60;
+
+/// In-process [`RevocationStore`]: a concurrent map `jti -> expiry`.
+///
+/// Expired entries are pruned opportunistically by inserts, at most once a minute unless the
+/// map has grown past the size trigger. The size trigger doubles with the number of live
+/// entries after each prune, so a large live set does not turn every insert into a full scan.
+/// There is no hard cap on purpose: dropping a live entry would silently un-revoke a token.
+#[derive(Debug)]
+pub struct RevocationList {
+    entries: DashMap<String, DateTime<Utc>>,
+    prune_at_len: AtomicUsize,
+    last_prune_unix: AtomicI64,
+    pruning: AtomicBool,
+}
+
+impl Default for RevocationList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RevocationList {
+    /// An empty list.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            entries: DashMap::new(),
+            prune_at_len: AtomicUsize::new(PRUNE_MIN_LEN),
+            last_prune_unix: AtomicI64::new(Utc::now().timestamp()),
+            pruning: AtomicBool::new(false),
+        }
+    }
+
+    /// Number of stored entries, expired ones not yet pruned included (for metrics).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Drop every entry whose token has expired; returns how many were dropped. Inserts call
+    /// this on their own; a periodic task may call it too.
+    pub fn prune_expired(&self) -> usize {
+        self.prune_expired_at(Utc::now())
+    }
+
+    fn revoke_at(&self, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) {
+        if expires_at <= now {
+            // The token is already rejected as expired; remembering it would only cost memory.
+            return;
+        }
+        self.entries
+            .entry(jti.to_owned())
+            .and_modify(|current| {
+                if *current < expires_at {
+                    *current = expires_at;
+                }
+            })
+            .or_insert(expires_at);
+        self.maybe_prune(now);
+    }
+
+    fn is_revoked_at(&self, jti: &str, now: DateTime<Utc>) -> bool {
+        self.entries
+            .get(jti)
+            .is_some_and(|expires_at| *expires_at > now)
+    }
+
+    fn maybe_prune(&self, now: DateTime<Utc>) {
+        let due_by_time =
+            now.timestamp() - self.last_prune_unix.load(Ordering::Relaxed) >= PRUNE_INTERVAL_SECS;
+        let due_by_size = self.entries.len() >= self.prune_at_len.load(Ordering::Relaxed);
+        if !(due_by_time || due_by_size) {
+            return;
+        }
+        // One pruner at a time; concurrent inserts just skip instead of repeating the scan.
+        if self
+            .pruning
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.prune_expired_at(now);
+        self.pruning.store(false, Ordering::Release);
+    }
+
+    fn prune_expired_at(&self, now: DateTime<Utc>) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, expires_at| *expires_at > now);
+        let after = self.entries.len();
+        self.prune_at_len.store(
+            PRUNE_MIN_LEN.max(after.saturating_mul(2)),
+            Ordering::Relaxed,
+        );
+        self.last_prune_unix
+            .store(now.timestamp(), Ordering::Relaxed);
+        before.saturating_sub(after)
+    }
+}
+
+impl RevocationStore for RevocationList {
+    fn revoke(&self, jti: &str, expires_at: DateTime<Utc>) {
+        self.revoke_at(jti, expires_at, Utc::now());
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.is_revoked_at(jti, Utc::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn secs(n: i64) -> TimeDelta {
+        TimeDelta::seconds(n)
+    }
+
+    #[test]
+    fn revoked_id_is_reported_until_its_expiry() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        list.revoke_at("a", now + secs(60), now);
+
+        assert!(list.is_revoked_at("a", now));
+        assert!(list.is_revoked_at("a", now + secs(59)));
+        assert!(!list.is_revoked_at("a", now + secs(60)));
+        assert!(!list.is_revoked_at("b", now));
+    }
+
+    #[test]
+    fn revoke_through_the_trait_is_visible_through_the_trait() {
+        let store: Arc<dyn RevocationStore> = Arc::new(RevocationList::new());
+        store.revoke("jti-1", Utc::now() + secs(300));
+        assert!(store.is_revoked("jti-1"));
+        assert!(!store.is_revoked("jti-2"));
+    }
+
+    #[test]
+    fn already_expired_revocation_is_not_stored() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        list.revoke_at("old", now - secs(1), now);
+        assert!(list.is_empty());
+        assert!(!list.is_revoked_at("old", now));
+    }
+
+    #[test]
+    fn revoking_twice_keeps_the_later_expiry() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        list.revoke_at("a", now + secs(100), now);
+        list.revoke_at("a", now + secs(10), now);
+        assert!(list.is_revoked_at("a", now + secs(50)));
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn prune_drops_only_expired_entries() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        list.revoke_at("short", now + secs(10), now);
+        list.revoke_at("long", now + secs(1000), now);
+
+        assert_eq!(list.prune_expired_at(now + secs(20)), 1);
+        assert_eq!(list.len(), 1);
+        assert!(list.is_revoked_at("long", now + secs(20)));
+    }
+
+    #[test]
+    fn insert_prunes_once_the_interval_has_passed() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        list.revoke_at("short", now + secs(5), now);
+        list.revoke_at("other", now + secs(5), now + secs(1));
+        assert_eq!(list.len(), 2, "no prune before the interval is over");
+
+        list.revoke_at(
+            "later",
+            now + secs(1000),
+            now + secs(PRUNE_INTERVAL_SECS + 1),
+        );
+        assert_eq!(list.len(), 1);
+        assert!(list.is_revoked_at("later", now + secs(PRUNE_INTERVAL_SECS + 1)));
+    }
+
+    #[test]
+    fn insert_prunes_when_the_list_grows_past_the_size_trigger() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        for i in 0..PRUNE_MIN_LEN - 1 {
+            list.revoke_at(&format!("jti-{i}"), now + secs(2), now);
+        }
+        assert_eq!(list.len(), PRUNE_MIN_LEN - 1);
+
+        // Still within the time interval, but the size trigger fires.
+        list.revoke_at("fresh", now + secs(1000), now + secs(3));
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn size_trigger_grows_with_a_large_live_set() {
+        let list = RevocationList::new();
+        let now = Utc::now();
+        for i in 0..PRUNE_MIN_LEN + 10 {
+            list.revoke_at(&format!("live-{i}"), now + secs(1000), now);
+        }
+        assert_eq!(list.len(), PRUNE_MIN_LEN + 10);
+        assert!(list.prune_at_len.load(Ordering::Relaxed) >= 2 * PRUNE_MIN_LEN);
+    }
+
+    #[test]
+    fn concurrent_revocations_are_all_recorded() {
+        let list = Arc::new(RevocationList::new());
+        let expires_at = Utc::now() + secs(600);
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let list = Arc::clone(&list);
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        let jti = format!("{w}-{i}");
+                        list.revoke(&jti, expires_at);
+                        assert!(list.is_revoked(&jti));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            assert!(worker.join().is_ok());
+        }
+        assert_eq!(list.len(), 2000);
+    }
+}
