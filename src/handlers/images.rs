@@ -1,0 +1,62 @@
+//! Recognising uploaded images by their content.
+
+use crate::{api::Image, error::ApiError};
+
+/// The image types `uploadFile` accepts, as sniffed from the first bytes.
+const ACCEPTED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Checks that `bytes` are a PNG, JPEG, GIF or WebP image, whatever the client claimed.
+pub fn sniff(bytes: bytes::Bytes) -> Result<Image, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "no file uploaded: the body is empty".to_owned(),
+        ));
+    }
+    let detected = infer::get(&bytes).map(|kind| kind.mime_type());
+    match detected.and_then(|mime| ACCEPTED.iter().find(|accepted| **accepted == mime)) {
+        Some(content_type) => Ok(Image {
+            content_type,
+            bytes,
+        }),
+        None => Err(ApiError::UnsupportedMediaType(format!(
+            "the upload is not a PNG, JPEG, GIF or WebP image (detected: {})",
+            detected.unwrap_or("unknown")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn recognises_each_accepted_type_by_magic_bytes() {
+        let samples: [(&[u8], &str); 4] = [
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
+            (b"GIF89a\x01\0\x01\0\0\0\0", "image/gif"),
+            (b"RIFF\x1a\0\0\0WEBPVP8 ", "image/webp"),
+        ];
+        for (bytes, expected) in samples {
+            assert_eq!(
+                sniff(Bytes::from_static(bytes)).map(|i| i.content_type),
+                Ok(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_empty_and_non_image_bodies() {
+        assert_eq!(sniff(Bytes::new()).map_err(|e| e.status()), Err(400));
+        assert_eq!(
+            sniff(Bytes::from_static(b"%PDF-1.7\n")).map_err(|e| e.status()),
+            Err(415)
+        );
+        assert_eq!(
+            sniff(Bytes::from_static(b"hello")).map_err(|e| e.status()),
+            Err(415)
+        );
+    }
+}

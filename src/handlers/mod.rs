@@ -1,0 +1,212 @@
+//! Business rules: the one implementation of [`PetStoreApi`] that every transport calls.
+//!
+//! Handlers know no transport. They take the typed request the adapters built (already checked
+//! against the spec's schemas), apply the rules that need the store, and return a documented
+//! outcome or an [`ApiError`]. One module per tag of the spec.
+
+mod images;
+mod orders;
+mod pets;
+mod users;
+
+use std::sync::Arc;
+
+use crate::{
+    api::{Ctx, operations::*},
+    auth::TokenService,
+    error::ApiError,
+    store::SharedStore,
+};
+
+/// Settings the handlers need from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerSettings {
+    /// Requests per hour announced to a user at login (`X-Rate-Limit`).
+    pub rate_limit_per_hour: u32,
+}
+
+/// The pet store: handlers over a store and the token service.
+pub struct PetStore {
+    store: SharedStore,
+    tokens: Arc<TokenService>,
+    settings: HandlerSettings,
+}
+
+impl PetStore {
+    /// Handlers over `store`, signing tokens with `tokens`.
+    pub fn new(store: SharedStore, tokens: Arc<TokenService>, settings: HandlerSettings) -> Self {
+        Self {
+            store,
+            tokens,
+            settings,
+        }
+    }
+}
+
+type Outcome<T> = Result<T, ApiError>;
+
+impl PetStoreApi for PetStore {
+    async fn update_pet(
+        &self,
+        _ctx: &Ctx,
+        request: UpdatePetRequest,
+    ) -> Outcome<UpdatePetResponse> {
+        pets::update_pet(self, request).await
+    }
+
+    async fn add_pet(&self, _ctx: &Ctx, request: AddPetRequest) -> Outcome<AddPetResponse> {
+        pets::add_pet(self, request).await
+    }
+
+    async fn find_pets_by_status(
+        &self,
+        _ctx: &Ctx,
+        request: FindPetsByStatusRequest,
+    ) -> Outcome<FindPetsByStatusResponse> {
+        pets::find_pets_by_status(self, request).await
+    }
+
+    async fn find_pets_by_tags(
+        &self,
+        _ctx: &Ctx,
+        request: FindPetsByTagsRequest,
+    ) -> Outcome<FindPetsByTagsResponse> {
+        pets::find_pets_by_tags(self, request).await
+    }
+
+    async fn get_pet_by_id(
+        &self,
+        _ctx: &Ctx,
+        request: GetPetByIdRequest,
+    ) -> Outcome<GetPetByIdResponse> {
+        pets::get_pet_by_id(self, request).await
+    }
+
+    async fn update_pet_with_form(
+        &self,
+        _ctx: &Ctx,
+        request: UpdatePetWithFormRequest,
+    ) -> Outcome<UpdatePetWithFormResponse> {
+        pets::update_pet_with_form(self, request).await
+    }
+
+    async fn delete_pet(
+        &self,
+        _ctx: &Ctx,
+        request: DeletePetRequest,
+    ) -> Outcome<DeletePetResponse> {
+        pets::delete_pet(self, request).await
+    }
+
+    async fn upload_file(
+        &self,
+        _ctx: &Ctx,
+        request: UploadFileRequest,
+    ) -> Outcome<UploadFileResponse> {
+        pets::upload_file(self, request).await
+    }
+
+    async fn get_pet_image(
+        &self,
+        _ctx: &Ctx,
+        request: GetPetImageRequest,
+    ) -> Outcome<GetPetImageResponse> {
+        pets::get_pet_image(self, request).await
+    }
+
+    async fn get_inventory(
+        &self,
+        _ctx: &Ctx,
+        _request: GetInventoryRequest,
+    ) -> Outcome<GetInventoryResponse> {
+        orders::get_inventory(self).await
+    }
+
+    async fn place_order(
+        &self,
+        _ctx: &Ctx,
+        request: PlaceOrderRequest,
+    ) -> Outcome<PlaceOrderResponse> {
+        orders::place_order(self, request).await
+    }
+
+    async fn get_order_by_id(
+        &self,
+        _ctx: &Ctx,
+        request: GetOrderByIdRequest,
+    ) -> Outcome<GetOrderByIdResponse> {
+        orders::get_order_by_id(self, request).await
+    }
+
+    async fn update_order(
+        &self,
+        _ctx: &Ctx,
+        request: UpdateOrderRequest,
+    ) -> Outcome<UpdateOrderResponse> {
+        orders::update_order(self, request).await
+    }
+
+    async fn delete_order(
+        &self,
+        _ctx: &Ctx,
+        request: DeleteOrderRequest,
+    ) -> Outcome<DeleteOrderResponse> {
+        orders::delete_order(self, request).await
+    }
+
+    async fn create_user(
+        &self,
+        _ctx: &Ctx,
+        request: CreateUserRequest,
+    ) -> Outcome<CreateUserResponse> {
+        users::create_user(self, request).await
+    }
+
+    async fn create_users_with_list_input(
+        &self,
+        _ctx: &Ctx,
+        request: CreateUsersWithListInputRequest,
+    ) -> Outcome<CreateUsersWithListInputResponse> {
+        users::create_users_with_list_input(self, request).await
+    }
+
+    async fn login_user(
+        &self,
+        _ctx: &Ctx,
+        request: LoginUserRequest,
+    ) -> Outcome<LoginUserResponse> {
+        users::login_user(self, request).await
+    }
+
+    async fn logout_user(
+        &self,
+        ctx: &Ctx,
+        _request: LogoutUserRequest,
+    ) -> Outcome<LogoutUserResponse> {
+        users::logout_user(self, ctx).await
+    }
+
+    async fn get_user_by_name(
+        &self,
+        _ctx: &Ctx,
+        request: GetUserByNameRequest,
+    ) -> Outcome<GetUserByNameResponse> {
+        users::get_user_by_name(self, request).await
+    }
+
+    async fn update_user(
+        &self,
+        _ctx: &Ctx,
+        request: UpdateUserRequest,
+    ) -> Outcome<UpdateUserResponse> {
+        users::update_user(self, request).await
+    }
+
+    async fn delete_user(
+        &self,
+        _ctx: &Ctx,
+        request: DeleteUserRequest,
+    ) -> Outcome<DeleteUserResponse> {
+        users::delete_user(self, request).await
+    }
+}

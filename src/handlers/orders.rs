@@ -1,0 +1,96 @@
+//! Store orders and the inventory.
+
+use std::collections::BTreeMap;
+
+use super::{Outcome, PetStore};
+use crate::{
+    api::{Serialized, operations::*},
+    error::ApiError,
+    store::OrderUpdate,
+};
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("order {id} not found"))
+}
+
+pub(super) async fn get_inventory(this: &PetStore) -> Outcome<GetInventoryResponse> {
+    let counts = this.store.inventory().await?;
+    let inventory: BTreeMap<String, i32> = counts
+        .into_iter()
+        .map(|(status, count)| {
+            (
+                status.as_str().to_owned(),
+                i32::try_from(count).unwrap_or(i32::MAX),
+            )
+        })
+        .collect();
+    Ok(GetInventoryResponse::Ok(Serialized::new(&inventory)))
+}
+
+pub(super) async fn place_order(
+    this: &PetStore,
+    request: PlaceOrderRequest,
+) -> Outcome<PlaceOrderResponse> {
+    let written = this.store.place_order(request.body).await?;
+    Ok(PlaceOrderResponse::Ok(written.order.json.clone()))
+}
+
+pub(super) async fn get_order_by_id(
+    this: &PetStore,
+    request: GetOrderByIdRequest,
+) -> Outcome<GetOrderByIdResponse> {
+    let order = this
+        .store
+        .get_order(request.order_id)
+        .await?
+        .ok_or_else(|| not_found(request.order_id))?;
+    Ok(GetOrderByIdResponse::Ok(order.json.clone()))
+}
+
+pub(super) async fn update_order(
+    this: &PetStore,
+    request: UpdateOrderRequest,
+) -> Outcome<UpdateOrderResponse> {
+    let body = request.body;
+    if body.id.is_some_and(|id| id != request.order_id) {
+        return Err(ApiError::invalid_field(
+            "id",
+            "must match the orderId in the path",
+        ));
+    }
+    let current = this
+        .store
+        .get_order(request.order_id)
+        .await?
+        .ok_or_else(|| not_found(request.order_id))?;
+    if body.pet_id != current.value.pet_id {
+        return Err(ApiError::invalid_field(
+            "petId",
+            "an order's pet cannot change",
+        ));
+    }
+    if body
+        .quantity
+        .is_some_and(|quantity| Some(quantity) != current.value.quantity)
+    {
+        return Err(ApiError::invalid_field(
+            "quantity",
+            "an order's quantity cannot change",
+        ));
+    }
+    let update = OrderUpdate {
+        status: body.status,
+        ship_date: body.ship_date,
+        complete: body.complete,
+    };
+    let written = this.store.update_order(request.order_id, update).await?;
+    Ok(UpdateOrderResponse::Ok(written.order.json.clone()))
+}
+
+pub(super) async fn delete_order(
+    this: &PetStore,
+    request: DeleteOrderRequest,
+) -> Outcome<DeleteOrderResponse> {
+    this.store.delete_order(request.order_id).await?;
+    Ok(DeleteOrderResponse::Ok)
+}

@@ -1,0 +1,54 @@
+//! The one place where errors raised outside the handlers (routing, parameter parsing, content
+//! types, body limits) become the API's error body.
+
+use poem::{Response, http::StatusCode};
+use poem_openapi::error::{
+    ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
+};
+
+use super::payload::error_response;
+use crate::error::ApiError;
+
+/// Renders any error that reached the edge as an `ErrorResponse` with the right status.
+pub async fn render(error: poem::Error) -> Response {
+    error_response(&classify(error))
+}
+
+fn classify(error: poem::Error) -> ApiError {
+    if let Some(api_error) = error.downcast_ref::<ApiError>() {
+        return api_error.clone();
+    }
+    if let Some(param) = error.downcast_ref::<ParseParamError>() {
+        return ApiError::BadRequest(format!("parameter `{}`: {}", param.name, param.reason));
+    }
+    if let Some(path) = error.downcast_ref::<ParsePathError>() {
+        // poem-openapi names path parameters by position internally (`param0`); the reason is the
+        // useful part.
+        return ApiError::BadRequest(format!("invalid path parameter: {}", path.reason));
+    }
+    if let Some(content_type) = error.downcast_ref::<ContentTypeError>() {
+        return match content_type {
+            ContentTypeError::ExpectContentType => ApiError::UnsupportedMediaType(
+                "the request has a body but no Content-Type".to_owned(),
+            ),
+            ContentTypeError::NotSupported { content_type } => ApiError::UnsupportedMediaType(
+                format!("content type `{content_type}` is not accepted here"),
+            ),
+        };
+    }
+    if let Some(payload) = error.downcast_ref::<ParseRequestPayloadError>() {
+        return ApiError::BadRequest(payload.reason.clone());
+    }
+    let status = error.status();
+    match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(error.to_string()),
+        status if status.is_client_error() => ApiError::BadRequest(error.to_string()),
+        _ => {
+            tracing::error!(%status, error = %error, "unhandled error at the HTTP edge");
+            ApiError::Internal
+        }
+    }
+}

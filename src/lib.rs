@@ -1,0 +1,33 @@
+//! petstore-ws: the Pet Store API (Swagger Petstore v3 compatible), spec-first, in Rust.
+//!
+//! `openapi.yaml` is the source of truth. `build.rs` turns it into typed Rust, and the rest of the
+//! crate is built around that generated contract. Data flows one way:
+//!
+//! ```text
+//! HTTP ─► http (edge: request ids, errors, docs) ─► http::rest (generated adapter) ─┐
+//!                                                                                   ▼
+//!                       api::operations::PetStoreApi (generated trait) ◄── handlers (business rules)
+//!                                                                                   │
+//!                                                                          store (trait: memory, …)
+//! ```
+//!
+//! The major components are:
+//!
+//! - [`api`]: the generated contract (models with validators, per-operation requests and closed
+//!   response enums, the `PetStoreApi` trait) and the runtime types it is written against.
+//! - [`handlers`]: the one implementation of `PetStoreApi`; knows no transport.
+//! - [`store`]: the storage trait, its in-memory implementation and the demo data.
+//! - [`auth`]: JWT access tokens (RS256), revocation, password hashing.
+//! - [`http`]: the REST transport and the operational endpoints.
+//! - [`error`]: the one error type, mapped once per transport.
+//! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod telemetry;
