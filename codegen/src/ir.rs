@@ -159,23 +159,6 @@ pub struct Constraints {
     pub unique_items: bool,
 }
 
-impl Constraints {
-    /// Adds the constraints of an alias to those written next to the reference; the ones written
-    /// at the use site win.
-    pub fn merged_over(self, alias: &Constraints) -> Constraints {
-        Constraints {
-            minimum: self.minimum.or(alias.minimum),
-            maximum: self.maximum.or(alias.maximum),
-            min_length: self.min_length.or(alias.min_length),
-            max_length: self.max_length.or(alias.max_length),
-            pattern: self.pattern.or_else(|| alias.pattern.clone()),
-            min_items: self.min_items.or(alias.min_items),
-            max_items: self.max_items.or(alias.max_items),
-            unique_items: self.unique_items || alias.unique_items,
-        }
-    }
-}
-
 /// HTTP methods the generator emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

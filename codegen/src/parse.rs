@@ -297,7 +297,19 @@ impl<'a> Lowering<'a> {
                 responses.push(response);
             }
         }
-        self.check_outcomes(&responses, body.as_ref(), &responses_at);
+        // Judged on the statuses the spec lists, so a response rejected above is not reported a
+        // second time as missing.
+        let documented: Vec<Status> = operation
+            .responses
+            .responses
+            .keys()
+            .filter_map(|status| match status {
+                StatusCode::Code(code) => Some(Status::Code(*code)),
+                StatusCode::Range(5) => Some(Status::ServerErrors),
+                StatusCode::Range(_) => None,
+            })
+            .collect();
+        self.check_outcomes(&documented, body.as_ref(), &responses_at);
 
         (self.errors.len() == errors_before).then(|| Operation {
             id,
@@ -313,17 +325,17 @@ impl<'a> Lowering<'a> {
     }
 
     /// Every outcome a handler or the edge can produce must have a documented response.
-    fn check_outcomes(&mut self, responses: &[Response], body: Option<&Body>, at: &str) {
-        let has = |status: Status| responses.iter().any(|r| r.status == status);
+    fn check_outcomes(&mut self, documented: &[Status], body: Option<&Body>, at: &str) {
+        let has = |status: Status| documented.contains(&status);
         if !has(Status::ServerErrors) {
             self.errors.push(GenError::new(
                 at,
                 "every operation must document `5XX` server errors",
             ));
         }
-        if !responses
+        if !documented
             .iter()
-            .any(|r| matches!(r.status, Status::Code(200..=299)))
+            .any(|status| matches!(status, Status::Code(200..=299)))
         {
             self.errors.push(GenError::new(
                 at,
@@ -410,7 +422,7 @@ impl<'a> Lowering<'a> {
             && item.constraints != Constraints::default()
         {
             self.errors.push(GenError::new(
-                pointer(at, "schema/items"),
+                pointer(&pointer(at, "schema"), "items"),
                 "constraints on the items of an array parameter are not supported \
                      (poem-openapi would apply them to the whole array)",
             ));
@@ -760,9 +772,16 @@ impl<'a> Lowering<'a> {
                         StringFormat::Uuid
                     }
                     VariantOrUnknownOrEmpty::Item(other) => {
+                        let name = match other {
+                            OasStringFormat::Date => "date",
+                            OasStringFormat::DateTime => "date-time",
+                            OasStringFormat::Password => "password",
+                            OasStringFormat::Byte => "byte",
+                            OasStringFormat::Binary => "binary",
+                        };
                         self.errors.push(GenError::new(
                             at,
-                            format!("string format `{other:?}` is not supported"),
+                            format!("string format `{name}` is not supported"),
                         ));
                         return None;
                     }

@@ -13,8 +13,8 @@ use super::{
     status_variant, type_ident,
 };
 use crate::ir::{
-    Api, BodyContent, Kind, Operation, ParamLocation, Response, ResponseContent, Status,
-    StringFormat,
+    Api, Body, BodyContent, Constraints, Kind, Operation, ParamLocation, Response, ResponseContent,
+    Status, StringFormat,
 };
 
 /// Emits `rest.rs`.
@@ -26,6 +26,7 @@ pub fn emit(api: &Api) -> String {
         quote!(#doc #[oai(rename = #name)] #variant,)
     });
     let response_types = api.operations.iter().map(http_response_type);
+    let body_types = api.operations.iter().filter_map(body_doc_type);
     let methods = api
         .operations
         .iter()
@@ -53,6 +54,8 @@ pub fn emit(api: &Api) -> String {
         }
 
         #(#response_types)*
+
+        #(#body_types)*
 
         /// Serves a [`PetStoreApi`] implementation over HTTP, as `openapi.yaml` describes it.
         pub struct RestApi<H> {
@@ -126,6 +129,105 @@ fn http_response_type(operation: &Operation) -> TokenStream {
     }
 }
 
+fn body_doc_ident(operation: &Operation) -> proc_macro2::Ident {
+    format_ident!("{}Body", type_ident(&operation.id))
+}
+
+/// poem-openapi only documents validators written on parameters and object fields, so a JSON
+/// body whose own schema has constraints (`minItems` on a list body) would lose them in the
+/// emitted spec. This type documents the body as its Rust type's schema plus those constraints;
+/// `crate::api::validation` enforces them.
+fn body_doc_type(operation: &Operation) -> Option<TokenStream> {
+    let Some(Body {
+        content: BodyContent::Json(schema),
+        ..
+    }) = &operation.body
+    else {
+        return None;
+    };
+    let c = &schema.constraints;
+    if *c == Constraints::default() {
+        return None;
+    }
+    let ident = body_doc_ident(operation);
+    let ty = rust_type(schema);
+    let doc = format!(
+        " Documents the request body of `{}` with its schema's own constraints.",
+        operation.id
+    );
+    let mut updates = Vec::new();
+    let mut set = |field: &str, value: TokenStream| {
+        let field = format_ident!("{field}");
+        updates.push(quote!(schema.#field = Some(#value);));
+    };
+    if let Some(bound) = c.minimum {
+        let (value, exclusive) = (bound.value, bound.exclusive);
+        set("minimum", quote!(#value));
+        if exclusive {
+            set("exclusive_minimum", quote!(true));
+        }
+    }
+    if let Some(bound) = c.maximum {
+        let (value, exclusive) = (bound.value, bound.exclusive);
+        set("maximum", quote!(#value));
+        if exclusive {
+            set("exclusive_maximum", quote!(true));
+        }
+    }
+    if let Some(n) = c.min_length {
+        set("min_length", quote!(#n));
+    }
+    if let Some(n) = c.max_length {
+        set("max_length", quote!(#n));
+    }
+    if let Some(pattern) = &c.pattern {
+        set("pattern", quote!(#pattern.to_owned()));
+    }
+    if let Some(n) = c.min_items {
+        set("min_items", quote!(#n));
+    }
+    if let Some(n) = c.max_items {
+        set("max_items", quote!(#n));
+    }
+    if c.unique_items {
+        set("unique_items", quote!(true));
+    }
+    Some(quote! {
+        #[doc = #doc]
+        pub struct #ident;
+
+        impl poem_openapi::types::Type for #ident {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                <#ty as poem_openapi::types::Type>::name()
+            }
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                let mut schema_ref = <#ty as poem_openapi::types::Type>::schema_ref();
+                if let poem_openapi::registry::MetaSchemaRef::Inline(schema) = &mut schema_ref {
+                    #(#updates)*
+                }
+                schema_ref
+            }
+
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <#ty as poem_openapi::types::Type>::register(registry);
+            }
+
+            fn as_raw_value(&self) -> Option<&Self> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+                Box::new(::std::iter::once(self))
+            }
+        }
+    })
+}
+
 fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
     let method = method_ident(&operation.id);
     let base = type_ident(&operation.id);
@@ -156,6 +258,14 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
         let ident = field_ident(&param.name);
         let name = &param.name;
         let ty = super::operations::param_type(param);
+        // The request holds an optional array as a plain `Vec` (absent = empty), but poem-openapi
+        // documents `Vec` as required; `Option<Vec<_>>` is what documents `required: false`.
+        let optional_array = !param.required && matches!(param.schema.kind, Kind::Array(_));
+        let ty = if optional_array {
+            quote!(Option<#ty>)
+        } else {
+            ty
+        };
         let extractor = match param.location {
             ParamLocation::Path => quote!(Path<#ty>),
             ParamLocation::Query => quote!(Query<#ty>),
@@ -167,14 +277,25 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
         }
         let doc = docs(param.description.as_deref());
         arguments.push(quote!(#doc #[oai(#(#attributes),*)] #ident: #extractor));
-        fields.push(quote!(#ident: #ident.0));
+        if optional_array {
+            fields.push(quote!(#ident: #ident.0.unwrap_or_default()));
+        } else {
+            fields.push(quote!(#ident: #ident.0));
+        }
     }
     let mut parses_body = false;
     if let Some(body) = &operation.body {
         let doc = docs(body.description.as_deref());
         match &body.content {
             BodyContent::Json(schema) => {
-                let ty = rust_type(schema);
+                // `JsonBody`'s type parameter only documents the body; the value comes from
+                // `parse_body` as the request field's type.
+                let ty = if schema.constraints == Constraints::default() {
+                    rust_type(schema)
+                } else {
+                    let ident = body_doc_ident(operation);
+                    quote!(#ident)
+                };
                 let schema_static = const_ident(&operation.id);
                 arguments.push(quote!(#doc body: JsonBody<#ty>));
                 fields.push(quote!(body: parse_body(body.0, body_schemas::#schema_static)?));
