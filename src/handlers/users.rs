@@ -148,3 +148,65 @@ pub(super) async fn delete_user(
     this.store.delete_user(&request.username).await?;
     Ok(DeleteUserResponse::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use crate::{
+        api::{Ctx, operations::*},
+        auth::{AuthError, TokenService, TokenSettings},
+        handlers::{HandlerSettings, PetStore},
+        store::MemoryStore,
+    };
+
+    fn pet_store() -> (PetStore, Arc<TokenService>) {
+        let tokens = Arc::new(
+            TokenService::new(TokenSettings {
+                issuer: "test".to_owned(),
+                audience: "test".to_owned(),
+                access_ttl: Duration::from_secs(60),
+                private_key_pem: None,
+            })
+            .expect("token service"),
+        );
+        let settings = HandlerSettings {
+            rate_limit_per_hour: 10,
+        };
+        (
+            PetStore::new(Arc::new(MemoryStore::new()), tokens.clone(), settings),
+            tokens,
+        )
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_the_presented_token() {
+        let (pet_store, tokens) = pet_store();
+        let issued = tokens.issue_access("user1", &[]).expect("token");
+        assert!(tokens.verify(&issued.token).is_ok());
+
+        let ctx = Ctx {
+            bearer_token: Some(issued.token.clone()),
+            ..Ctx::default()
+        };
+        let outcome = pet_store.logout_user(&ctx, LogoutUserRequest {}).await;
+        assert!(matches!(outcome, Ok(LogoutUserResponse::Ok)));
+        assert!(matches!(
+            tokens.verify(&issued.token),
+            Err(AuthError::Revoked)
+        ));
+    }
+
+    #[tokio::test]
+    async fn logout_without_a_valid_token_is_a_no_op() {
+        let (pet_store, _) = pet_store();
+        for bearer_token in [None, Some("not-a-jwt".to_owned())] {
+            let ctx = Ctx {
+                bearer_token,
+                ..Ctx::default()
+            };
+            let outcome = pet_store.logout_user(&ctx, LogoutUserRequest {}).await;
+            assert!(matches!(outcome, Ok(LogoutUserResponse::Ok)));
+        }
+    }
+}
