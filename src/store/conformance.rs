@@ -21,7 +21,7 @@ macro_rules! store_conformance_tests {
     ($fresh:path) => {
         $crate::store::conformance::store_conformance_tests!(@each $fresh;
             ping_answers_ok,
-            pet_ids_are_assigned_above_every_id_ever_used,
+            pet_ids_come_from_a_sequence_that_skips_ids_in_use,
             creating_a_pet_with_a_taken_id_conflicts,
             replacing_a_pet_needs_an_existing_id,
             updating_pet_fields_keeps_the_others,
@@ -41,7 +41,7 @@ macro_rules! store_conformance_tests {
             deleting_an_order_keeps_a_pet_another_order_holds,
             orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id,
             creating_users_is_all_or_nothing,
-            user_ids_are_assigned_above_explicit_ones,
+            user_ids_come_from_the_sequence_and_skip_explicit_ones,
             users_never_store_or_serialize_a_password,
             updating_a_user_replaces_fields_and_keeps_id_and_hash,
             renaming_a_user_moves_it_unless_the_name_is_taken,
@@ -189,14 +189,21 @@ pub(crate) async fn ping_answers_ok(store: S) {
     assert_eq!(store.ping().await, Ok(()));
 }
 
-pub(crate) async fn pet_ids_are_assigned_above_every_id_ever_used(store: S) {
+pub(crate) async fn pet_ids_come_from_a_sequence_that_skips_ids_in_use(store: S) {
     assert_eq!(add(&store, pet("a", None, &[])).await, 1);
-    assert_eq!(add(&store, with_id(pet("b", None, &[]), 10)).await, 10);
-    assert_eq!(add(&store, pet("c", None, &[])).await, 11);
-    assert_eq!(add(&store, with_id(pet("d", None, &[]), 5)).await, 5);
-    assert_eq!(add(&store, pet("e", None, &[])).await, 12);
-    store.delete_pet(12).await.unwrap();
-    assert_eq!(add(&store, pet("f", None, &[])).await, 13);
+    assert_eq!(add(&store, with_id(pet("b", None, &[]), 3)).await, 3);
+    assert_eq!(add(&store, pet("c", None, &[])).await, 2);
+    // 3 is taken by a client-chosen id, so the sequence skips it.
+    assert_eq!(add(&store, pet("d", None, &[])).await, 4);
+    // An id the server handed out is never handed out again.
+    store.delete_pet(4).await.unwrap();
+    assert_eq!(add(&store, pet("e", None, &[])).await, 5);
+    // A client choosing the largest id does not exhaust the sequence for everyone else.
+    assert_eq!(
+        add(&store, with_id(pet("f", None, &[]), i64::MAX)).await,
+        i64::MAX
+    );
+    assert_eq!(add(&store, pet("g", None, &[])).await, 6);
 }
 
 pub(crate) async fn creating_a_pet_with_a_taken_id_conflicts(store: S) {
@@ -475,9 +482,10 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
             .order
             .value
             .id,
-        Some(11)
+        Some(1)
     );
-    store.delete_order(11).await.unwrap();
+    // An id the server handed out is not handed out again.
+    store.delete_order(1).await.unwrap();
     assert_eq!(
         store
             .place_order(order_for(3))
@@ -486,7 +494,7 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
             .order
             .value
             .id,
-        Some(12)
+        Some(2)
     );
 }
 
@@ -805,7 +813,7 @@ pub(crate) async fn creating_users_is_all_or_nothing(store: S) {
     assert!(store.create_users(Vec::new()).await.unwrap().is_empty());
 }
 
-pub(crate) async fn user_ids_are_assigned_above_explicit_ones(store: S) {
+pub(crate) async fn user_ids_come_from_the_sequence_and_skip_explicit_ones(store: S) {
     let created = store
         .create_users(vec![
             new_user("first", None),
@@ -815,14 +823,15 @@ pub(crate) async fn user_ids_are_assigned_above_explicit_ones(store: S) {
         .await
         .unwrap();
     let ids: Vec<_> = created.iter().map(|u| u.user.value.id).collect();
-    assert_eq!(ids, [Some(11), Some(10), Some(12)]);
+    assert_eq!(ids, [Some(1), Some(10), Some(2)]);
     store.delete_user("third").await.unwrap();
+    // The sequence is at 3, which this very list claims explicitly: the assigned id skips it.
     let created = store
         .create_users(vec![new_user("fourth", Some(3)), new_user("fifth", None)])
         .await
         .unwrap();
     let ids: Vec<_> = created.iter().map(|u| u.user.value.id).collect();
-    assert_eq!(ids, [Some(3), Some(13)]);
+    assert_eq!(ids, [Some(3), Some(4)]);
 }
 
 pub(crate) async fn users_never_store_or_serialize_a_password(store: S) {

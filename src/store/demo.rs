@@ -8,6 +8,8 @@
 //! The passwords are public constants: this data is for trying the API out, and a deployment that
 //! keeps it is open to anyone who reads this file. Disable it in production.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::{NewUser, OrderUpdate, Store, StoreError};
@@ -119,8 +121,9 @@ pub enum DemoDataError {
 /// (`crate::auth::hash_password`), so the demo users log in like any other. It runs once per
 /// demo user, before anything is written, so a failing hasher leaves the store untouched.
 ///
-/// Meant for an empty store: the data uses fixed ids (pets 1–8, orders 1–4, users 1–3), and if
-/// `user1` or pet 1 already exists nothing is written. Ids assigned later go above them.
+/// Meant for an empty store, where the server-assigned ids come out as pets 1–8, orders 1–4 and
+/// users 1–3 (the records are created without ids, so those ids are never handed out again). If
+/// `user1` or pet 1 already exists nothing is written.
 pub async fn load_demo_data<F, E>(
     store: &dyn Store,
     hash_password: F,
@@ -134,25 +137,19 @@ where
     }
 
     let users = [
-        (1, DEMO_USERNAME, DEMO_PASSWORD, "John", "Smith"),
-        (2, "user2", DEMO_PASSWORD, "Jane", "Doe"),
-        (
-            3,
-            DEMO_ADMIN_USERNAME,
-            DEMO_ADMIN_PASSWORD,
-            "Store",
-            "Admin",
-        ),
+        (DEMO_USERNAME, DEMO_PASSWORD, "John", "Smith"),
+        ("user2", DEMO_PASSWORD, "Jane", "Doe"),
+        (DEMO_ADMIN_USERNAME, DEMO_ADMIN_PASSWORD, "Store", "Admin"),
     ];
     let mut new_users = Vec::with_capacity(users.len());
-    for (id, username, password, first_name, last_name) in users {
+    for (username, password, first_name, last_name) in users {
         let password_hash = hash_password(password).map_err(|source| DemoDataError::Hash {
             username,
             source: Box::new(source),
         })?;
         new_users.push(NewUser {
             user: User {
-                id: Some(id),
+                id: None,
                 username: username.to_owned(),
                 first_name: Some(first_name.to_owned()),
                 last_name: Some(last_name.to_owned()),
@@ -166,11 +163,13 @@ where
     }
     store.create_users(new_users).await?;
 
-    // Every pet starts available; the orders below move some of them on.
+    // Every pet starts available; the orders below move some of them on. `pet_ids` maps the
+    // demo numbering to the ids the store assigned.
+    let mut pet_ids = BTreeMap::new();
     for pet in DEMO_PETS {
-        store
+        let stored = store
             .create_pet(Pet {
-                id: Some(pet.id),
+                id: None,
                 name: pet.name.to_owned(),
                 category: Some(Category {
                     id: Some(pet.category.0),
@@ -189,32 +188,36 @@ where
                 status: Some(PetStatus::Available),
             })
             .await?;
+        pet_ids.insert(pet.id, stored.value.id.unwrap_or(pet.id));
     }
 
     // Pets 2 and 5 end up pending (placed, approved), 6 and 8 sold (delivered after shipping,
     // and placed as delivered).
     let ship_date = DateTime::<Utc>::from_timestamp(1_767_225_600, 0);
     let orders = [
-        (1, 2, 1, OrderStatus::Placed),
-        (2, 5, 2, OrderStatus::Approved),
-        (3, 6, 1, OrderStatus::Placed),
-        (4, 8, 1, OrderStatus::Delivered),
+        (2, 1, OrderStatus::Placed),
+        (5, 2, OrderStatus::Approved),
+        (6, 1, OrderStatus::Placed),
+        (8, 1, OrderStatus::Delivered),
     ];
-    for (id, pet_id, quantity, status) in orders {
-        store
+    let mut order_ids = Vec::with_capacity(orders.len());
+    for (demo_pet, quantity, status) in orders {
+        let placed = store
             .place_order(Order {
-                id: Some(id),
-                pet_id,
+                id: None,
+                pet_id: pet_ids.get(&demo_pet).copied().unwrap_or(demo_pet),
                 quantity: Some(quantity),
                 ship_date,
                 status: Some(status),
                 complete: None,
             })
             .await?;
+        order_ids.extend(placed.order.value.id);
     }
+    // The third order (pet 6) has been delivered since.
     store
         .update_order(
-            3,
+            order_ids.get(2).copied().unwrap_or(3),
             OrderUpdate {
                 status: Some(OrderStatus::Delivered),
                 ..OrderUpdate::default()

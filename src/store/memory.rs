@@ -81,23 +81,37 @@ impl WriterState {
     }
 }
 
-/// Hands out ids above every id ever seen, so a deleted record's id is never reassigned.
-#[derive(Debug, Default)]
+/// Hands out ids to records created without one: a sequence of its own that skips ids in use.
+///
+/// Client-chosen ids do not move the sequence, so a client that picks `i64::MAX` cannot exhaust
+/// it for everyone else; ids the server handed out are never handed out again.
+#[derive(Debug, Clone)]
 struct IdCounter {
-    highest: i64,
+    next: i64,
+}
+
+impl Default for IdCounter {
+    fn default() -> Self {
+        Self { next: 1 }
+    }
 }
 
 impl IdCounter {
-    /// The id the next record without one would get (not yet taken).
-    fn peek(&self, kind: &str) -> StoreResult<i64> {
-        self.highest
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Conflict(format!("no {kind} id is left to assign")))
+    /// The id the next record without one would get: the first one from the sequence that
+    /// `in_use` does not claim. Nothing is reserved until [`IdCounter::claim`].
+    fn peek(&self, kind: &str, in_use: impl Fn(i64) -> bool) -> StoreResult<i64> {
+        let mut id = self.next;
+        while in_use(id) {
+            id = id
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Conflict(format!("no {kind} id is left to assign")))?;
+        }
+        Ok(id)
     }
 
-    /// Records that `id` is used.
-    fn observe(&mut self, id: i64) {
-        self.highest = self.highest.max(id);
+    /// Records that `id`, returned by [`IdCounter::peek`], was handed out.
+    fn claim(&mut self, id: i64) {
+        self.next = id.saturating_add(1);
     }
 }
 
@@ -190,12 +204,17 @@ impl Store for MemoryStore {
                 return Err(StoreError::Conflict(format!("pet {id} already exists")));
             }
             Some(id) => id,
-            None => writer.pet_ids.peek("pet")?,
+            None => {
+                let id = writer
+                    .pet_ids
+                    .peek("pet", |id| self.pets.contains_key(&id))?;
+                writer.pet_ids.claim(id);
+                id
+            }
         };
         pet.id = Some(id);
         let stored = Arc::new(Stored::new(pet));
         self.pets.insert(id, Arc::clone(&stored));
-        writer.pet_ids.observe(id);
         Ok(stored)
     }
 
@@ -321,12 +340,15 @@ impl Store for MemoryStore {
 
     async fn place_order(&self, mut order: Order) -> StoreResult<OrderWrite> {
         let mut writer = self.writer.lock();
+        let order_id_assigned = order.id.is_none();
         let id = match order.id {
             Some(id) if self.orders.contains_key(&id) => {
                 return Err(StoreError::Conflict(format!("order {id} already exists")));
             }
             Some(id) => id,
-            None => writer.order_ids.peek("order")?,
+            None => writer
+                .order_ids
+                .peek("order", |id| self.orders.contains_key(&id))?,
         };
         let pet = self
             .pet(order.pet_id)
@@ -360,7 +382,9 @@ impl Store for MemoryStore {
         }
         let stored = Arc::new(Stored::new(order));
         self.orders.insert(id, Arc::clone(&stored));
-        writer.order_ids.observe(id);
+        if order_id_assigned {
+            writer.order_ids.claim(id);
+        }
         Ok(OrderWrite {
             order: stored,
             pet: Some(pet),
@@ -456,17 +480,17 @@ impl Store for MemoryStore {
             }
         }
 
-        // Ids are assigned above the explicit ids of this list too, so none clashes with them.
-        let mut counter = IdCounter {
-            highest: ids.iter().copied().fold(writer.user_ids.highest, i64::max),
-        };
+        // Assigned ids skip the explicit ids of this list too, so none clashes with them.
+        let mut counter = writer.user_ids.clone();
         let mut assigned = Vec::with_capacity(users.len());
         for new in users {
             let id = match new.user.id {
                 Some(id) => id,
                 None => {
-                    let id = counter.peek("user")?;
-                    counter.observe(id);
+                    let id = counter.peek("user", |id| {
+                        ids.contains(&id) || writer.usernames_by_id.contains_key(&id)
+                    })?;
+                    counter.claim(id);
                     id
                 }
             };
@@ -482,10 +506,10 @@ impl Store for MemoryStore {
         for (id, stored) in assigned {
             let username = stored.user.value.username.clone();
             writer.usernames_by_id.insert(id, username.clone());
-            writer.user_ids.observe(id);
             self.users.insert(username, Arc::clone(&stored));
             created.push(stored);
         }
+        writer.user_ids = counter;
         Ok(created)
     }
 
@@ -536,7 +560,6 @@ impl Store for MemoryStore {
         }
         writer.usernames_by_id.remove(&old_id);
         writer.usernames_by_id.insert(id, new_name);
-        writer.user_ids.observe(id);
         Ok(stored)
     }
 
