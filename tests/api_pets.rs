@@ -624,10 +624,15 @@ async fn upload_file_keeps_the_existing_photo_urls() {
 }
 
 #[tokio::test]
-async fn upload_file_with_an_empty_body_is_a_bad_request() {
+async fn upload_file_with_an_empty_body_is_not_an_image() {
     let app = spawn_app(|_| {}).await;
     let id = app.add_available_pet("p").await;
-    expect_error(app.upload(id, Vec::new()).await, 400, "BAD_REQUEST").await;
+    expect_error(
+        app.upload(id, Vec::new()).await,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    .await;
     assert_eq!(app.pet(id).await["photoUrls"], json!([]));
     app.shutdown().await;
 }

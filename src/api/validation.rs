@@ -283,14 +283,19 @@ fn check(node: &Node, value: &Value, path: &mut String, errors: &mut Vec<FieldEr
             for property in *properties {
                 push_key(path, property.name);
                 match object.get(property.name) {
-                    // `null` is how some clients say "absent"; poem-openapi reads it that way too.
-                    None | Some(Value::Null) if property.required => {
+                    None if property.required => {
                         errors.push(FieldError {
                             path: path.clone(),
                             message: "is required".to_owned(),
                         });
                     }
-                    None | Some(Value::Null) => {}
+                    None => {}
+                    // The spec declares nothing `nullable`: a present `null` is a wrong value,
+                    // not an absent one (poem-openapi alone would read it as absent).
+                    Some(Value::Null) => errors.push(FieldError {
+                        path: path.clone(),
+                        message: "must not be null".to_owned(),
+                    }),
                     Some(_) if property.read_only => errors.push(FieldError {
                         path: path.clone(),
                         message: "is read-only".to_owned(),

@@ -7,9 +7,11 @@ const ACCEPTED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp
 
 /// Checks that `bytes` are a PNG, JPEG, GIF or WebP image, whatever the client claimed.
 pub fn sniff(bytes: bytes::Bytes) -> Result<Image, ApiError> {
+    // An empty body is schema-valid binary, so it is refused like any other non-image (415)
+    // rather than as malformed input.
     if bytes.is_empty() {
-        return Err(ApiError::BadRequest(
-            "no file uploaded: the body is empty".to_owned(),
+        return Err(ApiError::UnsupportedMediaType(
+            "no file uploaded: the body is empty, not a PNG, JPEG, GIF or WebP image".to_owned(),
         ));
     }
     let detected = infer::get(&bytes).map(|kind| kind.mime_type());
@@ -49,7 +51,7 @@ mod tests {
 
     #[test]
     fn refuses_empty_and_non_image_bodies() {
-        assert_eq!(sniff(Bytes::new()).map_err(|e| e.status()), Err(400));
+        assert_eq!(sniff(Bytes::new()).map_err(|e| e.status()), Err(415));
         assert_eq!(
             sniff(Bytes::from_static(b"%PDF-1.7\n")).map_err(|e| e.status()),
             Err(415)
