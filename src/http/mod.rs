@@ -20,14 +20,17 @@ use std::{
 };
 
 use poem::{
-    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route,
-    http::{HeaderValue, header},
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get,
+    http::{HeaderValue, StatusCode, header},
 };
 use poem_openapi::OpenApiService;
 
 pub use self::ops::OpsState;
 use self::payload::BodyLimits;
-use crate::api::{Ctx, operations::PetStoreApi};
+use crate::api::{
+    Ctx,
+    operations::{OPERATIONS, PetStoreApi},
+};
 
 /// Path prefix of the API, as in the spec's `servers`.
 pub const API_BASE: &str = "/api/v3";
@@ -80,8 +83,8 @@ pub fn api_service<H: PetStoreApi>(handler: Arc<H>) -> OpenApiService<rest::Rest
 
 /// Every HTTP route of the server.
 ///
-/// The operational state is attached only to the endpoints that read it, so API requests do not
-/// pay for cloning and storing it.
+/// The operational endpoints answer GET only (other methods get 405). Their state is attached only
+/// to the endpoints that read it, so API requests do not pay for cloning and storing it.
 pub fn routes<H: PetStoreApi>(handler: Arc<H>, ops: OpsState, limits: BodyLimits) -> impl Endpoint {
     let service = api_service(handler);
     let swagger_ui = service.swagger_ui();
@@ -89,13 +92,13 @@ pub fn routes<H: PetStoreApi>(handler: Arc<H>, ops: OpsState, limits: BodyLimits
         .nest(format!("{API_BASE}/docs"), swagger_ui)
         .at(
             format!("{API_BASE}/openapi.json"),
-            ops::openapi_json.data(ops.clone()),
+            get(ops::openapi_json.data(ops.clone())),
         )
-        .at(format!("{API_BASE}/openapi.yaml"), ops::openapi_yaml)
+        .at(format!("{API_BASE}/openapi.yaml"), get(ops::openapi_yaml))
         .nest(API_BASE, service)
-        .at("/health", ops::health.data(ops));
+        .at("/health", get(ops::health.data(ops)));
     Edge {
-        inner: routes.into_endpoint(),
+        inner: routes,
         limits,
     }
 }
@@ -122,9 +125,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let request_id = request
             .headers()
             .get(REQUEST_ID)
-            .filter(|id| {
-                !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.to_str().is_ok()
-            })
+            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.to_str().is_ok())
             .cloned()
             .unwrap_or_else(generate_request_id);
         request.set_data(RequestId(request_id.clone()));
@@ -137,8 +138,15 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             Ok(response) => response.into_response(),
             Err(error) => errors::render(error).await,
         };
-        response.headers_mut().insert(REQUEST_ID, request_id.clone());
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, request_id.clone());
         let status = response.status();
+        if status == StatusCode::METHOD_NOT_ALLOWED
+            && let Ok(allow) = HeaderValue::from_str(&allowed_methods(uri.path()))
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let request_id = request_id.to_str().unwrap_or_default();
         if status.is_server_error() {
@@ -168,4 +176,52 @@ fn generate_request_id() -> HeaderValue {
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
         .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// The `Allow` header of a 405: the methods the spec has for the path (static path segments win
+/// over parameters, as in the router); the operational endpoints are GET-only.
+fn allowed_methods(path: &str) -> String {
+    let Some(api_path) = path.strip_prefix(API_BASE) else {
+        return "GET".to_owned();
+    };
+    let segments: Vec<&str> = api_path.split('/').collect();
+    let matching = |static_only: bool| -> Vec<&'static str> {
+        OPERATIONS
+            .iter()
+            .filter(|operation| {
+                let template: Vec<&str> = operation.path.split('/').collect();
+                template.len() == segments.len()
+                    && template.iter().zip(&segments).all(|(template, segment)| {
+                        template == segment || (!static_only && template.starts_with('{'))
+                    })
+            })
+            .map(|operation| operation.method)
+            .collect()
+    };
+    let mut methods = matching(true);
+    if methods.is_empty() {
+        methods = matching(false);
+    }
+    if methods.is_empty() {
+        // The documentation routes under the API base.
+        return "GET".to_owned();
+    }
+    methods.sort_unstable();
+    methods.dedup();
+    methods.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_methods;
+
+    #[test]
+    fn allow_lists_the_spec_methods_of_the_path() {
+        assert_eq!(allowed_methods("/api/v3/pet"), "POST, PUT");
+        assert_eq!(allowed_methods("/api/v3/pet/7"), "DELETE, GET, POST");
+        assert_eq!(allowed_methods("/api/v3/pet/findByStatus"), "GET");
+        assert_eq!(allowed_methods("/api/v3/store/order/1"), "DELETE, GET, PUT");
+        assert_eq!(allowed_methods("/health"), "GET");
+        assert_eq!(allowed_methods("/api/v3/openapi.json"), "GET");
+    }
 }

@@ -167,9 +167,10 @@ impl<T: Type> Payload for Serialized<T> {
 }
 
 impl<T: Send> IntoResponse for Serialized<T> {
+    /// The read path: the stored bytes and a static header value, nothing copied.
     fn into_response(self) -> Response {
         Response::builder()
-            .content_type(JSON)
+            .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
             .body(self.into_bytes())
     }
 }
@@ -264,7 +265,7 @@ pub fn error_response(error: &ApiError) -> Response {
         });
     Response::builder()
         .status(error_status(error))
-        .content_type(JSON)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
         .body(body)
 }
 
