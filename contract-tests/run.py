@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Contract suite: checks a running petstore-ws server against `openapi.yaml`.
+
+Two parts, both driven from the spec alone:
+
+1. Schemathesis generates valid and invalid requests for every operation and runs all of its
+   checks on the answers (status codes, content types, schemas, headers, that valid data is
+   accepted and invalid data refused, ...). Settings: `schemathesis.toml` beside this file.
+2. OpenAPI Generator builds a Python client from the spec, and `test_round_trip.py` drives
+   create/read/update/delete workflows through it. It runs after Schemathesis on purpose: the
+   store it meets is full of fuzzed data, so it also proves the server still works after that.
+
+Usage: python3 contract-tests/run.py --base-url http://127.0.0.1:8080
+
+The tools are pinned in `requirements.txt` and installed into `contract-tests/.venv`, which is
+created on first use and reinstalled only when `requirements.txt` (or the Python) changes. Only the
+standard library is imported here, so this script runs on a bare `python3` (3.11+); the generator
+also needs `java` (17+) on PATH. Exit status 0 means both parts passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SPEC = HERE.parent / "openapi.yaml"
+REQUIREMENTS = HERE / "requirements.txt"
+VENV = HERE / ".venv"
+STAMP = VENV / ".requirements.sha256"
+MIN_PYTHON = (3, 11)
+
+# Ceilings that turn a hung tool into a failure instead of a stuck CI job.
+INSTALL_TIMEOUT_SECS = 600
+SCHEMATHESIS_TIMEOUT_SECS = 600
+GENERATOR_TIMEOUT_SECS = 120
+ROUND_TRIP_TIMEOUT_SECS = 180
+
+
+class ContractError(Exception):
+    """A precondition of the suite is not met; the message says how to fix it."""
+
+
+@dataclass
+class PartResult:
+    """Outcome of one part of the suite, for the closing summary."""
+
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+def log(message: str) -> None:
+    print(f"[contract] {message}", flush=True)
+
+
+def venv_bin(name: str) -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    suffix = ".exe" if os.name == "nt" else ""
+    return VENV / scripts / f"{name}{suffix}"
+
+
+def requirements_stamp() -> str:
+    """What the installed venv must match: the pin list and the interpreter that built it."""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create `.venv` and install the pinned tools, unless it already has exactly these pins."""
+    stamp = requirements_stamp()
+    python = venv_bin("python")
+    if python.exists() and STAMP.exists() and STAMP.read_text().strip() == stamp:
+        log(f"tools up to date in {VENV.relative_to(HERE.parent)}")
+        return
+
+    started = time.monotonic()
+    if not python.exists() or STAMP.exists():
+        # No venv yet, or one built from other pins or another Python: start clean so no
+        # package from the old pin list lingers.
+        log(f"creating virtualenv {VENV.relative_to(HERE.parent)}")
+        created = subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(VENV)],
+            capture_output=True,
+            text=True,
+        )
+        if created.returncode != 0:
+            raise ContractError(
+                "could not create a virtualenv (on Debian/Ubuntu: apt-get install python3-venv):\n"
+                + created.stderr.strip()
+            )
+    log("installing pinned tools from contract-tests/requirements.txt")
+    run_checked(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        timeout=INSTALL_TIMEOUT_SECS,
+        what="pip install",
+    )
+    STAMP.write_text(stamp + "\n")
+    log(f"tools installed in {time.monotonic() - started:.0f}s")
+
+
+def run_checked(args: list[str], *, timeout: int, what: str, **kwargs) -> None:
+    try:
+        result = subprocess.run(args, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        raise ContractError(f"{what} did not finish within {timeout}s") from exc
+    if result.returncode != 0:
+        raise ContractError(f"{what} failed with exit code {result.returncode}")
+
+
+def check_java() -> None:
+    java = shutil.which("java")
+    if java is None:
+        raise ContractError(
+            "java is not on PATH: OpenAPI Generator needs a Java 17+ runtime "
+            "(on Debian/Ubuntu: apt-get install default-jre-headless)"
+        )
+
+
+def wait_for_server(base_url: str, timeout_secs: float = 30.0) -> None:
+    """Fail fast with a clear message when nothing answers at the base URL."""
+    probe = f"{base_url}/api/v3/store/inventory"
+    deadline = time.monotonic() + timeout_secs
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as response:
+                if response.status == 200:
+                    return
+                last_error = f"status {response.status}"
+        except urllib.error.HTTPError as exc:
+            last_error = f"status {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(0.5)
+    raise ContractError(f"no petstore-ws answered at {probe}: {last_error}")
+
+
+def run_schemathesis(base_url: str, report_dir: Path, max_examples: int | None) -> PartResult:
+    started = time.monotonic()
+    report_json = report_dir / "schemathesis.json"
+    args = [
+        str(venv_bin("st")),
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        str(SPEC),
+        "--url",
+        f"{base_url}/api/v3",
+        "--checks",
+        "all",
+        "--report",
+        "json,junit",
+        "--report-json-path",
+        str(report_json),
+        "--report-junit-path",
+        str(report_dir / "schemathesis-junit.xml"),
+        "--no-color",
+    ]
+    if max_examples is not None:
+        args += ["--max-examples", str(max_examples)]
+    log("schemathesis: " + " ".join(args[1:]))
+    try:
+        # cwd in the report dir: anything the tool writes next to itself stays out of the tree.
+        result = subprocess.run(args, cwd=report_dir, timeout=SCHEMATHESIS_TIMEOUT_SECS)
+        code = result.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    seconds = time.monotonic() - started
+    if code is None:
+        timed_out = f"timed out after {SCHEMATHESIS_TIMEOUT_SECS}s"
+        return PartResult("schemathesis", False, timed_out, seconds)
+
+    detail = f"exit code {code}, no JSON report"
+    if report_json.exists():
+        report = json.loads(report_json.read_text())
+        cases = report.get("test_cases", {})
+        operations = report.get("operations", {})
+        kinds = ", ".join(
+            f"{failure.get('code')} {failure.get('title')} x{failure.get('count')}"
+            for failure in report.get("failures", [])
+        )
+        detail = (
+            f"{cases.get('generated', 0)} cases over {operations.get('tested', 0)}/"
+            f"{operations.get('total', 0)} operations, "
+            f"{cases.get('with_failures', 0)} failing cases, "
+            f"{cases.get('errored', 0)} errors, seed {report.get('seed')}"
+            + (f"; failures: {kinds}" if kinds else "")
+        )
+    return PartResult("schemathesis", code == 0, detail, seconds)
+
+
+def run_round_trip(base_url: str, work_dir: Path) -> PartResult:
+    started = time.monotonic()
+    client_dir = work_dir / "client"
+    log("generating the Python client with OpenAPI Generator")
+    try:
+        run_checked(
+            [
+                str(venv_bin("openapi-generator-cli")),
+                "generate",
+                "--input-spec",
+                str(SPEC),
+                "--generator-name",
+                "python",
+                "--output",
+                str(client_dir),
+                "--package-name",
+                "petstore_client",
+                "--global-property",
+                "apiTests=false,modelTests=false,apiDocs=false,modelDocs=false",
+            ],
+            timeout=GENERATOR_TIMEOUT_SECS,
+            what="openapi-generator-cli generate",
+            stdout=subprocess.DEVNULL,
+        )
+    except ContractError as exc:
+        return PartResult("round trip", False, str(exc), time.monotonic() - started)
+
+    junit = work_dir / "round-trip-junit.xml"
+    env = dict(os.environ)
+    env["PETSTORE_BASE_URL"] = base_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(client_dir), env.get("PYTHONPATH")]))
+    args = [
+        str(venv_bin("python")),
+        "-m",
+        "pytest",
+        str(HERE / "test_round_trip.py"),
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+    ]
+    log("round trip: pytest test_round_trip.py")
+    try:
+        result = subprocess.run(args, env=env, cwd=HERE, timeout=ROUND_TRIP_TIMEOUT_SECS)
+        code = result.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    seconds = time.monotonic() - started
+    if code is None:
+        timed_out = f"timed out after {ROUND_TRIP_TIMEOUT_SECS}s"
+        return PartResult("round trip", False, timed_out, seconds)
+
+    detail = f"exit code {code}, no JUnit report"
+    if junit.exists():
+        suite = ElementTree.parse(junit).getroot()
+        if suite.tag == "testsuites":
+            suite = suite[0]
+        tests = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        detail = f"{tests - failed - skipped} passed, {failed} failed, {skipped} skipped"
+    return PartResult("round trip", code == 0, detail, seconds)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--base-url",
+        required=True,
+        help="root of the server, e.g. http://127.0.0.1:8080 (without /api/v3)",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        help="override schemathesis.toml's examples per operation and phase",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="keep reports (and the generated client) here instead of a temporary directory",
+    )
+    parser.add_argument("--skip-schemathesis", action="store_true", help="run only the round trip")
+    parser.add_argument("--skip-round-trip", action="store_true", help="run only Schemathesis")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < MIN_PYTHON:
+        wanted = ".".join(map(str, MIN_PYTHON))
+        print(f"[contract] error: needs Python {wanted}+, this is {sys.version}")
+        return 2
+    options = parse_args(argv)
+    base_url = options.base_url.rstrip("/")
+    started = time.monotonic()
+    try:
+        if not options.skip_round_trip:
+            check_java()
+        ensure_venv()
+        wait_for_server(base_url)
+    except ContractError as exc:
+        print(f"[contract] error: {exc}", flush=True)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="petstore-contract-") as scratch:
+        work_dir = options.report_dir.resolve() if options.report_dir else Path(scratch)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        results: list[PartResult] = []
+        if not options.skip_schemathesis:
+            results.append(run_schemathesis(base_url, work_dir, options.max_examples))
+        if not options.skip_round_trip:
+            results.append(run_round_trip(base_url, work_dir))
+
+    print(flush=True)
+    for part in results:
+        verdict = "ok" if part.ok else "FAILED"
+        log(f"{part.name}: {verdict} in {part.seconds:.0f}s: {part.detail}")
+    passed = sum(part.ok for part in results)
+    log(f"total {time.monotonic() - started:.0f}s")
+    print(f"contract: {passed} passed, {len(results) - passed} failed", flush=True)
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
