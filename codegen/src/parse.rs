@@ -5,9 +5,9 @@
 
 use indexmap::IndexMap;
 use openapiv3::{
-    AdditionalProperties, IntegerFormat, MediaType, OpenAPI, Parameter, ParameterSchemaOrContent,
-    ReferenceOr, RequestBody, SchemaKind, StatusCode, StringFormat as OasStringFormat, Type,
-    VariantOrUnknownOrEmpty,
+    AdditionalProperties, Components, IntegerFormat, MediaType, OpenAPI, Parameter,
+    ParameterSchemaOrContent, ReferenceOr, RequestBody, SchemaKind, StatusCode,
+    StringFormat as OasStringFormat, Type, VariantOrUnknownOrEmpty,
 };
 
 use crate::{
@@ -358,28 +358,37 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    fn parameter(&mut self, parameter: &ReferenceOr<Parameter>, at: &str) -> Option<Param> {
-        let parameter = match parameter {
-            ReferenceOr::Item(parameter) => parameter,
-            ReferenceOr::Reference { reference } => {
-                let name = reference.strip_prefix("#/components/parameters/");
-                match name.and_then(|name| {
-                    self.document
-                        .components
-                        .as_ref()?
-                        .parameters
-                        .get(name)?
-                        .as_item()
-                }) {
-                    Some(parameter) => parameter,
-                    None => {
-                        self.errors
-                            .push(GenError::new(at, format!("cannot resolve `{reference}`")));
-                        return None;
-                    }
-                }
-            }
+    /// Follows a `$ref` into one of the `components` maps (one level: components that are
+    /// themselves references are not supported).
+    fn resolve<'d, T>(
+        &mut self,
+        item: &'d ReferenceOr<T>,
+        prefix: &str,
+        map: impl FnOnce(&'d Components) -> &'d IndexMap<String, ReferenceOr<T>>,
+        at: &str,
+    ) -> Option<&'d T>
+    where
+        'a: 'd,
+    {
+        let reference = match item {
+            ReferenceOr::Item(item) => return Some(item),
+            ReferenceOr::Reference { reference } => reference,
         };
+        let document: &'d OpenAPI = self.document;
+        let resolved = reference
+            .strip_prefix(prefix)
+            .zip(document.components.as_ref())
+            .and_then(|(name, components)| map(components).get(name)?.as_item());
+        if resolved.is_none() {
+            self.errors
+                .push(GenError::new(at, format!("cannot resolve `{reference}`")));
+        }
+        resolved
+    }
+
+    fn parameter(&mut self, parameter: &ReferenceOr<Parameter>, at: &str) -> Option<Param> {
+        let parameter =
+            self.resolve(parameter, "#/components/parameters/", |c| &c.parameters, at)?;
         let (location, data) = match parameter {
             Parameter::Path { parameter_data, .. } => (ParamLocation::Path, parameter_data),
             Parameter::Query { parameter_data, .. } => (ParamLocation::Query, parameter_data),
@@ -442,27 +451,12 @@ impl<'a> Lowering<'a> {
     }
 
     fn request_body(&mut self, body: &ReferenceOr<RequestBody>, at: &str) -> Option<Body> {
-        let body = match body {
-            ReferenceOr::Item(body) => body,
-            ReferenceOr::Reference { reference } => {
-                let name = reference.strip_prefix("#/components/requestBodies/");
-                match name.and_then(|name| {
-                    self.document
-                        .components
-                        .as_ref()?
-                        .request_bodies
-                        .get(name)?
-                        .as_item()
-                }) {
-                    Some(body) => body,
-                    None => {
-                        self.errors
-                            .push(GenError::new(at, format!("cannot resolve `{reference}`")));
-                        return None;
-                    }
-                }
-            }
-        };
+        let body = self.resolve(
+            body,
+            "#/components/requestBodies/",
+            |c| &c.request_bodies,
+            at,
+        )?;
         if !body.required {
             self.errors.push(GenError::new(
                 at,
@@ -504,27 +498,7 @@ impl<'a> Lowering<'a> {
         response: &ReferenceOr<openapiv3::Response>,
         at: &str,
     ) -> Option<Response> {
-        let response = match response {
-            ReferenceOr::Item(response) => response,
-            ReferenceOr::Reference { reference } => {
-                let name = reference.strip_prefix("#/components/responses/");
-                match name.and_then(|name| {
-                    self.document
-                        .components
-                        .as_ref()?
-                        .responses
-                        .get(name)?
-                        .as_item()
-                }) {
-                    Some(response) => response,
-                    None => {
-                        self.errors
-                            .push(GenError::new(at, format!("cannot resolve `{reference}`")));
-                        return None;
-                    }
-                }
-            }
-        };
+        let response = self.resolve(response, "#/components/responses/", |c| &c.responses, at)?;
         let status = match status {
             StatusCode::Code(code @ 200..=599) => Status::Code(*code),
             StatusCode::Range(5) => Status::ServerErrors,

@@ -42,14 +42,17 @@ pub fn emit(api: &Api) -> String {
     format_file("Models: the component schemas of openapi.yaml.", tokens)
 }
 
+/// A model's doc comment: the schema's description, or a line naming the schema.
+fn model_doc(name: &str, description: Option<&str>) -> TokenStream {
+    match description {
+        Some(description) => docs(Some(description)),
+        None => docs(Some(&format!("The `{name}` schema."))),
+    }
+}
+
 fn object_type(model: &ObjectModel) -> TokenStream {
     let ident = type_ident(&model.name);
-    let doc = docs(
-        model
-            .description
-            .as_deref()
-            .or(Some(&format!("The `{}` schema.", model.name))),
-    );
+    let doc = model_doc(&model.name, model.description.as_deref());
     let fields = model.fields.iter().map(|field| {
         let name = field_ident(&field.name);
         let wire = &field.name;
@@ -88,12 +91,7 @@ fn object_type(model: &ObjectModel) -> TokenStream {
 
 fn enum_type(model: &EnumModel) -> TokenStream {
     let ident = type_ident(&model.name);
-    let doc = docs(
-        model
-            .description
-            .as_deref()
-            .or(Some(&format!("The `{}` schema.", model.name))),
-    );
+    let doc = model_doc(&model.name, model.description.as_deref());
     let variants: Vec<_> = model
         .values
         .iter()
