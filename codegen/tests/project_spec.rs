@@ -173,3 +173,44 @@ fn snake_case(id: &str) -> String {
     }
     out
 }
+
+/// A constraint changed in the spec reaches both validators — the poem-openapi attribute on the
+/// model field and the schema node the structured validation walks — with no Rust edited.
+#[test]
+fn a_constraint_edited_in_the_spec_changes_the_generated_validation() {
+    let original = "        name:\n          type: string\n          minLength: 1\n          maxLength: 100\n          example: doggie\n";
+    assert_eq!(
+        SPEC.matches(original).count(),
+        1,
+        "the Pet.name schema moved; update this test"
+    );
+    let edited = SPEC.replace(
+        original,
+        &original.replace("maxLength: 100", "maxLength: 7"),
+    );
+
+    let before = generate_sources(SPEC).expect("openapi.yaml generates");
+    let after = generate_sources(&edited).expect("the edited spec generates");
+
+    let pet_name = |models: &str| -> String {
+        let start = models.find("pub struct Pet {").expect("Pet is generated");
+        let field = models[start..]
+            .find("pub name: String")
+            .expect("Pet.name is generated");
+        models[start..start + field].lines().rev().take(3).collect()
+    };
+    assert!(pet_name(&before.models).contains("max_length = 100"));
+    assert!(pet_name(&after.models).contains("max_length = 7"));
+
+    let pet_node = |models: &str| -> String {
+        let start = models
+            .find("pub static PET: Node")
+            .expect("the Pet node is generated");
+        let rest = &models[start + 1..];
+        let node = &rest[..rest.find("pub static").unwrap_or(rest.len())];
+        let name = node.find("name: \"name\"").expect("the Pet.name node");
+        node[name..].chars().take(400).collect()
+    };
+    assert!(pet_node(&before.models).contains("max_length: Some(100)"));
+    assert!(pet_node(&after.models).contains("max_length: Some(7)"));
+}
