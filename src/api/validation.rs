@@ -215,10 +215,10 @@ fn check(node: &Node, value: &Value, path: &mut String, errors: &mut Vec<FieldEr
             };
             let length = text.chars().count();
             if let Some(min) = min_length.filter(|min| length < *min) {
-                fail(format!("must be at least {min} characters long"));
+                fail(format!("must be at least {} long", count(min, "character")));
             }
             if let Some(max) = max_length.filter(|max| length > *max) {
-                fail(format!("must be at most {max} characters long"));
+                fail(format!("must be at most {} long", count(max, "character")));
             }
             if let Some(pattern) = pattern.filter(|pattern| !pattern.is_match(text)) {
                 fail(format!("must match the pattern {}", pattern.source()));
@@ -247,12 +247,12 @@ fn check(node: &Node, value: &Value, path: &mut String, errors: &mut Vec<FieldEr
                 return fail("must be an array".to_owned());
             };
             if let Some(min) = min_items.filter(|min| array.len() < *min) {
-                fail(format!("must have at least {min} items"));
+                fail(format!("must have at least {}", count(min, "item")));
             }
             if let Some(max) = max_items.filter(|max| array.len() > *max) {
                 // Checking every item of an oversized array would let a client make us do
                 // unbounded work; the count alone is the answer.
-                return fail(format!("must have at most {max} items"));
+                return fail(format!("must have at most {}", count(max, "item")));
             }
             if *unique && has_duplicates(array) {
                 fail("must not contain duplicate items".to_owned());
@@ -329,6 +329,15 @@ fn check_bounds(
     {
         let relation = if *exclusive { "less than" } else { "at most" };
         fail(format!("must be {relation} {value}"));
+    }
+}
+
+/// `1 item`, `3 items`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

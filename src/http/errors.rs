@@ -19,12 +19,19 @@ fn classify(error: poem::Error) -> ApiError {
         return api_error.clone();
     }
     if let Some(param) = error.downcast_ref::<ParseParamError>() {
-        return ApiError::BadRequest(format!("parameter `{}`: {}", param.name, param.reason));
+        return ApiError::BadRequest(format!(
+            "parameter `{}`: {}",
+            param.name,
+            without_type_trail(&param.reason)
+        ));
     }
     if let Some(path) = error.downcast_ref::<ParsePathError>() {
         // poem-openapi names path parameters by position internally (`param0`); the reason is the
         // useful part.
-        return ApiError::BadRequest(format!("invalid path parameter: {}", path.reason));
+        return ApiError::BadRequest(format!(
+            "invalid path parameter: {}",
+            without_type_trail(&path.reason)
+        ));
     }
     if let Some(content_type) = error.downcast_ref::<ContentTypeError>() {
         return match content_type {
@@ -50,5 +57,32 @@ fn classify(error: poem::Error) -> ApiError {
             tracing::error!(%status, error = %error, "unhandled error at the HTTP edge");
             ApiError::Internal
         }
+    }
+}
+
+/// poem-openapi appends the internal names of the types it was parsing
+/// (`(occurred while parsing "optional_list_PetStatus")`); they mean nothing to a client.
+fn without_type_trail(reason: &str) -> &str {
+    reason
+        .split(" (occurred while parsing")
+        .next()
+        .unwrap_or(reason)
+        .trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_type_trail;
+
+    #[test]
+    fn internal_type_names_are_cut_from_parameter_errors() {
+        assert_eq!(
+            without_type_trail(
+                "failed to parse \"PetStatus\": Expect a valid enumeration value. (occurred while \
+                 parsing \"list_PetStatus\") (occurred while parsing \"optional_list_PetStatus\")"
+            ),
+            "failed to parse \"PetStatus\": Expect a valid enumeration value."
+        );
+        assert_eq!(without_type_trail("invalid digit"), "invalid digit");
     }
 }
