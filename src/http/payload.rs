@@ -36,6 +36,13 @@ pub struct BodyLimits {
     pub image: usize,
 }
 
+impl BodyLimits {
+    /// The limits the edge attached to `request` (the defaults if none were).
+    fn of(request: &Request) -> Self {
+        request.data::<Self>().copied().unwrap_or_default()
+    }
+}
+
 impl Default for BodyLimits {
     fn default() -> Self {
         Self {
@@ -98,12 +105,7 @@ impl<T: Type> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let limit = request
-            .data::<BodyLimits>()
-            .copied()
-            .unwrap_or_default()
-            .json;
-        let bytes = read_limited(request, body, limit).await?;
+        let bytes = read_limited(request, body, BodyLimits::of(request).json).await?;
         if bytes.is_empty() {
             return Err(ApiError::BadRequest("a JSON request body is required".to_owned()).into());
         }
@@ -145,12 +147,9 @@ impl ParsePayload for OctetStream {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let limit = request
-            .data::<BodyLimits>()
-            .copied()
-            .unwrap_or_default()
-            .image;
-        Ok(Self(read_limited(request, body, limit).await?))
+        Ok(Self(
+            read_limited(request, body, BodyLimits::of(request).image).await?,
+        ))
     }
 }
 
