@@ -32,10 +32,10 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// 413 `PAYLOAD_TOO_LARGE`: the body is over the configured limit.
-    #[error("request body is larger than the limit of {limit} bytes")]
+    #[error("{}", too_large_message(*limit))]
     PayloadTooLarge {
-        /// The limit that was exceeded, in bytes.
-        limit: usize,
+        /// The limit that was exceeded, in bytes, when the layer that refused the body knows it.
+        limit: Option<usize>,
     },
     /// 415 `UNSUPPORTED_MEDIA_TYPE`: a body of a type this operation does not accept.
     #[error("{0}")]
@@ -114,5 +114,12 @@ impl ApiError {
             "handler returned a status the operation does not document"
         );
         Self::Internal
+    }
+}
+
+fn too_large_message(limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!("request body is larger than the limit of {limit} bytes"),
+        None => "request body is too large".to_owned(),
     }
 }

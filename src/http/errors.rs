@@ -50,7 +50,7 @@ fn classify(error: poem::Error) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: None },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(error.to_string()),
         status if status.is_client_error() => ApiError::BadRequest(error.to_string()),
         _ => {
@@ -72,7 +72,9 @@ fn without_type_trail(reason: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::without_type_trail;
+    use poem::http::StatusCode;
+
+    use super::{classify, without_type_trail};
 
     #[test]
     fn internal_type_names_are_cut_from_parameter_errors() {
@@ -84,5 +86,12 @@ mod tests {
             "failed to parse \"PetStatus\": Expect a valid enumeration value."
         );
         assert_eq!(without_type_trail("invalid digit"), "invalid digit");
+    }
+
+    #[test]
+    fn a_413_from_elsewhere_does_not_claim_a_limit() {
+        let error = classify(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+        assert_eq!(error.status(), 413);
+        assert_eq!(error.to_string(), "request body is too large");
     }
 }

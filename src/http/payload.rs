@@ -67,7 +67,7 @@ async fn read_limited(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::PayloadTooLarge { limit: Some(limit) });
     }
     let body = body
         .take()
@@ -75,7 +75,9 @@ async fn read_limited(
     body.into_bytes_limit(limit)
         .await
         .map_err(|error| match error {
-            poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge { limit },
+            poem::error::ReadBodyError::PayloadTooLarge => {
+                ApiError::PayloadTooLarge { limit: Some(limit) }
+            }
             other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
         })
 }
