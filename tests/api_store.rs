@@ -302,6 +302,15 @@ async fn get_order_by_id_of_an_unknown_or_invalid_id_is_refused() {
 // ---- updateOrder ----
 
 /// A pet and an order for it; returns (pet id, order).
+/// Moves the order at `path` (for `pet`) to `delivered` and returns the answer.
+async fn deliver(app: &TestApp, pet: i64, path: &str) -> serde_json::Value {
+    ok_json(
+        app.put_json(path, &json!({ "petId": pet, "status": "delivered" }))
+            .await,
+    )
+    .await
+}
+
 async fn pet_with_order(app: &TestApp) -> (i64, serde_json::Value) {
     let pet = app.add_available_pet("ordered").await;
     let order = app.place_order(order_for(pet)).await;
@@ -339,11 +348,7 @@ async fn update_order_moves_forward_and_delivery_sells_the_pet_and_completes_the
     assert_eq!(shipped["status"], "approved");
     assert!(shipped["shipDate"].is_string(), "{shipped}");
 
-    let delivered = ok_json(
-        app.put_json(&path, &json!({ "petId": pet, "status": "delivered" }))
-            .await,
-    )
-    .await;
+    let delivered = deliver(&app, pet, &path).await;
     assert_eq!(delivered["status"], "delivered");
     assert_eq!(delivered["complete"], true);
     assert_eq!(
@@ -370,11 +375,7 @@ async fn update_order_can_skip_straight_to_delivered() {
     let app = spawn_app(|_| {}).await;
     let (pet, order) = pet_with_order(&app).await;
     let path = format!("/store/order/{}", id_of(&order));
-    let delivered = ok_json(
-        app.put_json(&path, &json!({ "petId": pet, "status": "delivered" }))
-            .await,
-    )
-    .await;
+    let delivered = deliver(&app, pet, &path).await;
     assert_eq!(delivered["complete"], true);
     assert_eq!(app.pet(pet).await["status"], "sold");
     app.shutdown().await;
@@ -385,11 +386,7 @@ async fn update_order_backwards_is_a_validation_error_on_status() {
     let app = spawn_app(|_| {}).await;
     let (pet, order) = pet_with_order(&app).await;
     let path = format!("/store/order/{}", id_of(&order));
-    ok_json(
-        app.put_json(&path, &json!({ "petId": pet, "status": "delivered" }))
-            .await,
-    )
-    .await;
+    deliver(&app, pet, &path).await;
     for status in ["approved", "placed"] {
         let response = app
             .put_json(&path, &json!({ "petId": pet, "status": status }))
@@ -554,11 +551,7 @@ async fn delete_order_of_a_delivered_order_leaves_the_pet_sold() {
     let app = spawn_app(|_| {}).await;
     let (pet, order) = pet_with_order(&app).await;
     let path = format!("/store/order/{}", id_of(&order));
-    ok_json(
-        app.put_json(&path, &json!({ "petId": pet, "status": "delivered" }))
-            .await,
-    )
-    .await;
+    deliver(&app, pet, &path).await;
     ok_text(app.delete(&path).await).await;
     assert_eq!(app.pet(pet).await["status"], "sold");
     app.shutdown().await;

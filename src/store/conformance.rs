@@ -10,7 +10,7 @@ use bytes::Bytes;
 use poem_openapi::types::ToJSON;
 use uuid::Uuid;
 
-use super::{NewImage, NewUser, OrderUpdate, Store, StoreError, Stored, StoredUser};
+use super::{NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, Stored, StoredUser};
 use crate::api::{
     Image, Serialized,
     models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
@@ -183,6 +183,15 @@ fn is_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
 
 fn is_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
     matches!(result, Err(StoreError::Conflict(_)))
+}
+
+/// Moves an order to `delivered`, expecting success.
+async fn deliver(store: &S, order_id: i64) -> OrderWrite {
+    let update = OrderUpdate {
+        status: Some(OrderStatus::Delivered),
+        ..OrderUpdate::default()
+    };
+    store.update_order(order_id, update).await.unwrap()
 }
 
 pub(crate) async fn ping_answers_ok(store: S) {
@@ -585,16 +594,7 @@ pub(crate) async fn delivering_an_order_sells_the_pet_and_completes_it(store: S)
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
 
     // Delivering again changes nothing on the pet.
-    let again = store
-        .update_order(
-            order_id,
-            OrderUpdate {
-                status: Some(OrderStatus::Delivered),
-                ..OrderUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    let again = deliver(&store, order_id).await;
     assert!(again.pet.is_none());
     assert_eq!(again.order.value.complete, Some(true));
 
@@ -609,16 +609,7 @@ pub(crate) async fn delivering_an_order_sells_the_pet_and_completes_it(store: S)
         .id
         .unwrap();
     store.delete_pet(other).await.unwrap();
-    let delivered = store
-        .update_order(
-            order_id,
-            OrderUpdate {
-                status: Some(OrderStatus::Delivered),
-                ..OrderUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    let delivered = deliver(&store, order_id).await;
     assert!(delivered.pet.is_none());
     assert_eq!(store.get_pet(other).await.unwrap(), None);
 }
@@ -659,16 +650,7 @@ pub(crate) async fn deleting_a_delivered_order_keeps_the_pet_sold(store: S) {
         .value
         .id
         .unwrap();
-    store
-        .update_order(
-            order_id,
-            OrderUpdate {
-                status: Some(OrderStatus::Delivered),
-                ..OrderUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    deliver(&store, order_id).await;
     let deleted = store.delete_order(order_id).await.unwrap();
     assert!(deleted.pet.is_none());
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
