@@ -14,6 +14,7 @@
 mod error;
 pub mod passwords;
 pub mod revocation;
+pub mod roles;
 pub mod tokens;
 
 pub use error::AuthError;
@@ -22,6 +23,7 @@ pub use passwords::{
     verify_password_async,
 };
 pub use revocation::{RevocationList, RevocationStore};
+pub use roles::{Role, UnknownRole};
 pub use tokens::{
     CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService, TokenSettings,
 };
