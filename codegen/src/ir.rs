@@ -10,7 +10,41 @@ pub struct Api {
     pub models: Vec<Model>,
     /// Operations in spec order.
     pub operations: Vec<Operation>,
+    /// `components/securitySchemes`, in spec order.
+    pub security_schemes: Vec<SecuritySchemeInfo>,
+    /// Every scope a security requirement of the spec names, sorted and unique.
+    pub scopes: Vec<String>,
 }
+
+/// A scheme from `components/securitySchemes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySchemeInfo {
+    /// Its name in the spec (`bearerAuth`).
+    pub name: String,
+    /// How credentials travel.
+    pub kind: SchemeKind,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// The scheme types the generator supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemeKind {
+    /// `type: http, scheme: bearer`.
+    HttpBearer {
+        /// `bearerFormat`, a documentation hint (`JWT`).
+        bearer_format: Option<String>,
+    },
+    /// `type: apiKey, in: header`.
+    ApiKeyHeader {
+        /// The header carrying the key (`name`).
+        header: String,
+    },
+}
+
+/// One alternative of an operation's `security`: every scheme named must hold, each with the
+/// scopes listed (scheme name, scopes). Empty is the anonymous alternative (`{}`).
+pub type Requirement = Vec<(String, Vec<String>)>;
 
 /// A spec tag.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +242,22 @@ pub struct Operation {
     pub body: Option<Body>,
     /// Responses in spec order.
     pub responses: Vec<Response>,
+    /// The effective `security` (the operation's own, else the document's): alternatives, any
+    /// one of which suffices. Empty means public.
+    pub security: Vec<Requirement>,
+}
+
+impl Operation {
+    /// Whether the operation can only be called with credentials: it has requirements and none
+    /// of them is the anonymous alternative.
+    pub fn requires_credentials(&self) -> bool {
+        requires_credentials(&self.security)
+    }
+}
+
+/// Whether `security` can only be met with credentials (see [`Operation::requires_credentials`]).
+pub fn requires_credentials(security: &[Requirement]) -> bool {
+    !security.is_empty() && security.iter().all(|requirement| !requirement.is_empty())
 }
 
 /// Where a parameter travels.

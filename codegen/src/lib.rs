@@ -12,6 +12,7 @@
 pub mod emit;
 pub mod error;
 pub mod ir;
+pub mod names;
 pub mod parse;
 
 use std::{fs, path::Path};

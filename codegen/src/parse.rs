@@ -3,26 +3,33 @@
 //! Everything the emitters rely on is checked here, once, with the spec location in the error:
 //! unsupported constructs are rejected rather than half-generated.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use indexmap::IndexMap;
 use openapiv3::{
-    AdditionalProperties, Components, IntegerFormat, MediaType, OpenAPI, Parameter,
-    ParameterSchemaOrContent, ReferenceOr, RequestBody, SchemaKind, StatusCode,
-    StringFormat as OasStringFormat, Type, VariantOrUnknownOrEmpty,
+    APIKeyLocation, AdditionalProperties, Components, IntegerFormat, MediaType, OpenAPI, Parameter,
+    ParameterSchemaOrContent, ReferenceOr, RequestBody, SchemaKind, SecurityRequirement,
+    SecurityScheme, StatusCode, StringFormat as OasStringFormat, Type, VariantOrUnknownOrEmpty,
 };
 
 use crate::{
     error::{GenError, GenErrors, pointer},
     ir::{
         Api, Body, BodyContent, Bound, Constraints, EnumModel, Field, Header, IntFormat, Kind,
-        Method, Model, ObjectModel, Operation, Param, ParamLocation, Response, ResponseContent,
-        Schema, Status, StringFormat, TagInfo,
+        Method, Model, ObjectModel, Operation, Param, ParamLocation, Requirement, Response,
+        ResponseContent, Schema, SchemeKind, SecuritySchemeInfo, Status, StringFormat, TagInfo,
+        requires_credentials,
     },
+    names,
 };
 
 /// The component schema every error response must use.
 pub const ERROR_SCHEMA: &str = "ErrorResponse";
 
 const SCHEMA_PREFIX: &str = "#/components/schemas/";
+
+/// Constants `operations.rs` declares next to one per security scheme.
+const RESERVED_CONSTS: [&str; 2] = ["OPERATIONS", "SECURITY_SCHEMES"];
 
 /// Parses YAML (or JSON) text into the intermediate model.
 pub fn parse_spec(text: &str) -> Result<Api, GenErrors> {
@@ -39,6 +46,11 @@ pub fn parse_spec(text: &str) -> Result<Api, GenErrors> {
 pub fn lower(document: &OpenAPI) -> Result<Api, GenErrors> {
     let mut lowering = Lowering::new(document);
     let models = lowering.models();
+    let security_schemes = lowering.security_schemes();
+    lowering.default_security = document
+        .security
+        .as_ref()
+        .map(|security| lowering.security(security, "#/security"));
     let operations = lowering.operations();
     if lowering.errors.is_empty() {
         Ok(Api {
@@ -52,6 +64,8 @@ pub fn lower(document: &OpenAPI) -> Result<Api, GenErrors> {
                 .collect(),
             models,
             operations,
+            security_schemes,
+            scopes: lowering.scopes.into_iter().collect(),
         })
     } else {
         Err(GenErrors(lowering.errors))
@@ -70,6 +84,14 @@ struct Lowering<'a> {
     document: &'a OpenAPI,
     components: IndexMap<&'a str, Component<'a>>,
     errors: Vec<GenError>,
+    /// The document's `security`, for operations without their own.
+    default_security: Option<Vec<Requirement>>,
+    /// Every valid scope named so far.
+    scopes: BTreeSet<String>,
+    /// Every scope named so far, valid or not, so each problem is reported once.
+    seen_scopes: HashSet<String>,
+    /// `Scope` variant name → the scope it was made from.
+    scope_variants: HashMap<String, String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -103,7 +125,129 @@ impl<'a> Lowering<'a> {
             document,
             components,
             errors,
+            default_security: None,
+            scopes: BTreeSet::new(),
+            seen_scopes: HashSet::new(),
+            scope_variants: HashMap::new(),
         }
+    }
+
+    fn security_schemes(&mut self) -> Vec<SecuritySchemeInfo> {
+        let Some(schemes) = self
+            .document
+            .components
+            .as_ref()
+            .map(|c| &c.security_schemes)
+        else {
+            return Vec::new();
+        };
+        let mut lowered = Vec::new();
+        let mut consts: HashMap<String, &str> = HashMap::new();
+        for (name, scheme) in schemes {
+            let at = pointer("#/components/securitySchemes", name);
+            let const_name = names::const_name(name);
+            if !names::is_const_name(&const_name) {
+                self.errors.push(GenError::new(
+                    &at,
+                    "security scheme names must start with a letter (they become Rust constant \
+                     names)",
+                ));
+            } else if RESERVED_CONSTS.contains(&const_name.as_str()) {
+                self.errors.push(GenError::new(
+                    &at,
+                    format!(
+                        "security scheme `{name}` would become the Rust constant `{const_name}`, \
+                         which the generator already declares; rename it"
+                    ),
+                ));
+            } else if let Some(other) = consts.insert(const_name.clone(), name) {
+                self.errors.push(GenError::new(
+                    &at,
+                    format!(
+                        "security schemes `{other}` and `{name}` both become the Rust constant \
+                         `{const_name}`; rename one"
+                    ),
+                ));
+            }
+            let ReferenceOr::Item(scheme) = scheme else {
+                self.errors
+                    .push(GenError::new(at, "$ref security schemes are not supported"));
+                continue;
+            };
+            match scheme_kind(scheme) {
+                Ok((kind, description)) => lowered.push(SecuritySchemeInfo {
+                    name: name.clone(),
+                    kind,
+                    description: description.clone(),
+                }),
+                Err(message) => self.errors.push(GenError::new(at, message)),
+            }
+        }
+        lowered
+    }
+
+    /// Lowers a `security` list (the document's or an operation's) at `at`.
+    fn security(&mut self, security: &[SecurityRequirement], at: &str) -> Vec<Requirement> {
+        let mut lowered = Vec::new();
+        for (index, requirement) in security.iter().enumerate() {
+            let requirement_at = pointer(at, &index.to_string());
+            let mut schemes = Vec::new();
+            for (scheme, scopes) in requirement {
+                if !self.declares_scheme(scheme) {
+                    self.errors.push(GenError::new(
+                        &requirement_at,
+                        format!("unknown security scheme `{scheme}`"),
+                    ));
+                    continue;
+                }
+                let scheme_at = pointer(&requirement_at, scheme);
+                for (scope_index, scope) in scopes.iter().enumerate() {
+                    self.scope(scope, &pointer(&scheme_at, &scope_index.to_string()));
+                }
+                schemes.push((scheme.clone(), scopes.clone()));
+            }
+            lowered.push(schemes);
+        }
+        lowered
+    }
+
+    /// Whether `components/securitySchemes` declares `name` (supported or not: an unsupported
+    /// scheme is reported once, where it is declared).
+    fn declares_scheme(&self, name: &str) -> bool {
+        self.document
+            .components
+            .as_ref()
+            .is_some_and(|c| c.security_schemes.contains_key(name))
+    }
+
+    /// Records a scope named at `at`, checking it (once per scope) as a `Scope` variant.
+    fn scope(&mut self, scope: &str, at: &str) {
+        if !self.seen_scopes.insert(scope.to_owned()) {
+            return;
+        }
+        if !names::is_scope_name(scope) {
+            self.errors.push(GenError::new(
+                at,
+                format!(
+                    "scope `{scope}` must match `^[a-z][a-z0-9]*(:[a-z][a-z0-9_]*)*$` (scopes \
+                     become Rust variant names)"
+                ),
+            ));
+            return;
+        }
+        let variant = names::scope_variant(scope);
+        if let Some(other) = self.scope_variants.get(&variant) {
+            self.errors.push(GenError::new(
+                at,
+                format!(
+                    "scopes `{other}` and `{scope}` both become the Rust variant `{variant}`; \
+                     rename one"
+                ),
+            ));
+            return;
+        }
+        self.scope_variants.insert(variant, scope.to_owned());
+        self.scopes.insert(scope.to_owned());
     }
 
     fn models(&mut self) -> Vec<Model> {
@@ -277,6 +421,12 @@ impl<'a> Lowering<'a> {
             }
         }
 
+        // An operation's own `security`, even `[]`, replaces the document's.
+        let security = match &operation.security {
+            Some(security) => self.security(security, &pointer(at, "security")),
+            None => self.default_security.clone().unwrap_or_default(),
+        };
+
         let body = operation
             .request_body
             .as_ref()
@@ -309,7 +459,7 @@ impl<'a> Lowering<'a> {
                 StatusCode::Range(_) => None,
             })
             .collect();
-        self.check_outcomes(&documented, body.as_ref(), &responses_at);
+        self.check_outcomes(&documented, body.as_ref(), &security, &responses_at);
 
         (self.errors.len() == errors_before).then(|| Operation {
             id,
@@ -321,11 +471,18 @@ impl<'a> Lowering<'a> {
             params,
             body,
             responses,
+            security,
         })
     }
 
     /// Every outcome a handler or the edge can produce must have a documented response.
-    fn check_outcomes(&mut self, documented: &[Status], body: Option<&Body>, at: &str) {
+    fn check_outcomes(
+        &mut self,
+        documented: &[Status],
+        body: Option<&Body>,
+        security: &[Requirement],
+        at: &str,
+    ) {
         let has = |status: Status| documented.contains(&status);
         if !has(Status::ServerErrors) {
             self.errors.push(GenError::new(
@@ -352,6 +509,30 @@ impl<'a> Lowering<'a> {
                     self.errors.push(GenError::new(
                         at,
                         format!("an operation with a JSON body must document {status}"),
+                    ));
+                }
+            }
+        }
+        for (status, why) in [
+            (408, "the edge may time out any request"),
+            (429, "the edge may rate-limit any request"),
+        ] {
+            if !has(Status::Code(status)) {
+                self.errors.push(GenError::new(
+                    at,
+                    format!("every operation must document {status} ({why})"),
+                ));
+            }
+        }
+        if requires_credentials(security) {
+            for status in [401, 403] {
+                if !has(Status::Code(status)) {
+                    self.errors.push(GenError::new(
+                        at,
+                        format!(
+                            "an operation that requires credentials (no `{{}}` alternative in \
+                             its `security`) must document {status}"
+                        ),
                     ));
                 }
             }
@@ -572,7 +753,21 @@ impl<'a> Lowering<'a> {
                 ));
                 continue;
             };
-            if let Some(schema) = self.schema(schema, &pointer(&header_at, "schema")) {
+            let schema_at = pointer(&header_at, "schema");
+            if let Some(schema) = self.schema(schema, &schema_at) {
+                if content == ResponseContent::Error
+                    && !matches!(
+                        schema.kind,
+                        Kind::Integer(_) | Kind::String(StringFormat::Plain)
+                    )
+                {
+                    self.errors.push(GenError::new(
+                        schema_at,
+                        "headers of error responses must be `type: string` (no format) or \
+                         `type: integer` (the server takes their values from the error)",
+                    ));
+                    continue;
+                }
                 headers.push(Header {
                     name: name.clone(),
                     description: header.description.clone(),
@@ -809,6 +1004,55 @@ impl<'a> Lowering<'a> {
             constraints,
             description,
         })
+    }
+}
+
+/// What a security scheme is to the generator, and its description; or why it is not supported.
+fn scheme_kind(scheme: &SecurityScheme) -> Result<(SchemeKind, &Option<String>), String> {
+    match scheme {
+        SecurityScheme::HTTP {
+            scheme,
+            bearer_format,
+            description,
+            ..
+        } if scheme.eq_ignore_ascii_case("bearer") => Ok((
+            SchemeKind::HttpBearer {
+                bearer_format: bearer_format.clone(),
+            },
+            description,
+        )),
+        SecurityScheme::HTTP { scheme, .. } => Err(format!(
+            "`type: http` security schemes are supported with `scheme: bearer` only; \
+             `{scheme}` is not supported"
+        )),
+        SecurityScheme::APIKey {
+            location: APIKeyLocation::Header,
+            name,
+            description,
+            ..
+        } => Ok((
+            SchemeKind::ApiKeyHeader {
+                header: name.clone(),
+            },
+            description,
+        )),
+        SecurityScheme::APIKey { location, .. } => {
+            let location = match location {
+                APIKeyLocation::Query => "query",
+                APIKeyLocation::Cookie => "cookie",
+                APIKeyLocation::Header => "header",
+            };
+            Err(format!(
+                "`apiKey` security schemes `in: {location}` are not supported; send the key in \
+                 a header"
+            ))
+        }
+        SecurityScheme::OAuth2 { .. } => {
+            Err("`oauth2` security schemes are not supported".to_owned())
+        }
+        SecurityScheme::OpenIDConnect { .. } => {
+            Err("`openIdConnect` security schemes are not supported".to_owned())
+        }
     }
 }
 

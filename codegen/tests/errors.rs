@@ -3,12 +3,22 @@
 
 mod common;
 
-use common::{assert_error, errors, single_error};
+use common::{
+    SCHEMES, assert_error, errors, rejected, secured_spec, single_error, single_error_in,
+};
 use petstore_codegen::parse::parse_spec;
+
+/// The responses every operation documents besides a 2xx and `5XX`: the edge's timeout and rate
+/// limit.
+const EDGE: &str = "
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}";
 
 /// `responses` for an operation without a JSON body.
 const OK: &str = "
       '200': {description: ok}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
 
 /// `responses` for an operation with a JSON body.
@@ -18,6 +28,8 @@ const OK_WITH_BODY: &str = "
       '413': {$ref: '#/components/responses/Error'}
       '415': {$ref: '#/components/responses/Error'}
       '422': {$ref: '#/components/responses/Error'}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
 
 /// `GET /pet` with the given parameters (a YAML list) and the usual responses.
@@ -62,6 +74,8 @@ const POST_PET: &str = "
       '413': {$ref: '#/components/responses/Error'}
       '415': {$ref: '#/components/responses/Error'}
       '422': {$ref: '#/components/responses/Error'}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
 
 /// Indents every line of a snippet written at column 0 (for nesting in the helpers above).
@@ -127,7 +141,9 @@ fn default_response() {
 #[test]
 fn missing_5xx() {
     single_error(
-        "/pet:\n  get:\n    operationId: findPets\n    responses:\n      '200': {description: ok}",
+        &format!(
+            "/pet:\n  get:\n    operationId: findPets\n    responses:\n      '200': {{description: ok}}{EDGE}"
+        ),
         "",
         "#/paths/~1pet/get/responses",
         "`5XX`",
@@ -137,7 +153,9 @@ fn missing_5xx() {
 #[test]
 fn missing_success_response() {
     single_error(
-        "/pet:\n  get:\n    operationId: findPets\n    responses:\n      5XX: {$ref: '#/components/responses/ServerError'}",
+        &format!(
+            "/pet:\n  get:\n    operationId: findPets\n    responses:{EDGE}\n      5XX: {{$ref: '#/components/responses/ServerError'}}"
+        ),
         "",
         "#/paths/~1pet/get/responses",
         "2xx",
@@ -157,6 +175,8 @@ fn json_body_without_400_413_415_422() {
           schema: {type: string}
     responses:
       '200': {description: ok}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
     let errors = errors(paths, "");
     assert_eq!(errors.len(), 4, "{errors:#?}");
@@ -182,6 +202,8 @@ fn binary_body_needs_no_json_error_statuses() {
           schema: {type: string, format: binary}
     responses:
       '200': {description: ok}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
     assert!(parse_spec(&common::spec(paths, "")).is_ok());
 }
@@ -320,7 +342,9 @@ fn dangling_ref() {
 #[test]
 fn dangling_response_ref() {
     single_error(
-        "/pet:\n  get:\n    operationId: findPets\n    responses:\n      '200': {description: ok}\n      5XX: {$ref: '#/components/responses/Missing'}",
+        &format!(
+            "/pet:\n  get:\n    operationId: findPets\n    responses:\n      '200': {{description: ok}}{EDGE}\n      5XX: {{$ref: '#/components/responses/Missing'}}"
+        ),
         "",
         "#/paths/~1pet/get/responses/5XX",
         "`#/components/responses/Missing`",
@@ -360,6 +384,8 @@ fn several_media_types_in_a_response() {
             schema: {type: string}
           application/xml:
             schema: {type: string}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}",
         "",
         "#/paths/~1pet/get/responses/200/content",
@@ -411,6 +437,8 @@ fn non_required_response_header() {
         headers:
           X-Rate-Limit:
             schema: {type: integer, format: int32}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}",
         "",
         "#/paths/~1user~1login/get/responses/200/headers/X-Rate-Limit",
@@ -432,6 +460,8 @@ fn error_response_with_another_schema() {
         content:
           application/json:
             schema: {type: string}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}",
         "",
         "#/paths/~1pet/get/responses/404/content/application~1json",
@@ -564,6 +594,8 @@ fn every_problem_is_reported_in_one_run() {
       - {{name: session, in: cookie, schema: {{type: string}}}}
     responses:
       '200': {{description: ok}}
+      '408': {{$ref: '#/components/responses/Error'}}
+      '429': {{$ref: '#/components/responses/TooManyRequests'}}
       default: {{$ref: '#/components/responses/Error'}}"
     );
     let errors = errors(
@@ -593,4 +625,256 @@ Pet:
     let rendered = petstore_codegen::GenErrors(errors).to_string();
     assert_eq!(rendered.lines().count(), 7, "{rendered}");
     assert!(rendered.contains("#/paths/~1store/get/parameters/0: cookie parameters"));
+}
+
+/// `responses` for an operation that requires credentials.
+const SECURED_OK: &str = "
+      '200': {description: ok}
+      '401': {$ref: '#/components/responses/Unauthorized'}
+      '403': {$ref: '#/components/responses/Error'}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
+      5XX: {$ref: '#/components/responses/ServerError'}";
+
+/// `POST /pet` with the given `security` list and every response a secured operation needs.
+fn secured_post(security: &str) -> String {
+    format!(
+        "
+/pet:
+  post:
+    operationId: addPet
+    security:{}
+    responses:{SECURED_OK}",
+        indent_by(security, 6)
+    )
+}
+
+#[test]
+fn unknown_security_scheme() {
+    single_error_in(
+        &secured_spec(&secured_post("\n- nope: [pets:write]"), SCHEMES, None),
+        "#/paths/~1pet/post/security/0",
+        "unknown security scheme `nope`",
+    );
+}
+
+#[test]
+fn unknown_security_scheme_in_the_document_security() {
+    single_error_in(
+        &secured_spec(
+            &format!("/pet:\n  get:\n    operationId: findPets\n    responses:{SECURED_OK}"),
+            SCHEMES,
+            Some("- bearerAuth: []\n- nope: []"),
+        ),
+        "#/security/1",
+        "unknown security scheme `nope`",
+    );
+}
+
+#[test]
+fn unsupported_security_scheme_types() {
+    for (scheme, construct) in [
+        ("{type: http, scheme: basic}", "`basic` is not supported"),
+        (
+            "{type: apiKey, in: query, name: key}",
+            "`in: query` are not supported",
+        ),
+        (
+            "{type: apiKey, in: cookie, name: key}",
+            "`in: cookie` are not supported",
+        ),
+        (
+            "{type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://example.com/token', scopes: {}}}}",
+            "`oauth2` security schemes are not supported",
+        ),
+        (
+            "{type: openIdConnect, openIdConnectUrl: 'https://example.com/.well-known/openid-configuration'}",
+            "`openIdConnect` security schemes are not supported",
+        ),
+        (
+            "{$ref: '#/components/securitySchemes/bearerAuth'}",
+            "$ref security schemes are not supported",
+        ),
+    ] {
+        let schemes = format!("{SCHEMES}\nother: {scheme}");
+        // Used by an operation, the scheme is reported where it is declared, and only there.
+        single_error_in(
+            &secured_spec(&secured_post("\n- other: []"), &schemes, None),
+            "#/components/securitySchemes/other",
+            construct,
+        );
+    }
+}
+
+#[test]
+fn scope_that_cannot_become_a_variant_name() {
+    for scope in [
+        "Pets:write",
+        "pets::write",
+        "pets:write-all",
+        "pets_write",
+        "1pets",
+    ] {
+        single_error_in(
+            &secured_spec(
+                &secured_post(&format!("\n- bearerAuth: [pets:read, '{scope}']")),
+                SCHEMES,
+                None,
+            ),
+            "#/paths/~1pet/post/security/0/bearerAuth/1",
+            &format!("scope `{scope}` must match"),
+        );
+    }
+}
+
+#[test]
+fn a_bad_scope_is_reported_once_where_it_is_first_named() {
+    let text = secured_spec(
+        &secured_post("\n- bearerAuth: [Pets]\n- api_key: [Pets]"),
+        SCHEMES,
+        Some("- bearerAuth: [Pets]"),
+    );
+    single_error_in(&text, "#/security/0/bearerAuth/0", "scope `Pets`");
+}
+
+#[test]
+fn scopes_that_become_the_same_variant() {
+    single_error_in(
+        &secured_spec(
+            &secured_post("\n- bearerAuth: ['orders:read_all']\n- api_key: ['orders:read:all']"),
+            SCHEMES,
+            None,
+        ),
+        "#/paths/~1pet/post/security/1/api_key/0",
+        "scopes `orders:read_all` and `orders:read:all` both become the Rust variant `OrdersReadAll`",
+    );
+}
+
+#[test]
+fn security_schemes_that_become_the_same_constant() {
+    single_error_in(
+        &secured_spec(
+            &secured_post("\n- bearerAuth: []"),
+            &format!("{SCHEMES}\nbearer_auth: {{type: http, scheme: bearer}}"),
+            None,
+        ),
+        "#/components/securitySchemes/bearer_auth",
+        "`bearerAuth` and `bearer_auth` both become the Rust constant `BEARER_AUTH`",
+    );
+}
+
+#[test]
+fn security_scheme_named_like_a_generated_constant() {
+    single_error_in(
+        &secured_spec(
+            &secured_post("\n- operations: []"),
+            "operations: {type: http, scheme: bearer}",
+            None,
+        ),
+        "#/components/securitySchemes/operations",
+        "`OPERATIONS`",
+    );
+}
+
+#[test]
+fn security_scheme_name_that_cannot_become_a_constant() {
+    single_error_in(
+        &secured_spec(
+            &secured_post("\n- '2fa': []"),
+            "'2fa': {type: http, scheme: bearer}",
+            None,
+        ),
+        "#/components/securitySchemes/2fa",
+        "must start with a letter",
+    );
+}
+
+#[test]
+fn secured_operation_without_401_and_403() {
+    let paths = "
+/pet:
+  post:
+    operationId: addPet
+    security:
+      - bearerAuth: [pets:write]
+    responses:
+      '200': {description: ok}
+      '408': {$ref: '#/components/responses/Error'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
+      5XX: {$ref: '#/components/responses/ServerError'}";
+    let errors = rejected(&secured_spec(paths, SCHEMES, None));
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    for status in ["401", "403"] {
+        assert_error(
+            &errors,
+            "#/paths/~1pet/post/responses",
+            &format!(
+                "requires credentials (no `{{}}` alternative in its `security`) must document {status}"
+            ),
+        );
+    }
+}
+
+#[test]
+fn operation_secured_by_the_document_default_without_401_and_403() {
+    let errors = rejected(&secured_spec(
+        &format!("/pet:\n  get:\n    operationId: findPets\n    responses:{OK}"),
+        SCHEMES,
+        Some("- api_key: []"),
+    ));
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_error(&errors, "#/paths/~1pet/get/responses", "must document 401");
+    assert_error(&errors, "#/paths/~1pet/get/responses", "must document 403");
+}
+
+#[test]
+fn an_anonymous_alternative_needs_no_401_or_403() {
+    let paths = format!(
+        "/user/logout:\n  get:\n    operationId: logoutUser\n    security:\n      - bearerAuth: []\n      - {{}}\n    responses:{OK}"
+    );
+    assert!(parse_spec(&secured_spec(&paths, SCHEMES, None)).is_ok());
+}
+
+#[test]
+fn operation_without_408_and_429() {
+    let errors = errors(
+        "/pet:\n  get:\n    operationId: findPets\n    responses:\n      '200': {description: ok}\n      5XX: {$ref: '#/components/responses/ServerError'}",
+        "",
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_error(
+        &errors,
+        "#/paths/~1pet/get/responses",
+        "every operation must document 408 (the edge may time out any request)",
+    );
+    assert_error(
+        &errors,
+        "#/paths/~1pet/get/responses",
+        "every operation must document 429 (the edge may rate-limit any request)",
+    );
+}
+
+#[test]
+fn error_response_header_that_is_neither_a_string_nor_an_integer() {
+    single_error(
+        &format!(
+            "
+/pet:
+  get:
+    operationId: findPets
+    responses:{OK}
+      '503':
+        description: Unavailable.
+        headers:
+          Retry-After:
+            required: true
+            schema: {{type: string, format: date-time}}
+        content:
+          application/json:
+            schema: {{$ref: '#/components/schemas/ErrorResponse'}}"
+        ),
+        "",
+        "#/paths/~1pet/get/responses/503/headers/Retry-After/schema",
+        "headers of error responses must be `type: string` (no format) or `type: integer`",
+    );
 }

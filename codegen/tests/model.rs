@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::api;
+use common::{SCHEMES, api, secured_spec, valid};
 use petstore_codegen::ir::{
     Body, BodyContent, Bound, Constraints, Field, IntFormat, Kind, Method, Model, ParamLocation,
-    ResponseContent, Schema, Status, StringFormat,
+    Requirement, ResponseContent, Schema, SchemeKind, SecuritySchemeInfo, Status, StringFormat,
 };
 
 /// A schema without constraints.
@@ -72,6 +72,8 @@ fn operations_keep_id_method_path_and_tag_in_spec_order() {
               - {name: petId, in: path, required: true, schema: {$ref: '#/components/schemas/EntityId'}}
             responses:
               '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
           delete:
             operationId: deletePet
@@ -79,12 +81,16 @@ fn operations_keep_id_method_path_and_tag_in_spec_order() {
               - {name: petId, in: path, required: true, schema: {$ref: '#/components/schemas/EntityId'}}
             responses:
               '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         /store/inventory:
           get:
             operationId: getInventory
             responses:
               '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         ",
         PET,
@@ -146,6 +152,8 @@ fn parameters_keep_location_requiredness_and_inlined_schema() {
             responses:
               '200': {description: ok}
               '400': {$ref: '#/components/responses/Error'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         ",
         PET,
@@ -209,6 +217,8 @@ fn request_bodies_are_json_models_or_raw_bytes() {
               '413': {$ref: '#/components/responses/Error'}
               '415': {$ref: '#/components/responses/Error'}
               '422': {$ref: '#/components/responses/Error'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         /pet/{petId}/uploadImage:
           post:
@@ -222,6 +232,8 @@ fn request_bodies_are_json_models_or_raw_bytes() {
                   schema: {type: string, format: binary}
             responses:
               '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         /user/createWithList:
           post:
@@ -241,6 +253,8 @@ fn request_bodies_are_json_models_or_raw_bytes() {
               '413': {$ref: '#/components/responses/Error'}
               '415': {$ref: '#/components/responses/Error'}
               '422': {$ref: '#/components/responses/Error'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         ",
         PET,
@@ -298,6 +312,8 @@ fn responses_keep_statuses_including_5xx_bodies_and_headers() {
                 content:
                   application/json:
                     schema: {$ref: '#/components/schemas/ErrorResponse'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         /pet/findByStatus:
           get:
@@ -310,6 +326,8 @@ fn responses_keep_statuses_including_5xx_bodies_and_headers() {
                     schema:
                       type: array
                       items: {$ref: '#/components/schemas/Pet'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         /pet/{petId}/image:
           get:
@@ -323,6 +341,8 @@ fn responses_keep_statuses_including_5xx_bodies_and_headers() {
                   image/*:
                     schema: {type: string, format: binary}
               '201': {description: Nothing.}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         ",
         PET,
@@ -335,6 +355,8 @@ fn responses_keep_statuses_including_5xx_bodies_and_headers() {
             Status::Code(200),
             Status::Code(400),
             Status::Code(404),
+            Status::Code(408),
+            Status::Code(429),
             Status::ServerErrors
         ]
     );
@@ -368,6 +390,22 @@ fn responses_keep_statuses_including_5xx_bodies_and_headers() {
         assert_eq!(response.content, ResponseContent::Error, "{response:?}");
     }
     assert_eq!(login.responses[1].description, "A client error.");
+    // Error responses keep their headers: the server values them from the error.
+    let rate_limited = &login.responses[4];
+    assert_eq!(rate_limited.content, ResponseContent::Error);
+    let headers: Vec<_> = rate_limited
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.description.as_deref(), &h.schema.kind))
+        .collect();
+    assert_eq!(
+        headers,
+        [(
+            "Retry-After",
+            Some("Seconds to wait."),
+            &Kind::Integer(IntFormat::I64)
+        )]
+    );
 
     assert_eq!(
         api.operations[1].responses[0].content,
@@ -476,6 +514,8 @@ fn maps_are_objects_with_only_additional_properties() {
                     schema:
                       type: object
                       additionalProperties: {type: integer, format: int32}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
               5XX: {$ref: '#/components/responses/ServerError'}
         ",
         "
@@ -589,4 +629,172 @@ fn tags_keep_their_descriptions() {
         .map(|t| (t.name.as_str(), t.description.as_deref()))
         .collect();
     assert_eq!(tags, [("pet", Some("Pets.")), ("store", None)]);
+}
+
+/// A requirement from `(scheme, scopes)` literals.
+fn requirement(schemes: &[(&str, &[&str])]) -> Requirement {
+    schemes
+        .iter()
+        .map(|(scheme, scopes)| {
+            (
+                (*scheme).to_owned(),
+                scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Responses for an operation that requires credentials.
+const SECURED_RESPONSES: &str = "
+              '200': {description: ok}
+              '401': {$ref: '#/components/responses/Unauthorized'}
+              '403': {$ref: '#/components/responses/Error'}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
+              5XX: {$ref: '#/components/responses/ServerError'}";
+
+#[test]
+fn security_schemes_are_lowered_in_spec_order() {
+    let api = valid(&secured_spec("", SCHEMES, None));
+    assert_eq!(
+        api.security_schemes,
+        [
+            SecuritySchemeInfo {
+                name: "bearerAuth".to_owned(),
+                kind: SchemeKind::HttpBearer {
+                    bearer_format: Some("JWT".to_owned())
+                },
+                description: Some("An access token.".to_owned()),
+            },
+            SecuritySchemeInfo {
+                name: "api_key".to_owned(),
+                kind: SchemeKind::ApiKeyHeader {
+                    header: "X-API-Key".to_owned()
+                },
+                description: None,
+            },
+        ]
+    );
+}
+
+#[test]
+fn the_document_security_applies_unless_an_operation_overrides_it_even_with_an_empty_list() {
+    let paths = format!(
+        "
+        /pet:
+          get:
+            operationId: findPets
+            responses:{SECURED_RESPONSES}
+          post:
+            operationId: addPet
+            security:
+              - api_key: [pets:write]
+            responses:{SECURED_RESPONSES}
+        /pet/{{petId}}:
+          get:
+            operationId: getPetById
+            security: []
+            parameters:
+              - {{name: petId, in: path, required: true, schema: {{type: integer}}}}
+            responses:{SECURED_RESPONSES}
+        "
+    );
+    let api = valid(&secured_spec(
+        &paths,
+        SCHEMES,
+        Some("- bearerAuth: [pets:read]"),
+    ));
+    let security: Vec<_> = api
+        .operations
+        .iter()
+        .map(|op| (op.id.as_str(), op.security.clone()))
+        .collect();
+    assert_eq!(
+        security,
+        [
+            (
+                "findPets",
+                vec![requirement(&[("bearerAuth", &["pets:read"])])]
+            ),
+            ("addPet", vec![requirement(&[("api_key", &["pets:write"])])]),
+            ("getPetById", vec![]),
+        ]
+    );
+    assert!(api.operations[0].requires_credentials());
+    assert!(!api.operations[2].requires_credentials());
+}
+
+#[test]
+fn an_empty_requirement_is_the_anonymous_alternative() {
+    let paths = "
+        /user/logout:
+          get:
+            operationId: logoutUser
+            security:
+              - bearerAuth: []
+                api_key: []
+              - {}
+            responses:
+              '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
+              5XX: {$ref: '#/components/responses/ServerError'}
+        ";
+    let api = valid(&secured_spec(paths, SCHEMES, None));
+    let logout = &api.operations[0];
+    assert_eq!(
+        logout.security,
+        [
+            requirement(&[("bearerAuth", &[]), ("api_key", &[])]),
+            requirement(&[]),
+        ]
+    );
+    assert!(!logout.requires_credentials());
+}
+
+#[test]
+fn scopes_are_collected_sorted_and_unique_from_every_requirement() {
+    let paths = format!(
+        "
+        /pet:
+          post:
+            operationId: addPet
+            security:
+              - bearerAuth: [pets:write, 'pets:admin:all_of_it']
+              - api_key: [pets:write]
+            responses:{SECURED_RESPONSES}
+          get:
+            operationId: findPets
+            responses:{SECURED_RESPONSES}
+        "
+    );
+    let api = valid(&secured_spec(
+        &paths,
+        SCHEMES,
+        Some("- bearerAuth: [inventory:read, pets:write]"),
+    ));
+    assert_eq!(
+        api.scopes,
+        ["inventory:read", "pets:admin:all_of_it", "pets:write"]
+    );
+}
+
+#[test]
+fn a_spec_without_security_has_no_schemes_scopes_or_requirements() {
+    let api = api(
+        "
+        /pet:
+          get:
+            operationId: findPets
+            responses:
+              '200': {description: ok}
+              '408': {$ref: '#/components/responses/Error'}
+              '429': {$ref: '#/components/responses/TooManyRequests'}
+              5XX: {$ref: '#/components/responses/ServerError'}
+        ",
+        "",
+    );
+    assert!(api.security_schemes.is_empty());
+    assert!(api.scopes.is_empty());
+    assert!(api.operations[0].security.is_empty());
 }

@@ -2,14 +2,15 @@
 
 use petstore_codegen::{
     generate_sources,
-    ir::{Model, Status},
+    ir::{Api, Model, Operation, SchemeKind, SecuritySchemeInfo, Status},
     parse::parse_spec,
 };
 
 const SPEC: &str = include_str!("../../openapi.yaml");
 
-/// The operationIds of `openapi.yaml`, in spec order (Petstore v3 plus `getPetImage`).
-const OPERATION_IDS: [&str; 21] = [
+/// The operationIds of `openapi.yaml`, in spec order (Petstore v3 plus `getPetImage` and the
+/// token endpoints).
+const OPERATION_IDS: [&str; 23] = [
     "updatePet",
     "addPet",
     "findPetsByStatus",
@@ -31,6 +32,8 @@ const OPERATION_IDS: [&str; 21] = [
     "getUserByName",
     "updateUser",
     "deleteUser",
+    "createToken",
+    "refreshToken",
 ];
 
 #[test]
@@ -62,9 +65,134 @@ fn openapi_yaml_lowers_without_errors() {
             "User",
             "Tag",
             "Pet",
+            "TokenRequest",
+            "RefreshRequest",
+            "TokenResponse",
             "ApiResponse",
             "ErrorResponse",
             "FieldError"
+        ]
+    );
+}
+
+fn project_api() -> Api {
+    match parse_spec(SPEC) {
+        Ok(api) => api,
+        Err(errors) => panic!("openapi.yaml is rejected:\n{errors}"),
+    }
+}
+
+fn operation<'a>(api: &'a Api, id: &str) -> &'a Operation {
+    match api.operations.iter().find(|operation| operation.id == id) {
+        Some(operation) => operation,
+        None => panic!("openapi.yaml has no operation `{id}`"),
+    }
+}
+
+/// `[(scheme, [scopes])]` alternatives, for comparing with literals.
+fn alternatives(operation: &Operation) -> Vec<Vec<(&str, Vec<&str>)>> {
+    operation
+        .security
+        .iter()
+        .map(|requirement| {
+            requirement
+                .iter()
+                .map(|(scheme, scopes)| {
+                    (scheme.as_str(), scopes.iter().map(String::as_str).collect())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn openapi_yaml_declares_a_bearer_and_an_api_key_scheme() {
+    let api = project_api();
+    let schemes: Vec<(&str, &SchemeKind)> = api
+        .security_schemes
+        .iter()
+        .map(|SecuritySchemeInfo { name, kind, .. }| (name.as_str(), kind))
+        .collect();
+    assert_eq!(
+        schemes,
+        [
+            (
+                "bearerAuth",
+                &SchemeKind::HttpBearer {
+                    bearer_format: Some("JWT".to_owned())
+                }
+            ),
+            (
+                "api_key",
+                &SchemeKind::ApiKeyHeader {
+                    header: "api_key".to_owned()
+                }
+            ),
+        ]
+    );
+    assert!(
+        api.security_schemes
+            .iter()
+            .all(|scheme| scheme.description.is_some())
+    );
+}
+
+#[test]
+fn writes_need_a_scope_via_either_scheme_and_reads_of_pets_are_public() {
+    let api = project_api();
+    assert_eq!(
+        alternatives(operation(&api, "addPet")),
+        [
+            [("bearerAuth", vec!["pets:write"])],
+            [("api_key", vec!["pets:write"])]
+        ]
+    );
+    assert_eq!(
+        alternatives(operation(&api, "getInventory")),
+        [
+            [("bearerAuth", vec!["inventory:read"])],
+            [("api_key", vec!["inventory:read"])]
+        ]
+    );
+    for public in [
+        "findPetsByStatus",
+        "findPetsByTags",
+        "getPetById",
+        "getPetImage",
+        "createUser",
+        "loginUser",
+        "createToken",
+        "refreshToken",
+    ] {
+        assert_eq!(
+            operation(&api, public).security,
+            Vec::<Vec<(String, Vec<String>)>>::new(),
+            "{public} should be public"
+        );
+    }
+}
+
+#[test]
+fn logout_accepts_a_bearer_token_or_no_credentials() {
+    let api = project_api();
+    let logout = operation(&api, "logoutUser");
+    assert_eq!(alternatives(logout), [vec![("bearerAuth", vec![])], vec![]]);
+    assert!(!logout.requires_credentials());
+}
+
+#[test]
+fn every_scope_of_openapi_yaml_is_collected_once_in_order() {
+    assert_eq!(
+        project_api().scopes,
+        [
+            "inventory:read",
+            "orders:manage",
+            "orders:read",
+            "orders:write",
+            "pets:write",
+            "users:manage",
+            "users:read",
+            "users:write",
         ]
     );
 }

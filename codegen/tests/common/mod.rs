@@ -5,9 +5,22 @@
 
 use petstore_codegen::{GenError, GenErrors, ir::Api, parse::parse_spec};
 
+/// The two security schemes [`secured_spec`] declares unless told otherwise.
+pub const SCHEMES: &str = "
+bearerAuth:
+  type: http
+  scheme: bearer
+  bearerFormat: JWT
+  description: An access token.
+api_key:
+  type: apiKey
+  in: header
+  name: X-API-Key";
+
 /// A complete OpenAPI document: `paths` and extra `components/schemas` from the snippets
-/// (written at any indentation), plus the `ErrorResponse` schema and two error responses
-/// every operation can reference: `Error` (any 4xx) and `ServerError` (5XX).
+/// (written at any indentation), plus the `ErrorResponse` schema and the error responses every
+/// operation can reference: `Error` (any 4xx), `Unauthorized` (401, with `WWW-Authenticate`),
+/// `TooManyRequests` (429, with `Retry-After`) and `ServerError` (5XX).
 pub fn spec(paths: &str, schemas: &str) -> String {
     let paths = if paths.trim().is_empty() {
         " {}".to_owned()
@@ -37,6 +50,28 @@ components:
         application/json:
           schema:
             $ref: '#/components/schemas/ErrorResponse'
+    Unauthorized:
+      description: No valid credentials.
+      headers:
+        WWW-Authenticate:
+          description: The challenge.
+          required: true
+          schema: {{type: string}}
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorResponse'
+    TooManyRequests:
+      description: Too many requests.
+      headers:
+        Retry-After:
+          description: Seconds to wait.
+          required: true
+          schema: {{type: integer, format: int64}}
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorResponse'
     ServerError:
       description: A server error.
       content:
@@ -48,26 +83,56 @@ components:
     )
 }
 
+/// [`spec`] with `components/securitySchemes` from `schemes` and, if given, the document's
+/// `security` (both YAML snippets at any indentation).
+pub fn secured_spec(paths: &str, schemes: &str, root_security: Option<&str>) -> String {
+    let mut text = spec(paths, "");
+    text.push_str(&format!("  securitySchemes:\n{}\n", indent(schemes, 4)));
+    if let Some(security) = root_security {
+        text = text.replacen(
+            "\npaths:",
+            &format!("\nsecurity:\n{}\npaths:", indent(security, 2)),
+            1,
+        );
+    }
+    text
+}
+
 /// The intermediate model of a document that must be valid.
 pub fn api(paths: &str, schemas: &str) -> Api {
-    match parse_spec(&spec(paths, schemas)) {
+    valid(&spec(paths, schemas))
+}
+
+/// The intermediate model of a complete document that must be valid.
+pub fn valid(text: &str) -> Api {
+    match parse_spec(text) {
         Ok(api) => api,
-        Err(errors) => panic!("expected a valid spec, got:\n{errors}"),
+        Err(errors) => panic!("expected a valid spec, got:\n{errors}\n{text}"),
     }
 }
 
-/// The errors of a document that must be rejected.
-pub fn errors(paths: &str, schemas: &str) -> Vec<GenError> {
-    match parse_spec(&spec(paths, schemas)) {
+/// The errors of a complete document that must be rejected.
+pub fn rejected(text: &str) -> Vec<GenError> {
+    match parse_spec(text) {
         Ok(api) => panic!("expected errors, got a model: {api:#?}"),
         Err(GenErrors(errors)) => errors,
     }
 }
 
+/// The errors of a document that must be rejected.
+pub fn errors(paths: &str, schemas: &str) -> Vec<GenError> {
+    rejected(&spec(paths, schemas))
+}
+
 /// The one error of a document with exactly one problem; asserts its location and that the
 /// message names the construct.
 pub fn single_error(paths: &str, schemas: &str, location: &str, construct: &str) -> GenError {
-    let mut errors = errors(paths, schemas);
+    single_error_in(&spec(paths, schemas), location, construct)
+}
+
+/// [`single_error`] for a complete document.
+pub fn single_error_in(text: &str, location: &str, construct: &str) -> GenError {
+    let mut errors = rejected(text);
     assert_eq!(
         errors.len(),
         1,
@@ -98,7 +163,7 @@ fn list(errors: &[GenError]) -> String {
 }
 
 /// Re-indents a snippet: strips the indentation common to its lines, then indents by `by`.
-fn indent(text: &str, by: usize) -> String {
+pub fn indent(text: &str, by: usize) -> String {
     let common = text
         .lines()
         .filter(|line| !line.trim().is_empty())
