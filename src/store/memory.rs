@@ -8,6 +8,11 @@
 //!
 //! Only writers look at the bookkeeping behind the mutex (id counters, indexes), which is why it
 //! can live there rather than in concurrent structures.
+//!
+//! An order's owner lives in the same map entry as the order ([`OrderEntry`]), so the one insert
+//! that publishes an order publishes its owner too, and the one remove that deletes it drops
+//! both: no reader can see an order without its owner, or an owner left behind by a deleted order
+//! (which a later order placed under the same explicit id would otherwise inherit).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -21,20 +26,31 @@ use uuid::Uuid;
 
 use super::{
     NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
+    normalize_roles,
 };
-use crate::api::{
-    Image,
-    models::{Order, OrderStatus, Pet, PetStatus, User},
+use crate::{
+    api::{
+        Image,
+        models::{Order, OrderStatus, Pet, PetStatus, User},
+    },
+    auth::Role,
 };
 
 /// The in-memory [`Store`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pets: DashMap<i64, Arc<Stored<Pet>>>,
-    orders: DashMap<i64, Arc<Stored<Order>>>,
+    orders: DashMap<i64, OrderEntry>,
     users: DashMap<String, Arc<StoredUser>>,
     images: DashMap<(i64, Uuid), StoredImage>,
     writer: Mutex<WriterState>,
+}
+
+/// An order together with who placed it; the owner never changes while the order exists.
+#[derive(Debug, Clone)]
+struct OrderEntry {
+    order: Arc<Stored<Order>>,
+    owner: Arc<str>,
 }
 
 /// An uploaded image with the metadata the client sent along.
@@ -127,8 +143,8 @@ impl MemoryStore {
         self.pets.get(&id).map(|entry| Arc::clone(entry.value()))
     }
 
-    fn order(&self, id: i64) -> Option<Arc<Stored<Order>>> {
-        self.orders.get(&id).map(|entry| Arc::clone(entry.value()))
+    fn order(&self, id: i64) -> Option<OrderEntry> {
+        self.orders.get(&id).map(|entry| entry.value().clone())
     }
 
     fn user(&self, username: &str) -> Option<Arc<StoredUser>> {
@@ -144,6 +160,24 @@ impl MemoryStore {
         let stored = Arc::new(Stored::new(value));
         self.pets.insert(id, Arc::clone(&stored));
         stored
+    }
+
+    /// Publishes a new version of user `username` with its record kept and `change` applied to
+    /// a copy of the rest. Caller holds the writer lock; the username and id do not change, so
+    /// no index does either.
+    fn replace_user(
+        &self,
+        username: &str,
+        change: impl FnOnce(&mut StoredUser),
+    ) -> StoreResult<Arc<StoredUser>> {
+        let current = self
+            .user(username)
+            .ok_or_else(|| user_not_found(username))?;
+        let mut next = StoredUser::clone(&current);
+        change(&mut next);
+        let stored = Arc::new(next);
+        self.users.insert(username.to_owned(), Arc::clone(&stored));
+        Ok(stored)
     }
 
     /// Pets matching `keep`, ordered by id.
@@ -338,7 +372,7 @@ impl Store for MemoryStore {
             .map(|entry| entry.value().image.clone()))
     }
 
-    async fn place_order(&self, mut order: Order) -> StoreResult<OrderWrite> {
+    async fn place_order(&self, mut order: Order, owner: &str) -> StoreResult<OrderWrite> {
         let mut writer = self.writer.lock();
         let order_id_assigned = order.id.is_none();
         let id = match order.id {
@@ -381,7 +415,13 @@ impl Store for MemoryStore {
                 .insert(id);
         }
         let stored = Arc::new(Stored::new(order));
-        self.orders.insert(id, Arc::clone(&stored));
+        self.orders.insert(
+            id,
+            OrderEntry {
+                order: Arc::clone(&stored),
+                owner: Arc::from(owner),
+            },
+        );
         if order_id_assigned {
             writer.order_ids.claim(id);
         }
@@ -392,12 +432,19 @@ impl Store for MemoryStore {
     }
 
     async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>> {
-        Ok(self.order(id))
+        Ok(self.order(id).map(|entry| entry.order))
+    }
+
+    async fn order_owner(&self, id: i64) -> StoreResult<Option<String>> {
+        Ok(self.order(id).map(|entry| entry.owner.to_string()))
     }
 
     async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite> {
         let mut writer = self.writer.lock();
-        let current = self.order(id).ok_or_else(|| order_not_found(id))?;
+        let OrderEntry {
+            order: current,
+            owner,
+        } = self.order(id).ok_or_else(|| order_not_found(id))?;
         let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
         let new_status = update.status.unwrap_or(old_status);
         if stage(new_status) < stage(old_status) {
@@ -427,13 +474,20 @@ impl Store for MemoryStore {
             }
         }
         let stored = Arc::new(Stored::new(order));
-        self.orders.insert(id, Arc::clone(&stored));
+        self.orders.insert(
+            id,
+            OrderEntry {
+                order: Arc::clone(&stored),
+                owner,
+            },
+        );
         Ok(OrderWrite { order: stored, pet })
     }
 
     async fn delete_order(&self, id: i64) -> StoreResult<OrderWrite> {
         let mut writer = self.writer.lock();
-        let (_, removed) = self.orders.remove(&id).ok_or_else(|| order_not_found(id))?;
+        let (_, OrderEntry { order: removed, .. }) =
+            self.orders.remove(&id).ok_or_else(|| order_not_found(id))?;
         let mut pet = None;
         let was_last_hold = removed.value.status != Some(OrderStatus::Delivered)
             && writer.release(removed.value.pet_id, id);
@@ -497,6 +551,7 @@ impl Store for MemoryStore {
             let stored = Arc::new(StoredUser {
                 user: Stored::new(public_user(new.user, id)),
                 password_hash: new.password_hash,
+                roles: normalize_roles(new.roles),
             });
             assigned.push((id, stored));
         }
@@ -551,6 +606,7 @@ impl Store for MemoryStore {
         let stored = Arc::new(StoredUser {
             user: Stored::new(public_user(user, id)),
             password_hash: password_hash.unwrap_or_else(|| current.password_hash.clone()),
+            roles: current.roles.clone(),
         });
         let new_name = stored.user.value.username.clone();
         // Published under the new name before the old one goes, so the user is never missing.
@@ -561,6 +617,25 @@ impl Store for MemoryStore {
         writer.usernames_by_id.remove(&old_id);
         writer.usernames_by_id.insert(id, new_name);
         Ok(stored)
+    }
+
+    async fn set_user_roles(
+        &self,
+        username: &str,
+        roles: Vec<Role>,
+    ) -> StoreResult<Arc<StoredUser>> {
+        let _writer = self.writer.lock();
+        let roles = normalize_roles(roles);
+        self.replace_user(username, |user| user.roles = roles)
+    }
+
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: String,
+    ) -> StoreResult<Arc<StoredUser>> {
+        let _writer = self.writer.lock();
+        self.replace_user(username, |user| user.password_hash = password_hash)
     }
 
     async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>> {

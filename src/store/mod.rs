@@ -7,7 +7,10 @@
 //! implementation runs each as one Lua script or `MULTI`/`WATCH` transaction.
 //!
 //! The store enforces the rules that need its atomicity (order and pet states move together, ids
-//! and usernames are unique); schema validation and authorization stay in the handlers.
+//! and usernames are unique); schema validation and authorization stay in the handlers. What the
+//! handlers need to authorize is kept here though, beside the records it guards: each order's
+//! owner (the wire `Order` stays the classic Petstore schema, so the owner is not part of it) and
+//! each user's roles.
 //!
 //! Entities are kept together with their JSON, rendered once when they are written
 //! ([`Stored`]): a read hands the pre-rendered bytes to the transport and runs no serializer.
@@ -33,12 +36,13 @@ use crate::{
         Image, Serialized,
         models::{Order, OrderStatus, Pet, PetStatus, User},
     },
+    auth::Role,
     error::ApiError,
 };
 
 pub use demo::{
-    DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, DEMO_PASSWORD, DEMO_USERNAME, DemoDataError,
-    DemoLoad, load_demo_data,
+    DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, DEMO_PASSWORD, DEMO_USER2_USERNAME, DEMO_USERNAME,
+    DemoDataError, DemoLoad, load_demo_data,
 };
 pub use memory::MemoryStore;
 
@@ -69,16 +73,19 @@ impl<T: ToJSON> Stored<T> {
     }
 }
 
-/// A user as stored: its public record and the hash of its password.
+/// A user as stored: its public record, the hash of its password and its roles.
 ///
 /// The record's `password` is always `None` (the model's field is write-only, and the clear
-/// password is never kept), so `user.json` never contains it either.
+/// password is never kept), so `user.json` never contains it either. The roles are not part of
+/// the public record either: the wire `User` is the classic Petstore schema.
 #[derive(Clone, PartialEq)]
 pub struct StoredUser {
     /// The public record.
     pub user: Stored<User>,
     /// The password hash (PHC string) that logins are checked against.
     pub password_hash: String,
+    /// The roles the user holds, sorted and without duplicates.
+    pub roles: Vec<Role>,
 }
 
 impl fmt::Debug for StoredUser {
@@ -87,20 +94,25 @@ impl fmt::Debug for StoredUser {
         f.debug_struct("StoredUser")
             .field("user", &self.user)
             .field("password_hash", &"<redacted>")
+            .field("roles", &self.roles)
             .finish()
     }
 }
 
-/// A user to create: the record as the client sent it and its already hashed password.
+/// A user to create: the record as the client sent it, its already hashed password and the roles
+/// it is given.
 ///
 /// Hashing happens before the store is called (it is slow and needs no lock); the store
-/// clears `user.password` whatever it holds.
+/// clears `user.password` whatever it holds. Which roles a new user gets is the handler's
+/// decision (`createUser` gives [`Role::Customer`]); the store sorts and deduplicates them.
 #[derive(Clone, PartialEq)]
 pub struct NewUser {
     /// The record; `id` is assigned when `None`.
     pub user: User,
     /// The password hash (PHC string).
     pub password_hash: String,
+    /// The roles to give the user, in any order, duplicates allowed.
+    pub roles: Vec<Role>,
 }
 
 impl fmt::Debug for NewUser {
@@ -108,8 +120,17 @@ impl fmt::Debug for NewUser {
         f.debug_struct("NewUser")
             .field("user", &self.user)
             .field("password_hash", &"<redacted>")
+            .field("roles", &self.roles)
             .finish()
     }
+}
+
+/// Roles as every store keeps them: sorted, each once. One canonical form means two users with
+/// the same roles compare equal and a backend can store the list as it is.
+pub(crate) fn normalize_roles(mut roles: Vec<Role>) -> Vec<Role> {
+    roles.sort_unstable();
+    roles.dedup();
+    roles
 }
 
 /// The fields of an order that `updateOrder` may change; `None` keeps the stored value.
@@ -272,16 +293,23 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- orders ----
 
-    /// Places an order (`placeOrder`), reserving its pet in the same step.
+    /// Places an order (`placeOrder`) for `owner`, reserving its pet in the same step.
     ///
     /// The id is assigned when `None` (`Conflict` if taken). The pet must exist (`NotFound`)
     /// and be `available` (`Conflict`; a pet without status is not available). Defaults:
     /// `status` `placed`, `quantity` 1, `complete` false. A `placed` or `approved` order marks
     /// the pet `pending`; a `delivered` one marks it `sold` and is always `complete`.
-    async fn place_order(&self, order: Order) -> StoreResult<OrderWrite>;
+    ///
+    /// `owner` is who placed the order: the caller's username, or a service key's name. It is
+    /// stored with the order in the same step, never changes, and goes when the order does.
+    async fn place_order(&self, order: Order, owner: &str) -> StoreResult<OrderWrite>;
 
     /// The order with this id.
     async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>>;
+
+    /// Who placed the order with this id (the `owner` given to [`Store::place_order`]); `None`
+    /// when there is no such order.
+    async fn order_owner(&self, id: i64) -> StoreResult<Option<String>>;
 
     /// Changes an order's status, ship date or completion flag (`updateOrder`).
     ///
@@ -309,12 +337,31 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// A different `user.username` renames the user (`Conflict` if that name is taken). A `None`
     /// `password_hash` keeps the old password. A `None` `user.id` keeps the old id; an id that
-    /// belongs to another user is a `Conflict`.
+    /// belongs to another user is a `Conflict`. The roles stay as they are (a renamed user keeps
+    /// them): only [`Store::set_user_roles`] changes them.
     async fn update_user(
         &self,
         username: &str,
         user: User,
         password_hash: Option<String>,
+    ) -> StoreResult<Arc<StoredUser>>;
+
+    /// Replaces the roles of user `username`; returns the user as stored now. Everything else
+    /// stays. `NotFound` if there is no such user. The roles are sorted and deduplicated; an
+    /// empty list is allowed and leaves the user without any role.
+    async fn set_user_roles(
+        &self,
+        username: &str,
+        roles: Vec<Role>,
+    ) -> StoreResult<Arc<StoredUser>>;
+
+    /// Replaces the password hash of user `username`; returns the user as stored now. Everything
+    /// else stays. `NotFound` if there is no such user. Meant for start-up (giving the
+    /// configured administrator its configured password), not for `updateUser`.
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: String,
     ) -> StoreResult<Arc<StoredUser>>;
 
     /// Deletes a user; returns it as it was.
