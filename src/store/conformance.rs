@@ -11,9 +11,12 @@ use poem_openapi::types::ToJSON;
 use uuid::Uuid;
 
 use super::{NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, Stored, StoredUser};
-use crate::api::{
-    Image, Serialized,
-    models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
+use crate::{
+    api::{
+        Image, Serialized,
+        models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
+    },
+    auth::Role,
 };
 
 /// Generates one `#[tokio::test]` per check below, each on a fresh store from `$fresh`.
@@ -40,6 +43,9 @@ macro_rules! store_conformance_tests {
             deleting_a_delivered_order_keeps_the_pet_sold,
             deleting_an_order_keeps_a_pet_another_order_holds,
             orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id,
+            a_placed_order_belongs_to_its_owner_for_its_whole_life,
+            an_unknown_order_has_no_owner,
+            deleting_an_order_drops_its_owner,
             creating_users_is_all_or_nothing,
             user_ids_come_from_the_sequence_and_skip_explicit_ones,
             users_never_store_or_serialize_a_password,
@@ -47,19 +53,29 @@ macro_rules! store_conformance_tests {
             renaming_a_user_moves_it_unless_the_name_is_taken,
             updating_a_user_to_another_users_id_conflicts,
             deleting_a_user_removes_it,
+            users_are_created_with_their_roles_sorted_and_deduplicated,
+            updating_a_user_keeps_its_roles,
+            renaming_a_user_carries_its_roles_along,
+            setting_roles_replaces_them_and_keeps_the_rest,
+            setting_a_password_hash_replaces_it_and_keeps_the_rest,
         );
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn concurrent_orders_for_one_pet_exactly_one_succeeds() {
-            $crate::store::conformance::concurrent_orders_for_one_pet_exactly_one_succeeds(
-                $fresh().await,
-            )
-            .await;
-        }
+        $crate::store::conformance::store_conformance_tests!(@concurrent $fresh;
+            concurrent_orders_for_one_pet_exactly_one_succeeds,
+            concurrent_orders_keep_their_own_owners,
+            concurrent_changes_to_one_user_are_all_kept,
+        );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
         $(
             #[tokio::test]
+            async fn $check() {
+                $crate::store::conformance::$check($fresh().await).await;
+            }
+        )*
+    };
+    (@concurrent $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $check() {
                 $crate::store::conformance::$check($fresh().await).await;
             }
@@ -70,6 +86,9 @@ macro_rules! store_conformance_tests {
 pub(crate) use store_conformance_tests;
 
 type S = Arc<dyn Store>;
+
+/// The owner of the orders of checks that are not about owners.
+const CUSTOMER: &str = "customer";
 
 /// The stored JSON is exactly what rendering the stored value gives now.
 fn assert_fresh<T: ToJSON + std::fmt::Debug>(stored: &Stored<T>) {
@@ -136,9 +155,16 @@ fn user(username: &str, id: Option<i64>) -> User {
 }
 
 fn new_user(username: &str, id: Option<i64>) -> NewUser {
+    let mut new = with_roles(username, vec![Role::Customer]);
+    new.user.id = id;
+    new
+}
+
+fn with_roles(username: &str, roles: Vec<Role>) -> NewUser {
     NewUser {
-        user: user(username, id),
+        user: user(username, None),
         password_hash: format!("hash-of-{username}"),
+        roles,
     }
 }
 
@@ -346,7 +372,7 @@ pub(crate) async fn inventory_counts_every_status_including_zeros(store: S) {
     add(&store, pet("c", Some(PetStatus::Sold), &[])).await;
     add(&store, pet("no status", None, &[])).await;
     assert_eq!(store.inventory().await.unwrap(), expect(2, 0, 1));
-    store.place_order(order_for(a)).await.unwrap();
+    store.place_order(order_for(a), CUSTOMER).await.unwrap();
     assert_eq!(store.inventory().await.unwrap(), expect(1, 1, 1));
 }
 
@@ -405,7 +431,7 @@ pub(crate) async fn images_are_stored_with_their_url_up_to_max_photos(store: S) 
 
 pub(crate) async fn placing_an_order_reserves_the_pet_and_fills_defaults(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
-    let placed = store.place_order(order_for(id)).await.unwrap();
+    let placed = store.place_order(order_for(id), CUSTOMER).await.unwrap();
     assert_fresh(&placed.order);
     let order = &placed.order.value;
     assert_eq!(order.id, Some(1));
@@ -430,21 +456,21 @@ pub(crate) async fn placing_an_order_reserves_the_pet_and_fills_defaults(store: 
     approved.status = Some(OrderStatus::Approved);
     approved.quantity = Some(3);
     approved.complete = Some(true);
-    let placed = store.place_order(approved).await.unwrap();
+    let placed = store.place_order(approved, CUSTOMER).await.unwrap();
     assert_eq!(placed.order.value.quantity, Some(3));
     assert_eq!(placed.order.value.complete, Some(true));
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
 }
 
 pub(crate) async fn placing_an_order_needs_an_available_pet(store: S) {
-    let result = store.place_order(order_for(42)).await;
+    let result = store.place_order(order_for(42), CUSTOMER).await;
     assert_eq!(
         result.map(|_| ()),
         Err(StoreError::NotFound("pet 42 not found".to_owned()))
     );
     for status in [None, Some(PetStatus::Pending), Some(PetStatus::Sold)] {
         let id = add(&store, pet("a", status, &[])).await;
-        let result = store.place_order(order_for(id)).await;
+        let result = store.place_order(order_for(id), CUSTOMER).await;
         assert_eq!(
             result.map(|_| ()),
             Err(StoreError::Conflict(format!("pet {id} is not available")))
@@ -459,7 +485,7 @@ pub(crate) async fn placing_a_delivered_order_sells_the_pet(store: S) {
     let mut order = order_for(id);
     order.status = Some(OrderStatus::Delivered);
     order.complete = Some(false);
-    let placed = store.place_order(order).await.unwrap();
+    let placed = store.place_order(order, CUSTOMER).await.unwrap();
     assert_fresh(&placed.order);
     assert_eq!(placed.order.value.complete, Some(true));
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
@@ -475,17 +501,23 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
     let mut explicit = order_for(1);
     explicit.id = Some(10);
     assert_eq!(
-        store.place_order(explicit).await.unwrap().order.value.id,
+        store
+            .place_order(explicit, CUSTOMER)
+            .await
+            .unwrap()
+            .order
+            .value
+            .id,
         Some(10)
     );
     let mut taken = order_for(2);
     taken.id = Some(10);
-    assert!(is_conflict(store.place_order(taken).await));
+    assert!(is_conflict(store.place_order(taken, CUSTOMER).await));
     // The failed attempt reserved nothing.
     assert_eq!(pet_status(&store, 2).await, Some(PetStatus::Available));
     assert_eq!(
         store
-            .place_order(order_for(2))
+            .place_order(order_for(2), CUSTOMER)
             .await
             .unwrap()
             .order
@@ -497,7 +529,7 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
     store.delete_order(1).await.unwrap();
     assert_eq!(
         store
-            .place_order(order_for(3))
+            .place_order(order_for(3), CUSTOMER)
             .await
             .unwrap()
             .order
@@ -509,7 +541,11 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
 
 pub(crate) async fn order_status_moves_only_forward(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
-    let order = store.place_order(order_for(id)).await.unwrap().order;
+    let order = store
+        .place_order(order_for(id), CUSTOMER)
+        .await
+        .unwrap()
+        .order;
     let order_id = order.value.id.unwrap();
     let update = |status| OrderUpdate {
         status: Some(status),
@@ -568,7 +604,7 @@ pub(crate) async fn order_status_moves_only_forward(store: S) {
 pub(crate) async fn delivering_an_order_sells_the_pet_and_completes_it(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
     let order_id = store
-        .place_order(order_for(id))
+        .place_order(order_for(id), CUSTOMER)
         .await
         .unwrap()
         .order
@@ -601,7 +637,7 @@ pub(crate) async fn delivering_an_order_sells_the_pet_and_completes_it(store: S)
     // An order whose pet is gone can still be delivered.
     let other = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
     let order_id = store
-        .place_order(order_for(other))
+        .place_order(order_for(other), CUSTOMER)
         .await
         .unwrap()
         .order
@@ -620,7 +656,7 @@ pub(crate) async fn deleting_an_undelivered_order_frees_the_pet(store: S) {
         let mut order = order_for(id);
         order.status = Some(status);
         let order_id = store
-            .place_order(order)
+            .place_order(order, CUSTOMER)
             .await
             .unwrap()
             .order
@@ -636,14 +672,14 @@ pub(crate) async fn deleting_an_undelivered_order_frees_the_pet(store: S) {
         assert_eq!(store.get_order(order_id).await.unwrap(), None);
         assert!(is_not_found(store.delete_order(order_id).await));
         // And it can be ordered again.
-        store.place_order(order_for(id)).await.unwrap();
+        store.place_order(order_for(id), CUSTOMER).await.unwrap();
     }
 }
 
 pub(crate) async fn deleting_a_delivered_order_keeps_the_pet_sold(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
     let order_id = store
-        .place_order(order_for(id))
+        .place_order(order_for(id), CUSTOMER)
         .await
         .unwrap()
         .order
@@ -658,13 +694,21 @@ pub(crate) async fn deleting_a_delivered_order_keeps_the_pet_sold(store: S) {
 
 pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
-    let first = store.place_order(order_for(id)).await.unwrap().order;
+    let first = store
+        .place_order(order_for(id), CUSTOMER)
+        .await
+        .unwrap()
+        .order;
     // Someone makes the pet available by hand and it is ordered a second time.
     store
         .update_pet_fields(id, None, Some(PetStatus::Available))
         .await
         .unwrap();
-    let second = store.place_order(order_for(id)).await.unwrap().order;
+    let second = store
+        .place_order(order_for(id), CUSTOMER)
+        .await
+        .unwrap()
+        .order;
 
     let deleted = store.delete_order(first.value.id.unwrap()).await.unwrap();
     assert!(deleted.pet.is_none());
@@ -675,7 +719,11 @@ pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) 
 
     // A pet whose status was changed by hand while ordered is left as it is.
     let other = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
-    let order = store.place_order(order_for(other)).await.unwrap().order;
+    let order = store
+        .place_order(order_for(other), CUSTOMER)
+        .await
+        .unwrap()
+        .order;
     store
         .update_pet_fields(other, None, Some(PetStatus::Sold))
         .await
@@ -687,7 +735,11 @@ pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) 
 
 pub(crate) async fn orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id(store: S) {
     let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
-    let order = store.place_order(order_for(id)).await.unwrap().order;
+    let order = store
+        .place_order(order_for(id), CUSTOMER)
+        .await
+        .unwrap()
+        .order;
     store.delete_pet(id).await.unwrap();
     add(&store, with_id(pet("b", Some(PetStatus::Pending), &[]), id)).await;
     let deleted = store.delete_order(order.value.id.unwrap()).await.unwrap();
@@ -702,31 +754,159 @@ pub(crate) async fn concurrent_orders_for_one_pet_exactly_one_succeeds(store: S)
         let id = add(&store, pet("contested", Some(PetStatus::Available), &[])).await;
         let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
         let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
+            .map(|task| {
                 let store = Arc::clone(&store);
                 let barrier = Arc::clone(&barrier);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.place_order(order_for(id)).await
+                    let owner = format!("customer-{task}");
+                    let placed = store.place_order(order_for(id), &owner).await;
+                    (owner, placed)
                 })
             })
             .collect();
-        let mut won = 0;
+        let mut winners = Vec::new();
         for task in tasks {
             match task.await.unwrap() {
-                Ok(_) => won += 1,
-                Err(StoreError::Conflict(_)) => {}
-                Err(other) => panic!("round {round}: unexpected {other:?}"),
+                (owner, Ok(placed)) => winners.push((owner, placed.order.value.id.unwrap())),
+                (_, Err(StoreError::Conflict(_))) => {}
+                (_, Err(other)) => panic!("round {round}: unexpected {other:?}"),
             }
         }
-        assert_eq!(won, 1, "round {round}: {won} orders won pet {id}");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {winners:?} all won pet {id}"
+        );
         assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
+        // The order belongs to the one who won it, not to a loser.
+        let (owner, order_id) = &winners[0];
+        assert_eq!(
+            store.order_owner(*order_id).await.unwrap().as_ref(),
+            Some(owner)
+        );
     }
     let placed = store
         .find_pets_by_status(&[PetStatus::Pending])
         .await
         .unwrap();
     assert_eq!(placed.len(), ROUNDS);
+}
+
+/// Places an order for a new available pet as `owner`; returns the order's id.
+async fn place_as(store: &S, owner: &str) -> i64 {
+    let pet_id = add(store, pet("a", Some(PetStatus::Available), &[])).await;
+    let placed = store.place_order(order_for(pet_id), owner).await.unwrap();
+    placed.order.value.id.unwrap()
+}
+
+async fn owner_of(store: &S, order_id: i64) -> Option<String> {
+    store.order_owner(order_id).await.unwrap()
+}
+
+pub(crate) async fn a_placed_order_belongs_to_its_owner_for_its_whole_life(store: S) {
+    let alice = place_as(&store, "alice").await;
+    // A service key's name is an owner like any username.
+    let service = place_as(&store, "reporting-service").await;
+    assert_eq!(owner_of(&store, alice).await.as_deref(), Some("alice"));
+    assert_eq!(
+        owner_of(&store, service).await.as_deref(),
+        Some("reporting-service")
+    );
+
+    // Updates keep the owner, up to delivery.
+    store
+        .update_order(
+            alice,
+            OrderUpdate {
+                status: Some(OrderStatus::Approved),
+                ..OrderUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(owner_of(&store, alice).await.as_deref(), Some("alice"));
+    deliver(&store, alice).await;
+    assert_eq!(owner_of(&store, alice).await.as_deref(), Some("alice"));
+
+    // Placing another order under a taken id fails and does not take the order over.
+    let pet_id = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let mut taken = order_for(pet_id);
+    taken.id = Some(alice);
+    assert!(is_conflict(store.place_order(taken, "mallory").await));
+    assert_eq!(owner_of(&store, alice).await.as_deref(), Some("alice"));
+}
+
+pub(crate) async fn an_unknown_order_has_no_owner(store: S) {
+    assert_eq!(owner_of(&store, 1).await, None);
+    assert_eq!(owner_of(&store, -1).await, None);
+    // A placement that fails leaves no owner behind.
+    assert!(is_not_found(
+        store.place_order(order_for(42), "alice").await
+    ));
+    let sold = add(&store, pet("a", Some(PetStatus::Sold), &[])).await;
+    assert!(is_conflict(
+        store.place_order(order_for(sold), "alice").await
+    ));
+    assert_eq!(owner_of(&store, 1).await, None);
+}
+
+pub(crate) async fn deleting_an_order_drops_its_owner(store: S) {
+    let order_id = place_as(&store, "alice").await;
+    store.delete_order(order_id).await.unwrap();
+    assert_eq!(owner_of(&store, order_id).await, None);
+
+    // A new order placed under the same id belongs to whoever placed it, not to the old owner.
+    let pet_id = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let mut reused = order_for(pet_id);
+    reused.id = Some(order_id);
+    store.place_order(reused, "bob").await.unwrap();
+    assert_eq!(owner_of(&store, order_id).await.as_deref(), Some("bob"));
+}
+
+pub(crate) async fn concurrent_orders_keep_their_own_owners(store: S) {
+    const TASKS: usize = 8;
+    const ORDERS_PER_TASK: usize = 25;
+    let mut pets = Vec::with_capacity(TASKS * ORDERS_PER_TASK);
+    for _ in 0..TASKS * ORDERS_PER_TASK {
+        pets.push(add(&store, pet("a", Some(PetStatus::Available), &[])).await);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = pets
+        .chunks(ORDERS_PER_TASK)
+        .enumerate()
+        .map(|(task, pets)| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let pets = pets.to_vec();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let owner = format!("customer-{task}");
+                let mut placed = Vec::with_capacity(pets.len());
+                for pet_id in pets {
+                    let write = store.place_order(order_for(pet_id), &owner).await.unwrap();
+                    placed.push(write.order.value.id.unwrap());
+                }
+                (owner, placed)
+            })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for task in tasks {
+        let (owner, placed) = task.await.unwrap();
+        for order_id in placed {
+            assert!(
+                seen.insert(order_id),
+                "order id {order_id} handed out twice"
+            );
+            assert_eq!(
+                owner_of(&store, order_id).await.as_ref(),
+                Some(&owner),
+                "owner of order {order_id}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), TASKS * ORDERS_PER_TASK);
 }
 
 async fn assert_user_stored(store: &S, stored: &StoredUser) {
@@ -931,4 +1111,209 @@ pub(crate) async fn deleting_a_user_removes_it(store: S) {
         .create_users(vec![new_user("bob", Some(5))])
         .await
         .unwrap();
+}
+
+pub(crate) async fn users_are_created_with_their_roles_sorted_and_deduplicated(store: S) {
+    let created = store
+        .create_users(vec![
+            with_roles("both", vec![Role::Admin, Role::Customer, Role::Admin]),
+            with_roles("admin", vec![Role::Admin]),
+            with_roles("nobody", Vec::new()),
+        ])
+        .await
+        .unwrap();
+    let roles: Vec<_> = created.iter().map(|user| user.roles.clone()).collect();
+    assert_eq!(
+        roles,
+        [
+            vec![Role::Customer, Role::Admin],
+            vec![Role::Admin],
+            Vec::new()
+        ]
+    );
+    for stored in &created {
+        assert_user_stored(&store, stored).await;
+        // The roles are kept beside the public record, never in it.
+        assert!(json_of(&stored.user).get("roles").is_none());
+    }
+
+    // A user created again under a deleted user's name gets the new roles only.
+    store.delete_user("admin").await.unwrap();
+    let again = store
+        .create_users(vec![with_roles("admin", vec![Role::Customer])])
+        .await
+        .unwrap();
+    assert_eq!(again[0].roles, [Role::Customer]);
+}
+
+pub(crate) async fn updating_a_user_keeps_its_roles(store: S) {
+    store
+        .create_users(vec![with_roles("alice", vec![Role::Admin])])
+        .await
+        .unwrap();
+    let mut changed = user("alice", None);
+    changed.phone = Some("12345".to_owned());
+    let updated = store.update_user("alice", changed, None).await.unwrap();
+    assert_user_stored(&store, &updated).await;
+    assert_eq!(updated.roles, [Role::Admin]);
+
+    let new_password = store
+        .update_user("alice", user("alice", None), Some("new-hash".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(new_password.roles, [Role::Admin]);
+    assert_eq!(new_password.password_hash, "new-hash");
+}
+
+pub(crate) async fn renaming_a_user_carries_its_roles_along(store: S) {
+    store
+        .create_users(vec![
+            with_roles("alice", vec![Role::Admin, Role::Customer]),
+            with_roles("bob", vec![Role::Customer]),
+        ])
+        .await
+        .unwrap();
+    let renamed = store
+        .update_user("alice", user("carol", None), None)
+        .await
+        .unwrap();
+    assert_user_stored(&store, &renamed).await;
+    assert_eq!(renamed.roles, [Role::Customer, Role::Admin]);
+    assert_eq!(store.get_user("alice").await.unwrap(), None);
+
+    // The old name is free again, and a user created under it does not inherit the roles.
+    let reborn = store
+        .create_users(vec![with_roles("alice", vec![Role::Customer])])
+        .await
+        .unwrap();
+    assert_eq!(reborn[0].roles, [Role::Customer]);
+
+    // A failed rename leaves the roles of both users as they were.
+    assert!(is_conflict(
+        store.update_user("carol", user("bob", None), None).await
+    ));
+    let carol = store.get_user("carol").await.unwrap().unwrap();
+    assert_eq!(carol.roles, [Role::Customer, Role::Admin]);
+    let bob = store.get_user("bob").await.unwrap().unwrap();
+    assert_eq!(bob.roles, [Role::Customer]);
+}
+
+pub(crate) async fn setting_roles_replaces_them_and_keeps_the_rest(store: S) {
+    let created = store
+        .create_users(vec![new_user("alice", None)])
+        .await
+        .unwrap();
+    let before = &created[0];
+
+    let admin = store
+        .set_user_roles("alice", vec![Role::Admin, Role::Customer, Role::Admin])
+        .await
+        .unwrap();
+    assert_user_stored(&store, &admin).await;
+    assert_eq!(admin.roles, [Role::Customer, Role::Admin]);
+    assert_eq!(admin.user, before.user);
+    assert_eq!(admin.password_hash, before.password_hash);
+
+    let none = store.set_user_roles("alice", Vec::new()).await.unwrap();
+    assert!(none.roles.is_empty());
+    assert_eq!(
+        store.get_user("alice").await.unwrap().unwrap().roles,
+        Vec::<Role>::new()
+    );
+
+    assert!(is_not_found(
+        store.set_user_roles("nobody", vec![Role::Admin]).await
+    ));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    // After a rename, the old name is no one's.
+    store
+        .update_user("alice", user("carol", None), None)
+        .await
+        .unwrap();
+    assert!(is_not_found(
+        store.set_user_roles("alice", vec![Role::Admin]).await
+    ));
+    assert_eq!(store.get_user("alice").await.unwrap(), None);
+}
+
+pub(crate) async fn setting_a_password_hash_replaces_it_and_keeps_the_rest(store: S) {
+    let created = store
+        .create_users(vec![with_roles("admin", vec![Role::Admin])])
+        .await
+        .unwrap();
+    let before = &created[0];
+
+    let updated = store
+        .set_password_hash("admin", "configured-hash".to_owned())
+        .await
+        .unwrap();
+    assert_user_stored(&store, &updated).await;
+    assert_eq!(updated.password_hash, "configured-hash");
+    assert_eq!(updated.user, before.user);
+    assert_eq!(updated.roles, [Role::Admin]);
+
+    assert!(is_not_found(
+        store
+            .set_password_hash("nobody", "configured-hash".to_owned())
+            .await
+    ));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    store.delete_user("admin").await.unwrap();
+    assert!(is_not_found(
+        store
+            .set_password_hash("admin", "configured-hash".to_owned())
+            .await
+    ));
+}
+
+pub(crate) async fn concurrent_changes_to_one_user_are_all_kept(store: S) {
+    const ROUNDS: usize = 100;
+    for round in 0..ROUNDS {
+        let username = format!("user-{round}");
+        store
+            .create_users(vec![new_user(&username, None)])
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let roles = {
+            let (store, barrier, username) =
+                (Arc::clone(&store), Arc::clone(&barrier), username.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.set_user_roles(&username, vec![Role::Admin]).await
+            })
+        };
+        let password = {
+            let (store, barrier, username) =
+                (Arc::clone(&store), Arc::clone(&barrier), username.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .set_password_hash(&username, "new-hash".to_owned())
+                    .await
+            })
+        };
+        let record = {
+            let (store, barrier, username) =
+                (Arc::clone(&store), Arc::clone(&barrier), username.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut changed = user(&username, None);
+                changed.phone = Some("12345".to_owned());
+                store.update_user(&username, changed, None).await
+            })
+        };
+        roles.await.unwrap().unwrap();
+        password.await.unwrap().unwrap();
+        record.await.unwrap().unwrap();
+
+        let stored = store.get_user(&username).await.unwrap().unwrap();
+        assert_eq!(stored.roles, [Role::Admin], "round {round}");
+        assert_eq!(stored.password_hash, "new-hash", "round {round}");
+        assert_eq!(
+            stored.user.value.phone.as_deref(),
+            Some("12345"),
+            "round {round}"
+        );
+    }
 }
