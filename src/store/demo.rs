@@ -5,6 +5,17 @@
 //! orders. The orders are placed through [`Store::place_order`] and [`Store::update_order`], so
 //! every pending or sold pet is held by an order exactly as if a client had bought it.
 //!
+//! Roles: `admin` is an [`Role::Admin`], `user1` and `user2` are [`Role::Customer`]s. Each
+//! customer owns two of the orders, so trying the API out shows both sides of order ownership
+//! (one's own orders readable, the other customer's forbidden):
+//!
+//! | order | pet            | status    | owner   |
+//! |-------|----------------|-----------|---------|
+//! | 1     | 2 (`Cat 2`)    | placed    | `user1` |
+//! | 2     | 5 (`Dog 2`)    | approved  | `user2` |
+//! | 3     | 6 (`Dog 3`)    | delivered | `user1` |
+//! | 4     | 8 (`Rabbit 1`) | delivered | `user2` |
+//!
 //! The passwords are public constants: this data is for trying the API out, and a deployment that
 //! keeps it is open to anyone who reads this file. Disable it in production.
 
@@ -13,13 +24,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{NewUser, OrderUpdate, Store, StoreError};
-use crate::api::models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User};
+use crate::{
+    api::models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
+    auth::Role,
+};
 
-/// Username of the demo customer.
+/// Username of the demo customer; owns orders 1 and 3.
 pub const DEMO_USERNAME: &str = "user1";
-/// Password of [`DEMO_USERNAME`] (and of `user2`).
+/// Password of [`DEMO_USERNAME`] (and of [`DEMO_USER2_USERNAME`]).
 pub const DEMO_PASSWORD: &str = "user1-password";
-/// Username of the demo administrator.
+/// Username of the second demo customer; owns orders 2 and 4. Its password is [`DEMO_PASSWORD`].
+pub const DEMO_USER2_USERNAME: &str = "user2";
+/// Username of the demo administrator; owns no order.
 pub const DEMO_ADMIN_USERNAME: &str = "admin";
 /// Password of [`DEMO_ADMIN_USERNAME`].
 pub const DEMO_ADMIN_PASSWORD: &str = "admin-password";
@@ -137,12 +153,30 @@ where
     }
 
     let users = [
-        (DEMO_USERNAME, DEMO_PASSWORD, "John", "Smith"),
-        ("user2", DEMO_PASSWORD, "Jane", "Doe"),
-        (DEMO_ADMIN_USERNAME, DEMO_ADMIN_PASSWORD, "Store", "Admin"),
+        (
+            DEMO_USERNAME,
+            DEMO_PASSWORD,
+            "John",
+            "Smith",
+            Role::Customer,
+        ),
+        (
+            DEMO_USER2_USERNAME,
+            DEMO_PASSWORD,
+            "Jane",
+            "Doe",
+            Role::Customer,
+        ),
+        (
+            DEMO_ADMIN_USERNAME,
+            DEMO_ADMIN_PASSWORD,
+            "Store",
+            "Admin",
+            Role::Admin,
+        ),
     ];
     let mut new_users = Vec::with_capacity(users.len());
-    for (username, password, first_name, last_name) in users {
+    for (username, password, first_name, last_name, role) in users {
         let password_hash = hash_password(password).map_err(|source| DemoDataError::Hash {
             username,
             source: Box::new(source),
@@ -159,6 +193,7 @@ where
                 user_status: Some(1),
             },
             password_hash,
+            roles: vec![role],
         });
     }
     store.create_users(new_users).await?;
@@ -192,25 +227,28 @@ where
     }
 
     // Pets 2 and 5 end up pending (placed, approved), 6 and 8 sold (delivered after shipping,
-    // and placed as delivered).
+    // and placed as delivered). The owners alternate, as in the table of the module docs.
     let ship_date = DateTime::<Utc>::from_timestamp(1_767_225_600, 0);
     let orders = [
-        (2, 1, OrderStatus::Placed),
-        (5, 2, OrderStatus::Approved),
-        (6, 1, OrderStatus::Placed),
-        (8, 1, OrderStatus::Delivered),
+        (2, 1, OrderStatus::Placed, DEMO_USERNAME),
+        (5, 2, OrderStatus::Approved, DEMO_USER2_USERNAME),
+        (6, 1, OrderStatus::Placed, DEMO_USERNAME),
+        (8, 1, OrderStatus::Delivered, DEMO_USER2_USERNAME),
     ];
     let mut order_ids = Vec::with_capacity(orders.len());
-    for (demo_pet, quantity, status) in orders {
+    for (demo_pet, quantity, status, owner) in orders {
         let placed = store
-            .place_order(Order {
-                id: None,
-                pet_id: pet_ids.get(&demo_pet).copied().unwrap_or(demo_pet),
-                quantity: Some(quantity),
-                ship_date,
-                status: Some(status),
-                complete: None,
-            })
+            .place_order(
+                Order {
+                    id: None,
+                    pet_id: pet_ids.get(&demo_pet).copied().unwrap_or(demo_pet),
+                    quantity: Some(quantity),
+                    ship_date,
+                    status: Some(status),
+                    complete: None,
+                },
+                owner,
+            )
             .await?;
         order_ids.extend(placed.order.value.id);
     }
@@ -285,17 +323,51 @@ mod tests {
         );
         // New records get ids above the demo ones.
         let placed = store
-            .place_order(Order {
-                id: None,
-                pet_id: 1,
-                quantity: None,
-                ship_date: None,
-                status: None,
-                complete: None,
-            })
+            .place_order(
+                Order {
+                    id: None,
+                    pet_id: 1,
+                    quantity: None,
+                    ship_date: None,
+                    status: None,
+                    complete: None,
+                },
+                DEMO_USERNAME,
+            )
             .await
             .unwrap();
         assert_eq!(placed.order.value.id, Some(5));
+    }
+
+    #[tokio::test]
+    async fn demo_users_get_their_roles_and_customers_own_the_documented_orders() {
+        let store = MemoryStore::new();
+        load_demo_data(&store, fake_hash).await.unwrap();
+
+        for (username, roles) in [
+            (DEMO_USERNAME, [Role::Customer]),
+            (DEMO_USER2_USERNAME, [Role::Customer]),
+            (DEMO_ADMIN_USERNAME, [Role::Admin]),
+        ] {
+            let user = store.get_user(username).await.unwrap().unwrap();
+            assert_eq!(user.roles, roles, "roles of {username}");
+        }
+        let user2 = store.get_user(DEMO_USER2_USERNAME).await.unwrap().unwrap();
+        assert_eq!(user2.password_hash, format!("hashed:{DEMO_PASSWORD}"));
+
+        let owners = [
+            DEMO_USERNAME,
+            DEMO_USER2_USERNAME,
+            DEMO_USERNAME,
+            DEMO_USER2_USERNAME,
+        ];
+        for (id, owner) in (1..).zip(owners) {
+            assert_eq!(
+                store.order_owner(id).await.unwrap().as_deref(),
+                Some(owner),
+                "owner of order {id}"
+            );
+        }
     }
 
     #[tokio::test]
