@@ -7,6 +7,8 @@
 //! - [`passwords`]: Argon2id password hashing, with async wrappers that keep the slow hash off
 //!   the async worker threads and a dummy verification that makes unknown users and wrong
 //!   passwords indistinguishable by timing.
+//! - [`sessions`]: refresh tokens that rotate on every use, grouped in sessions (token
+//!   families) behind [`SessionStore`]; a reused token revokes its whole session.
 //!
 //! Nothing here knows about HTTP or WebSocket: the middleware at the edge extracts the bearer
 //! token, calls [`TokenService::verify`], and maps [`AuthError`] to a response in one place.
@@ -15,6 +17,7 @@ mod error;
 pub mod passwords;
 pub mod revocation;
 pub mod roles;
+pub mod sessions;
 pub mod tokens;
 
 pub use error::AuthError;
@@ -24,6 +27,7 @@ pub use passwords::{
 };
 pub use revocation::{RevocationList, RevocationStore};
 pub use roles::{Role, UnknownRole};
+pub use sessions::{MemorySessionStore, RefreshGrant, Rotation, SessionError, SessionStore};
 pub use tokens::{
     CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService, TokenSettings,
 };
