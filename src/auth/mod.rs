@@ -9,10 +9,13 @@
 //!   passwords indistinguishable by timing.
 //! - [`sessions`]: refresh tokens that rotate on every use, grouped in sessions (token
 //!   families) behind [`SessionStore`]; a reused token revokes its whole session.
+//! - [`api_keys`]: service keys for the `api_key` header, configured as SHA-256 hashes
+//!   ([`ApiKeys`]).
 //!
 //! Nothing here knows about HTTP or WebSocket: the middleware at the edge extracts the bearer
 //! token, calls [`TokenService::verify`], and maps [`AuthError`] to a response in one place.
 
+pub mod api_keys;
 mod error;
 pub mod passwords;
 pub mod revocation;
@@ -20,6 +23,7 @@ pub mod roles;
 pub mod sessions;
 pub mod tokens;
 
+pub use api_keys::{ApiKeySpec, ApiKeys, InvalidApiKeySpec, ServiceKey};
 pub use error::AuthError;
 pub use passwords::{
     hash_password, hash_password_async, verify_dummy, verify_dummy_async, verify_password,
