@@ -6,14 +6,17 @@
 //! - [`rest`] → `rest.rs` (`crate::http::rest`).
 //!
 //! The generated code is written against a few hand-written runtime items, named here in one
-//! place: `crate::api::{Ctx, Serialized, Image}`, `crate::api::validation`, `crate::error::ApiError`
-//! and, for REST only, `crate::http::payload` and `crate::http::request_context`.
+//! place: `crate::api::{Ctx, Serialized, Image}`, `crate::api::validation`,
+//! `crate::api::security` (the types security requirements are data of), `crate::error::ApiError`
+//! and, for REST only, `crate::http::payload` (with `ErrorHeader`, which values an error
+//! response's headers through `ApiError::header`) and `crate::http::request_context` (which
+//! checks an operation's requirements and builds its `Ctx`).
 
 pub mod models;
 pub mod operations;
 pub mod rest;
 
-use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
+use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -71,7 +74,7 @@ pub(crate) fn type_ident(name: &str) -> Ident {
 
 /// A constant name for a spec name (`ErrorResponse` → `ERROR_RESPONSE`).
 pub(crate) fn const_ident(name: &str) -> Ident {
-    format_ident!("{}", name.to_shouty_snake_case())
+    format_ident!("{}", crate::names::const_name(name))
 }
 
 /// The Rust type that holds a value of `schema`.
@@ -285,6 +288,7 @@ pub(crate) fn status_variant(status: crate::ir::Status) -> Ident {
             403 => "Forbidden",
             404 => "NotFound",
             405 => "MethodNotAllowed",
+            408 => "RequestTimeout",
             409 => "Conflict",
             410 => "Gone",
             413 => "PayloadTooLarge",

@@ -1,8 +1,9 @@
 //! `rest.rs`: the poem-openapi adapter that serves any `PetStoreApi` over HTTP.
 //!
 //! Per operation it declares the parameters and body as the spec has them (so poem-openapi emits
-//! the same document), builds the transport-neutral request, calls the handler and maps each
-//! response variant onto a poem-openapi response.
+//! the same document), checks the operation's security requirements while building the handler's
+//! context, builds the transport-neutral request, calls the handler and maps each response
+//! variant onto a poem-openapi response.
 
 use heck::ToUpperCamelCase;
 use proc_macro2::TokenStream;
@@ -42,9 +43,12 @@ pub fn emit(api: &Api) -> String {
         };
 
         use crate::api::operations::*;
+        use crate::api::operations::security;
         use crate::api::{Serialized, validation::parse_body};
         #[allow(unused_imports)]
-        use crate::http::payload::{ErrorBody, ImageBody, JsonBody, OctetStream, error_status};
+        use crate::http::payload::{
+            ErrorBody, ErrorHeader, ImageBody, JsonBody, OctetStream, error_status,
+        };
         use crate::http::request_context;
 
         /// The spec's tags.
@@ -109,7 +113,12 @@ fn http_response_type(operation: &Operation) -> TokenStream {
         };
         let headers = response.headers.iter().map(|header| {
             let name = &header.name;
-            let ty = header_type(&header.schema);
+            let ty = if response.content == ResponseContent::Error {
+                let ty = rust_type(&header.schema);
+                quote!(ErrorHeader<#ty>)
+            } else {
+                header_type(&header.schema)
+            };
             let doc = docs(header.description.as_deref());
             quote!(#doc #[oai(header = #name)] #ty,)
         });
@@ -283,7 +292,6 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
             fields.push(quote!(#ident: #ident.0));
         }
     }
-    let mut parses_body = false;
     if let Some(body) = &operation.body {
         let doc = docs(body.description.as_deref());
         match &body.content {
@@ -299,7 +307,6 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
                 let schema_static = const_ident(&operation.id);
                 arguments.push(quote!(#doc body: JsonBody<#ty>));
                 fields.push(quote!(body: parse_body(body.0, body_schemas::#schema_static)?));
-                parses_body = true;
             }
             BodyContent::Binary => {
                 arguments.push(quote!(#doc body: OctetStream));
@@ -308,25 +315,14 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
         }
     }
 
-    let call = if parses_body {
-        quote! {
-            let outcome: Result<#response, crate::error::ApiError> = async {
-                let request = #request { #(#fields),* };
-                self.handler.#method(&ctx, request).await
-            }
-            .await;
-        }
-    } else {
-        quote! {
-            let request = #request { #(#fields),* };
-            let outcome = self.handler.#method(&ctx, request).await;
-        }
-    };
+    let security = const_ident(&operation.id);
     let arms = operation
         .responses
         .iter()
         .map(|r| response_arm(r, &response, &http_response));
 
+    // In the generated method, a `?` inside the async block (refused credentials, an invalid
+    // body) lands in the response enum through `From<ApiError>`.
     quote! {
         #doc
         #[oai(path = #path, method = #http_method, operation_id = #id #tag)]
@@ -335,8 +331,12 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
             http_request: &poem::Request,
             #(#arguments),*
         ) -> #http_response {
-            let ctx = request_context(http_request);
-            #call
+            let outcome: Result<#response, crate::error::ApiError> = async {
+                let ctx = request_context(http_request, security::#security)?;
+                let request = #request { #(#fields),* };
+                self.handler.#method(&ctx, request).await
+            }
+            .await;
             match outcome.unwrap_or_else(#response::from) {
                 #(#arms)*
             }
@@ -356,11 +356,27 @@ fn response_arm(
         .map(|h| field_ident(&h.name))
         .collect();
     match (&response.content, response.status) {
-        (ResponseContent::Error, Status::ServerErrors) => {
-            quote!(#outcome::#variant(error) => #http::#variant(error_status(&error), ErrorBody(error)),)
-        }
-        (ResponseContent::Error, Status::Code(_)) => {
-            quote!(#outcome::#variant(error) => #http::#variant(ErrorBody(error)),)
+        (ResponseContent::Error, status) => {
+            // Header values are read from the error before `ErrorBody` takes it.
+            let lets = response
+                .headers
+                .iter()
+                .zip(&header_idents)
+                .map(|(header, ident)| {
+                    let name = &header.name;
+                    quote!(let #ident = ErrorHeader::of(&error, #name);)
+                });
+            let status = match status {
+                Status::ServerErrors => Some(quote!(error_status(&error),)),
+                Status::Code(_) => None,
+            };
+            let http_variant =
+                quote!(#http::#variant(#status ErrorBody(error) #(, #header_idents)*));
+            if header_idents.is_empty() {
+                quote!(#outcome::#variant(error) => #http_variant,)
+            } else {
+                quote!(#outcome::#variant(error) => { #(#lets)* #http_variant })
+            }
         }
         (ResponseContent::Image, _) => {
             quote!(#outcome::#variant(image) => #http::#variant(ImageBody(image)),)
