@@ -19,6 +19,8 @@
 //! - [`store`]: the storage trait, its in-memory implementation and the demo data.
 //! - [`auth`]: JWT access tokens (RS256), revocation, password hashing.
 //! - [`http`]: the REST transport and the operational endpoints.
+//! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
+//!   addresses behind proxies, concurrent connections, allowed origins.
 //! - [`error`]: the one error type, mapped once per transport.
 //! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
 
@@ -28,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod limits;
 pub mod server;
 pub mod store;
 pub mod telemetry;

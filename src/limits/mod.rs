@@ -1,0 +1,33 @@
+//! Abuse limits, independent of the transport.
+//!
+//! - [`rate`]: request rate limits behind the [`RateLimiter`] trait, with the in-process GCRA
+//!   [`LocalRateLimiter`] and the [`RateDecision`] that becomes `RateLimit-*` headers.
+//! - [`login`]: the [`LoginThrottle`] that slows password guessing, per login name and per
+//!   address, without revealing which accounts exist.
+//! - [`client_ip`]: the client's real address behind [`TrustedProxies`] (and only those), and
+//!   the [`ip_bucket`] per-client limits count against.
+//! - [`connections`]: the [`ConnectionLimiter`] capping concurrent connections per address.
+//! - [`origin`]: the [`OriginPolicy`] deciding which web pages may call the API from a browser.
+//!
+//! These live outside the HTTP edge because the WebSocket endpoint needs the same decisions
+//! (a handshake's origin, a client's address, its connection count, its message rate): each
+//! takes plain values (addresses, header strings, keys) and returns a plain verdict, and the
+//! transport maps a refusal to its own response in one place.
+//!
+//! The rate limiter is a trait because one process's memory is not enough once the server runs
+//! as several instances: a cluster-wide GCRA in Redis can then implement [`RateLimiter`] and
+//! replace [`LocalRateLimiter`] without any caller changing.
+
+pub mod client_ip;
+pub mod connections;
+pub mod login;
+pub mod origin;
+pub mod rate;
+
+pub use client_ip::{InvalidNetwork, TrustedProxies, ip_bucket, parse_networks};
+pub use connections::{ConnectionLimiter, ConnectionPermit, TooManyConnections};
+pub use login::{LoginThrottle, LoginThrottled};
+pub use origin::{InvalidOrigin, OriginPolicy, OriginRejected};
+pub use rate::{
+    LimitError, LocalRateLimiter, RateDecision, RateKey, RateLimiter, RateQuota, spawn_housekeeping,
+};
