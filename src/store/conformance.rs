@@ -46,6 +46,8 @@ macro_rules! store_conformance_tests {
             a_placed_order_belongs_to_its_owner_for_its_whole_life,
             an_unknown_order_has_no_owner,
             deleting_an_order_drops_its_owner,
+            an_order_is_read_together_with_its_owner,
+            an_owner_limited_delete_removes_only_that_owners_order,
             creating_users_is_all_or_nothing,
             user_ids_come_from_the_sequence_and_skip_explicit_ones,
             users_never_store_or_serialize_a_password,
@@ -490,7 +492,7 @@ pub(crate) async fn placing_a_delivered_order_sells_the_pet(store: S) {
     assert_eq!(placed.order.value.complete, Some(true));
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
     // Nothing holds the pet any more: deleting the order must not make it available.
-    store.delete_order(1).await.unwrap();
+    store.delete_order(1, None).await.unwrap();
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
 }
 
@@ -526,7 +528,7 @@ pub(crate) async fn order_ids_are_assigned_and_unique(store: S) {
         Some(1)
     );
     // An id the server handed out is not handed out again.
-    store.delete_order(1).await.unwrap();
+    store.delete_order(1, None).await.unwrap();
     assert_eq!(
         store
             .place_order(order_for(3), CUSTOMER)
@@ -663,14 +665,14 @@ pub(crate) async fn deleting_an_undelivered_order_frees_the_pet(store: S) {
             .value
             .id
             .unwrap();
-        let deleted = store.delete_order(order_id).await.unwrap();
+        let deleted = store.delete_order(order_id, None).await.unwrap();
         assert_eq!(deleted.order.value.id, Some(order_id));
         let freed = deleted.pet.unwrap();
         assert_fresh(&freed);
         assert_eq!(freed.value.status, Some(PetStatus::Available));
         assert_eq!(pet_status(&store, id).await, Some(PetStatus::Available));
         assert_eq!(store.get_order(order_id).await.unwrap(), None);
-        assert!(is_not_found(store.delete_order(order_id).await));
+        assert!(is_not_found(store.delete_order(order_id, None).await));
         // And it can be ordered again.
         store.place_order(order_for(id), CUSTOMER).await.unwrap();
     }
@@ -687,7 +689,7 @@ pub(crate) async fn deleting_a_delivered_order_keeps_the_pet_sold(store: S) {
         .id
         .unwrap();
     deliver(&store, order_id).await;
-    let deleted = store.delete_order(order_id).await.unwrap();
+    let deleted = store.delete_order(order_id, None).await.unwrap();
     assert!(deleted.pet.is_none());
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Sold));
 }
@@ -710,10 +712,16 @@ pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) 
         .unwrap()
         .order;
 
-    let deleted = store.delete_order(first.value.id.unwrap()).await.unwrap();
+    let deleted = store
+        .delete_order(first.value.id.unwrap(), None)
+        .await
+        .unwrap();
     assert!(deleted.pet.is_none());
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
-    let deleted = store.delete_order(second.value.id.unwrap()).await.unwrap();
+    let deleted = store
+        .delete_order(second.value.id.unwrap(), None)
+        .await
+        .unwrap();
     assert!(deleted.pet.is_some());
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Available));
 
@@ -728,7 +736,10 @@ pub(crate) async fn deleting_an_order_keeps_a_pet_another_order_holds(store: S) 
         .update_pet_fields(other, None, Some(PetStatus::Sold))
         .await
         .unwrap();
-    let deleted = store.delete_order(order.value.id.unwrap()).await.unwrap();
+    let deleted = store
+        .delete_order(order.value.id.unwrap(), None)
+        .await
+        .unwrap();
     assert!(deleted.pet.is_none());
     assert_eq!(pet_status(&store, other).await, Some(PetStatus::Sold));
 }
@@ -742,7 +753,10 @@ pub(crate) async fn orders_of_a_deleted_pet_do_not_release_a_new_pet_with_its_id
         .order;
     store.delete_pet(id).await.unwrap();
     add(&store, with_id(pet("b", Some(PetStatus::Pending), &[]), id)).await;
-    let deleted = store.delete_order(order.value.id.unwrap()).await.unwrap();
+    let deleted = store
+        .delete_order(order.value.id.unwrap(), None)
+        .await
+        .unwrap();
     assert!(deleted.pet.is_none());
     assert_eq!(pet_status(&store, id).await, Some(PetStatus::Pending));
 }
@@ -851,9 +865,43 @@ pub(crate) async fn an_unknown_order_has_no_owner(store: S) {
     assert_eq!(owner_of(&store, 1).await, None);
 }
 
+pub(crate) async fn an_order_is_read_together_with_its_owner(store: S) {
+    let order_id = place_as(&store, "alice").await;
+    let (order, owner) = store
+        .get_order_with_owner(order_id)
+        .await
+        .unwrap()
+        .expect("the order exists");
+    assert_eq!(order.value.id, Some(order_id));
+    assert_eq!(owner, "alice");
+    assert!(
+        store
+            .get_order_with_owner(order_id + 1000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub(crate) async fn an_owner_limited_delete_removes_only_that_owners_order(store: S) {
+    let order_id = place_as(&store, "alice").await;
+    let refused = store.delete_order(order_id, Some("bob")).await;
+    assert!(
+        matches!(refused, Err(StoreError::NotOwner(_))),
+        "{refused:?}"
+    );
+    assert_eq!(owner_of(&store, order_id).await.as_deref(), Some("alice"));
+
+    let deleted = store.delete_order(order_id, Some("alice")).await.unwrap();
+    assert_eq!(deleted.order.value.id, Some(order_id));
+    assert!(is_not_found(
+        store.delete_order(order_id, Some("alice")).await
+    ));
+}
+
 pub(crate) async fn deleting_an_order_drops_its_owner(store: S) {
     let order_id = place_as(&store, "alice").await;
-    store.delete_order(order_id).await.unwrap();
+    store.delete_order(order_id, None).await.unwrap();
     assert_eq!(owner_of(&store, order_id).await, None);
 
     // A new order placed under the same id belongs to whoever placed it, not to the old owner.

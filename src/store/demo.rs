@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(delivered.value.complete, Some(true));
 
         // Deleting the placed order frees its pet, as for any client's order.
-        store.delete_order(1).await.unwrap();
+        store.delete_order(1, None).await.unwrap();
         let pet = store.get_pet(2).await.unwrap().unwrap();
         assert_eq!(pet.value.status, Some(PetStatus::Available));
 

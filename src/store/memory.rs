@@ -435,6 +435,15 @@ impl Store for MemoryStore {
         Ok(self.order(id).map(|entry| entry.order))
     }
 
+    async fn get_order_with_owner(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(Arc<Stored<Order>>, String)>> {
+        Ok(self
+            .order(id)
+            .map(|entry| (entry.order, entry.owner.to_string())))
+    }
+
     async fn order_owner(&self, id: i64) -> StoreResult<Option<String>> {
         Ok(self.order(id).map(|entry| entry.owner.to_string()))
     }
@@ -484,10 +493,17 @@ impl Store for MemoryStore {
         Ok(OrderWrite { order: stored, pet })
     }
 
-    async fn delete_order(&self, id: i64) -> StoreResult<OrderWrite> {
+    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite> {
         let mut writer = self.writer.lock();
-        let (_, OrderEntry { order: removed, .. }) =
-            self.orders.remove(&id).ok_or_else(|| order_not_found(id))?;
+        let belongs = |entry: &OrderEntry| only_owner.is_none_or(|owner| &*entry.owner == owner);
+        let Some((_, OrderEntry { order: removed, .. })) =
+            self.orders.remove_if(&id, |_, entry| belongs(entry))
+        else {
+            return Err(match self.orders.contains_key(&id) {
+                true => StoreError::NotOwner(format!("order {id} belongs to someone else")),
+                false => order_not_found(id),
+            });
+        };
         let mut pet = None;
         let was_last_hold = removed.value.status != Some(OrderStatus::Delivered)
             && writer.release(removed.value.pet_id, id);

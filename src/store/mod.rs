@@ -193,6 +193,9 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// The record belongs to someone else than the operation was limited to (HTTP 403).
+    #[error("{0}")]
+    NotOwner(String),
     /// The storage backend cannot be reached; retrying later may succeed (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -216,6 +219,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(message) => ApiError::NotFound(message),
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::NotOwner(message) => ApiError::Forbidden(message),
             StoreError::Rule { path, message } => ApiError::invalid_field(path, message),
             StoreError::Unavailable(message) => ApiError::Unavailable(message),
             StoreError::Internal(message) => {
@@ -307,6 +311,12 @@ pub trait Store: Send + Sync + 'static {
     /// The order with this id.
     async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>>;
 
+    /// The order with this id together with its owner, read in one step.
+    async fn get_order_with_owner(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(Arc<Stored<Order>>, String)>>;
+
     /// Who placed the order with this id (the `owner` given to [`Store::place_order`]); `None`
     /// when there is no such order.
     async fn order_owner(&self, id: i64) -> StoreResult<Option<String>>;
@@ -321,7 +331,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an order (`deleteOrder`); returns it as it was. Deleting an order that was not
     /// delivered releases its pet: a `pending` pet becomes `available` again, unless another
     /// undelivered order still holds it.
-    async fn delete_order(&self, id: i64) -> StoreResult<OrderWrite>;
+    ///
+    /// With `only_owner`, the order is deleted only if it belongs to that owner (`NotOwner`
+    /// otherwise), checked in the same atomic step: ids can be chosen by clients, so a separate
+    /// check could pass for one order and the delete hit another placed under the same id.
+    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite>;
 
     // ---- users ----
 
