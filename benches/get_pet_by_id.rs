@@ -195,6 +195,10 @@ fn child_main(role: &str) -> Result<(), BenchError> {
                 let mut config = Config::defaults();
                 config.bind = [127, 0, 0, 1].into();
                 config.port = 0;
+                // The rate limiter runs on every request, as in production, with a budget the
+                // load generator (one client address) cannot exhaust.
+                config.rate_limit_per_minute = std::num::NonZeroU32::MAX;
+                config.rate_limit_burst = std::num::NonZeroU32::MAX;
                 telemetry::init(&config).map_err(BenchError::Child)?;
                 let running = server::spawn(config)
                     .await

@@ -2,9 +2,12 @@
 //!
 //! Every setting is documented in the README's configuration table; keep the two in step.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{fmt, net::IpAddr, num::NonZeroU32, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
+
+use crate::{auth::api_keys::ApiKeySpec, limits::parse_networks};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,13 +73,105 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
 
-    /// Requests per hour a user may make, announced in `loginUser`'s `X-Rate-Limit` header.
-    #[arg(long, env = "PETSTORE_RATE_LIMIT_PER_HOUR", default_value_t = 6000)]
-    pub rate_limit_per_hour: u32,
+    /// Lifetime of refresh tokens, in seconds (each refresh hands out a new one).
+    #[arg(long, env = "PETSTORE_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 60 * 60)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Username of an administrator to create (or promote, and set the password of) at
+    /// start-up. Needs `--admin-password`.
+    #[arg(long, env = "PETSTORE_ADMIN_USER", requires = "admin_password")]
+    pub admin_user: Option<String>,
+
+    /// Password of `--admin-user` (prefer the environment variable: flags show up in `ps`).
+    #[arg(
+        long,
+        env = "PETSTORE_ADMIN_PASSWORD",
+        requires = "admin_user",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<Secret>,
+
+    /// Service API keys for the `api_key` header, comma-separated `NAME:ROLE:SHA256HEX` entries
+    /// (the SHA-256 of the key, never the key itself; ROLE is `customer` or `admin`).
+    #[arg(long = "api-key", env = "PETSTORE_API_KEYS", value_delimiter = ',')]
+    pub api_keys: Vec<ApiKeySpec>,
+
+    /// Sustained requests per minute per client (per user once authenticated).
+    #[arg(long, env = "PETSTORE_RATE_LIMIT_PER_MINUTE", default_value = "100")]
+    pub rate_limit_per_minute: NonZeroU32,
+
+    /// Requests a client may send at once before the sustained rate applies.
+    #[arg(long, env = "PETSTORE_RATE_LIMIT_BURST", default_value = "20")]
+    pub rate_limit_burst: NonZeroU32,
+
+    /// Client networks exempt from the rate limit, comma-separated CIDRs or addresses.
+    #[arg(long, env = "PETSTORE_RATE_LIMIT_EXEMPT", value_delimiter = ',', value_parser = parse_network)]
+    pub rate_limit_exempt: Vec<IpNet>,
+
+    /// Login attempts per minute per username (and burst), for `loginUser` and `createToken`.
+    #[arg(long, env = "PETSTORE_LOGIN_ATTEMPTS_PER_MINUTE", default_value = "5")]
+    pub login_attempts_per_minute: NonZeroU32,
+
+    /// Login attempts per minute per client address (and burst), whatever the username.
+    #[arg(
+        long,
+        env = "PETSTORE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE",
+        default_value = "20"
+    )]
+    pub login_attempts_per_ip_per_minute: NonZeroU32,
+
+    /// Proxies (load balancers) whose `Forwarded` / `X-Forwarded-For` headers are believed,
+    /// comma-separated CIDRs or addresses. Other peers' forwarding headers are ignored.
+    #[arg(long, env = "PETSTORE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Browser origins allowed to call the API (CORS) and to open WebSockets, comma-separated
+    /// (`https://app.example.com`); `*` allows any. Same-origin pages are always allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "PETSTORE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Longest time an API request may take, body included, in seconds (then 408).
+    #[arg(long, env = "PETSTORE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
 
     /// Longest time to wait for in-flight requests on shutdown, in seconds.
     #[arg(long, env = "PETSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// PEM file with the TLS certificate chain, leaf first. With `--tls-key` the server speaks
+    /// HTTPS (and WSS) itself; without both it speaks plain HTTP, as behind a load balancer that
+    /// terminates TLS.
+    #[arg(long, env = "PETSTORE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PETSTORE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Longest time a client may take to send a request's headers, in seconds, counted from the
+    /// connection's start (TLS handshake included) or, on a keep-alive connection, from the end
+    /// of the previous response; so it is also how long an idle HTTP/1.1 connection stays open.
+    #[arg(
+        long,
+        env = "PETSTORE_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// A connection on which nothing is sent or received for this long is closed, in seconds:
+    /// idle HTTP/2 connections, stalled request bodies, clients that stop reading.
+    #[arg(
+        long,
+        env = "PETSTORE_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idle_timeout_secs: u64,
 }
 
 impl Config {
@@ -91,8 +186,52 @@ impl Config {
         Duration::from_secs(self.access_token_ttl_secs)
     }
 
+    /// Lifetime of refresh tokens.
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
     /// Longest wait for in-flight requests on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// A configured secret: kept out of `Debug` output (and so out of logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(secret: &str) -> Result<Self, Self::Err> {
+        Ok(Self(secret.to_owned()))
+    }
+}
+
+/// One network of a comma-separated list (a CIDR, or an address meaning just itself).
+fn parse_network(text: &str) -> Result<IpNet, String> {
+    match parse_networks(text) {
+        Ok(networks) if networks.len() == 1 => Ok(networks[0]),
+        Ok(_) => Err(format!("expected one network, got `{text}`")),
+        Err(error) => Err(error.to_string()),
     }
 }

@@ -22,12 +22,26 @@ pub enum ApiError {
         /// One entry per offending field.
         errors: Vec<FieldError>,
     },
+    /// 401 `UNAUTHORIZED`: no credentials, or credentials that are not valid. Answered with a
+    /// `WWW-Authenticate` bearer challenge.
+    #[error("{}", challenge.message())]
+    Unauthorized {
+        /// What the challenge says about the credentials that were presented.
+        challenge: Challenge,
+    },
+    /// 403 `FORBIDDEN`: valid credentials that do not grant the operation, or a resource that
+    /// belongs to someone else.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 `NOT_FOUND`: no such resource (or no such route).
     #[error("{0}")]
     NotFound(String),
     /// 405 `METHOD_NOT_ALLOWED`: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408 `TIMEOUT`: the request was not received and answered within the request timeout.
+    #[error("the request took longer than the server's timeout")]
+    Timeout,
     /// 409 `CONFLICT`: the request clashes with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -40,6 +54,17 @@ pub enum ApiError {
     /// 415 `UNSUPPORTED_MEDIA_TYPE`: a body of a type this operation does not accept.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429 `RATE_LIMITED`: too many requests (or login attempts); answered with `Retry-After`
+    /// and `RateLimit-*` headers.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a retry can succeed (at least 1).
+        retry_after_secs: u64,
+        /// Requests allowed in a burst.
+        limit: u64,
+        /// Seconds until the full burst is available again.
+        reset_secs: u64,
+    },
     /// 500 `INTERNAL`: a bug or an unexpected failure. The cause was logged; the client gets a
     /// generic message.
     #[error("internal error")]
@@ -64,12 +89,16 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
+            Self::Unauthorized { .. } => 401,
+            Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed => 405,
+            Self::Timeout => 408,
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Validation { .. } => 422,
+            Self::RateLimited { .. } => 429,
             Self::Internal => 500,
             Self::Unavailable(_) => 503,
         }
@@ -80,14 +109,48 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::Unauthorized { .. } => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Timeout => "TIMEOUT",
             Self::Conflict(_) => "CONFLICT",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
             Self::Unavailable(_) => "UNAVAILABLE",
         }
+    }
+
+    /// The response headers this error comes with (`WWW-Authenticate` on a 401, `Retry-After`
+    /// and `RateLimit-*` on a 429), by lower-case name; the one place that decides them for
+    /// every transport that has headers.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Unauthorized { challenge } => {
+                vec![("www-authenticate", challenge.www_authenticate())]
+            }
+            Self::RateLimited {
+                retry_after_secs,
+                limit,
+                reset_secs,
+            } => vec![
+                ("retry-after", retry_after_secs.to_string()),
+                ("ratelimit-limit", limit.to_string()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", reset_secs.to_string()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The value of one of [`headers`](Self::headers), by name (any case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers()
+            .into_iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
     }
 
     /// The error body every transport sends.
@@ -114,6 +177,44 @@ impl ApiError {
             "handler returned a status the operation does not document"
         );
         Self::Internal
+    }
+}
+
+/// Why a request is unauthenticated, as far as the client may know (RFC 6750 §3).
+///
+/// Deliberately coarse: whether a token was forged, expired or revoked is logged and counted,
+/// never told to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No credentials were presented.
+    Missing,
+    /// A token or key was presented and rejected.
+    InvalidToken,
+    /// A username and password (or refresh token) were rejected.
+    InvalidCredentials,
+}
+
+/// The realm of every challenge.
+pub const AUTH_REALM: &str = "petstore-ws";
+
+impl Challenge {
+    fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "authentication required",
+            Self::InvalidToken => "the access token or API key is not valid",
+            Self::InvalidCredentials => "invalid credentials",
+        }
+    }
+
+    /// The `WWW-Authenticate` value.
+    pub fn www_authenticate(self) -> String {
+        match self {
+            Self::Missing | Self::InvalidCredentials => format!("Bearer realm=\"{AUTH_REALM}\""),
+            Self::InvalidToken => format!(
+                "Bearer realm=\"{AUTH_REALM}\", error=\"invalid_token\", \
+                 error_description=\"the access token is malformed, expired, revoked or not ours\""
+            ),
+        }
     }
 }
 

@@ -1,20 +1,25 @@
 //! Wiring: builds the store, the token service, the handlers and the HTTP routes from a
 //! [`Config`], binds the listener and serves until shut down.
 
-use std::{fs, io, net::SocketAddr, sync::Arc};
+use std::{fs, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use poem::{
-    Server,
-    listener::{Acceptor, Listener, TcpListener},
-};
 use tokio::{sync::oneshot, task::JoinHandle};
 
+use crate::http::serve::{self, ServeError, ServeSettings, TlsSettings};
 use crate::{
-    auth::{self, AuthError, TokenService, TokenSettings},
+    api::{
+        models::{User, schemas},
+        validation,
+    },
+    auth::{
+        self, ApiKeys, AuthError, Authenticator, Role, TokenService, TokenSettings,
+        sessions::MemorySessionStore,
+    },
     config::Config,
-    handlers::{HandlerSettings, PetStore},
-    http::{self, OpsState, payload::BodyLimits},
-    store::{self, DemoDataError, MemoryStore, SharedStore},
+    handlers::{AuthServices, HandlerSettings, PetStore},
+    http::{self, EdgeSettings, OpsState, access::AccessControl, payload::BodyLimits},
+    limits::{self, LocalRateLimiter, LoginThrottle, OriginPolicy, RateQuota, TrustedProxies},
+    store::{self, DemoDataError, MemoryStore, NewUser, SharedStore, Store},
 };
 
 /// Why the server could not start.
@@ -37,19 +42,15 @@ pub enum StartError {
     /// The demo data could not be loaded.
     #[error("demo data: {0}")]
     DemoData(#[from] DemoDataError),
-    /// The listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: String,
-        /// Why.
-        source: io::Error,
-    },
+    /// The listener cannot be bound, or its TLS certificate and key cannot be used.
+    #[error(transparent)]
+    Listen(#[from] ServeError),
 }
 
 /// A server serving in the background.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
@@ -60,9 +61,10 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `http://ADDR:PORT`, for clients.
+    /// `http://ADDR:PORT`, or `https://ADDR:PORT` when serving TLS, for clients.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to the configured grace
@@ -85,55 +87,140 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     if !config.no_demo_data {
         store::load_demo_data(&*store, auth::hash_password).await?;
     }
+    if let (Some(username), Some(password)) = (&config.admin_user, &config.admin_password) {
+        bootstrap_admin(&*store, username, password.expose()).await?;
+    }
     let tokens = Arc::new(TokenService::new(token_settings(&config)?)?);
+    let api_keys = ApiKeys::new(config.api_keys.clone())
+        .map_err(|error| StartError::Config(format!("API keys: {error}")))?;
+    let origins = OriginPolicy::new(&config.allowed_origins)
+        .map_err(|error| StartError::Config(format!("allowed origins: {error}")))?;
+
+    let request_quota = RateQuota {
+        per_minute: config.rate_limit_per_minute,
+        burst: config.rate_limit_burst,
+    };
+    let request_limiter = Arc::new(LocalRateLimiter::new(request_quota));
+    limits::spawn_housekeeping(request_limiter.clone(), LIMITER_HOUSEKEEPING);
+    let login_throttle = LoginThrottle::local(
+        RateQuota::per_minute(config.login_attempts_per_minute),
+        RateQuota::per_minute(config.login_attempts_per_ip_per_minute),
+    );
+    login_throttle.spawn_housekeeping(LIMITER_HOUSEKEEPING);
+
     let handler = Arc::new(PetStore::new(
         store.clone(),
-        tokens,
+        AuthServices {
+            tokens: tokens.clone(),
+            sessions: Arc::new(MemorySessionStore::new()),
+            login_throttle: Arc::new(login_throttle),
+        },
         HandlerSettings {
-            rate_limit_per_hour: config.rate_limit_per_hour,
+            rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
+            refresh_ttl: config.refresh_token_ttl(),
+            login_burst: config.login_attempts_per_minute.get(),
         },
     ));
-    let ops = OpsState::new(store, uuid::Uuid::new_v4().to_string()).map_err(StartError::Config)?;
-    let limits = BodyLimits {
-        json: config.max_json_body_bytes,
-        image: config.max_image_bytes,
+    let access = Arc::new(AccessControl::new(
+        Arc::new(Authenticator::new(tokens.clone(), api_keys)),
+        TrustedProxies::new(config.trusted_proxies.clone()),
+        request_limiter,
+        config.rate_limit_exempt.clone(),
+        origins,
+    ));
+    let ops = OpsState::new(store, uuid::Uuid::new_v4().to_string(), tokens)
+        .map_err(StartError::Config)?;
+    let settings = EdgeSettings {
+        body_limits: BodyLimits {
+            json: config.max_json_body_bytes,
+            image: config.max_image_bytes,
+        },
+        request_timeout: config.request_timeout(),
     };
-    let app = http::routes(handler, ops, limits);
+    let app = http::routes(handler, ops, access, settings);
 
     let addr = SocketAddr::new(config.bind, config.port);
-    let bind_error = |source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    };
-    let acceptor = TcpListener::bind(addr)
-        .into_acceptor()
-        .await
-        .map_err(bind_error)?;
-    let local_addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|addr| addr.as_socket_addr().copied())
-        .ok_or_else(|| bind_error(io::Error::other("the listener has no socket address")))?;
+    let listener = serve::bind(addr, serve_settings(&config)?).await?;
+    let local_addr = listener.local_addr();
+    let tls = listener.is_tls();
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();
-    let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = shutdown_signal.await;
-                },
-                Some(grace),
-            )
-            .await
-    });
-    tracing::info!(%local_addr, demo_data = !config.no_demo_data, "petstore-ws started");
+    let task = tokio::spawn(listener.serve(
+        app,
+        async {
+            let _ = shutdown_signal.await;
+        },
+        grace,
+    ));
+    tracing::info!(%local_addr, tls, demo_data = !config.no_demo_data, "petstore-ws started");
     Ok(RunningServer {
         local_addr,
+        tls,
         shutdown: Some(shutdown),
         task,
     })
+}
+
+/// How often idle rate-limit state is dropped.
+const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// Makes the configured administrator exist with the configured password and the admin role:
+/// the configuration is the source of truth for this one account.
+async fn bootstrap_admin(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+) -> Result<(), StartError> {
+    let admin_error = |message: String| StartError::Config(format!("admin user: {message}"));
+    let password_hash = auth::hash_password_async(password.to_owned())
+        .await
+        .map_err(|error| admin_error(error.to_string()))?;
+    let user = User {
+        id: None,
+        username: username.to_owned(),
+        first_name: None,
+        last_name: None,
+        email: None,
+        password: None,
+        phone: None,
+        user_status: None,
+    };
+    // The configured name must be one the API itself would accept.
+    let broken = validation::validate(&schemas::USER, &serde_json::json!({ "username": username }));
+    if let Some(error) = broken.first() {
+        return Err(admin_error(format!("`{username}`: {}", error.message)));
+    }
+    match store
+        .get_user(username)
+        .await
+        .map_err(|error| admin_error(error.to_string()))?
+    {
+        None => {
+            store
+                .create_users(vec![NewUser {
+                    user,
+                    password_hash,
+                    roles: vec![Role::Admin],
+                }])
+                .await
+                .map_err(|error| admin_error(error.to_string()))?;
+        }
+        Some(existing) => {
+            let mut roles = existing.roles.clone();
+            roles.push(Role::Admin);
+            store
+                .set_user_roles(username, roles)
+                .await
+                .map_err(|error| admin_error(error.to_string()))?;
+            store
+                .set_password_hash(username, password_hash)
+                .await
+                .map_err(|error| admin_error(error.to_string()))?;
+        }
+    }
+    tracing::info!(%username, "administrator account ready");
+    Ok(())
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
@@ -167,6 +254,26 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// How connections are served: timeouts, and TLS when a certificate and a key are given (one
+/// without the other is refused rather than silently serving plain HTTP).
+fn serve_settings(config: &Config) -> Result<ServeSettings, StartError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert_pem_path: cert.clone(),
+            key_pem_path: key.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(StartError::Config("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(StartError::Config("--tls-key needs --tls-cert".into())),
+    };
+    Ok(ServeSettings {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        tls,
+        ..ServeSettings::default()
+    })
 }
 
 fn token_settings(config: &Config) -> Result<TokenSettings, StartError> {

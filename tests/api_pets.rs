@@ -413,13 +413,7 @@ async fn delete_pet_removes_it_and_a_second_delete_is_not_found() {
     let id = app.add_available_pet("doomed").await;
     let other = app.add_available_pet("stays").await;
 
-    let response = send(
-        app.client
-            .delete(app.api(&format!("/pet/{id}")))
-            .header("api_key", "ignored"),
-    )
-    .await;
-    ok_text(response).await;
+    ok_text(app.delete(&format!("/pet/{id}")).await).await;
     expect_error(app.get(&format!("/pet/{id}")).await, 404, "NOT_FOUND").await;
     app.pet(other).await;
 

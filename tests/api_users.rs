@@ -295,7 +295,10 @@ async fn create_users_with_list_input_over_the_json_limit_is_payload_too_large()
 
 #[tokio::test]
 async fn login_user_returns_a_jwt_with_rate_limit_and_expiry_headers() {
-    let app = spawn_app(|config| config.rate_limit_per_hour = 1234).await;
+    let app = spawn_app(|config| {
+        config.rate_limit_per_minute = std::num::NonZeroU32::new(20).expect("non-zero");
+    })
+    .await;
     app.create_user("walker", PASSWORD).await;
 
     let response = app.login("walker", PASSWORD).await;
@@ -314,7 +317,8 @@ async fn login_user_returns_a_jwt_with_rate_limit_and_expiry_headers() {
     let claims = jwt_segment(parts[1]);
     assert_eq!(claims["sub"], "walker", "{claims}");
 
-    assert_eq!(rate_limit.as_deref(), Some("1234"));
+    // The sustained per-user rate, per hour.
+    assert_eq!(rate_limit.as_deref(), Some("1200"));
     let Some(expires_after) = expires_after else {
         panic!("no X-Expires-After header");
     };

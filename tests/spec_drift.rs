@@ -13,14 +13,16 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    num::NonZeroU32,
     sync::Arc,
     time::Duration,
 };
 
 use petstore_ws::{
-    auth::{TokenService, TokenSettings},
-    handlers::{HandlerSettings, PetStore},
+    auth::{MemorySessionStore, TokenService, TokenSettings},
+    handlers::{AuthServices, HandlerSettings, PetStore},
     http::api_service,
+    limits::{LoginThrottle, RateQuota},
     store::MemoryStore,
 };
 use serde_json::{Map, Value};
@@ -75,14 +77,14 @@ fn both_documents_have_every_operation_of_the_spec() {
         .get("operations")
         .and_then(Value::as_object)
         .map(|operations| operations.len());
-    assert_eq!(operations, Some(21));
+    assert_eq!(operations, Some(23));
     let emitted = canonical(&emitted_spec());
     assert_eq!(
         emitted
             .get("operations")
             .and_then(Value::as_object)
             .map(Map::len),
-        Some(21)
+        Some(23)
     );
 }
 
@@ -210,11 +212,18 @@ fn emitted_spec() -> Value {
         Ok(tokens) => tokens,
         Err(error) => panic!("the token service did not start: {error}"),
     };
+    let quota = RateQuota::per_minute(NonZeroU32::MIN);
     let handler = PetStore::new(
         Arc::new(MemoryStore::new()),
-        Arc::new(tokens),
+        AuthServices {
+            tokens: Arc::new(tokens),
+            sessions: Arc::new(MemorySessionStore::new()),
+            login_throttle: Arc::new(LoginThrottle::local(quota, quota)),
+        },
         HandlerSettings {
             rate_limit_per_hour: 1000,
+            refresh_ttl: Duration::from_secs(60),
+            login_burst: 1,
         },
     );
     let spec = api_service(Arc::new(handler)).spec();

@@ -4,12 +4,14 @@
 //! - [`models`]: the component schemas as Rust types, with the schema's validators, plus a
 //!   structured validator per schema that reports every broken constraint with its path.
 //! - [`operations`]: per operation a request struct and a closed response enum, and the
-//!   [`operations::PetStoreApi`] trait the handlers implement.
+//!   [`operations::PetStoreApi`] trait the handlers implement, and each operation's security
+//!   requirements as data ([`security`]).
 //!
 //! The REST adapter over that trait lives with the REST transport in `crate::http`.
 
 mod context;
 mod image;
+pub mod security;
 mod serialized;
 pub mod validation;
 

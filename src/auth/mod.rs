@@ -12,12 +12,19 @@
 //! - [`api_keys`]: service keys for the `api_key` header, configured as SHA-256 hashes
 //!   ([`ApiKeys`]).
 //!
-//! Nothing here knows about HTTP or WebSocket: the middleware at the edge extracts the bearer
-//! token, calls [`TokenService::verify`], and maps [`AuthError`] to a response in one place.
+//! - [`roles`] and [`principal`]: who a verified caller is and which permissions (spec scopes)
+//!   their roles grant.
+//! - [`guard`]: verifies the credentials of a request ([`Authenticator`]) and checks them
+//!   against an operation's generated security requirements ([`authorize`]).
+//!
+//! Nothing here knows about HTTP or WebSocket: each transport extracts the raw credentials,
+//! and everything from verification to the 401/403 decision is shared.
 
 pub mod api_keys;
 mod error;
+pub mod guard;
 pub mod passwords;
+pub mod principal;
 pub mod revocation;
 pub mod roles;
 pub mod sessions;
@@ -25,13 +32,16 @@ pub mod tokens;
 
 pub use api_keys::{ApiKeySpec, ApiKeys, InvalidApiKeySpec, ServiceKey};
 pub use error::AuthError;
+pub use guard::{Authentication, Authenticator, Presented, authorize};
 pub use passwords::{
     hash_password, hash_password_async, verify_dummy, verify_dummy_async, verify_password,
     verify_password_async,
 };
+pub use principal::{Credential, Principal, ScopeSet};
 pub use revocation::{RevocationList, RevocationStore};
 pub use roles::{Role, UnknownRole};
 pub use sessions::{MemorySessionStore, RefreshGrant, Rotation, SessionError, SessionStore};
 pub use tokens::{
-    CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService, TokenSettings,
+    AccessGrant, CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService,
+    TokenSettings,
 };

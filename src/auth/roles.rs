@@ -3,6 +3,8 @@
 
 use std::{fmt, str::FromStr};
 
+use crate::api::operations::Scope;
+
 /// A role a user or a service key can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -45,5 +47,23 @@ impl FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == name)
             .ok_or_else(|| UnknownRole(name.to_owned()))
+    }
+}
+
+impl Role {
+    /// The permissions (spec scopes) the role grants. Admins hold every scope the spec defines,
+    /// so a scope added to the spec is an admin's without a change here; a customer's are
+    /// listed, so a renamed or removed scope breaks the build here.
+    #[must_use]
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            Role::Customer => &[
+                Scope::OrdersRead,
+                Scope::OrdersWrite,
+                Scope::UsersRead,
+                Scope::UsersWrite,
+            ],
+            Role::Admin => &Scope::ALL,
+        }
     }
 }

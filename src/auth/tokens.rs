@@ -97,9 +97,13 @@ pub struct Claims {
     /// Roles of the subject at issue time.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Fine-grained permissions at issue time (none are defined yet).
+    /// Permissions (spec scopes) granted at issue time, on top of what the roles grant.
     #[serde(default)]
     pub perms: Vec<String>,
+    /// The session (refresh-token family) the token belongs to; ending the session revokes
+    /// every access token carrying its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -109,6 +113,19 @@ impl Claims {
     pub fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
+}
+
+/// What an access token is issued for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessGrant {
+    /// The subject (username, or a service key's name).
+    pub subject: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// Extra permissions.
+    pub perms: Vec<String>,
+    /// The session the token belongs to, if any.
+    pub session_id: Option<String>,
 }
 
 /// A freshly signed access token.
@@ -257,22 +274,35 @@ impl TokenService {
         self.access_ttl.to_std().unwrap_or_default()
     }
 
-    /// Sign a new access token for `subject` with the given roles.
+    /// Sign a new access token for `subject` with the given roles, outside any session.
     ///
     /// # Errors
     /// [`AuthError::Crypto`] if signing fails (a server fault).
     pub fn issue_access(&self, subject: &str, roles: &[String]) -> Result<IssuedToken, AuthError> {
+        self.issue(&AccessGrant {
+            subject: subject.to_owned(),
+            roles: roles.to_vec(),
+            ..AccessGrant::default()
+        })
+    }
+
+    /// Sign a new access token for a grant.
+    ///
+    /// # Errors
+    /// [`AuthError::Crypto`] if signing fails (a server fault).
+    pub fn issue(&self, grant: &AccessGrant) -> Result<IssuedToken, AuthError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
-            sub: subject.to_owned(),
+            sub: grant.subject.clone(),
             exp: now + self.access_ttl.num_seconds(),
             iat: now,
             nbf: now,
             jti: Uuid::new_v4().to_string(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            roles: roles.to_vec(),
-            perms: Vec::new(),
+            roles: grant.roles.clone(),
+            perms: grant.perms.clone(),
+            sid: grant.session_id.clone(),
         };
         let token = self.sign(&claims)?;
         let expires_at = claims.expires_at();
@@ -309,19 +339,39 @@ impl TokenService {
                 .map_err(|e| map_jwt_error(&e))?
                 .claims
         };
-        if self.revocations.is_revoked(&claims.jti) {
+        if self.revocations.is_revoked(&claims.jti)
+            || claims
+                .sid
+                .as_deref()
+                .is_some_and(|sid| self.revocations.is_revoked(&session_entry(sid)))
+        {
             return Err(AuthError::Revoked);
         }
         Ok(claims)
     }
 
+    /// Revoke every access token of a session, issued or still to be issued: the entry lasts as
+    /// long as a token issued right now could be accepted.
+    pub fn revoke_session(&self, session_id: &str) {
+        let leeway = TimeDelta::from_std(CLOCK_SKEW_LEEWAY).unwrap_or(TimeDelta::zero());
+        let until = Utc::now() + self.access_ttl + leeway;
+        self.revocations.revoke(&session_entry(session_id), until);
+    }
+
     /// Revoke the token these (verified) claims came from. The entry is kept until the token
     /// could no longer be accepted anyway: its `exp` plus [`CLOCK_SKEW_LEEWAY`].
     pub fn revoke(&self, claims: &Claims) {
-        let leeway = i64::try_from(CLOCK_SKEW_LEEWAY.as_secs()).unwrap_or(i64::MAX);
-        let until = DateTime::from_timestamp(claims.exp.saturating_add(leeway), 0)
+        self.revoke_token(&claims.jti, claims.expires_at());
+    }
+
+    /// Revoke the token with id `token_id` that expires at `expires_at`; the entry is kept
+    /// until then plus [`CLOCK_SKEW_LEEWAY`].
+    pub fn revoke_token(&self, token_id: &str, expires_at: DateTime<Utc>) {
+        let leeway = TimeDelta::from_std(CLOCK_SKEW_LEEWAY).unwrap_or(TimeDelta::zero());
+        let until = expires_at
+            .checked_add_signed(leeway)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        self.revocations.revoke(&claims.jti, until);
+        self.revocations.revoke(token_id, until);
     }
 
     /// The public keys tokens may be signed with, as a JWK set (`kty` RSA, `n`, `e`, `kid`,
@@ -343,6 +393,12 @@ impl TokenService {
         jsonwebtoken::encode(&header, claims, &self.signing_key)
             .map_err(|e| AuthError::Crypto(format!("signing an access token: {e}")))
     }
+}
+
+/// The revocation-list entry of a session. Token ids are UUIDs, so the prefix keeps the two
+/// kinds of entry apart in one list.
+fn session_entry(session_id: &str) -> String {
+    format!("sid:{session_id}")
 }
 
 /// The header fields we decide on before touching a key. `alg` is read as a plain string so
@@ -419,7 +475,12 @@ fn load_signing_key(pem: &str) -> Result<(EncodingKey, Jwk), AuthError> {
     Ok((signing_key, jwk))
 }
 
-fn generate_ephemeral_key_pem() -> Result<String, AuthError> {
+/// A new RSA-2048 private key as PKCS#8 PEM: what the server signs with when no key is
+/// configured, and a way to make one for configuration or tests.
+///
+/// # Errors
+/// [`AuthError::KeyLoad`] if the system random generator or the key encoding fails.
+pub fn generate_ephemeral_key_pem() -> Result<String, AuthError> {
     let key_pair = RsaKeyPair::generate(KeySize::Rsa2048)
         .map_err(|e| AuthError::KeyLoad(format!("generating an RSA-2048 key: {e}")))?;
     let pkcs8 = key_pair
@@ -493,6 +554,7 @@ mod tests {
             aud: AUDIENCE.to_owned(),
             roles: vec!["user".to_owned()],
             perms: Vec::new(),
+            sid: None,
         }
     }
 
@@ -712,6 +774,35 @@ mod tests {
             svc.verify(&garbage_payload),
             Err(AuthError::BadSignature)
         ));
+    }
+
+    #[test]
+    fn revoking_a_session_rejects_every_token_of_it_and_no_other() {
+        let svc = service();
+        let grant = |sid: &str| AccessGrant {
+            subject: "alice".to_owned(),
+            roles: vec!["customer".to_owned()],
+            perms: vec!["orders:read".to_owned()],
+            session_id: Some(sid.to_owned()),
+        };
+        let first = svc.issue(&grant("s1")).unwrap();
+        let second = svc.issue(&grant("s1")).unwrap();
+        let other_session = svc.issue(&grant("s2")).unwrap();
+        let no_session = svc.issue_access("alice", &[]).unwrap();
+        let claims = svc.verify(&first.token).unwrap();
+        assert_eq!(claims.sid.as_deref(), Some("s1"));
+        assert_eq!(claims.perms, vec!["orders:read".to_owned()]);
+
+        svc.revoke_session("s1");
+
+        for token in [&first.token, &second.token] {
+            assert!(matches!(svc.verify(token), Err(AuthError::Revoked)));
+        }
+        assert!(svc.verify(&other_session.token).is_ok());
+        assert!(svc.verify(&no_session.token).is_ok());
+        // A token of the session issued after the revocation is refused too.
+        let late = svc.issue(&grant("s1")).unwrap();
+        assert!(matches!(svc.verify(&late.token), Err(AuthError::Revoked)));
     }
 
     #[test]

@@ -4,40 +4,59 @@
 //! against the spec's schemas), apply the rules that need the store, and return a documented
 //! outcome or an [`ApiError`]. One module per tag of the spec.
 
+mod access;
 mod images;
 mod orders;
 mod pets;
+mod sessions;
 mod users;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     api::{Ctx, operations::*},
-    auth::TokenService,
+    auth::{TokenService, sessions::SessionStore},
     error::ApiError,
+    limits::LoginThrottle,
     store::SharedStore,
 };
 
 /// Settings the handlers need from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerSettings {
-    /// Requests per hour announced to a user at login (`X-Rate-Limit`).
+    /// Requests per hour announced to a user at login (`X-Rate-Limit`): the sustained rate of
+    /// the per-user rate limit.
     pub rate_limit_per_hour: u32,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: Duration,
+    /// Login attempts allowed in a burst, per username (`RateLimit-Limit` of a throttled login).
+    pub login_burst: u32,
 }
 
-/// The pet store: handlers over a store and the token service.
+/// What the handlers use to authenticate users and manage their sessions.
+#[derive(Clone)]
+pub struct AuthServices {
+    /// Signs, verifies and revokes access tokens.
+    pub tokens: Arc<TokenService>,
+    /// Refresh-token families (sessions).
+    pub sessions: Arc<dyn SessionStore>,
+    /// Brute-force throttle for password logins.
+    pub login_throttle: Arc<LoginThrottle>,
+}
+
+/// The pet store: handlers over a store and the authentication services.
 pub struct PetStore {
     store: SharedStore,
-    tokens: Arc<TokenService>,
+    auth: AuthServices,
     settings: HandlerSettings,
 }
 
 impl PetStore {
-    /// Handlers over `store`, signing tokens with `tokens`.
-    pub fn new(store: SharedStore, tokens: Arc<TokenService>, settings: HandlerSettings) -> Self {
+    /// Handlers over `store`, authenticating with `auth`.
+    pub fn new(store: SharedStore, auth: AuthServices, settings: HandlerSettings) -> Self {
         Self {
             store,
-            tokens,
+            auth,
             settings,
         }
     }
@@ -124,18 +143,18 @@ impl PetStoreApi for PetStore {
 
     async fn place_order(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: PlaceOrderRequest,
     ) -> Outcome<PlaceOrderResponse> {
-        orders::place_order(self, request).await
+        orders::place_order(self, ctx, request).await
     }
 
     async fn get_order_by_id(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: GetOrderByIdRequest,
     ) -> Outcome<GetOrderByIdResponse> {
-        orders::get_order_by_id(self, request).await
+        orders::get_order_by_id(self, ctx, request).await
     }
 
     async fn update_order(
@@ -148,10 +167,10 @@ impl PetStoreApi for PetStore {
 
     async fn delete_order(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: DeleteOrderRequest,
     ) -> Outcome<DeleteOrderResponse> {
-        orders::delete_order(self, request).await
+        orders::delete_order(self, ctx, request).await
     }
 
     async fn create_user(
@@ -170,12 +189,8 @@ impl PetStoreApi for PetStore {
         users::create_users_with_list_input(self, request).await
     }
 
-    async fn login_user(
-        &self,
-        _ctx: &Ctx,
-        request: LoginUserRequest,
-    ) -> Outcome<LoginUserResponse> {
-        users::login_user(self, request).await
+    async fn login_user(&self, ctx: &Ctx, request: LoginUserRequest) -> Outcome<LoginUserResponse> {
+        sessions::login_user(self, ctx, request).await
     }
 
     async fn logout_user(
@@ -183,30 +198,46 @@ impl PetStoreApi for PetStore {
         ctx: &Ctx,
         _request: LogoutUserRequest,
     ) -> Outcome<LogoutUserResponse> {
-        users::logout_user(self, ctx).await
+        sessions::logout_user(self, ctx).await
     }
 
     async fn get_user_by_name(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: GetUserByNameRequest,
     ) -> Outcome<GetUserByNameResponse> {
-        users::get_user_by_name(self, request).await
+        users::get_user_by_name(self, ctx, request).await
     }
 
     async fn update_user(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: UpdateUserRequest,
     ) -> Outcome<UpdateUserResponse> {
-        users::update_user(self, request).await
+        users::update_user(self, ctx, request).await
     }
 
     async fn delete_user(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         request: DeleteUserRequest,
     ) -> Outcome<DeleteUserResponse> {
-        users::delete_user(self, request).await
+        users::delete_user(self, ctx, request).await
+    }
+
+    async fn create_token(
+        &self,
+        ctx: &Ctx,
+        request: CreateTokenRequest,
+    ) -> Outcome<CreateTokenResponse> {
+        sessions::create_token(self, ctx, request).await
+    }
+
+    async fn refresh_token(
+        &self,
+        _ctx: &Ctx,
+        request: RefreshTokenRequest,
+    ) -> Outcome<RefreshTokenResponse> {
+        sessions::refresh_token(self, request).await
     }
 }

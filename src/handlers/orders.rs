@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Outcome, PetStore};
+use super::{Outcome, PetStore, access::owner_or};
 use crate::{
-    api::{Serialized, operations::*},
+    api::{Ctx, Serialized, operations::*},
     error::ApiError,
     store::OrderUpdate,
 };
@@ -29,21 +29,25 @@ pub(super) async fn get_inventory(this: &PetStore) -> Outcome<GetInventoryRespon
 
 pub(super) async fn place_order(
     this: &PetStore,
+    ctx: &Ctx,
     request: PlaceOrderRequest,
 ) -> Outcome<PlaceOrderResponse> {
-    let written = this.store.place_order(request.body).await?;
+    let owner = &ctx.caller()?.subject;
+    let written = this.store.place_order(request.body, owner).await?;
     Ok(PlaceOrderResponse::Ok(written.order.json.clone()))
 }
 
 pub(super) async fn get_order_by_id(
     this: &PetStore,
+    ctx: &Ctx,
     request: GetOrderByIdRequest,
 ) -> Outcome<GetOrderByIdResponse> {
-    let order = this
+    let (order, owner) = this
         .store
-        .get_order(request.order_id)
+        .get_order_with_owner(request.order_id)
         .await?
         .ok_or_else(|| not_found(request.order_id))?;
+    owner_or(ctx, &owner, Scope::OrdersManage, "this order")?;
     Ok(GetOrderByIdResponse::Ok(order.json.clone()))
 }
 
@@ -89,8 +93,15 @@ pub(super) async fn update_order(
 
 pub(super) async fn delete_order(
     this: &PetStore,
+    ctx: &Ctx,
     request: DeleteOrderRequest,
 ) -> Outcome<DeleteOrderResponse> {
-    this.store.delete_order(request.order_id).await?;
+    // Customers cancel only their own orders; the store checks the owner in the same step as
+    // the delete.
+    let caller = ctx.caller()?;
+    let only_owner = (!caller.has_scope(Scope::OrdersManage)).then_some(caller.subject.as_str());
+    this.store
+        .delete_order(request.order_id, only_owner)
+        .await?;
     Ok(DeleteOrderResponse::Ok)
 }

@@ -1,15 +1,15 @@
-//! Users, passwords and login.
+//! Users and their passwords. Signing in and out is in `sessions`.
 
-use super::{Outcome, PetStore};
+use super::{Outcome, PetStore, access::self_or};
 use crate::{
-    api::{Ctx, Serialized, models::User, operations::*},
-    auth::{self, AuthError},
+    api::{Ctx, models::User, operations::*},
+    auth::{self, AuthError, Credential, Role},
     error::ApiError,
     store::NewUser,
 };
 
-/// Role given to every user for now; role-based authorization arrives with the security work.
-const DEFAULT_ROLE: &str = "customer";
+/// The role of every user created through the API; admins come from the configuration.
+const SIGN_UP_ROLE: Role = Role::Customer;
 
 fn not_found(username: &str) -> ApiError {
     ApiError::NotFound(format!("user {username} not found"))
@@ -33,6 +33,7 @@ async fn with_hashed_password(mut user: User, path: &str) -> Result<NewUser, Api
     Ok(NewUser {
         user,
         password_hash,
+        roles: vec![SIGN_UP_ROLE],
     })
 }
 
@@ -66,54 +67,12 @@ pub(super) async fn create_users_with_list_input(
     Ok(CreateUsersWithListInputResponse::Ok(last.user.json.clone()))
 }
 
-pub(super) async fn login_user(
-    this: &PetStore,
-    request: LoginUserRequest,
-) -> Outcome<LoginUserResponse> {
-    let invalid = || ApiError::BadRequest("invalid username/password supplied".to_owned());
-    let Some(user) = this.store.get_user(&request.username).await? else {
-        // Same work as a wrong password, so timing does not tell which usernames exist.
-        auth::verify_dummy_async(request.password)
-            .await
-            .map_err(hashing_failed)?;
-        return Err(invalid());
-    };
-    let matches = auth::verify_password_async(request.password, user.password_hash.clone())
-        .await
-        .map_err(hashing_failed)?;
-    if !matches {
-        return Err(invalid());
-    }
-    let issued = this
-        .tokens
-        .issue_access(&user.user.value.username, &[DEFAULT_ROLE.to_owned()])
-        .map_err(|error| {
-            tracing::error!(%error, "cannot sign an access token");
-            ApiError::Internal
-        })?;
-    Ok(LoginUserResponse::Ok {
-        body: Serialized::new(&issued.token),
-        x_rate_limit: i32::try_from(this.settings.rate_limit_per_hour).unwrap_or(i32::MAX),
-        x_expires_after: issued.expires_at,
-    })
-}
-
-pub(super) async fn logout_user(this: &PetStore, ctx: &Ctx) -> Outcome<LogoutUserResponse> {
-    // Logging out is idempotent: no token, or one that is already invalid, leaves nothing to revoke.
-    if let Some(claims) = ctx
-        .bearer_token
-        .as_deref()
-        .and_then(|t| this.tokens.verify(t).ok())
-    {
-        this.tokens.revoke(&claims);
-    }
-    Ok(LogoutUserResponse::Ok)
-}
-
 pub(super) async fn get_user_by_name(
     this: &PetStore,
+    ctx: &Ctx,
     request: GetUserByNameRequest,
 ) -> Outcome<GetUserByNameResponse> {
+    self_or(ctx, &request.username, Scope::UsersManage)?;
     let user = this
         .store
         .get_user(&request.username)
@@ -124,8 +83,10 @@ pub(super) async fn get_user_by_name(
 
 pub(super) async fn update_user(
     this: &PetStore,
+    ctx: &Ctx,
     request: UpdateUserRequest,
 ) -> Outcome<UpdateUserResponse> {
+    let caller = self_or(ctx, &request.username, Scope::UsersManage)?;
     let mut user = request.body;
     let password_hash = match user.password.take() {
         Some(password) => Some(
@@ -135,78 +96,35 @@ pub(super) async fn update_user(
         ),
         None => None,
     };
-    this.store
+    let password_changed = password_hash.is_some();
+    let updated = this
+        .store
         .update_user(&request.username, user, password_hash)
         .await?;
+    if password_changed {
+        // Whoever knew the old password may hold a session; only the caller's own survives.
+        let keep = match &caller.credential {
+            Credential::AccessToken { session_id, .. } if caller.is_user(&request.username) => {
+                session_id.as_deref()
+            }
+            _ => None,
+        };
+        this.end_sessions_of(&request.username, keep).await?;
+        if updated.user.value.username != request.username {
+            this.end_sessions_of(&updated.user.value.username, keep)
+                .await?;
+        }
+    }
     Ok(UpdateUserResponse::Ok)
 }
 
 pub(super) async fn delete_user(
     this: &PetStore,
+    ctx: &Ctx,
     request: DeleteUserRequest,
 ) -> Outcome<DeleteUserResponse> {
+    self_or(ctx, &request.username, Scope::UsersManage)?;
     this.store.delete_user(&request.username).await?;
+    this.end_sessions_of(&request.username, None).await?;
     Ok(DeleteUserResponse::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use crate::{
-        api::{Ctx, operations::*},
-        auth::{AuthError, TokenService, TokenSettings},
-        handlers::{HandlerSettings, PetStore},
-        store::MemoryStore,
-    };
-
-    fn pet_store() -> (PetStore, Arc<TokenService>) {
-        let tokens = Arc::new(
-            TokenService::new(TokenSettings {
-                issuer: "test".to_owned(),
-                audience: "test".to_owned(),
-                access_ttl: Duration::from_secs(60),
-                private_key_pem: None,
-            })
-            .expect("token service"),
-        );
-        let settings = HandlerSettings {
-            rate_limit_per_hour: 10,
-        };
-        (
-            PetStore::new(Arc::new(MemoryStore::new()), tokens.clone(), settings),
-            tokens,
-        )
-    }
-
-    #[tokio::test]
-    async fn logout_revokes_the_presented_token() {
-        let (pet_store, tokens) = pet_store();
-        let issued = tokens.issue_access("user1", &[]).expect("token");
-        assert!(tokens.verify(&issued.token).is_ok());
-
-        let ctx = Ctx {
-            bearer_token: Some(issued.token.clone()),
-            ..Ctx::default()
-        };
-        let outcome = pet_store.logout_user(&ctx, LogoutUserRequest {}).await;
-        assert!(matches!(outcome, Ok(LogoutUserResponse::Ok)));
-        assert!(matches!(
-            tokens.verify(&issued.token),
-            Err(AuthError::Revoked)
-        ));
-    }
-
-    #[tokio::test]
-    async fn logout_without_a_valid_token_is_a_no_op() {
-        let (pet_store, _) = pet_store();
-        for bearer_token in [None, Some("not-a-jwt".to_owned())] {
-            let ctx = Ctx {
-                bearer_token,
-                ..Ctx::default()
-            };
-            let outcome = pet_store.logout_user(&ctx, LogoutUserRequest {}).await;
-            assert!(matches!(outcome, Ok(LogoutUserResponse::Ok)));
-        }
-    }
 }

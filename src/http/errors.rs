@@ -48,6 +48,11 @@ fn classify(error: poem::Error) -> ApiError {
     }
     let status = error.status();
     match status {
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized {
+            challenge: crate::error::Challenge::Missing,
+        },
+        StatusCode::FORBIDDEN => ApiError::Forbidden(error.to_string()),
+        StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
         StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: None },

@@ -1,9 +1,11 @@
 //! The REST transport: the generated poem-openapi adapter plus the edge around it (request ids,
 //! tracing, error rendering, documentation and operational endpoints).
 
+pub mod access;
 mod errors;
 mod ops;
 pub mod payload;
+pub mod serve;
 
 /// The generated REST adapter over [`crate::api::operations::PetStoreApi`].
 #[allow(clippy::all, missing_docs)]
@@ -17,25 +19,35 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use poem::{
-    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route,
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Middleware, Request, Response, Route,
     endpoint::BoxEndpoint,
     get,
     http::{HeaderValue, Method, StatusCode, header},
+    middleware::{Cors, CorsEndpoint},
 };
 use poem_openapi::{
     OpenApi, OpenApiService,
-    registry::{MetaApi, Registry},
+    registry::{MetaApi, MetaSecurityScheme, Registry},
 };
 
 pub use self::ops::OpsState;
-use self::payload::BodyLimits;
-use crate::api::{
-    Ctx,
-    operations::{OPERATIONS, PetStoreApi},
+use self::{
+    access::{AccessControl, Caller},
+    payload::BodyLimits,
+};
+use crate::{
+    api::{
+        Ctx,
+        operations::{OPERATIONS, PetStoreApi, SECURITY_SCHEMES},
+        security::{SchemeKind, SecurityRequirement},
+    },
+    auth::authorize,
+    error::ApiError,
+    limits::RateDecision,
 };
 
 /// Path prefix of the API, as in the spec's `servers`.
@@ -54,37 +66,58 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 #[derive(Debug, Clone)]
 struct RequestId(HeaderValue);
 
-/// Builds the handler-facing context from an HTTP request.
-pub fn request_context(request: &Request) -> Ctx {
-    let bearer_token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(|token| token.trim().to_owned());
-    Ctx {
+/// Builds the handler-facing context of an operation call, once the caller the edge verified
+/// ([`Caller`]) has passed the operation's security requirements.
+///
+/// # Errors
+/// 401 or 403 from [`authorize`].
+pub fn request_context(
+    request: &Request,
+    security: &'static [SecurityRequirement],
+) -> Result<Ctx, ApiError> {
+    let anonymous;
+    let caller = match request.data::<Caller>() {
+        Some(caller) => caller,
+        None => {
+            anonymous = Caller {
+                client_ip: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+                ..Caller::default()
+            };
+            &anonymous
+        }
+    };
+    let principal = authorize(&caller.authentication, security)?;
+    Ok(Ctx {
         request_id: request
             .data::<RequestId>()
             .and_then(|id| id.0.to_str().ok())
             .map(str::to_owned)
             .unwrap_or_default(),
-        client_ip: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
-        bearer_token,
-    }
+        client_ip: caller.client_ip,
+        principal,
+    })
 }
 
 /// The OpenAPI service for a handler: what the REST routes and the documentation are built from.
-pub fn api_service<H: PetStoreApi>(handler: Arc<H>) -> OpenApiService<rest::RestApi<H>, ()> {
+pub fn api_service<H: PetStoreApi>(
+    handler: Arc<H>,
+) -> OpenApiService<SecurityDocumented<rest::RestApi<H>>, ()> {
     OpenApiService::new(
-        rest::RestApi::new(handler),
+        SecurityDocumented(rest::RestApi::new(handler)),
         "petstore-ws",
         env!("CARGO_PKG_VERSION"),
     )
     .server(API_BASE)
+}
+
+/// What the edge needs besides the routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeSettings {
+    /// Body size limits.
+    pub body_limits: BodyLimits,
+    /// Longest time an API request may take, from its head being read to its response being
+    /// ready (reading the body included, so a client trickling a body is cut off).
+    pub request_timeout: Duration,
 }
 
 /// Every HTTP route of the server.
@@ -98,26 +131,70 @@ pub fn api_service<H: PetStoreApi>(handler: Arc<H>) -> OpenApiService<rest::Rest
 ///
 /// The operational endpoints answer GET only (other methods get 405). Their state is attached only
 /// to the endpoints that read it, so API requests do not pay for cloning and storing it.
-pub fn routes<H: PetStoreApi>(handler: Arc<H>, ops: OpsState, limits: BodyLimits) -> impl Endpoint {
+pub fn routes<H: PetStoreApi>(
+    handler: Arc<H>,
+    ops: OpsState,
+    access: Arc<AccessControl>,
+    settings: EdgeSettings,
+) -> impl Endpoint {
     let swagger_ui = api_service(handler.clone()).swagger_ui();
-    let operations = OpenApiService::new(
-        UnderApiBase(rest::RestApi::new(handler)),
-        "petstore-ws",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .into_endpoint();
-    let others = Route::new()
-        .nest(DOCS_PATH, swagger_ui)
-        .at(OPENAPI_JSON_PATH, get(ops::openapi_json.data(ops.clone())))
-        .at(OPENAPI_YAML_PATH, get(ops::openapi_yaml))
-        .at("/health", get(ops::health.data(ops)));
+    let operations = Arc::new(
+        OpenApiService::new(
+            UnderApiBase(rest::RestApi::new(handler)),
+            "petstore-ws",
+            env!("CARGO_PKG_VERSION"),
+        )
+        .into_endpoint(),
+    );
+    let others = Arc::new(
+        Route::new()
+            .nest(DOCS_PATH, swagger_ui)
+            .at(OPENAPI_JSON_PATH, get(ops::openapi_json.data(ops.clone())))
+            .at(OPENAPI_YAML_PATH, get(ops::openapi_yaml))
+            .at(JWKS_PATH, get(ops::jwks.data(ops.clone())))
+            .at("/health", get(ops::health.data(ops))),
+    );
+    let cors = cors();
     Edge {
+        cors_operations: cors.transform(operations.clone()),
         operations,
+        cors_others: cors.transform(others.clone()),
         others,
-        limits,
+        access,
+        settings,
     }
 }
 
+/// CORS for origins the edge has already accepted ([`access::AccessControl::origins`]): the
+/// allow-list decision is the edge's (it knows the request's own host, so same-origin pages
+/// such as the documentation UI always work), poem's middleware answers preflights and adds
+/// the response headers. Credentials are bearer tokens, never cookies, so no
+/// `Access-Control-Allow-Credentials`.
+fn cors() -> Cors {
+    Cors::new()
+        .allow_origins_fn(|_| true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("api_key"),
+            header::HeaderName::from_static(REQUEST_ID),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static(REQUEST_ID),
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static("x-rate-limit"),
+            header::HeaderName::from_static("x-expires-after"),
+        ])
+        .max_age(600)
+}
+
+/// Where the public token-signing keys are served.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Where the documentation UI is mounted.
 const DOCS_PATH: &str = "/api/v3/docs";
 /// Where the spec is served as JSON.
@@ -170,8 +247,82 @@ impl<T: OpenApi> OpenApi for UnderApiBase<T> {
     }
 }
 
-/// Request id, body limits, error rendering, tracing and timing for every request, and the choice
-/// of router by path (see [`routes`]).
+/// Documents the spec's security schemes and each operation's requirements, from the generated
+/// data the requirements are enforced with: poem-openapi's own security support is built on
+/// extractors that would check credentials a second way.
+pub struct SecurityDocumented<T>(T);
+
+impl<T: OpenApi> OpenApi for SecurityDocumented<T> {
+    fn meta() -> Vec<MetaApi> {
+        let mut apis = T::meta();
+        for api in &mut apis {
+            for path in &mut api.paths {
+                for operation in &mut path.operations {
+                    let Some(info) = OPERATIONS
+                        .iter()
+                        .find(|info| Some(info.id) == operation.operation_id)
+                    else {
+                        continue;
+                    };
+                    operation.security = info
+                        .security
+                        .iter()
+                        .map(|requirement| {
+                            requirement
+                                .0
+                                .iter()
+                                .map(|needed| {
+                                    (
+                                        needed.scheme.name,
+                                        needed.scopes.iter().map(|scope| scope.as_str()).collect(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .collect();
+                }
+            }
+        }
+        apis
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+        for scheme in SECURITY_SCHEMES {
+            let documented = match scheme.kind {
+                SchemeKind::HttpBearer { bearer_format } => MetaSecurityScheme {
+                    ty: "http",
+                    description: scheme.description,
+                    name: None,
+                    key_in: None,
+                    scheme: Some("bearer"),
+                    bearer_format,
+                    flows: None,
+                    openid_connect_url: None,
+                },
+                SchemeKind::ApiKeyHeader { header } => MetaSecurityScheme {
+                    ty: "apiKey",
+                    description: scheme.description,
+                    name: Some(header),
+                    key_in: Some("header"),
+                    scheme: None,
+                    bearer_format: None,
+                    flows: None,
+                    openid_connect_url: None,
+                },
+            };
+            registry.create_security_scheme(scheme.name, documented);
+        }
+    }
+
+    fn add_routes(self, route_table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
+        self.0.add_routes(route_table);
+    }
+}
+
+/// Request id, origin check, caller identification, rate limit, request timeout, error
+/// rendering, tracing and timing for every request, and the choice of router by path (see
+/// [`routes`]).
 ///
 /// One endpoint rather than a stack of poem middlewares (`around`, `catch_all_error`, `data`):
 /// every middleware layer moves the request (several hundred bytes) and its inner future into a
@@ -180,12 +331,48 @@ impl<T: OpenApi> OpenApi for UnderApiBase<T> {
 ///
 /// Per-request logs are at `debug` so the default `info` level costs one disabled-callsite check
 /// on the hot path; server errors are always logged.
-struct Edge<O, R> {
+struct Edge<O: Endpoint, R: Endpoint> {
     /// The operations, with routes under [`API_BASE`].
-    operations: O,
-    /// Documentation, documents and health.
-    others: R,
-    limits: BodyLimits,
+    operations: Arc<O>,
+    /// The same, answering CORS requests from accepted origins.
+    cors_operations: CorsEndpoint<Arc<O>>,
+    /// Documentation, documents, keys and health.
+    others: Arc<R>,
+    /// The same, for CORS.
+    cors_others: CorsEndpoint<Arc<R>>,
+    access: Arc<AccessControl>,
+    settings: EdgeSettings,
+}
+
+impl<O: Endpoint, R: Endpoint> Edge<O, R> {
+    /// Routes an API request past the caller checks; `Ok` carries the rate-limit decision to
+    /// report in the response headers.
+    async fn call_operation(
+        &self,
+        mut request: Request,
+        cors: bool,
+    ) -> (poem::Result<Response>, Option<RateDecision>) {
+        let caller = self.access.caller(&request);
+        let decision = match self.access.check_rate(&caller).await {
+            Ok(decision) => decision,
+            Err(error) => return (Err(error.into()), None),
+        };
+        request.set_data(caller);
+        let call = async {
+            if cors {
+                self.cors_operations.call(request).await
+            } else {
+                self.operations
+                    .call(request)
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+        };
+        let result = tokio::time::timeout(self.settings.request_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(ApiError::Timeout.into()));
+        (result, decision)
+    }
 }
 
 impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
@@ -200,29 +387,55 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
             .cloned()
             .unwrap_or_else(generate_request_id);
         request.set_data(RequestId(request_id.clone()));
-        request.set_data(self.limits);
+        request.set_data(self.settings.body_limits);
         let method = request.method().clone();
         let uri = request.uri().clone();
+        let cors = match request.headers().get(header::ORIGIN) {
+            None => Ok(false),
+            Some(origin) => {
+                let origin = origin.to_str().unwrap_or_default();
+                let host = request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|host| host.to_str().ok())
+                    .or_else(|| uri.authority().map(|authority| authority.as_str()));
+                if self.access.origins().allows(origin, host) {
+                    Ok(true)
+                } else {
+                    tracing::debug!(%origin, "origin not allowed");
+                    Err(ApiError::Forbidden(format!(
+                        "origin `{origin}` is not allowed"
+                    )))
+                }
+            }
+        };
 
-        let result = if is_operation_path(uri.path()) {
-            self.operations
-                .call(request)
-                .await
-                .map(IntoResponse::into_response)
-        } else {
-            self.others
-                .call(request)
-                .await
-                .map(IntoResponse::into_response)
+        let (result, decision) = match cors {
+            Err(error) => (Err(error.into()), None),
+            Ok(cors) if is_operation_path(uri.path()) => self.call_operation(request, cors).await,
+            Ok(true) => (self.cors_others.call(request).await, None),
+            Ok(false) => (
+                self.others
+                    .call(request)
+                    .await
+                    .map(IntoResponse::into_response),
+                None,
+            ),
         };
         // Errors are rendered here, the one place every route's errors pass through.
         let mut response = match result {
             Ok(response) => response,
             Err(error) => errors::render(error).await,
         };
-        response
-            .headers_mut()
-            .insert(REQUEST_ID, request_id.clone());
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID, request_id.clone());
+        if let Some(decision) = decision {
+            for (name, value) in decision.headers() {
+                if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+                    headers.insert(name, HeaderValue::from(value));
+                }
+            }
+        }
         let status = response.status();
         if status == StatusCode::METHOD_NOT_ALLOWED
             && let Ok(allow) = HeaderValue::from_str(&allowed_methods(uri.path()))

@@ -1,4 +1,4 @@
-//! Operational endpoints: health and the API documents.
+//! Operational endpoints: health, the API documents and the token-signing keys.
 
 use std::{sync::Arc, time::Instant};
 
@@ -10,7 +10,7 @@ use poem::{
 };
 use serde::Serialize;
 
-use crate::store::SharedStore;
+use crate::{auth::TokenService, store::SharedStore};
 
 /// The spec as written, served at `/api/v3/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -22,11 +22,16 @@ pub struct OpsState {
     started: Instant,
     node_id: Arc<str>,
     openapi_json: Bytes,
+    tokens: Arc<TokenService>,
 }
 
 impl OpsState {
-    /// State for the given store; converts the spec to JSON once, here.
-    pub fn new(store: SharedStore, node_id: impl Into<Arc<str>>) -> Result<Self, String> {
+    /// State for the given store and token service; converts the spec to JSON once, here.
+    pub fn new(
+        store: SharedStore,
+        node_id: impl Into<Arc<str>>,
+        tokens: Arc<TokenService>,
+    ) -> Result<Self, String> {
         let document: serde_json::Value = serde_saphyr::from_str(OPENAPI_YAML)
             .map_err(|error| format!("openapi.yaml does not parse: {error}"))?;
         let json = serde_json::to_vec_pretty(&document)
@@ -36,6 +41,7 @@ impl OpsState {
             started: Instant::now(),
             node_id: node_id.into(),
             openapi_json: json.into(),
+            tokens,
         })
     }
 }
@@ -101,4 +107,19 @@ pub fn openapi_yaml() -> Response {
     Response::builder()
         .content_type("application/yaml")
         .body(OPENAPI_YAML)
+}
+
+/// `GET /.well-known/jwks.json`: the public keys access tokens are signed with (RFC 7517), so
+/// other services can verify our tokens without being able to mint them. Short-lived caching:
+/// a rotated key must show up soon.
+#[handler]
+pub fn jwks(Data(state): Data<&OpsState>) -> Response {
+    let body = serde_json::to_vec(&state.tokens.jwks()).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialize the JWK set");
+        br#"{"keys":[]}"#.to_vec()
+    });
+    Response::builder()
+        .content_type("application/jwk-set+json")
+        .header(poem::http::header::CACHE_CONTROL, "public, max-age=300")
+        .body(body)
 }

@@ -253,21 +253,74 @@ impl ToHeader for DateTimeHeader {
     }
 }
 
+/// A header of an error response (`WWW-Authenticate`, `Retry-After`, …), documented as the spec
+/// declares it (`T` is its schema type) and valued from the error itself ([`ApiError::header`]),
+/// so the documented headers and the ones sent cannot drift apart.
+pub struct ErrorHeader<T> {
+    value: Option<HeaderValue>,
+    schema: PhantomData<fn() -> T>,
+}
+
+impl<T> ErrorHeader<T> {
+    /// The header `name` of `error`'s response.
+    pub fn of(error: &ApiError, name: &str) -> Self {
+        Self {
+            value: error
+                .header(name)
+                .and_then(|value| HeaderValue::from_str(&value).ok()),
+            schema: PhantomData,
+        }
+    }
+}
+
+impl<T: Type> Type for ErrorHeader<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = HeaderValue;
+    type RawElementValueType = HeaderValue;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.value.as_ref()
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.value.iter())
+    }
+}
+
+impl<T: Type> ToHeader for ErrorHeader<T> {
+    fn to_header(&self) -> Option<HeaderValue> {
+        self.value.clone()
+    }
+}
+
 /// The HTTP status of an error.
 pub fn error_status(error: &ApiError) -> StatusCode {
     StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The full HTTP response for an error: its status and `ErrorResponse` body.
+/// The full HTTP response for an error: its status, headers and `ErrorResponse` body.
 pub fn error_response(error: &ApiError) -> Response {
     let body = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&error.to_body()))
         .unwrap_or_else(|_| {
             br#"{"code":500,"type":"INTERNAL","message":"internal error"}"#.to_vec()
         });
-    Response::builder()
+    let mut builder = Response::builder()
         .status(error_status(error))
-        .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
-        .body(body)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    for (name, value) in error.headers() {
+        builder = builder.header(name, value);
+    }
+    builder.body(body)
 }
 
 impl poem::error::ResponseError for ApiError {

@@ -11,9 +11,13 @@
 // Each test crate compiles this module on its own and uses a different subset of the helpers.
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+};
 
 use petstore_ws::{
+    auth::{ApiKeySpec, ApiKeys},
     config::Config,
     server::{self, RunningServer},
 };
@@ -41,37 +45,69 @@ pub const WEBP: &[u8] = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
-    /// A client that keeps its connections to this server alive between requests.
+    /// A client that keeps its connections to this server alive between requests, and sends
+    /// the admin service key ([`ADMIN_API_KEY`]) with each.
     pub client: reqwest::Client,
+    /// A client that sends no credentials unless a test adds them.
+    pub anonymous: reqwest::Client,
     /// The server's address, for raw TCP requests.
     pub addr: SocketAddr,
     server: Option<RunningServer>,
 }
 
+/// The service key of every test server, with role `admin`: [`TestApp::client`] sends it, so
+/// suites about business rules act with every permission; the security suites use
+/// [`TestApp::anonymous`] and explicit credentials.
+pub const ADMIN_API_KEY: &str = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Its name (the owner of what it creates).
+pub const ADMIN_API_KEY_NAME: &str = "test-admin";
+
 /// Starts a server on `127.0.0.1:0` with the defaults, an **empty store** (tests build the data
-/// they assert on), and whatever `tweak` changes on top.
+/// they assert on), the admin service key [`ADMIN_API_KEY`], rate and login limits high enough
+/// never to trigger (the limit suites set their own), and whatever `tweak` changes on top.
 pub async fn spawn_app(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::defaults();
     config.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
     config.port = 0;
     config.no_demo_data = true;
+    let spec = format!(
+        "{ADMIN_API_KEY_NAME}:admin:{}",
+        ApiKeys::hash_hex(ADMIN_API_KEY)
+    );
+    config.api_keys = vec![match spec.parse::<ApiKeySpec>() {
+        Ok(spec) => spec,
+        Err(error) => panic!("the test API key does not parse: {error}"),
+    }];
+    let unlimited = NonZeroU32::MAX;
+    config.rate_limit_per_minute = unlimited;
+    config.rate_limit_burst = unlimited;
+    config.login_attempts_per_minute = unlimited;
+    config.login_attempts_per_ip_per_minute = unlimited;
     tweak(&mut config);
     let server = match server::spawn(config).await {
         Ok(server) => server,
         Err(error) => panic!("the server did not start: {error}"),
     };
-    let client = match reqwest::Client::builder()
+    let mut admin_headers = header::HeaderMap::new();
+    admin_headers.insert("api_key", header::HeaderValue::from_static(ADMIN_API_KEY));
+    TestApp {
+        base_url: server.base_url(),
+        addr: server.local_addr(),
+        client: http_client(admin_headers),
+        anonymous: http_client(header::HeaderMap::new()),
+        server: Some(server),
+    }
+}
+
+fn http_client(default_headers: header::HeaderMap) -> reqwest::Client {
+    match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(default_headers)
         .build()
     {
         Ok(client) => client,
         Err(error) => panic!("cannot build the HTTP client: {error}"),
-    };
-    TestApp {
-        base_url: server.base_url(),
-        addr: server.local_addr(),
-        client,
-        server: Some(server),
     }
 }
 
@@ -162,7 +198,7 @@ impl TestApp {
     pub async fn post_chunked(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
         let mut request = format!(
             "POST {API_BASE}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n\
-             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+             api_key: {ADMIN_API_KEY}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
             self.addr
         )
         .into_bytes();
@@ -255,6 +291,29 @@ impl TestApp {
         ok_json(self.post_json("/user", &body).await).await
     }
 
+    /// `POST /auth/token` with these credentials and no others.
+    pub async fn request_token(&self, username: &str, password: &str) -> Response {
+        let body = json!({ "username": username, "password": password });
+        send(self.anonymous.post(self.api("/auth/token")).json(&body)).await
+    }
+
+    /// Starts a session with `createToken`, which must succeed; returns the access token and
+    /// the refresh token.
+    pub async fn create_token(&self, username: &str, password: &str) -> (String, String) {
+        let tokens = ok_json(self.request_token(username, password).await).await;
+        let text = |member: &str| match tokens[member].as_str() {
+            Some(text) => text.to_owned(),
+            None => panic!("no {member} in {tokens}"),
+        };
+        (text("accessToken"), text("refreshToken"))
+    }
+
+    /// `POST /auth/refresh` with this refresh token and no other credentials.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        let body = json!({ "refreshToken": refresh_token });
+        send(self.anonymous.post(self.api("/auth/refresh")).json(&body)).await
+    }
+
     /// `GET /user/login` with these credentials.
     pub async fn login(&self, username: &str, password: &str) -> Response {
         let request = self
@@ -272,6 +331,43 @@ pub async fn send(request: RequestBuilder) -> Response {
         Ok(response) => response,
         Err(error) => panic!("request failed at the transport level: {error} ({described})"),
     }
+}
+
+/// Adds `Authorization: Bearer <token>` to a request.
+pub fn bearer(request: RequestBuilder, token: &str) -> RequestBuilder {
+    request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+}
+
+/// A service-key entry for `Config::api_keys`: `key` with this name and role (`admin` or
+/// `customer`), configured by its SHA-256 as in production.
+pub fn api_key_spec(name: &str, role: &str, key: &str) -> ApiKeySpec {
+    let spec = format!("{name}:{role}:{}", ApiKeys::hash_hex(key));
+    match spec.parse::<ApiKeySpec>() {
+        Ok(spec) => spec,
+        Err(error) => panic!("the API key spec {name}:{role} does not parse: {error}"),
+    }
+}
+
+/// Asserts a 401 `UNAUTHORIZED` error whose `WWW-Authenticate` is a Bearer challenge naming
+/// the realm; returns the challenge.
+pub async fn expect_unauthorized(response: Response) -> String {
+    let url = response.url().clone();
+    let challenge = header_text(&response, header::WWW_AUTHENTICATE.as_str());
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    match challenge {
+        Some(challenge) if challenge.starts_with("Bearer realm=") => challenge,
+        other => panic!("the 401 of {url} has no Bearer challenge: {other:?}"),
+    }
+}
+
+/// Asserts a 401 whose challenge says the presented token is not valid
+/// (`error="invalid_token"`, RFC 6750 §3.1).
+pub async fn expect_invalid_token(response: Response) {
+    let challenge = expect_unauthorized(response).await;
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "not an invalid_token challenge: {challenge}"
+    );
 }
 
 /// The body as JSON; a body that is not JSON fails the test.
