@@ -10,7 +10,15 @@ Two parts, both driven from the spec alone:
    create/read/update/delete workflows through it. It runs after Schemathesis on purpose: the
    store it meets is full of fuzzed data, so it also proves the server still works after that.
 
-Usage: python3 contract-tests/run.py --base-url http://127.0.0.1:8080
+Usage:
+    PETSTORE_CONTRACT_API_KEY=<key> python3 contract-tests/run.py --base-url http://127.0.0.1:8080
+
+Both parts authenticate the standard way, with a service key for the spec's `api_key` scheme that
+has the `admin` role (every scope): Schemathesis through its OpenAPI-aware auth config, the client
+through its generated configuration. The key comes from `PETSTORE_CONTRACT_API_KEY` or
+`--api-key`. The round trip of the `auth` tag also logs in as an admin user
+(`PETSTORE_CONTRACT_ADMIN_USER` / `PETSTORE_CONTRACT_ADMIN_PASSWORD`, by default the demo data's
+`admin` / `admin-password`).
 
 The tools are pinned in `requirements.txt` and installed into `contract-tests/.venv`, which is
 created on first use and reinstalled only when `requirements.txt` (or the Python) changes. Only the
@@ -47,6 +55,11 @@ INSTALL_TIMEOUT_SECS = 600
 SCHEMATHESIS_TIMEOUT_SECS = 600
 GENERATOR_TIMEOUT_SECS = 120
 ROUND_TRIP_TIMEOUT_SECS = 180
+
+# Where the service key travels to the tools: `schemathesis.toml` names this variable in its
+# `[auth.openapi.api_key]` section and `test_round_trip.py` reads it, so the key is never on a
+# command line of a child process.
+API_KEY_ENV = "PETSTORE_CONTRACT_API_KEY"
 
 
 class ContractError(Exception):
@@ -141,18 +154,29 @@ def check_java() -> None:
         )
 
 
-def wait_for_server(base_url: str, timeout_secs: float = 30.0) -> None:
-    """Fail fast with a clear message when nothing answers at the base URL."""
+def wait_for_server(base_url: str, api_key: str, timeout_secs: float = 30.0) -> None:
+    """Fail fast with a clear message when nothing answers at the base URL or the key is refused.
+
+    The probe is `getInventory`, which needs the `inventory:read` scope: a 200 proves both that
+    the server is up and that the key is one of its admin keys, so a wrong key shows up here as
+    one clear error instead of as a 401 on every secured operation.
+    """
     probe = f"{base_url}/api/v3/store/inventory"
+    request = urllib.request.Request(probe, headers={"api_key": api_key})
     deadline = time.monotonic() + timeout_secs
     last_error = ""
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(probe, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 if response.status == 200:
                     return
                 last_error = f"status {response.status}"
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise ContractError(
+                    f"the server refused the API key ({exc.code} from {probe}): "
+                    f"{API_KEY_ENV} must be a service key with the admin role"
+                ) from exc
             last_error = f"status {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             last_error = str(exc)
@@ -160,7 +184,16 @@ def wait_for_server(base_url: str, timeout_secs: float = 30.0) -> None:
     raise ContractError(f"no petstore-ws answered at {probe}: {last_error}")
 
 
-def run_schemathesis(base_url: str, report_dir: Path, max_examples: int | None) -> PartResult:
+def tool_env(api_key: str) -> dict[str, str]:
+    """The environment of a tool: ours, plus the service key where the tools look for it."""
+    env = dict(os.environ)
+    env[API_KEY_ENV] = api_key
+    return env
+
+
+def run_schemathesis(
+    base_url: str, api_key: str, report_dir: Path, max_examples: int | None
+) -> PartResult:
     started = time.monotonic()
     report_json = report_dir / "schemathesis.json"
     args = [
@@ -186,7 +219,9 @@ def run_schemathesis(base_url: str, report_dir: Path, max_examples: int | None) 
     log("schemathesis: " + " ".join(args[1:]))
     try:
         # cwd in the report dir: anything the tool writes next to itself stays out of the tree.
-        result = subprocess.run(args, cwd=report_dir, timeout=SCHEMATHESIS_TIMEOUT_SECS)
+        result = subprocess.run(
+            args, cwd=report_dir, env=tool_env(api_key), timeout=SCHEMATHESIS_TIMEOUT_SECS
+        )
         code = result.returncode
     except subprocess.TimeoutExpired:
         code = None
@@ -214,7 +249,7 @@ def run_schemathesis(base_url: str, report_dir: Path, max_examples: int | None) 
     return PartResult("schemathesis", code == 0, detail, seconds)
 
 
-def run_round_trip(base_url: str, work_dir: Path) -> PartResult:
+def run_round_trip(base_url: str, api_key: str, work_dir: Path) -> PartResult:
     started = time.monotonic()
     client_dir = work_dir / "client"
     log("generating the Python client with OpenAPI Generator")
@@ -242,7 +277,7 @@ def run_round_trip(base_url: str, work_dir: Path) -> PartResult:
         return PartResult("round trip", False, str(exc), time.monotonic() - started)
 
     junit = work_dir / "round-trip-junit.xml"
-    env = dict(os.environ)
+    env = tool_env(api_key)
     env["PETSTORE_BASE_URL"] = base_url
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(client_dir), env.get("PYTHONPATH")]))
     args = [
@@ -286,6 +321,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="root of the server, e.g. http://127.0.0.1:8080 (without /api/v3)",
     )
     parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help="service key with the admin role, sent in the `api_key` header "
+        f"(default: ${API_KEY_ENV}; prefer the variable, a flag shows in process lists)",
+    )
+    parser.add_argument(
         "--max-examples",
         type=int,
         help="override schemathesis.toml's examples per operation and phase",
@@ -307,12 +348,18 @@ def main(argv: list[str]) -> int:
         return 2
     options = parse_args(argv)
     base_url = options.base_url.rstrip("/")
+    api_key = options.api_key
     started = time.monotonic()
     try:
+        if not api_key:
+            raise ContractError(
+                f"no API key: set {API_KEY_ENV} (or pass --api-key) to a service key of the "
+                "server with the admin role; most operations answer 401 without one"
+            )
         if not options.skip_round_trip:
             check_java()
         ensure_venv()
-        wait_for_server(base_url)
+        wait_for_server(base_url, api_key)
     except ContractError as exc:
         print(f"[contract] error: {exc}", flush=True)
         return 2
@@ -322,9 +369,9 @@ def main(argv: list[str]) -> int:
         work_dir.mkdir(parents=True, exist_ok=True)
         results: list[PartResult] = []
         if not options.skip_schemathesis:
-            results.append(run_schemathesis(base_url, work_dir, options.max_examples))
+            results.append(run_schemathesis(base_url, api_key, work_dir, options.max_examples))
         if not options.skip_round_trip:
-            results.append(run_round_trip(base_url, work_dir))
+            results.append(run_round_trip(base_url, api_key, work_dir))
 
     print(flush=True)
     for part in results:

@@ -5,7 +5,14 @@ prove a real generated client can drive whole workflows: that request bodies it 
 accepted, that every answer deserialises into its typed model, and that the state changes the spec
 promises (a pet reserved by an order, a user renamed, a deleted resource gone) are visible.
 
-`run.py` generates the `petstore_client` package onto `PYTHONPATH` and sets `PETSTORE_BASE_URL`.
+Credentials go in the generated configuration, as a user of the client would set them: the admin
+service key (`PETSTORE_CONTRACT_API_KEY`) for the `api_key` scheme in every workflow but the
+`auth` one, which starts without credentials and works only with the bearer tokens it obtains by
+logging in as an admin user (`PETSTORE_CONTRACT_ADMIN_USER` / `PETSTORE_CONTRACT_ADMIN_PASSWORD`,
+by default the demo data's administrator).
+
+`run.py` generates the `petstore_client` package onto `PYTHONPATH` and sets `PETSTORE_BASE_URL`
+and `PETSTORE_CONTRACT_API_KEY`.
 """
 
 from __future__ import annotations
@@ -17,26 +24,53 @@ import uuid
 import petstore_client
 import pytest
 from petstore_client import (
+    AuthApi,
     Category,
     Order,
     OrderStatus,
     Pet,
     PetApi,
     PetStatus,
+    RefreshRequest,
     StoreApi,
     Tag,
+    TokenRequest,
+    TokenResponse,
     User,
     UserApi,
 )
-from petstore_client.exceptions import NotFoundException
+from petstore_client.exceptions import ApiException, NotFoundException, UnauthorizedException
+
+# The demo data's administrator, unless the environment names another admin user.
+DEMO_ADMIN_USER = "admin"
+DEMO_ADMIN_PASSWORD = "admin-password"
+
+
+def configuration(**credentials) -> petstore_client.Configuration:
+    """A client configuration for the server under test, with these credentials only."""
+    base_url = os.environ["PETSTORE_BASE_URL"].rstrip("/")
+    return petstore_client.Configuration(host=f"{base_url}/api/v3", **credentials)
 
 
 @pytest.fixture(scope="module")
 def api_client():
-    base_url = os.environ["PETSTORE_BASE_URL"].rstrip("/")
-    config = petstore_client.Configuration(host=f"{base_url}/api/v3")
+    """A client that sends the admin service key wherever an operation accepts `api_key`."""
+    config = configuration()
+    config.api_key["api_key"] = os.environ["PETSTORE_CONTRACT_API_KEY"]
     with petstore_client.ApiClient(config) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def anonymous_client():
+    """A client without credentials."""
+    with petstore_client.ApiClient(configuration()) as client:
+        yield client
+
+
+def bearer_client(access_token: str) -> petstore_client.ApiClient:
+    """A client that authenticates with this access token and nothing else."""
+    return petstore_client.ApiClient(configuration(access_token=access_token))
 
 
 def unique(prefix: str) -> str:
@@ -48,11 +82,39 @@ def assert_not_found(call, *args) -> None:
     """The call must fail with 404 and the spec's `ErrorResponse` body."""
     with pytest.raises(NotFoundException) as caught:
         call(*args)
-    error = caught.value.data
-    assert error is not None, f"404 body is not an ErrorResponse: {caught.value.body!r}"
-    assert error.code == 404
-    assert error.type == "NOT_FOUND"
+    assert_error(caught.value, 404, "NOT_FOUND")
+
+
+def assert_unauthorized(call, *args) -> None:
+    """The call must fail with 401, the bearer challenge and the spec's `ErrorResponse` body."""
+    with pytest.raises(UnauthorizedException) as caught:
+        call(*args)
+    assert_error(caught.value, 401, "UNAUTHORIZED")
+    headers = {name.lower(): value for name, value in (caught.value.headers or {}).items()}
+    assert headers.get("www-authenticate", "").startswith("Bearer"), (
+        f"a 401 must carry a bearer challenge: {caught.value.headers!r}"
+    )
+
+
+def assert_error(exception: ApiException, status: int, error_type: str) -> None:
+    """The exception carries the status and an `ErrorResponse` body of that status and type."""
+    assert exception.status == status
+    error = exception.data
+    assert error is not None, f"{status} body is not an ErrorResponse: {exception.body!r}"
+    assert error.code == status
+    assert error.type == error_type
     assert error.message
+
+
+def assert_fresh_tokens(tokens: TokenResponse) -> None:
+    """A token answer as `TokenResponse` documents it: a JWT, its type and lifetimes ahead."""
+    now = dt.datetime.now(dt.timezone.utc)
+    assert tokens.access_token.count(".") == 2, "the access token is a JWT (three parts)"
+    assert tokens.token_type == "Bearer"
+    assert tokens.expires_in > 0
+    assert tokens.expires_at > now
+    assert tokens.refresh_token
+    assert tokens.refresh_expires_at > now
 
 
 def test_pet_add_read_update_find_delete(api_client):
@@ -193,3 +255,38 @@ def test_store_place_read_inventory_delete_order(api_client):
     )
 
     pets.delete_pet(pet.id)
+
+
+def test_auth_token_grants_bearer_access_and_refresh_rotates_it(anonymous_client):
+    admin = os.environ.get("PETSTORE_CONTRACT_ADMIN_USER", DEMO_ADMIN_USER)
+    password = os.environ.get("PETSTORE_CONTRACT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD)
+    auth = AuthApi(anonymous_client)
+    # Without credentials the secured operation is refused, so what follows proves the tokens.
+    assert_unauthorized(StoreApi(anonymous_client).get_inventory)
+
+    first = auth.create_token(TokenRequest(username=admin, password=password))
+    assert_fresh_tokens(first)
+    with bearer_client(first.access_token) as client:
+        inventory = StoreApi(client).get_inventory()
+    assert set(inventory) >= {"available", "pending", "sold"}
+
+    second = auth.refresh_token(RefreshRequest(refresh_token=first.refresh_token))
+    assert_fresh_tokens(second)
+    assert second.access_token != first.access_token
+    assert second.refresh_token != first.refresh_token, "refresh tokens rotate"
+    with bearer_client(second.access_token) as client:
+        assert set(StoreApi(client).get_inventory()) >= {"available", "pending", "sold"}
+
+    # A refresh token works once; presenting the spent one again revokes the whole session.
+    assert_unauthorized(auth.refresh_token, RefreshRequest(refresh_token=first.refresh_token))
+    with bearer_client(second.access_token) as client:
+        assert_unauthorized(StoreApi(client).get_inventory)
+    assert_unauthorized(auth.refresh_token, RefreshRequest(refresh_token=second.refresh_token))
+
+
+def test_auth_token_refuses_a_wrong_password(anonymous_client):
+    admin = os.environ.get("PETSTORE_CONTRACT_ADMIN_USER", DEMO_ADMIN_USER)
+    auth = AuthApi(anonymous_client)
+    assert_unauthorized(
+        auth.create_token, TokenRequest(username=admin, password="not-the-password")
+    )

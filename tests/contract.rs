@@ -7,6 +7,11 @@
 //! `cargo test` is the one command on a fresh machine; it needs `python3` (3.11+) and `java` (17+).
 //! A missing tool fails the test with the install hint instead of skipping it: a contract suite
 //! that silently did not run would pass CI on a broken server.
+//!
+//! Credentials go to the suite in its environment, never on a command line: the harness's admin
+//! service key ([`ADMIN_API_KEY`], which both tools send in the spec's `api_key` header) and the
+//! demo administrator's username and password, which the round trip of the `auth` tag exchanges
+//! for bearer tokens.
 
 mod common;
 
@@ -17,12 +22,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::spawn_app;
+use common::{ADMIN_API_KEY, spawn_app};
+use petstore_ws::store::{DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME};
 
 /// Upper bound for the whole Python run (tool install on a fresh machine included), so a hung
 /// tool fails the test instead of stalling CI. Above the sum of `run.py`'s own per-step limits,
 /// which stop the tools themselves; this one only catches `run.py` hanging.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The variables `contract-tests/run.py` reads its credentials from, with their values.
+const SUITE_CREDENTIALS: [(&str, &str); 3] = [
+    ("PETSTORE_CONTRACT_API_KEY", ADMIN_API_KEY),
+    ("PETSTORE_CONTRACT_ADMIN_USER", DEMO_ADMIN_USERNAME),
+    ("PETSTORE_CONTRACT_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_conforms_to_openapi_under_schemathesis_and_a_generated_client() {
@@ -38,7 +51,8 @@ async fn server_conforms_to_openapi_under_schemathesis_and_a_generated_client() 
     );
 
     // With the demo pets, users and orders, ids that exist are there for Schemathesis to find, so
-    // operations on `{petId}`, `{orderId}` and `{username}` get past 404 to their real logic.
+    // operations on `{petId}`, `{orderId}` and `{username}` get past 404 to their real logic; the
+    // demo administrator is the user the `auth` round trip logs in as.
     let app = spawn_app(|config| config.no_demo_data = false).await;
     let base_url = app.base_url.clone();
 
@@ -69,13 +83,14 @@ fn require_tool(program: &str, version_args: &[&str], what: &str) {
     );
 }
 
-/// Runs `contract-tests/run.py` against `base_url`, its output going straight to ours so progress
-/// shows live, and kills it when it overruns `SUITE_TIMEOUT`.
+/// Runs `contract-tests/run.py` against `base_url` with [`SUITE_CREDENTIALS`], its output going
+/// straight to ours so progress shows live, and kills it when it overruns `SUITE_TIMEOUT`.
 fn run_contract_suite(base_url: &str) -> Result<ExitStatus, String> {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
         .arg(manifest_dir.join("contract-tests").join("run.py"))
         .args(["--base-url", base_url])
+        .envs(SUITE_CREDENTIALS)
         .current_dir(manifest_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
