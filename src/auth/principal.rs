@@ -140,6 +140,17 @@ impl Principal {
         self.scopes
     }
 
+    /// The name the caller owns records and is rate-limited under. A user's is the username;
+    /// a service key's is prefixed with `service-key:`, which no username can contain, so
+    /// signing up under a key's name gains neither its orders nor its rate budget.
+    #[must_use]
+    pub fn owner_key(&self) -> String {
+        match self.credential {
+            Credential::AccessToken { .. } => self.subject.clone(),
+            Credential::ServiceKey => format!("service-key:{}", self.subject),
+        }
+    }
+
     /// Whether the caller is the user `username` (service keys are never a user).
     #[must_use]
     pub fn is_user(&self, username: &str) -> bool {

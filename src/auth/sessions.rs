@@ -166,12 +166,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`SessionError::Unavailable`] only.
     async fn revoke(&self, session_id: &str) -> Result<Option<String>, SessionError>;
 
-    /// Revokes every family of a user (user deleted, password changed); returns their ids,
-    /// sorted, including families that were revoked already but are still remembered.
+    /// Revokes every family of a user (user deleted or renamed, password changed) except
+    /// `keep` (the caller's own session when they changed their own password); returns the ids
+    /// it revoked, sorted, including families that were revoked already but are still
+    /// remembered.
     ///
     /// # Errors
     /// [`SessionError::Unavailable`] only.
-    async fn revoke_user(&self, username: &str) -> Result<Vec<String>, SessionError>;
+    async fn revoke_user(
+        &self,
+        username: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, SessionError>;
 }
 
 /// One issued refresh token, known by its hash.
@@ -370,11 +376,11 @@ impl MemorySessionStore {
         })
     }
 
-    fn revoke_families_of(&self, username: &str) -> Vec<String> {
+    fn revoke_families_of(&self, username: &str, keep: Option<&str>) -> Vec<String> {
         let mut revoked: Vec<String> = self
             .families
             .iter_mut()
-            .filter(|family| family.username == username)
+            .filter(|family| family.username == username && Some(family.key().as_str()) != keep)
             .map(|mut family| {
                 family.revoked = true;
                 family.key().clone()
@@ -432,8 +438,12 @@ impl SessionStore for MemorySessionStore {
         Ok(self.revoke_family(session_id))
     }
 
-    async fn revoke_user(&self, username: &str) -> Result<Vec<String>, SessionError> {
-        Ok(self.revoke_families_of(username))
+    async fn revoke_user(
+        &self,
+        username: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, SessionError> {
+        Ok(self.revoke_families_of(username, keep))
     }
 }
 
@@ -683,6 +693,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn revoke_user_can_spare_one_session() {
+        let store = MemorySessionStore::new();
+        let kept = store.start("alice", TTL).await.unwrap();
+        let ended = store.start("alice", TTL).await.unwrap();
+        let revoked = store
+            .revoke_user("alice", Some(&kept.session_id))
+            .await
+            .unwrap();
+        assert_eq!(revoked, vec![ended.session_id.clone()]);
+        assert!(store.rotate(&kept.token, TTL).await.is_ok());
+        assert!(matches!(
+            store.rotate(&ended.token, TTL).await,
+            Err(SessionError::Revoked { .. })
+        ));
+    }
+
+    #[tokio::test]
     async fn revoke_user_revokes_every_session_of_that_user_only() {
         let store = MemorySessionStore::new();
         let alice_1 = store.start("alice", TTL).await.unwrap();
@@ -692,7 +719,7 @@ mod tests {
 
         let mut expected = vec![alice_1.session_id.clone(), alice_2.session_id.clone()];
         expected.sort();
-        assert_eq!(store.revoke_user("alice").await.unwrap(), expected);
+        assert_eq!(store.revoke_user("alice", None).await.unwrap(), expected);
 
         assert!(matches!(
             store.rotate(&alice_1.token, TTL).await,
@@ -703,7 +730,7 @@ mod tests {
             Err(SessionError::Revoked { .. })
         ));
         assert!(store.rotate(&bob.token, TTL).await.is_ok());
-        assert!(store.revoke_user("nobody").await.unwrap().is_empty());
+        assert!(store.revoke_user("nobody", None).await.unwrap().is_empty());
     }
 
     #[test]
@@ -848,7 +875,7 @@ mod tests {
         let grant = store.start("alice", TTL).await.unwrap();
         let rotation = store.rotate(&grant.token, TTL).await.unwrap();
         assert_eq!(rotation.username, "alice");
-        assert_eq!(store.revoke_user("alice").await.unwrap().len(), 1);
+        assert_eq!(store.revoke_user("alice", None).await.unwrap().len(), 1);
     }
 
     #[test]

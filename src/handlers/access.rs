@@ -8,8 +8,8 @@ use crate::{
     error::ApiError,
 };
 
-/// The caller, if they own the resource (`owner` is their subject) or hold `any`, the scope
-/// that reaches everyone's resources.
+/// The caller, if they own the resource (`owner` is their [`Principal::owner_key`]) or hold
+/// `any`, the scope that reaches everyone's resources.
 ///
 /// # Errors
 /// [`ApiError::Forbidden`] naming `what` otherwise; [`ApiError::Internal`] if the operation let
@@ -21,7 +21,7 @@ pub(super) fn owner_or<'a>(
     what: &str,
 ) -> Result<&'a Principal, ApiError> {
     let caller = ctx.caller()?;
-    if caller.subject == owner || caller.has_scope(any) {
+    if caller.owner_key() == owner || caller.has_scope(any) {
         Ok(caller)
     } else {
         Err(ApiError::Forbidden(format!(

@@ -32,8 +32,8 @@ pub(super) async fn place_order(
     ctx: &Ctx,
     request: PlaceOrderRequest,
 ) -> Outcome<PlaceOrderResponse> {
-    let owner = &ctx.caller()?.subject;
-    let written = this.store.place_order(request.body, owner).await?;
+    let owner = ctx.caller()?.owner_key();
+    let written = this.store.place_order(request.body, &owner).await?;
     Ok(PlaceOrderResponse::Ok(written.order.json.clone()))
 }
 
@@ -99,7 +99,8 @@ pub(super) async fn delete_order(
     // Customers cancel only their own orders; the store checks the owner in the same step as
     // the delete.
     let caller = ctx.caller()?;
-    let only_owner = (!caller.has_scope(Scope::OrdersManage)).then_some(caller.subject.as_str());
+    let owner = caller.owner_key();
+    let only_owner = (!caller.has_scope(Scope::OrdersManage)).then_some(owner.as_str());
     this.store
         .delete_order(request.order_id, only_owner)
         .await?;

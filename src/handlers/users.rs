@@ -101,7 +101,12 @@ pub(super) async fn update_user(
         .store
         .update_user(&request.username, user, password_hash)
         .await?;
-    if password_changed {
+    let renamed = updated.user.value.username != request.username;
+    if renamed {
+        // Tokens and sessions name the user; under the old name they could act for whoever
+        // takes that name next. Every session ends, the caller's too: sign in again.
+        this.end_sessions_of(&request.username, None).await?;
+    } else if password_changed {
         // Whoever knew the old password may hold a session; only the caller's own survives.
         let keep = match &caller.credential {
             Credential::AccessToken { session_id, .. } if caller.is_user(&request.username) => {
@@ -110,10 +115,6 @@ pub(super) async fn update_user(
             _ => None,
         };
         this.end_sessions_of(&request.username, keep).await?;
-        if updated.user.value.username != request.username {
-            this.end_sessions_of(&updated.user.value.username, keep)
-                .await?;
-        }
     }
     Ok(UpdateUserResponse::Ok)
 }
