@@ -208,6 +208,7 @@ fn emitted_spec() -> Value {
         audience: "spec-drift".to_owned(),
         access_ttl: Duration::from_secs(60),
         private_key_pem: None,
+        previous_key_pems: Vec::new(),
     }) {
         Ok(tokens) => tokens,
         Err(error) => panic!("the token service did not start: {error}"),

@@ -61,6 +61,10 @@ pub struct TokenSettings {
     /// `None` generates a throw-away key at start-up: fine for development and tests, but
     /// every restart invalidates all tokens, and several instances cannot share tokens.
     pub private_key_pem: Option<String>,
+    /// PEMs of earlier signing keys (same formats) whose tokens are still accepted: during a key
+    /// rotation the new key signs, the old one keeps verifying until its last token expires.
+    /// Their public halves are published in the JWK set too.
+    pub previous_key_pems: Vec<String>,
 }
 
 impl fmt::Debug for TokenSettings {
@@ -73,6 +77,7 @@ impl fmt::Debug for TokenSettings {
                 "private_key_pem",
                 &self.private_key_pem.as_ref().map(|_| "[redacted]"),
             )
+            .field("previous_key_pems", &self.previous_key_pems.len())
             .finish()
     }
 }
@@ -158,9 +163,8 @@ struct VerificationKey {
 
 /// Issues and verifies access tokens, and revokes them.
 ///
-/// Verification keys live in a map `kid -> key` so that key rotation can later publish the
-/// next key (and keep accepting the previous one until its tokens expire) without touching
-/// the verification path. Today the map holds the signing key's public half only.
+/// Verification keys live in a map `kid -> key`: the signing key's public half, plus the
+/// previous keys of a rotation, which keep verifying the tokens they signed until those expire.
 pub struct TokenService {
     issuer: String,
     audience: String,
@@ -205,6 +209,7 @@ impl TokenService {
             audience,
             access_ttl,
             private_key_pem,
+            previous_key_pems,
         } = settings;
         if issuer.trim().is_empty() {
             return Err(AuthError::InvalidSettings(
@@ -241,6 +246,14 @@ impl TokenService {
             .map_err(|e| AuthError::KeyLoad(format!("cannot derive the public key: {e}")))?;
         let verification_keys = DashMap::new();
         verification_keys.insert(signing_kid.clone(), VerificationKey { decoding, jwk });
+        for (index, pem) in previous_key_pems.iter().enumerate() {
+            let (_, jwk) = load_signing_key(pem)
+                .map_err(|e| AuthError::KeyLoad(format!("previous key #{}: {e}", index + 1)))?;
+            let kid = jwk.common.key_id.clone().unwrap_or_default();
+            let decoding = DecodingKey::from_jwk(&jwk)
+                .map_err(|e| AuthError::KeyLoad(format!("cannot derive a public key: {e}")))?;
+            verification_keys.insert(kid, VerificationKey { decoding, jwk });
+        }
 
         let mut validation = Validation::new(ALG);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
@@ -531,7 +544,46 @@ mod tests {
             audience: AUDIENCE.to_owned(),
             access_ttl: Duration::from_secs(900),
             private_key_pem: pem.map(str::to_owned),
+            previous_key_pems: Vec::new(),
         }
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_key_still_verify_and_both_keys_are_published() {
+        let old = service();
+        let old_token = old.issue_access("alice", &[]).unwrap().token;
+
+        let rotated = TokenService::new(TokenSettings {
+            previous_key_pems: vec![test_key_pem().to_owned()],
+            ..settings(Some(other_key_pem()))
+        })
+        .unwrap();
+        assert_ne!(rotated.signing_kid(), old.signing_kid());
+        assert_eq!(rotated.verify(&old_token).unwrap().sub, "alice");
+        let new_token = rotated.issue_access("bob", &[]).unwrap().token;
+        assert_eq!(rotated.verify(&new_token).unwrap().sub, "bob");
+        // New tokens are signed with the new key: the old service does not know it.
+        assert!(matches!(old.verify(&new_token), Err(AuthError::UnknownKey)));
+
+        let kids: Vec<_> = rotated
+            .jwks()
+            .keys
+            .into_iter()
+            .filter_map(|jwk| jwk.common.key_id)
+            .collect();
+        assert_eq!(kids.len(), 2);
+        assert!(kids.contains(&old.signing_kid().to_owned()));
+        assert!(kids.contains(&rotated.signing_kid().to_owned()));
+    }
+
+    #[test]
+    fn an_unusable_previous_key_is_a_start_up_error_naming_it() {
+        let error = TokenService::new(TokenSettings {
+            previous_key_pems: vec!["not a key".to_owned()],
+            ..settings(Some(test_key_pem()))
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("previous key #1"), "{error}");
     }
 
     fn service() -> TokenService {
