@@ -9,29 +9,27 @@
 //!
 //! # Slow and idle clients
 //!
-//! Three mechanisms, each covering what the others cannot:
+//! One watchdog per connection, not hyper's HTTP/1 `header_read_timeout`. hyper's timer would
+//! cover slow request heads, but it costs a boxed, freshly registered timer per request (about 5 % of
+//! the instructions of a `getPetById`), it also closes idle keep-alive connections after the
+//! header-read timeout (hyper 1.x starts it as soon as a connection waits for its next request,
+//! so idle and header timeouts cannot differ), and it sees neither HTTP/2 nor the bytes
+//! hyper-util reads to tell HTTP/1 from the HTTP/2 preface.
 //!
-//! - **hyper's HTTP/1 header-read timeout** (`header_read_timeout`): a request head (request line
-//!   and headers) must be complete within the timeout. hyper 1.x starts the timer as soon as the
-//!   connection is ready for a request, which for a keep-alive connection is the end of the
-//!   previous response, so the same timer closes **idle HTTP/1.1 keep-alive connections** after
-//!   `header_read_timeout`. Covers slowloris (header bytes trickled one at a time: the deadline is
-//!   fixed, bytes do not extend it) on every request of a connection. hyper closes the connection
-//!   without a response.
-//! - **The first-request deadline** (also `header_read_timeout`, from accept): hyper's timer starts
-//!   only once hyper-util has read enough to tell HTTP/1 from the HTTP/2 preface, and HTTP/2 has no
-//!   header timer at all. So a connection on which no request head has been parsed within
-//!   `header_read_timeout` of being accepted is dropped. Covers clients that connect and send
-//!   nothing, trickle the HTTP/2 preface, never finish a TLS handshake (the handshake is bounded by
-//!   the same deadline), or open HTTP/2 and never send a complete request.
-//! - **The silence watchdog** (`idle_timeout`): a connection on which no byte is read or written
-//!   for `idle_timeout` is asked to close (HTTP/2 `GOAWAY`, HTTP/1 close when between requests) and
-//!   dropped a quarter of `idle_timeout` later if still open. Covers idle HTTP/2 connections (hyper
-//!   has no idle timer for them; we enable no HTTP/2 keep-alive pings, which would count as
-//!   traffic), request bodies that stall, clients that stop reading a response, and idle HTTP/1
-//!   connections if `idle_timeout` is the shorter of the two. It looks four times per
-//!   `idle_timeout` at a flag the connection's reads and writes set: the data path pays one relaxed
-//!   store per read or write, and the watchdog one timer per connection, not per request.
+//! The watchdog instead reads what the connection reports (bytes read, bytes written, requests
+//! handed to the endpoint, responses finished: one relaxed atomic operation each) a few times per
+//! timeout, with one timer per connection:
+//!
+//! | attack or leftover | covered by | after |
+//! |---|---|---|
+//! | connect and send nothing; never finish the TLS handshake; trickle the HTTP/2 preface or the first request head (slowloris) | first-request deadline | `header_read_timeout` from accept, exactly |
+//! | trickle a later request head on a keep-alive HTTP/1 connection (slowloris) | head timer: bytes arrive with no request in flight, and no head completes | `header_read_timeout` from when the bytes are seen |
+//! | idle keep-alive connection (HTTP/1), or HTTP/2 connection with no open stream (pings do not count) | idle timer: asked to close (HTTP/2 `GOAWAY`), dropped one check later | `idle_timeout` |
+//! | request body that stalls, client that stops reading the response | silence timer: a request in flight but no byte read or written | `idle_timeout` |
+//!
+//! Timers other than the first-request deadline start at the check that first sees their state,
+//! so they never fire early and fire at most two check periods (half the shorter timeout) late.
+//! The watchdog closes without a response (as hyper's timer did).
 //!
 //! Not covered here: a request body trickled just faster than `idle_timeout` (a whole-request
 //! deadline is the edge's job), and the many-connections variant of every attack above, which a
@@ -52,20 +50,23 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
-use hyper::{body::Incoming, service::service_fn};
+use hyper::{
+    body::{Body, Frame, Incoming, SizeHint},
+    service::service_fn,
+};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
 use poem::{
     Addr, Endpoint,
-    http::uri::Scheme,
+    http::{Version, uri::Scheme},
     web::{LocalAddr, RemoteAddr},
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
@@ -83,10 +84,9 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The smallest read buffer hyper accepts, and so the smallest header limit we can set.
 const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 
-/// How many times per idle timeout the silence watchdog looks at a connection: a silent
-/// connection is asked to close between one and one and a quarter idle timeouts after its last
-/// byte.
-const IDLE_CHECKS: u32 = 4;
+/// How many times per timeout (the shorter of the header-read and idle timeouts) the watchdog
+/// looks at each connection.
+const CHECKS_PER_TIMEOUT: u32 = 4;
 
 /// First pause after an accept error that is not about one connection (out of file descriptors,
 /// out of memory); doubled on each further error, up to [`MAX_ACCEPT_BACKOFF`].
@@ -98,11 +98,11 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// How the server treats connections.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
-    /// How long a client may take to deliver a request head (see the module documentation for
-    /// when the clock starts); also bounds the TLS handshake and the wait for a connection's first
-    /// request, and is how long an idle HTTP/1.1 keep-alive connection is kept.
+    /// How long a client may take to deliver a request head once it has started sending it, and
+    /// a new connection to deliver its first (TLS handshake included).
     pub header_read_timeout: Duration,
-    /// A connection with no bytes read or written for this long is closed.
+    /// How long a connection may go without a request in flight (keep-alive), or with one in
+    /// flight but nothing read or written, before it is closed.
     pub idle_timeout: Duration,
     /// Largest request head (HTTP/1, refused with 431 above) or header list (HTTP/2), in bytes.
     /// Values below 8 KiB are raised to 8 KiB, hyper's minimum.
@@ -217,15 +217,15 @@ pub async fn bind(addr: SocketAddr, settings: ServeSettings) -> Result<Listener,
 
     let max_header_bytes = settings.max_header_bytes.max(MIN_MAX_HEADER_BYTES);
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header-read timeout stays off: it costs a boxed timer per request and also
+    // closes idle keep-alive connections; the watchdog does both jobs per connection.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(max_header_bytes);
     builder
         .http2()
-        .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
 
     Ok(Listener {
@@ -369,23 +369,25 @@ async fn connection<E: Endpoint + 'static>(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
-    let first_request_deadline = Instant::now() + shared.header_read_timeout;
+    let accepted = Instant::now();
     let activity = Arc::new(Activity::default());
     let stream = Watched {
         inner: stream,
         activity: activity.clone(),
     };
-    let Some(acceptor) = &shared.tls else {
-        let http = Http {
-            shared: &shared,
-            peer,
-            scheme: Scheme::HTTP,
-            activity,
-            first_request_deadline,
-        };
-        return http.serve(stream, &mut phase).await;
+    let conn = |scheme| Conn {
+        shared: shared.clone(),
+        activity,
+        remote_addr: RemoteAddr(Addr::SocketAddr(peer)),
+        scheme,
     };
-    let handshake = timeout_at(first_request_deadline, acceptor.accept(stream));
+    let Some(acceptor) = &shared.tls else {
+        return serve_http(conn(Scheme::HTTP), stream, accepted, peer, &mut phase).await;
+    };
+    let handshake = timeout_at(
+        accepted + shared.header_read_timeout,
+        acceptor.accept(stream),
+    );
     let stream = tokio::select! {
         biased;
         // A connection still in its handshake has no request to finish: it goes on any change.
@@ -402,158 +404,211 @@ async fn connection<E: Endpoint + 'static>(
             }
         },
     };
-    let http = Http {
-        shared: &shared,
-        peer,
-        scheme: Scheme::HTTPS,
-        activity,
-        first_request_deadline,
-    };
-    http.serve(stream, &mut phase).await;
+    serve_http(conn(Scheme::HTTPS), stream, accepted, peer, &mut phase).await;
 }
 
-/// The HTTP side of one connection.
-struct Http<'a, E> {
-    shared: &'a Arc<Shared<E>>,
-    peer: SocketAddr,
-    scheme: Scheme,
+/// What every request of one connection needs: one reference-counted clone per request.
+struct Conn<E> {
+    shared: Arc<Shared<E>>,
     activity: Arc<Activity>,
-    first_request_deadline: Instant,
+    remote_addr: RemoteAddr,
+    scheme: Scheme,
 }
 
-impl<E: Endpoint + 'static> Http<'_, E> {
-    /// Serves HTTP/1 or HTTP/2 (with upgrades) on `io` until the connection ends, the watchdog
-    /// closes it, or the server shuts down.
-    async fn serve<I>(self, io: I, phase: &mut watch::Receiver<Phase>)
-    where
-        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let Self {
-            shared,
-            peer,
-            scheme,
-            activity,
-            first_request_deadline,
-        } = self;
-        let service = {
-            let shared = shared.clone();
-            let activity = activity.clone();
-            let remote_addr = RemoteAddr(Addr::SocketAddr(peer));
-            service_fn(move |request: hyper::Request<Incoming>| {
-                activity.request_started();
-                let shared = shared.clone();
-                let remote_addr = remote_addr.clone();
-                let scheme = scheme.clone();
-                async move {
-                    // The conversion keeps hyper's upgrade handle, which poem's WebSocket
-                    // extractor needs.
-                    let request = poem::Request::from((
-                        request,
-                        shared.local_addr.clone(),
-                        remote_addr,
-                        scheme,
-                    ));
-                    let response = shared.endpoint.get_response(request).await;
-                    Ok::<_, Infallible>(hyper::Response::from(response))
-                }
-            })
-        };
-        let mut connection = pin!(
-            shared
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-        );
-        let mut watchdog = Watchdog::new(first_request_deadline, shared.idle_timeout);
-        let mut check = pin!(sleep_until(watchdog.next_check()));
-        if *phase.borrow_and_update() != Phase::Serving {
-            connection.as_mut().graceful_shutdown();
-        }
+/// Serves HTTP/1 or HTTP/2 (with upgrades) on `io` until the connection ends, the watchdog
+/// closes it, or the server shuts down.
+async fn serve_http<E, I>(
+    conn: Conn<E>,
+    io: I,
+    accepted: Instant,
+    peer: SocketAddr,
+    phase: &mut watch::Receiver<Phase>,
+) where
+    E: Endpoint + 'static,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let conn = Arc::new(conn);
+    let service = {
+        let conn = conn.clone();
+        service_fn(move |request: hyper::Request<Incoming>| {
+            conn.activity.request_started(request.version());
+            let conn = conn.clone();
+            async move {
+                // The conversion keeps hyper's upgrade handle, which poem's WebSocket extractor
+                // needs.
+                let request = poem::Request::from((
+                    request,
+                    conn.shared.local_addr.clone(),
+                    conn.remote_addr.clone(),
+                    conn.scheme.clone(),
+                ));
+                let response = conn.shared.endpoint.get_response(request).await;
+                let response = hyper::Response::from(response).map(|body| Counted { body, conn });
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let shared = &conn.shared;
+    let mut connection = pin!(
+        shared
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+    );
+    let mut watchdog = Watchdog::new(accepted, shared.header_read_timeout, shared.idle_timeout);
+    let mut check = pin!(sleep_until(watchdog.next_check()));
+    if *phase.borrow_and_update() != Phase::Serving {
+        connection.as_mut().graceful_shutdown();
+    }
 
-        loop {
-            tokio::select! {
-                biased;
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                    return;
+    loop {
+        tokio::select! {
+            biased;
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                () = check.as_mut() => match watchdog.check(&activity, Instant::now()) {
-                    Verdict::Keep => check.as_mut().reset(watchdog.next_check()),
-                    Verdict::AskToClose => {
-                        tracing::debug!(%peer, "connection silent too long; closing it");
+                return;
+            }
+            () = check.as_mut() => {
+                match watchdog.check(&conn.activity, Instant::now()) {
+                    Verdict::Keep => {}
+                    Verdict::AskToClose(why) => {
+                        tracing::debug!(%peer, why, "closing connection");
                         connection.as_mut().graceful_shutdown();
-                        check.as_mut().reset(watchdog.next_check());
                     }
                     Verdict::Drop(why) => {
                         tracing::debug!(%peer, why, "dropping connection");
                         return;
                     }
-                },
-                changed = phase.changed() => match changed.map(|()| *phase.borrow_and_update()) {
-                    Ok(Phase::Serving) => {}
-                    Ok(Phase::Draining) => connection.as_mut().graceful_shutdown(),
-                    Ok(Phase::Closing) | Err(_) => return,
-                },
+                }
+                check.as_mut().reset(watchdog.next_check());
             }
+            changed = phase.changed() => match changed.map(|()| *phase.borrow_and_update()) {
+                Ok(Phase::Serving) => {}
+                Ok(Phase::Draining) => connection.as_mut().graceful_shutdown(),
+                Ok(Phase::Closing) | Err(_) => return,
+            },
         }
     }
 }
 
-/// What a connection did since the watchdog last looked: set by the connection, read and cleared
-/// by the watchdog (same task, so relaxed ordering is enough).
+/// What a connection did, for the watchdog: set by the connection's reads and writes, by the
+/// service when a request head is complete, and by response bodies when hyper is done with them.
+///
+/// Relaxed ordering throughout: these are independent hints the watchdog reads once per check,
+/// and a change it sees one check late only moves a decision by one check.
 #[derive(Debug, Default)]
 struct Activity {
-    /// Bytes were read or written.
-    io: AtomicBool,
-    /// A request head has been parsed and handed to the endpoint.
-    request: AtomicBool,
+    /// Bytes were read since the watchdog last looked.
+    read: AtomicBool,
+    /// Bytes were written since the watchdog last looked.
+    written: AtomicBool,
+    /// Requests handed to the endpoint (complete request heads).
+    started: AtomicU32,
+    /// Responses hyper is done with (written out, or abandoned).
+    finished: AtomicU32,
+    /// The connection speaks HTTP/2 (known from its first request).
+    http2: AtomicBool,
 }
 
 impl Activity {
-    fn request_started(&self) {
-        self.request.store(true, Ordering::Relaxed);
+    fn request_started(&self, version: Version) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        if version == Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
     }
 
-    fn bytes_moved(&self) {
-        self.io.store(true, Ordering::Relaxed);
+    fn response_finished(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that tells the connection's [`Activity`] when hyper is done with it.
+struct Counted<B, E> {
+    body: B,
+    conn: Arc<Conn<E>>,
+}
+
+impl<B: Body + Unpin, E> Body for Counted<B, E> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B, E> Drop for Counted<B, E> {
+    fn drop(&mut self) {
+        self.conn.activity.response_finished();
     }
 }
 
 /// The watchdog's decision at a check.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
-    /// Check again later.
+    /// Nothing to do.
     Keep,
-    /// Ask the connection to close gracefully; drop it at the next check if it has not.
-    AskToClose,
+    /// Ask the connection to close gracefully; it is dropped at the next check if still open.
+    AskToClose(&'static str),
     /// Drop the connection now.
     Drop(&'static str),
 }
 
 /// Decides, at each check, what happens to a connection (see the module documentation).
+///
+/// A state first seen at a check is taken to have begun at that check, so a timeout is never
+/// cut short and fires at most two check periods late.
 #[derive(Debug)]
 struct Watchdog {
-    /// Time between silence checks.
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    /// Time between checks.
     every: Duration,
-    /// Until a request has been seen: when the connection goes if none has been by then.
+    /// Until the first request: when the connection goes if none has arrived.
     first_request_deadline: Option<Instant>,
-    /// When silence is next checked.
-    next_silence_check: Instant,
-    /// Silence checks in a row that saw no bytes moved.
-    quiet: u32,
+    /// When the next periodic check is due.
+    next_periodic: Instant,
+    /// Counts of [`Activity`] at the previous check.
+    started: u32,
+    finished: u32,
+    /// No request in flight, and (HTTP/1) no bytes of a next one, since then.
+    idle_since: Option<Instant>,
+    /// Bytes of a next HTTP/1 request head arriving, without the head completing, since then.
+    head_since: Option<Instant>,
+    /// A request in flight, but nothing read or written, since then.
+    silent_since: Option<Instant>,
     /// The connection has been asked to close.
     asked: bool,
 }
 
 impl Watchdog {
-    fn new(first_request_deadline: Instant, idle_timeout: Duration) -> Self {
-        let every = (idle_timeout / IDLE_CHECKS).max(Duration::from_millis(1));
+    fn new(accepted: Instant, header_read_timeout: Duration, idle_timeout: Duration) -> Self {
+        let every = (header_read_timeout.min(idle_timeout) / CHECKS_PER_TIMEOUT)
+            .max(Duration::from_millis(1));
         Self {
+            header_read_timeout,
+            idle_timeout,
             every,
-            first_request_deadline: Some(first_request_deadline),
-            next_silence_check: Instant::now() + every,
-            quiet: 0,
+            first_request_deadline: Some(accepted + header_read_timeout),
+            next_periodic: accepted + every,
+            started: 0,
+            finished: 0,
+            idle_since: None,
+            head_since: None,
+            silent_since: None,
             asked: false,
         }
     }
@@ -561,36 +616,72 @@ impl Watchdog {
     /// When [`Watchdog::check`] should run next.
     fn next_check(&self) -> Instant {
         match self.first_request_deadline {
-            Some(deadline) => deadline.min(self.next_silence_check),
-            None => self.next_silence_check,
+            Some(deadline) => deadline.min(self.next_periodic),
+            None => self.next_periodic,
         }
     }
 
     fn check(&mut self, activity: &Activity, now: Instant) -> Verdict {
         if let Some(deadline) = self.first_request_deadline {
-            if activity.request.load(Ordering::Relaxed) {
+            if activity.started.load(Ordering::Relaxed) != 0 {
                 self.first_request_deadline = None;
             } else if now >= deadline {
-                return Verdict::Drop("no request head within the header-read timeout");
+                return Verdict::Drop("no request within the header-read timeout");
             }
         }
-        if now < self.next_silence_check {
+        if now < self.next_periodic {
             return Verdict::Keep;
         }
-        self.next_silence_check = now + self.every;
+        self.next_periodic = now + self.every;
         if self.asked {
             return Verdict::Drop("still open after being asked to close");
         }
-        if activity.io.swap(false, Ordering::Relaxed) {
-            self.quiet = 0;
+
+        let read = activity.read.swap(false, Ordering::Relaxed);
+        let written = activity.written.swap(false, Ordering::Relaxed);
+        let started = activity.started.load(Ordering::Relaxed);
+        let finished = activity.finished.load(Ordering::Relaxed);
+        let progressed = started != self.started || finished != self.finished;
+        (self.started, self.finished) = (started, finished);
+        if progressed {
+            self.idle_since = None;
+            self.head_since = None;
+            self.silent_since = None;
+        }
+
+        if started != finished {
+            self.idle_since = None;
+            self.head_since = None;
+            if read || written || progressed {
+                self.silent_since = None;
+            } else if now - *self.silent_since.get_or_insert(now) >= self.idle_timeout {
+                return self.ask("nothing sent or received for the idle timeout");
+            }
             return Verdict::Keep;
         }
-        self.quiet += 1;
-        if self.quiet < IDLE_CHECKS {
-            return Verdict::Keep;
+
+        self.silent_since = None;
+        // Bytes while nothing is in flight are the next HTTP/1 request's head (HTTP/2 control
+        // frames such as pings are not requests). Bytes in a check period that also finished a
+        // request may be that request's last ones: the next check tells.
+        if read && !progressed && !activity.http2.load(Ordering::Relaxed) {
+            self.idle_since = None;
+            if now - *self.head_since.get_or_insert(now) >= self.header_read_timeout {
+                return Verdict::Drop("request head not completed within the header-read timeout");
+            }
+        } else if let Some(head_since) = self.head_since {
+            if now - head_since >= self.header_read_timeout {
+                return Verdict::Drop("request head not completed within the header-read timeout");
+            }
+        } else if now - *self.idle_since.get_or_insert(now) >= self.idle_timeout {
+            return self.ask("no request for the idle timeout");
         }
+        Verdict::Keep
+    }
+
+    fn ask(&mut self, why: &'static str) -> Verdict {
         self.asked = true;
-        Verdict::AskToClose
+        Verdict::AskToClose(why)
     }
 }
 
@@ -610,7 +701,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.bytes_moved();
+            self.activity.read.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -626,7 +717,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         if let Poll::Ready(Ok(written)) = result
             && written > 0
         {
-            self.activity.bytes_moved();
+            self.activity.written.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -640,7 +731,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         if let Poll::Ready(Ok(written)) = result
             && written > 0
         {
-            self.activity.bytes_moved();
+            self.activity.written.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -741,10 +832,14 @@ mod tests {
     use std::{
         io,
         net::{Ipv4Addr, SocketAddr},
+        sync::atomic::Ordering,
         time::Duration,
     };
 
-    use poem::{Endpoint, Request, Response, http::StatusCode};
+    use poem::{
+        Endpoint, Request, Response,
+        http::{StatusCode, Version},
+    };
     use tokio::{
         io::{AsyncReadExt, AsyncWriteExt},
         net::TcpStream,
@@ -753,97 +848,155 @@ mod tests {
         time::{Instant, timeout},
     };
 
-    use super::{Activity, IDLE_CHECKS, ServeSettings, Verdict, Watchdog, bind};
+    use super::{Activity, CHECKS_PER_TIMEOUT, ServeSettings, Verdict, Watchdog, bind};
 
     /// Generous bound for anything that should happen "soon" (a loaded 2-core machine).
     const SOON: Duration = Duration::from_secs(10);
 
+    const HEADER: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
 
-    /// Runs a watchdog's checks at the times it asks for, `moved` telling whether bytes moved
-    /// before each; returns the verdicts with the time since the start they were given at.
-    fn verdicts(
-        watchdog: &mut Watchdog,
-        activity: &Activity,
+    /// A watchdog driven through simulated time: checks run when it asks for them.
+    struct Sim {
+        activity: Activity,
+        watchdog: Watchdog,
         start: Instant,
-        moved: impl IntoIterator<Item = bool>,
-    ) -> Vec<(Duration, Verdict)> {
-        moved
-            .into_iter()
-            .map(|moved| {
-                if moved {
-                    activity.bytes_moved();
-                }
-                let now = watchdog.next_check();
-                (now - start, watchdog.check(activity, now))
-            })
-            .collect()
     }
 
-    #[test]
-    fn a_connection_without_a_request_by_the_header_read_deadline_is_dropped() {
-        let start = Instant::now();
-        let activity = Activity::default();
-        activity.bytes_moved();
-        let mut watchdog = Watchdog::new(start + Duration::from_secs(10), IDLE);
-        assert_eq!(watchdog.next_check(), start + Duration::from_secs(10));
-        assert!(matches!(
-            watchdog.check(&activity, watchdog.next_check()),
-            Verdict::Drop(_)
-        ));
-    }
-
-    #[test]
-    fn a_connection_with_a_request_outlives_the_header_read_deadline() {
-        let start = Instant::now();
-        let activity = Activity::default();
-        activity.request_started();
-        let mut watchdog = Watchdog::new(start + Duration::from_secs(10), IDLE);
-        assert_eq!(
-            watchdog.check(&activity, watchdog.next_check()),
-            Verdict::Keep
-        );
-        assert!(watchdog.next_check() >= start + IDLE / IDLE_CHECKS);
-    }
-
-    #[test]
-    fn a_silent_connection_is_asked_to_close_after_the_idle_timeout_then_dropped() {
-        let start = Instant::now();
-        let activity = Activity::default();
-        activity.request_started();
-        // A first-request deadline later than the idle timeout does not delay the silence checks.
-        let mut watchdog = Watchdog::new(start + 2 * IDLE, IDLE);
-        let checks = IDLE_CHECKS as usize;
-        let verdicts = verdicts(&mut watchdog, &activity, start, vec![false; checks + 1]);
-        for (_, verdict) in &verdicts[..checks - 1] {
-            assert_eq!(*verdict, Verdict::Keep, "{verdicts:?}");
+    impl Sim {
+        /// A connection accepted now, with a 10 s header-read and a 60 s idle timeout.
+        fn new() -> Self {
+            let start = Instant::now();
+            Self {
+                activity: Activity::default(),
+                watchdog: Watchdog::new(start, HEADER, IDLE),
+                start,
+            }
         }
-        let (asked_at, verdict) = &verdicts[checks - 1];
-        assert_eq!(*verdict, Verdict::AskToClose, "{verdicts:?}");
+
+        /// A request head completed (and, if `finished`, its response written out).
+        fn request(&self, version: Version, finished: bool) {
+            self.activity.request_started(version);
+            if finished {
+                self.activity.response_finished();
+            }
+        }
+
+        fn read(&self) {
+            self.activity.read.store(true, Ordering::Relaxed);
+        }
+
+        /// Runs checks until `until` after the start, `before` each with the time since the
+        /// start; returns the first verdict other than `Keep`, with when it came.
+        fn run(
+            &mut self,
+            until: Duration,
+            mut before: impl FnMut(&Self, Duration),
+        ) -> Option<(Duration, Verdict)> {
+            loop {
+                let now = self.watchdog.next_check();
+                let at = now - self.start;
+                if at > until {
+                    return None;
+                }
+                before(self, at);
+                match self.watchdog.check(&self.activity, now) {
+                    Verdict::Keep => {}
+                    verdict => return Some((at, verdict)),
+                }
+            }
+        }
+    }
+
+    /// Latest a timeout may fire after it is due: two check periods.
+    fn slack() -> Duration {
+        2 * HEADER.min(IDLE) / CHECKS_PER_TIMEOUT
+    }
+
+    #[test]
+    fn a_connection_without_a_request_is_dropped_at_the_header_read_deadline() {
+        let mut sim = Sim::new();
+        let verdict = sim.run(IDLE, |sim, _| sim.read());
         assert!(
-            *asked_at >= IDLE && *asked_at < IDLE + IDLE / 2,
-            "{asked_at:?}"
-        );
-        assert!(
-            matches!(verdicts[checks].1, Verdict::Drop(_)),
-            "{verdicts:?}"
+            matches!(verdict, Some((at, Verdict::Drop(_))) if at == HEADER),
+            "{verdict:?}"
         );
     }
 
     #[test]
-    fn traffic_restarts_the_silence_count() {
-        let start = Instant::now();
-        let activity = Activity::default();
-        activity.request_started();
-        let mut watchdog = Watchdog::new(start, IDLE);
-        let checks = IDLE_CHECKS as usize;
-        let busy = verdicts(&mut watchdog, &activity, start, vec![true; 3 * checks]);
+    fn an_idle_keep_alive_connection_is_asked_to_close_after_the_idle_timeout_then_dropped() {
+        let mut sim = Sim::new();
+        sim.request(Version::HTTP_11, true);
+        let verdict = sim.run(2 * IDLE, |_, _| {});
         assert!(
-            busy.iter().all(|(_, verdict)| *verdict == Verdict::Keep),
-            "{busy:?}"
+            matches!(verdict, Some((at, Verdict::AskToClose(_))) if at >= IDLE && at <= IDLE + slack()),
+            "{verdict:?}"
         );
-        let quiet = verdicts(&mut watchdog, &activity, start, vec![false; checks]);
-        assert_eq!(quiet[checks - 1].1, Verdict::AskToClose, "{quiet:?}");
+        assert!(
+            matches!(sim.run(3 * IDLE, |_, _| {}), Some((_, Verdict::Drop(_)))),
+            "not dropped after being asked to close"
+        );
+    }
+
+    #[test]
+    fn a_trickled_next_request_head_is_dropped_after_the_header_read_timeout() {
+        let mut sim = Sim::new();
+        sim.request(Version::HTTP_11, true);
+        let trickle_from = Duration::from_secs(20);
+        let verdict = sim.run(IDLE, |sim, at| {
+            if at >= trickle_from {
+                sim.read();
+            }
+        });
+        assert!(
+            matches!(verdict, Some((at, Verdict::Drop(_)))
+                if at >= trickle_from + HEADER && at <= trickle_from + HEADER + slack()),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_connection_with_requests_now_and_then_stays_open() {
+        let mut sim = Sim::new();
+        let mut last: Option<Duration> = None;
+        let verdict = sim.run(10 * IDLE, |sim, at| {
+            if last.is_none_or(|last| at - last >= IDLE / 2) {
+                last = Some(at);
+                sim.read();
+                sim.request(Version::HTTP_11, true);
+            }
+        });
+        assert_eq!(verdict, None);
+    }
+
+    #[test]
+    fn a_request_in_flight_with_traffic_stays_open() {
+        let mut sim = Sim::new();
+        sim.request(Version::HTTP_11, false);
+        let verdict = sim.run(10 * IDLE, |sim, _| sim.read());
+        assert_eq!(verdict, None);
+    }
+
+    #[test]
+    fn a_request_in_flight_without_traffic_is_asked_to_close_after_the_idle_timeout() {
+        let mut sim = Sim::new();
+        sim.request(Version::HTTP_11, false);
+        let verdict = sim.run(2 * IDLE, |_, _| {});
+        assert!(
+            matches!(verdict, Some((at, Verdict::AskToClose(_))) if at >= IDLE && at <= IDLE + slack()),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn http2_control_frames_do_not_keep_an_idle_connection_open() {
+        let mut sim = Sim::new();
+        sim.request(Version::HTTP_2, true);
+        let verdict = sim.run(2 * IDLE, |sim, _| sim.read());
+        assert!(
+            matches!(verdict, Some((at, Verdict::AskToClose(_))) if at >= IDLE && at <= IDLE + slack()),
+            "{verdict:?}"
+        );
     }
 
     /// A server of the loop alone, on `127.0.0.1:0`.
