@@ -61,6 +61,15 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_JWT_PRIVATE_KEY")]
     pub jwt_private_key: Option<PathBuf>,
 
+    /// PEM files of earlier token signing keys, comma-separated: during a key rotation their
+    /// tokens are still accepted (and their public keys published) until they expire.
+    #[arg(
+        long = "jwt-previous-key",
+        env = "PETSTORE_JWT_PREVIOUS_KEYS",
+        value_delimiter = ','
+    )]
+    pub jwt_previous_keys: Vec<PathBuf>,
+
     /// `iss` claim of issued tokens, and the only issuer accepted.
     #[arg(long, env = "PETSTORE_JWT_ISSUER", default_value = "petstore-ws")]
     pub jwt_issuer: String,
@@ -152,9 +161,8 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Longest time a client may take to send a request's headers, in seconds, counted from the
-    /// connection's start (TLS handshake included) or, on a keep-alive connection, from the end
-    /// of the previous response; so it is also how long an idle HTTP/1.1 connection stays open.
+    /// Longest time a client may take to send a request's headers once it has started, and a new
+    /// connection to send its first request (TLS handshake included), in seconds.
     #[arg(
         long,
         env = "PETSTORE_HEADER_READ_TIMEOUT_SECS",
@@ -163,8 +171,8 @@ pub struct Config {
     )]
     pub header_read_timeout_secs: u64,
 
-    /// A connection on which nothing is sent or received for this long is closed, in seconds:
-    /// idle HTTP/2 connections, stalled request bodies, clients that stop reading.
+    /// Longest time a connection may wait for its next request (keep-alive), or have a request in
+    /// flight with nothing sent or received (stalled body, client not reading), in seconds.
     #[arg(
         long,
         env = "PETSTORE_IDLE_TIMEOUT_SECS",
@@ -172,6 +180,16 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub idle_timeout_secs: u64,
+
+    /// Name of this instance in `/health` (`nodeId`); a random UUID per start when unset.
+    #[arg(long, env = "PETSTORE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// On shutdown, how long `/ready` answers 503 while requests are still served, in seconds,
+    /// before the listener closes: time for a load balancer's health checks to take the instance
+    /// out of rotation, so no new request meets a closed port.
+    #[arg(long, env = "PETSTORE_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
 }
 
 impl Config {
@@ -199,6 +217,11 @@ impl Config {
     /// Longest wait for in-flight requests on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// How long `/ready` reports draining before the listener closes.
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_secs)
     }
 }
 

@@ -4,9 +4,11 @@
 //! crate is built around that generated contract. Data flows one way:
 //!
 //! ```text
-//! HTTP ─► http (edge: request ids, errors, docs) ─► http::rest (generated adapter) ─┐
+//! HTTP ─► http (edge: request ids, caller, limits, errors, docs) ─► http::rest (generated
+//!         adapter: checks each operation's spec security via auth::guard) ─────────┐
 //!                                                                                   ▼
-//!                       api::operations::PetStoreApi (generated trait) ◄── handlers (business rules)
+//!                       api::operations::PetStoreApi (generated trait) ◄── handlers (business rules,
+//!                                                                            ownership)
 //!                                                                                   │
 //!                                                                          store (trait: memory, …)
 //! ```
@@ -17,7 +19,8 @@
 //!   response enums, the `PetStoreApi` trait) and the runtime types it is written against.
 //! - [`handlers`]: the one implementation of `PetStoreApi`; knows no transport.
 //! - [`store`]: the storage trait, its in-memory implementation and the demo data.
-//! - [`auth`]: JWT access tokens (RS256), revocation, password hashing.
+//! - [`auth`]: who the caller is and what they may do: RS256 access tokens, refresh-token
+//!   sessions, service keys, roles and scopes, the authorization check, password hashing.
 //! - [`http`]: the REST transport and the operational endpoints.
 //! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
 //!   addresses behind proxies, concurrent connections, allowed origins.

@@ -17,7 +17,7 @@ use crate::{
     },
     config::Config,
     handlers::{AuthServices, HandlerSettings, PetStore},
-    http::{self, EdgeSettings, OpsState, access::AccessControl, payload::BodyLimits},
+    http::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
     limits::{self, LocalRateLimiter, LoginThrottle, OriginPolicy, RateQuota, TrustedProxies},
     store::{self, DemoDataError, MemoryStore, NewUser, SharedStore, Store},
 };
@@ -51,6 +51,8 @@ pub enum StartError {
 pub struct RunningServer {
     local_addr: SocketAddr,
     tls: bool,
+    readiness: Readiness,
+    drain: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
@@ -67,9 +69,18 @@ impl RunningServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Stops accepting connections, lets in-flight requests finish (up to the configured grace
-    /// period) and waits until the server has stopped.
+    /// Reports not ready at `/ready` for the configured drain time (still serving), then stops
+    /// accepting connections, lets in-flight requests finish (up to the configured grace period)
+    /// and waits until the server has stopped.
     pub async fn shutdown(mut self) {
+        self.readiness.drain();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_secs = self.drain.as_secs(),
+                "draining: /ready answers 503"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -128,8 +139,12 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         config.rate_limit_exempt.clone(),
         origins,
     ));
-    let ops = OpsState::new(store, uuid::Uuid::new_v4().to_string(), tokens)
-        .map_err(StartError::Config)?;
+    let node_id = config
+        .node_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let ops = OpsState::new(store, node_id, tokens).map_err(StartError::Config)?;
+    let readiness = ops.readiness();
     let settings = EdgeSettings {
         body_limits: BodyLimits {
             json: config.max_json_body_bytes,
@@ -157,6 +172,8 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         local_addr,
         tls,
+        readiness,
+        drain: config.shutdown_drain(),
         shutdown: Some(shutdown),
         task,
     })
@@ -286,10 +303,21 @@ fn token_settings(config: &Config) -> Result<TokenSettings, StartError> {
         ),
         None => None,
     };
+    let previous_key_pems = config
+        .jwt_previous_keys
+        .iter()
+        .map(|path| {
+            fs::read_to_string(path).map_err(|source| StartError::KeyFile {
+                path: path.display().to_string(),
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(TokenSettings {
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_audience.clone(),
         access_ttl: config.access_token_ttl(),
         private_key_pem,
+        previous_key_pems,
     })
 }

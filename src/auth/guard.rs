@@ -12,6 +12,7 @@ use super::{ApiKeys, AuthError, Principal, TokenService};
 use crate::{
     api::security::{SchemeKind, SecurityRequirement},
     error::{ApiError, Challenge},
+    telemetry::metrics::{self, AuthResult, CredentialKind},
 };
 
 /// What became of one kind of credential.
@@ -92,8 +93,14 @@ impl Authenticator {
         let bearer = match bearer {
             None => Presented::Absent,
             Some(token) => match self.tokens.verify(token) {
-                Ok(claims) => Presented::Valid(Arc::new(Principal::from_claims(&claims))),
+                Ok(claims) => {
+                    metrics::security()
+                        .auth_attempt(CredentialKind::AccessToken, AuthResult::Success);
+                    Presented::Valid(Arc::new(Principal::from_claims(&claims)))
+                }
                 Err(error) => {
+                    metrics::security()
+                        .auth_attempt(CredentialKind::AccessToken, AuthResult::Failure);
                     log_rejection(&error);
                     Presented::Invalid
                 }
@@ -103,9 +110,11 @@ impl Authenticator {
             None => Presented::Absent,
             Some(key) => match self.api_keys.verify(key) {
                 Some(service) => {
+                    metrics::security().auth_attempt(CredentialKind::ApiKey, AuthResult::Success);
                     Presented::Valid(Arc::new(Principal::service(&service.name, service.role)))
                 }
                 None => {
+                    metrics::security().auth_attempt(CredentialKind::ApiKey, AuthResult::Failure);
                     tracing::debug!("unknown API key presented");
                     Presented::Invalid
                 }

@@ -16,6 +16,7 @@ use crate::{
     },
     error::{ApiError, Challenge},
     store::StoredUser,
+    telemetry::metrics::{self, AuthResult, CredentialKind},
 };
 
 /// The 401 of a failed password or refresh-token check: one answer for every reason.
@@ -60,6 +61,7 @@ impl PetStore {
             .await
         {
             tracing::info!(client_ip = ?ctx.client_ip, "login attempts throttled");
+            metrics::security().login_throttled();
             return Err(ApiError::RateLimited {
                 retry_after_secs: throttled.retry_after.as_secs().max(1),
                 limit: u64::from(self.settings.login_burst),
@@ -71,11 +73,13 @@ impl PetStore {
             auth::verify_dummy_async(password)
                 .await
                 .map_err(hashing_failed)?;
+            metrics::security().auth_attempt(CredentialKind::Password, AuthResult::Failure);
             return Ok(None);
         };
         let matches = auth::verify_password_async(password, user.password_hash.clone())
             .await
             .map_err(hashing_failed)?;
+        metrics::security().auth_attempt(CredentialKind::Password, AuthResult::of(matches));
         Ok(matches.then_some(user))
     }
 
@@ -107,13 +111,11 @@ impl PetStore {
         let ended = self
             .auth
             .sessions
-            .revoke_user(username)
+            .revoke_user(username, keep)
             .await
             .map_err(session_fault)?;
         for session_id in ended {
-            if Some(session_id.as_str()) != keep {
-                self.auth.tokens.revoke_session(&session_id);
-            }
+            self.auth.tokens.revoke_session(&session_id);
         }
         Ok(())
     }
@@ -208,18 +210,26 @@ pub(super) async fn refresh_token(
             // A spent token came back: stolen or replayed. Its session is over for everyone.
             tracing::warn!(%session_id, "refresh token reused; session revoked");
             this.auth.tokens.revoke_session(&session_id);
+            metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
             return Err(invalid_credentials());
         }
-        Err(error) => return Err(session_fault(error)),
+        Err(error) => {
+            if !matches!(error, SessionError::Unavailable(_)) {
+                metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
+            }
+            return Err(session_fault(error));
+        }
     };
     // Roles are read again, so a changed role takes effect at the next refresh.
     let Some(user) = this.store.get_user(&rotation.username).await? else {
         // The user is gone; so is the session.
         let _ = this.auth.sessions.revoke(&rotation.session_id).await;
         this.auth.tokens.revoke_session(&rotation.session_id);
+        metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
         return Err(invalid_credentials());
     };
     let access = this.issue_access(&user, &rotation.session_id)?;
+    metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Success);
     Ok(RefreshTokenResponse::Ok(token_response(
         &access,
         &rotation.next,

@@ -18,6 +18,7 @@ use crate::{
     auth::{Authentication, Authenticator},
     error::ApiError,
     limits::{OriginPolicy, RateDecision, RateKey, RateLimiter, TrustedProxies},
+    telemetry::metrics::{self, RateScope},
 };
 
 /// What the edge learned about the caller; attached to every API request.
@@ -111,12 +112,19 @@ impl AccessControl {
             return Ok(None);
         }
         let key = match caller.authentication.principal() {
-            Some(principal) => RateKey::user(principal.subject.as_str()),
+            Some(principal) => RateKey::user(principal.owner_key()),
             None => RateKey::ip(ip),
         };
         match self.rate_limiter.check(&key).await {
             Ok(decision) if decision.allowed => Ok(Some(decision)),
-            Ok(decision) => Err(rate_limited(&decision)),
+            Ok(decision) => {
+                let scope = match caller.authentication.principal() {
+                    Some(_) => RateScope::User,
+                    None => RateScope::Ip,
+                };
+                metrics::security().rate_limited(scope);
+                Err(rate_limited(&decision))
+            }
             Err(error) => {
                 tracing::warn!(%error, "rate limiter unavailable; letting the request through");
                 Ok(None)

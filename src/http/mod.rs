@@ -3,6 +3,7 @@
 
 pub mod access;
 mod errors;
+mod observe;
 mod ops;
 pub mod payload;
 pub mod serve;
@@ -30,11 +31,12 @@ use poem::{
     middleware::{Cors, CorsEndpoint},
 };
 use poem_openapi::{
-    OpenApi, OpenApiService,
+    OpenApi, OpenApiService, OperationId,
     registry::{MetaApi, MetaSecurityScheme, Registry},
 };
+use tracing::Instrument;
 
-pub use self::ops::OpsState;
+pub use self::ops::{OpsState, Readiness};
 use self::{
     access::{AccessControl, Caller},
     payload::BodyLimits,
@@ -48,6 +50,7 @@ use crate::{
     auth::authorize,
     error::ApiError,
     limits::RateDecision,
+    telemetry::metrics::{self, HttpMetrics, Transport},
 };
 
 /// Path prefix of the API, as in the spec's `servers`.
@@ -152,7 +155,10 @@ pub fn routes<H: PetStoreApi>(
             .at(OPENAPI_JSON_PATH, get(ops::openapi_json.data(ops.clone())))
             .at(OPENAPI_YAML_PATH, get(ops::openapi_yaml))
             .at(JWKS_PATH, get(ops::jwks.data(ops.clone())))
-            .at("/health", get(ops::health.data(ops))),
+            .at("/health", get(ops::health.data(ops.clone())))
+            .at("/ready", get(ops::ready.data(ops)))
+            .at("/live", get(ops::live))
+            .at("/metrics", get(ops::metrics)),
     );
     let cors = cors();
     Edge {
@@ -162,6 +168,7 @@ pub fn routes<H: PetStoreApi>(
         others,
         access,
         settings,
+        metrics: &metrics::global().http,
     }
 }
 
@@ -320,9 +327,25 @@ impl<T: OpenApi> OpenApi for SecurityDocumented<T> {
     }
 }
 
+/// Awaits a future inside `span` when the span is enabled, and as it is otherwise.
+///
+/// Wrapping a future to instrument it moves the whole future (its size is that of every future
+/// nested in it, several kilobytes for an operation) into the wrapper once more; on the
+/// `getPetById` read path that copy cost more than the metrics. A macro rather than a function,
+/// which would itself be one more such layer.
+macro_rules! in_span {
+    ($span:expr, $future:expr) => {
+        if $span.is_disabled() {
+            $future.await
+        } else {
+            $future.instrument($span.clone()).await
+        }
+    };
+}
+
 /// Request id, origin check, caller identification, rate limit, request timeout, error
-/// rendering, tracing and timing for every request, and the choice of router by path (see
-/// [`routes`]).
+/// rendering, tracing, timing and metrics for every request, and the choice of router by path
+/// (see [`routes`]).
 ///
 /// One endpoint rather than a stack of poem middlewares (`around`, `catch_all_error`, `data`):
 /// every middleware layer moves the request (several hundred bytes) and its inner future into a
@@ -336,12 +359,14 @@ struct Edge<O: Endpoint, R: Endpoint> {
     operations: Arc<O>,
     /// The same, answering CORS requests from accepted origins.
     cors_operations: CorsEndpoint<Arc<O>>,
-    /// Documentation, documents, keys and health.
+    /// Documentation, documents, keys, health, readiness, liveness and metrics.
     others: Arc<R>,
     /// The same, for CORS.
     cors_others: CorsEndpoint<Arc<R>>,
     access: Arc<AccessControl>,
     settings: EdgeSettings,
+    /// Request counts and latencies.
+    metrics: &'static HttpMetrics,
 }
 
 impl<O: Endpoint, R: Endpoint> Edge<O, R> {
@@ -380,6 +405,7 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
 
     async fn call(&self, mut request: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        let in_flight = self.metrics.start();
         let request_id = request
             .headers()
             .get(REQUEST_ID)
@@ -390,6 +416,16 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
         request.set_data(self.settings.body_limits);
         let method = request.method().clone();
         let uri = request.uri().clone();
+        let api = is_operation_path(uri.path());
+        let span = tracing::debug_span!(
+            "request",
+            request_id = request_id.to_str().unwrap_or_default(),
+            %method,
+            path = uri.path(),
+            operation = tracing::field::Empty,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
         let cors = match request.headers().get(header::ORIGIN) {
             None => Ok(false),
             Some(origin) => {
@@ -403,6 +439,7 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
                     Ok(true)
                 } else {
                     tracing::debug!(%origin, "origin not allowed");
+                    metrics::security().origin_rejected(Transport::Http);
                     Err(ApiError::Forbidden(format!(
                         "origin `{origin}` is not allowed"
                     )))
@@ -412,16 +449,18 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
 
         let (result, decision) = match cors {
             Err(error) => (Err(error.into()), None),
-            Ok(cors) if is_operation_path(uri.path()) => self.call_operation(request, cors).await,
-            Ok(true) => (self.cors_others.call(request).await, None),
+            Ok(cors) if api => in_span!(span, self.call_operation(request, cors)),
+            Ok(true) => (in_span!(span, self.cors_others.call(request)), None),
             Ok(false) => (
-                self.others
-                    .call(request)
-                    .await
-                    .map(IntoResponse::into_response),
+                in_span!(span, self.others.call(request)).map(IntoResponse::into_response),
                 None,
             ),
         };
+        let answered_by = match &result {
+            Ok(response) => response.data::<OperationId>(),
+            Err(error) => error.data::<OperationId>(),
+        }
+        .map(|id| id.0);
         // Errors are rendered here, the one place every route's errors pass through.
         let mut response = match result {
             Ok(response) => response,
@@ -442,12 +481,19 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
         {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        let operation = observe::operation(answered_by, &method, uri.path(), api);
+        in_flight.finish(operation, &method, status, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let operation = operation.label();
+        span.record("operation", operation);
+        span.record("status", status.as_u16());
+        span.record("latency_ms", latency_ms);
         let request_id = request_id.to_str().unwrap_or_default();
         if status.is_server_error() {
-            tracing::error!(%request_id, %method, path = uri.path(), status = status.as_u16(), latency_ms, "request failed");
+            tracing::error!(%request_id, %method, path = uri.path(), operation, status = status.as_u16(), latency_ms, "request failed");
         } else {
-            tracing::debug!(%request_id, %method, path = uri.path(), status = status.as_u16(), latency_ms, "request");
+            tracing::debug!(parent: &span, %request_id, %method, path = uri.path(), operation, status = status.as_u16(), latency_ms, "request");
         }
         Ok(response)
     }

@@ -1,6 +1,21 @@
-//! Operational endpoints: health, the API documents and the token-signing keys.
+//! Operational endpoints: health, readiness and liveness for orchestrators and load balancers,
+//! metrics, the API documents and the token-signing keys.
+//!
+//! - `/live`: the process serves HTTP (restart it otherwise). Checks nothing else, so a slow
+//!   dependency never gets a healthy process killed.
+//! - `/ready`: send it traffic. 503 once shutdown has begun ([`Readiness::drain`]), so a load
+//!   balancer stops routing new requests before the listener closes, and while the store does
+//!   not answer.
+//! - `/health`: the health document for people and dashboards; 503 when the server cannot serve.
+//! - `/metrics`: every metric family, in the Prometheus text format.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use bytes::Bytes;
 use poem::{
@@ -10,7 +25,7 @@ use poem::{
 };
 use serde::Serialize;
 
-use crate::{auth::TokenService, store::SharedStore};
+use crate::{auth::TokenService, error::ApiError, store::SharedStore, telemetry};
 
 /// The spec as written, served at `/api/v3/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -23,6 +38,26 @@ pub struct OpsState {
     node_id: Arc<str>,
     openapi_json: Bytes,
     tokens: Arc<TokenService>,
+    readiness: Readiness,
+}
+
+/// Whether the server takes new traffic; shared by the server (which drains it on shutdown) and
+/// `/ready`.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    draining: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// From now on `/ready` answers 503: the server is shutting down.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
 }
 
 impl OpsState {
@@ -42,11 +77,22 @@ impl OpsState {
             node_id: node_id.into(),
             openapi_json: json.into(),
             tokens,
+            readiness: Readiness::default(),
         })
+    }
+
+    /// The readiness `/ready` reports; drain it to take the server out of rotation.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 }
 
 /// The health document.
+///
+/// `status` is `ok`, `degraded` (serving, with a dependency impaired: arrives with the Redis
+/// store, whose circuit breaker can fall back) or `down` (503). Sections appear for what exists:
+/// `redis` once the server can use Redis, `messageQueue` once there is a queue; `connections`
+/// counts WebSocket connections, 0 until the WebSocket endpoint exists.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Health {
@@ -55,6 +101,7 @@ struct Health {
     node_id: String,
     uptime_seconds: u64,
     store: StoreHealth,
+    connections: Connections,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +109,14 @@ struct Health {
 struct StoreHealth {
     status: &'static str,
     latency_ms: f64,
+}
+
+/// WebSocket connections: open, and of those authenticated.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Connections {
+    active: u64,
+    authenticated: u64,
 }
 
 /// `GET /health`: 200 with status `ok` while the store answers, 503 with `down` otherwise.
@@ -78,13 +133,67 @@ pub async fn health(Data(state): Data<&OpsState>) -> Response {
             status: if store_ok { "ok" } else { "down" },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         },
+        // No WebSocket endpoint yet, so no WebSocket connections.
+        connections: Connections {
+            active: 0,
+            authenticated: 0,
+        },
     };
     let status = if store_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut response = poem::IntoResponse::into_response(Json(health));
+    uncached(poem::IntoResponse::into_response(Json(health)), status)
+}
+
+/// A readiness or liveness answer.
+#[derive(Debug, Serialize)]
+struct Probe {
+    status: &'static str,
+}
+
+/// `GET /ready`: 200 `{"status":"ready"}` while the server takes traffic; 503 with `draining`
+/// once shutdown has begun, or `unavailable` while the store does not answer.
+#[handler]
+pub async fn ready(Data(state): Data<&OpsState>) -> Response {
+    let (status, probe) = if state.readiness.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.store.ping().await.is_err() {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    uncached(
+        poem::IntoResponse::into_response(Json(Probe { status: probe })),
+        status,
+    )
+}
+
+/// `GET /live`: 200 `{"status":"alive"}` whenever the server answers at all.
+#[handler]
+pub fn live() -> Response {
+    uncached(
+        poem::IntoResponse::into_response(Json(Probe { status: "alive" })),
+        StatusCode::OK,
+    )
+}
+
+/// `GET /metrics`: every metric family, in the Prometheus text format.
+#[handler]
+pub fn metrics() -> poem::Result<Response> {
+    let text = telemetry::metrics::global().render().map_err(|error| {
+        tracing::error!(%error, "cannot render the metrics");
+        ApiError::Internal
+    })?;
+    Ok(Response::builder()
+        .content_type(telemetry::metrics::CONTENT_TYPE)
+        .header(poem::http::header::CACHE_CONTROL, "no-store")
+        .body(text))
+}
+
+/// `response` with `status`, marked as not to be cached: probes must see the current state.
+fn uncached(mut response: Response, status: StatusCode) -> Response {
     response.set_status(status);
     response.headers_mut().insert(
         poem::http::header::CACHE_CONTROL,

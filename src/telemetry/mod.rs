@@ -1,5 +1,14 @@
-//! Logging setup: `tracing` with an env-filter, JSON lines or pretty output, always to stderr
-//! (stdout carries only the "listening on" line scripts wait for).
+//! What the server tells its operators: logs and metrics.
+//!
+//! - Logs ([`init`]): `tracing` with an env-filter, JSON lines or pretty output, always to stderr
+//!   (stdout carries only the "listening on" line scripts wait for). The HTTP edge opens one span
+//!   per request (request id, method, path, then operation, status and latency) at `debug`, so the
+//!   default `info` level pays one disabled-callsite check per request for it; server errors are
+//!   logged at `error` with the same fields whatever the level.
+//! - Metrics ([`metrics`]): OpenTelemetry instruments exported in the Prometheus text format at
+//!   `/metrics`.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 
