@@ -1,0 +1,369 @@
+//! The deployment files against the server: every metric the Grafana dashboards and the
+//! Prometheus alert rules query is one a running server exports (the dashboards of the
+//! TypeScript predecessor queried series that never existed), and the compose file, the
+//! Prometheus configuration and the provisioning describe the documented topology.
+//!
+//! Metric names are taken from the PromQL of every dashboard target, template variable and alert
+//! rule; a histogram counts as exporting its `_bucket`, `_sum` and `_count` series.
+
+mod common;
+mod exposition;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use common::{ok_json, ok_text, send, spawn_app};
+use exposition::Exposition;
+use regex::Regex;
+use serde_json::{Value, json};
+
+/// Series Prometheus makes itself for every scrape target, not exported by the server.
+const PROMETHEUS_SERIES: [&str; 1] = ["up"];
+
+fn deploy_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(relative)
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+fn yaml(relative: &str) -> Value {
+    let path = deploy_path(relative);
+    serde_saphyr::from_str(&read(&path))
+        .unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()))
+}
+
+/// Every dashboard file, parsed.
+fn dashboards() -> BTreeMap<String, Value> {
+    let dir = deploy_path("grafana/dashboards");
+    let entries = fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+    let mut dashboards = BTreeMap::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "json")
+        {
+            let dashboard = serde_json::from_str(&read(&path))
+                .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()));
+            let name = entry.file_name().to_string_lossy().into_owned();
+            dashboards.insert(name, dashboard);
+        }
+    }
+    assert!(!dashboards.is_empty(), "no dashboards in {}", dir.display());
+    dashboards
+}
+
+/// The PromQL of a dashboard: every target's `expr`, and the query of every template variable.
+fn dashboard_queries(dashboard: &Value) -> Vec<String> {
+    fn walk(value: &Value, queries: &mut Vec<String>) {
+        match value {
+            Value::Object(object) => {
+                for (key, member) in object {
+                    match (key.as_str(), member) {
+                        ("expr", Value::String(expr)) => queries.push(expr.clone()),
+                        _ => walk(member, queries),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, queries)),
+            _ => {}
+        }
+    }
+    let mut queries = Vec::new();
+    walk(&dashboard["panels"], &mut queries);
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let query = match &variable["query"] {
+            Value::String(query) => Some(query.clone()),
+            Value::Object(object) => object
+                .get("query")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        };
+        queries.extend(query);
+    }
+    queries
+}
+
+/// The PromQL of every alert (and recording) rule.
+fn rule_queries() -> Vec<(String, String)> {
+    let rules = yaml("prometheus/alerts.yml");
+    let mut queries = Vec::new();
+    for group in rules["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["alert"]
+                .as_str()
+                .or_else(|| rule["record"].as_str())
+                .unwrap_or_else(|| panic!("a rule without a name: {rule}"));
+            let expr = rule["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("rule {name} has no expr"));
+            queries.push((name.to_owned(), expr.to_owned()));
+        }
+    }
+    queries
+}
+
+/// PromQL functions, aggregations and keywords: identifiers that are not metric names.
+const NOT_METRICS: [&str; 14] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+];
+
+/// The metric names a PromQL expression (or a Grafana `label_values(...)` query) reads.
+fn metric_names(query: &str) -> BTreeSet<String> {
+    let query = query.trim();
+    if let Some(arguments) = query
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        // label_values(metric_or_selector, label); with one argument it names only a label.
+        return match arguments.rsplit_once(',') {
+            Some((selector, _)) => metric_names(selector),
+            None => BTreeSet::new(),
+        };
+    }
+    let strings = Regex::new(r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`"#).expect("regex");
+    let matchers = Regex::new(r"\{[^}]*\}").expect("regex");
+    let ranges = Regex::new(r"\[[^\]]*\]").expect("regex");
+    let grouping = Regex::new(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+        .expect("regex");
+    let variables = Regex::new(r"\$\{?\w+\}?").expect("regex");
+    let identifier = Regex::new(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*").expect("regex");
+
+    let stripped = strings.replace_all(query, " ");
+    let stripped = matchers.replace_all(&stripped, " ");
+    let stripped = ranges.replace_all(&stripped, " ");
+    let stripped = grouping.replace_all(&stripped, " ");
+    let stripped = variables.replace_all(&stripped, " ");
+    let mut names = BTreeSet::new();
+    for found in identifier.find_iter(&stripped) {
+        let name = found.as_str();
+        let called = stripped[found.end()..].trim_start().starts_with('(');
+        let digit_before = stripped[..found.start()]
+            .chars()
+            .next_back()
+            .is_some_and(|before| before.is_ascii_digit() || before == '.');
+        if called || digit_before || NOT_METRICS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        names.insert(name.to_owned());
+    }
+    names
+}
+
+/// Every series name a running server exports once it has served some requests.
+async fn exported_series() -> BTreeSet<String> {
+    let app = spawn_app(|_| {}).await;
+    let pet = app.add_available_pet("Rex").await;
+    ok_json(send(app.anonymous.get(app.api(&format!("/pet/{pet}")))).await).await;
+    let text = ok_text(send(app.anonymous.get(app.url("/metrics"))).await).await;
+    app.shutdown().await;
+    let mut names = Exposition::parse(&text).series_names();
+    names.extend(PROMETHEUS_SERIES.map(str::to_owned));
+    names
+}
+
+#[tokio::test]
+async fn dashboards_and_alert_rules_query_only_metrics_the_server_exports() {
+    let exported = exported_series().await;
+    let mut queried: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, dashboard) in dashboards() {
+        let queries = dashboard_queries(&dashboard);
+        assert!(!queries.is_empty(), "{file} has no queries");
+        for query in queries {
+            for name in metric_names(&query) {
+                queried.entry(name).or_default().insert(file.clone());
+            }
+        }
+    }
+    let rules = rule_queries();
+    assert!(!rules.is_empty(), "no alert rules");
+    for (rule, query) in rules {
+        let names = metric_names(&query);
+        assert!(!names.is_empty(), "rule {rule} reads no metric: {query}");
+        for name in names {
+            queried
+                .entry(name)
+                .or_default()
+                .insert(format!("rule {rule}"));
+        }
+    }
+    let missing: Vec<_> = queried
+        .iter()
+        .filter(|(name, _)| !exported.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "queried but not exported: {missing:?}\nexported: {exported:?}"
+    );
+}
+
+#[test]
+fn the_documented_alert_thresholds_have_rules() {
+    let rules: BTreeMap<_, _> = rule_queries().into_iter().collect();
+    for (alert, metric, threshold) in [
+        (
+            "PetstoreAuthFailures",
+            "petstore_auth_attempts_total",
+            "> 10",
+        ),
+        (
+            "PetstoreRateLimitViolations",
+            "petstore_rate_limit_rejections_total",
+            "> 100",
+        ),
+        (
+            "PetstoreInvalidMessages",
+            "petstore_http_requests_total",
+            "> 50",
+        ),
+        (
+            "PetstoreAbnormalConnectionDrops",
+            "petstore_http_requests_aborted_total",
+            "> 20",
+        ),
+    ] {
+        let Some(expr) = rules.get(alert) else {
+            panic!("no alert {alert}");
+        };
+        assert!(expr.contains(metric), "{alert}: {expr}");
+        assert!(expr.trim_end().ends_with(threshold), "{alert}: {expr}");
+    }
+}
+
+#[test]
+fn compose_runs_three_nodes_behind_haproxy_with_redis_and_monitoring() {
+    let compose = yaml("docker-compose.yml");
+    let services = &compose["services"];
+    for service in [
+        "redis",
+        "node1",
+        "node2",
+        "node3",
+        "lb",
+        "prometheus",
+        "grafana",
+    ] {
+        assert!(services.get(service).is_some(), "no service {service}");
+    }
+    let redis = services["redis"]["command"].to_string();
+    assert!(
+        redis.contains("--appendonly") && redis.contains("yes"),
+        "{redis}"
+    );
+    assert!(
+        services["lb"]["image"]
+            .as_str()
+            .is_some_and(|image| image.starts_with("haproxy:")),
+        "{}",
+        services["lb"]
+    );
+    let balancer = services["lb"]["networks"]["petstore"]["ipv4_address"].clone();
+    for node in ["node1", "node2", "node3"] {
+        let environment = &services[node]["environment"];
+        assert_eq!(
+            environment["PETSTORE_TRUSTED_PROXIES"], balancer,
+            "{node} must trust the balancer: {environment}"
+        );
+        assert_eq!(
+            environment["PETSTORE_NODE_ID"],
+            json!(node),
+            "{environment}"
+        );
+        assert!(
+            services[node]["build"].is_object(),
+            "{node} is built from the Dockerfile"
+        );
+    }
+
+    let haproxy = read(&deploy_path("haproxy/haproxy.cfg"));
+    for line in ["option forwardfor", "http-check send meth GET uri /ready"] {
+        assert!(haproxy.contains(line), "haproxy.cfg lacks `{line}`");
+    }
+    for node in ["node1", "node2", "node3"] {
+        assert!(
+            haproxy.contains(&format!("server {node} {node}:8080")),
+            "haproxy.cfg does not balance {node}"
+        );
+    }
+
+    let prometheus = yaml("prometheus/prometheus.yml");
+    let targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"].clone();
+    assert_eq!(
+        targets,
+        json!(["node1:8080", "node2:8080", "node3:8080"]),
+        "Prometheus scrapes each node directly"
+    );
+    assert_eq!(
+        prometheus["rule_files"],
+        json!(["/etc/prometheus/alerts.yml"])
+    );
+
+    let datasources = yaml("grafana/provisioning/datasources/prometheus.yml");
+    assert_eq!(datasources["datasources"][0]["uid"], "prometheus");
+    let providers = yaml("grafana/provisioning/dashboards/petstore.yml");
+    assert_eq!(
+        providers["providers"][0]["options"]["path"],
+        "/etc/grafana/dashboards"
+    );
+    for (file, dashboard) in dashboards() {
+        assert!(
+            dashboard["uid"].is_string() && dashboard["title"].is_string(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    let cases: [(&str, &[&str]); 7] = [
+        ("up{job=\"petstore\"} == 0", &["up"]),
+        (
+            "sum by (operation) (rate(petstore_http_requests_total{instance=~\"$instance\",status=~\"5..\"}[$__rate_interval]))",
+            &["petstore_http_requests_total"],
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(petstore_http_request_duration_seconds_bucket[5m]))) > 0.5",
+            &["petstore_http_request_duration_seconds_bucket"],
+        ),
+        (
+            "process_open_fds / on(instance) process_max_fds > 0.8",
+            &["process_max_fds", "process_open_fds"],
+        ),
+        ("sum(increase(a_total[1h] offset 5m)) > 1e3", &["a_total"]),
+        (
+            "label_values(petstore_build_info, instance)",
+            &["petstore_build_info"],
+        ),
+        ("label_values(instance)", &[]),
+    ];
+    for (query, expected) in cases {
+        let names: Vec<_> = metric_names(query).into_iter().collect();
+        assert_eq!(names, expected.to_vec(), "{query}");
+    }
+}
