@@ -25,6 +25,7 @@ mod error;
 pub mod guard;
 pub mod passwords;
 pub mod principal;
+mod prune;
 pub mod revocation;
 pub mod roles;
 pub mod sessions;

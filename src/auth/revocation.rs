@@ -4,10 +4,10 @@
 //! entry is useless once its token has expired, which is what keeps the list small: its size
 //! is bounded by the number of revocations within one token lifetime.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+
+use super::prune::PruneSchedule;
 
 /// Where revoked token ids are kept.
 ///
@@ -25,13 +25,6 @@ pub trait RevocationStore: Send + Sync {
     fn is_revoked(&self, jti: &str) -> bool;
 }
 
-/// Once the list holds at least this many entries, an insert prunes expired ones.
-const PRUNE_MIN_LEN: usize = 1024;
-
-/// An insert prunes expired entries when the last prune is at least this old, so memory is
-/// returned even when revocations trickle in below the size trigger.
-const PRUNE_INTERVAL_SECS: i64 = 60;
-
 /// In-process [`RevocationStore`]: a concurrent map `jti -> expiry`.
 ///
 /// Expired entries are pruned opportunistically by inserts, at most once a minute unless the
@@ -41,9 +34,7 @@ const PRUNE_INTERVAL_SECS: i64 = 60;
 #[derive(Debug)]
 pub struct RevocationList {
     entries: DashMap<String, DateTime<Utc>>,
-    prune_at_len: AtomicUsize,
-    last_prune_unix: AtomicI64,
-    pruning: AtomicBool,
+    prune: PruneSchedule,
 }
 
 impl Default for RevocationList {
@@ -58,9 +49,7 @@ impl RevocationList {
     pub fn new() -> Self {
         Self {
             entries: DashMap::new(),
-            prune_at_len: AtomicUsize::new(PRUNE_MIN_LEN),
-            last_prune_unix: AtomicI64::new(Utc::now().timestamp()),
-            pruning: AtomicBool::new(false),
+            prune: PruneSchedule::new(),
         }
     }
 
@@ -105,34 +94,16 @@ impl RevocationList {
     }
 
     fn maybe_prune(&self, now: DateTime<Utc>) {
-        let due_by_time =
-            now.timestamp() - self.last_prune_unix.load(Ordering::Relaxed) >= PRUNE_INTERVAL_SECS;
-        let due_by_size = self.entries.len() >= self.prune_at_len.load(Ordering::Relaxed);
-        if !(due_by_time || due_by_size) {
-            return;
-        }
-        // One pruner at a time; concurrent inserts just skip instead of repeating the scan.
-        if self
-            .pruning
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        self.prune_expired_at(now);
-        self.pruning.store(false, Ordering::Release);
+        self.prune.maybe_run(self.entries.len(), now, || {
+            self.prune_expired_at(now);
+        });
     }
 
     fn prune_expired_at(&self, now: DateTime<Utc>) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, expires_at| *expires_at > now);
         let after = self.entries.len();
-        self.prune_at_len.store(
-            PRUNE_MIN_LEN.max(after.saturating_mul(2)),
-            Ordering::Relaxed,
-        );
-        self.last_prune_unix
-            .store(now.timestamp(), Ordering::Relaxed);
+        self.prune.pruned(after, now);
         before.saturating_sub(after)
     }
 }
@@ -221,20 +192,20 @@ mod tests {
         list.revoke_at(
             "later",
             now + secs(1000),
-            now + secs(PRUNE_INTERVAL_SECS + 1),
+            now + secs(PruneSchedule::INTERVAL_SECS + 1),
         );
         assert_eq!(list.len(), 1);
-        assert!(list.is_revoked_at("later", now + secs(PRUNE_INTERVAL_SECS + 1)));
+        assert!(list.is_revoked_at("later", now + secs(PruneSchedule::INTERVAL_SECS + 1)));
     }
 
     #[test]
     fn insert_prunes_when_the_list_grows_past_the_size_trigger() {
         let list = RevocationList::new();
         let now = Utc::now();
-        for i in 0..PRUNE_MIN_LEN - 1 {
+        for i in 0..PruneSchedule::MIN_LEN - 1 {
             list.revoke_at(&format!("jti-{i}"), now + secs(2), now);
         }
-        assert_eq!(list.len(), PRUNE_MIN_LEN - 1);
+        assert_eq!(list.len(), PruneSchedule::MIN_LEN - 1);
 
         // Still within the time interval, but the size trigger fires.
         list.revoke_at("fresh", now + secs(1000), now + secs(3));
@@ -245,11 +216,11 @@ mod tests {
     fn size_trigger_grows_with_a_large_live_set() {
         let list = RevocationList::new();
         let now = Utc::now();
-        for i in 0..PRUNE_MIN_LEN + 10 {
+        for i in 0..PruneSchedule::MIN_LEN + 10 {
             list.revoke_at(&format!("live-{i}"), now + secs(1000), now);
         }
-        assert_eq!(list.len(), PRUNE_MIN_LEN + 10);
-        assert!(list.prune_at_len.load(Ordering::Relaxed) >= 2 * PRUNE_MIN_LEN);
+        assert_eq!(list.len(), PruneSchedule::MIN_LEN + 10);
+        assert!(list.prune.due_at_len() >= 2 * PruneSchedule::MIN_LEN);
     }
 
     #[test]

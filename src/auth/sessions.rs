@@ -34,7 +34,6 @@
 //! instances just as the family lock makes it atomic here.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -44,19 +43,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use dashmap::DashMap;
 use uuid::Uuid;
 
+use super::prune::PruneSchedule;
+
 /// Random bytes in a refresh token: 256 bits, beyond any guessing.
 const TOKEN_BYTES: usize = 32;
 
 /// Length of a refresh token as handed out: [`TOKEN_BYTES`] in base64url without padding.
 /// Anything else is rejected before it is hashed.
 const TOKEN_LEN: usize = 43;
-
-/// Once at least this many token records are stored, an insert prunes expired state.
-const PRUNE_MIN_LEN: usize = 1024;
-
-/// An insert prunes expired state when the last prune is at least this old, so memory is
-/// returned even when logins trickle in below the size trigger.
-const PRUNE_INTERVAL_SECS: i64 = 60;
 
 /// SHA-256 of a refresh token as presented: the only form in which tokens are stored.
 type TokenHash = [u8; 32];
@@ -209,9 +203,7 @@ struct Family {
 pub struct MemorySessionStore {
     tokens: DashMap<TokenHash, TokenRecord>,
     families: DashMap<String, Family>,
-    prune_at_len: AtomicUsize,
-    last_prune_unix: AtomicI64,
-    pruning: AtomicBool,
+    prune: PruneSchedule,
 }
 
 impl fmt::Debug for MemorySessionStore {
@@ -237,9 +229,7 @@ impl MemorySessionStore {
         Self {
             tokens: DashMap::new(),
             families: DashMap::new(),
-            prune_at_len: AtomicUsize::new(PRUNE_MIN_LEN),
-            last_prune_unix: AtomicI64::new(Utc::now().timestamp()),
-            pruning: AtomicBool::new(false),
+            prune: PruneSchedule::new(),
         }
     }
 
@@ -391,22 +381,9 @@ impl MemorySessionStore {
     }
 
     fn maybe_prune(&self, now: DateTime<Utc>) {
-        let due_by_time =
-            now.timestamp() - self.last_prune_unix.load(Ordering::Relaxed) >= PRUNE_INTERVAL_SECS;
-        let due_by_size = self.tokens.len() >= self.prune_at_len.load(Ordering::Relaxed);
-        if !(due_by_time || due_by_size) {
-            return;
-        }
-        // One pruner at a time; concurrent inserts just skip instead of repeating the scan.
-        if self
-            .pruning
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        self.prune_expired_at(now);
-        self.pruning.store(false, Ordering::Release);
+        self.prune.maybe_run(self.tokens.len(), now, || {
+            self.prune_expired_at(now);
+        });
     }
 
     fn prune_expired_at(&self, now: DateTime<Utc>) -> usize {
@@ -414,12 +391,7 @@ impl MemorySessionStore {
         self.tokens.retain(|_, record| record.expires_at > now);
         self.families.retain(|_, family| family.last_expiry > now);
         let live_tokens = self.tokens.len();
-        self.prune_at_len.store(
-            PRUNE_MIN_LEN.max(live_tokens.saturating_mul(2)),
-            Ordering::Relaxed,
-        );
-        self.last_prune_unix
-            .store(now.timestamp(), Ordering::Relaxed);
+        self.prune.pruned(live_tokens, now);
         before.saturating_sub(live_tokens + self.families.len())
     }
 }
@@ -814,7 +786,7 @@ mod tests {
         assert_eq!(store.len(), 2, "no prune before the interval is over");
 
         store
-            .start_at("carol", TTL, later(now, PRUNE_INTERVAL_SECS + 1))
+            .start_at("carol", TTL, later(now, PruneSchedule::INTERVAL_SECS + 1))
             .unwrap();
         assert_eq!((store.len(), store.session_count()), (1, 1));
     }
@@ -823,10 +795,10 @@ mod tests {
     fn insert_prunes_when_the_store_grows_past_the_size_trigger() {
         let store = MemorySessionStore::new();
         let now = Utc::now();
-        for _ in 0..PRUNE_MIN_LEN - 1 {
+        for _ in 0..PruneSchedule::MIN_LEN - 1 {
             store.start_at("alice", secs(2), now).unwrap();
         }
-        assert_eq!(store.len(), PRUNE_MIN_LEN - 1);
+        assert_eq!(store.len(), PruneSchedule::MIN_LEN - 1);
 
         // Still within the time interval, but the size trigger fires.
         store.start_at("bob", TTL, later(now, 3)).unwrap();
