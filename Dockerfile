@@ -26,7 +26,7 @@ RUN mkdir -p src codegen/src benches \
 
 # The real sources. Touching the crate roots makes cargo rebuild what the placeholders stood for
 # (COPY keeps the files' own, older modification times).
-COPY build.rs openapi.yaml ./
+COPY build.rs openapi.yaml asyncapi.yaml ./
 COPY codegen/src codegen/src
 COPY src src
 COPY benches benches

@@ -7,10 +7,15 @@
 //!   [`operations::PetStoreApi`] trait the handlers implement, and each operation's security
 //!   requirements as data ([`security`]).
 //!
-//! The REST adapter over that trait lives with the REST transport in `crate::http`.
+//! - [`ws`]: the WebSocket actions and events of `asyncapi.yaml` and their dispatch onto the
+//!   same trait, with its runtime support in [`messaging`].
+//!
+//! The REST adapter over that trait lives with the REST transport in `crate::http`; the
+//! WebSocket session in `crate::ws`.
 
 mod context;
 mod image;
+pub mod messaging;
 pub mod security;
 mod serialized;
 pub mod validation;
@@ -29,4 +34,11 @@ pub mod models {
 #[allow(clippy::all)]
 pub mod operations {
     include!(concat!(env!("OUT_DIR"), "/operations.rs"));
+}
+
+/// The WebSocket contract of `asyncapi.yaml`: actions (every operation plus the session's
+/// control actions), events, and the dispatch of an action onto the same handlers REST calls.
+#[allow(clippy::all)]
+pub mod ws {
+    include!(concat!(env!("OUT_DIR"), "/ws.rs"));
 }

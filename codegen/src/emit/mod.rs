@@ -4,17 +4,21 @@
 //! - [`models`] → `models.rs` (`crate::api::models`),
 //! - [`operations`] → `operations.rs` (`crate::api::operations`),
 //! - [`rest`] → `rest.rs` (`crate::http::rest`).
+//! - [`ws`] → `ws.rs` (`crate::api::ws`), from `asyncapi.yaml` checked against the operations.
 //!
 //! The generated code is written against a few hand-written runtime items, named here in one
 //! place: `crate::api::{Ctx, Serialized, Image}`, `crate::api::validation`,
 //! `crate::api::security` (the types security requirements are data of), `crate::error::ApiError`
 //! and, for REST only, `crate::http::payload` (with `ErrorHeader`, which values an error
 //! response's headers through `ApiError::header`) and `crate::http::request_context` (which
-//! checks an operation's requirements and builds its `Ctx`).
+//! checks an operation's requirements and builds its `Ctx`); for WebSocket only,
+//! `crate::api::messaging` (payload reading, success payloads, priorities) and
+//! `crate::auth::{Authentication, authorize}`.
 
 pub mod models;
 pub mod operations;
 pub mod rest;
+pub mod ws;
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -31,6 +35,13 @@ pub struct Generated {
     pub operations: String,
     /// `rest.rs`.
     pub rest: String,
+}
+
+/// Rust source generated from `asyncapi.yaml` (with the operations of `openapi.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedWs {
+    /// `ws.rs`.
+    pub ws: String,
 }
 
 /// Formats a token stream as a Rust file.

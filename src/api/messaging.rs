@@ -1,0 +1,326 @@
+//! The runtime types the generated WebSocket code ([`crate::api::ws`]) is written against:
+//! reading an operation's request out of a payload object, and its success payload.
+//!
+//! Reading follows the REST adapter rule for rule, so both transports accept and refuse the same
+//! inputs with the same error codes: a parameter that is missing, of the wrong type or outside
+//! its schema is a 400 `BAD_REQUEST` naming it; a body goes through
+//! [`validation::parse_body`](crate::api::validation::parse_body) (422 with every field error).
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use bytes::Bytes;
+use poem_openapi::types::ParseFromJSON;
+use serde_json::{Map, Value};
+
+use crate::{
+    api::{
+        Image,
+        validation::{self, Node},
+    },
+    error::ApiError,
+};
+
+/// Where a request waits in a session's queue, highest first (`x-priority` in `asyncapi.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    /// Session control and authentication: served before anything else.
+    Critical,
+    /// Writes.
+    High,
+    /// Reads.
+    Normal,
+    /// Bulk work; refused first when the queue is full.
+    Low,
+    /// Work that may wait for everything else; refused first when the queue is full.
+    Background,
+}
+
+impl Priority {
+    /// Every level, highest first.
+    pub const ALL: [Priority; 5] = [
+        Priority::Critical,
+        Priority::High,
+        Priority::Normal,
+        Priority::Low,
+        Priority::Background,
+    ];
+
+    /// Position in [`Priority::ALL`] (0 is the highest).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether a full queue refuses this level rather than making it wait.
+    pub fn is_sheddable(self) -> bool {
+        matches!(self, Priority::Low | Priority::Background)
+    }
+
+    /// Lower-case name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+            Priority::Background => "background",
+        }
+    }
+}
+
+/// A request payload: the operation's parameters by name and `body` for its request body.
+///
+/// Names the operation does not take are ignored, as REST ignores unknown query parameters.
+#[derive(Debug, Default)]
+pub struct Payload {
+    fields: Map<String, Value>,
+}
+
+/// The payload member carrying the request body.
+pub const BODY: &str = "body";
+
+impl Payload {
+    /// The payload of a request; `null` (or an absent payload) is an empty one.
+    ///
+    /// # Errors
+    /// 400 when the payload is not a JSON object.
+    pub fn new(payload: Value) -> Result<Self, ApiError> {
+        match payload {
+            Value::Object(fields) => Ok(Self { fields }),
+            Value::Null => Ok(Self::default()),
+            other => Err(ApiError::BadRequest(format!(
+                "the payload must be an object of the operation's parameters and `body`, not {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+
+    /// A required parameter.
+    ///
+    /// # Errors
+    /// 400 when it is missing, or not valid for `schema`.
+    pub fn required<T: ParseFromJSON>(
+        &mut self,
+        name: &'static str,
+        schema: &Node,
+    ) -> Result<T, ApiError> {
+        match self.fields.remove(name) {
+            None | Some(Value::Null) => Err(ApiError::BadRequest(format!(
+                "parameter `{name}`: is required"
+            ))),
+            Some(value) => parse_param(name, value, schema),
+        }
+    }
+
+    /// An optional parameter.
+    ///
+    /// # Errors
+    /// 400 when it is present but not valid for `schema`.
+    pub fn optional<T: ParseFromJSON>(
+        &mut self,
+        name: &'static str,
+        schema: &Node,
+    ) -> Result<Option<T>, ApiError> {
+        match self.fields.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => parse_param(name, value, schema).map(Some),
+        }
+    }
+
+    /// An array parameter: absent is empty (as for a query parameter given no times). A single
+    /// value stands for a one-element array, as a lone query parameter does.
+    ///
+    /// # Errors
+    /// 400 when it is not valid for `schema`.
+    pub fn list<T: ParseFromJSON>(
+        &mut self,
+        name: &'static str,
+        schema: &Node,
+    ) -> Result<Vec<T>, ApiError> {
+        match self.fields.remove(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => parse_param(name, Value::Array(items), schema),
+            Some(single) => parse_param(name, Value::Array(vec![single]), schema),
+        }
+    }
+
+    /// The JSON request body, checked as REST checks it.
+    ///
+    /// # Errors
+    /// 400 when it is missing; 422 with every field error when it breaks the schema.
+    pub fn json_body<T: ParseFromJSON>(&mut self, schema: &Node) -> Result<T, ApiError> {
+        match self.fields.remove(BODY) {
+            None | Some(Value::Null) => Err(ApiError::BadRequest(
+                "the request body (`body`) is required".to_owned(),
+            )),
+            Some(body) => validation::parse_body(body, schema),
+        }
+    }
+
+    /// A binary request body, base64-encoded in the payload.
+    ///
+    /// # Errors
+    /// 400 when it is missing or not base64.
+    pub fn binary_body(&mut self) -> Result<Bytes, ApiError> {
+        match self.fields.remove(BODY) {
+            Some(Value::String(text)) => {
+                BASE64
+                    .decode(text.as_bytes())
+                    .map(Bytes::from)
+                    .map_err(|error| {
+                        ApiError::BadRequest(format!("`body` is not valid base64: {error}"))
+                    })
+            }
+            None | Some(Value::Null) => Err(ApiError::BadRequest(
+                "the request body (`body`, base64) is required".to_owned(),
+            )),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "`body` must be a base64 string, not {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
+/// Checks a parameter against its schema, then builds the typed value.
+fn parse_param<T: ParseFromJSON>(
+    name: &'static str,
+    value: Value,
+    schema: &Node,
+) -> Result<T, ApiError> {
+    if let Some(error) = validation::validate(schema, &value).into_iter().next() {
+        let at = if error.path.is_empty() {
+            String::new()
+        } else {
+            format!(" (at {})", error.path)
+        };
+        return Err(ApiError::BadRequest(format!(
+            "parameter `{name}`: {}{at}",
+            error.message
+        )));
+    }
+    T::parse_from_json(Some(value)).map_err(|error| {
+        ApiError::BadRequest(format!("parameter `{name}`: {}", error.into_message()))
+    })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What a successful operation answers: the status REST would send and the payload as JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// The HTTP-equivalent status (the operation's documented 2xx).
+    pub status: u16,
+    /// The payload, JSON text, handed over as it was stored (pre-serialized entities are not
+    /// parsed or re-rendered on the way out).
+    pub payload: Bytes,
+}
+
+impl Success {
+    /// A JSON body.
+    pub fn json(status: u16, payload: Bytes) -> Self {
+        Self { status, payload }
+    }
+
+    /// No body: the payload is `null`.
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            payload: Bytes::from_static(b"null"),
+        }
+    }
+
+    /// An image, as `{"contentType": …, "data": <base64>}`.
+    pub fn image(status: u16, image: &Image) -> Self {
+        let payload = serde_json::json!({
+            "contentType": image.content_type,
+            "data": BASE64.encode(&image.bytes),
+        });
+        Self {
+            status,
+            payload: Bytes::from(payload.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    static ID: &Node = &Node::Integer {
+        bits: 64,
+        minimum: Some(validation::Limit {
+            value: 1.0,
+            exclusive: false,
+        }),
+        maximum: None,
+    };
+
+    #[test]
+    fn payloads_must_be_objects_or_null() {
+        assert!(Payload::new(json!({})).is_ok());
+        assert!(Payload::new(Value::Null).is_ok());
+        for bad in [json!([]), json!(1), json!("x"), json!(true)] {
+            let error = Payload::new(bad).unwrap_err();
+            assert_eq!(error.code(), "BAD_REQUEST");
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_against_their_schema() {
+        let mut payload = Payload::new(json!({"petId": 7, "bad": 0, "text": "7"})).unwrap();
+        assert_eq!(payload.required::<i64>("petId", ID).unwrap(), 7);
+        let error = payload.required::<i64>("bad", ID).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert!(error.to_string().contains("parameter `bad`"), "{error}");
+        assert_eq!(
+            payload.required::<i64>("text", ID).unwrap_err().status(),
+            400
+        );
+        assert_eq!(
+            payload.required::<i64>("missing", ID).unwrap_err().status(),
+            400
+        );
+        assert_eq!(payload.optional::<i64>("missing", ID).unwrap(), None);
+    }
+
+    #[test]
+    fn lists_accept_one_value_or_many_and_default_to_empty() {
+        let node: &Node = &Node::Array {
+            items: ID,
+            min_items: None,
+            max_items: None,
+            unique: false,
+        };
+        let mut payload = Payload::new(json!({"one": 3, "many": [1, 2]})).unwrap();
+        assert_eq!(payload.list::<i64>("one", node).unwrap(), vec![3]);
+        assert_eq!(payload.list::<i64>("many", node).unwrap(), vec![1, 2]);
+        assert!(payload.list::<i64>("none", node).unwrap().is_empty());
+    }
+
+    #[test]
+    fn binary_bodies_are_base64() {
+        let mut payload = Payload::new(json!({"body": BASE64.encode(b"abc")})).unwrap();
+        assert_eq!(payload.binary_body().unwrap(), Bytes::from_static(b"abc"));
+        let mut payload = Payload::new(json!({"body": "***"})).unwrap();
+        assert_eq!(payload.binary_body().unwrap_err().status(), 400);
+        let mut payload = Payload::new(json!({})).unwrap();
+        assert_eq!(payload.binary_body().unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn priorities_are_ordered_highest_first() {
+        assert!(Priority::Critical < Priority::Background);
+        assert_eq!(Priority::ALL.map(Priority::index), [0, 1, 2, 3, 4]);
+        assert!(Priority::Low.is_sheddable() && !Priority::Normal.is_sheddable());
+    }
+}

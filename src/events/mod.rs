@@ -1,0 +1,387 @@
+//! Domain events: facts the handlers publish after a successful write, fanned out to the
+//! subscribers of every transport.
+//!
+//! ```text
+//! handlers ─► EventBus::publish(Notification) ─► Hub::deliver ─► Outbox per connection ─► socket
+//!             (local: straight to the hub;         (index by topic   (bounded; a full one marks
+//!              Redis: through pub/sub to every      and by owner)     the connection as slow)
+//!              node's hub)
+//! ```
+//!
+//! - [`Topic`]: what a connection subscribes to (`pets`, `pet:5`, …) and what an event is
+//!   addressed to.
+//! - [`Notification`]: one event with its audience and its payload, already JSON; it renders the
+//!   notification envelope once, and every subscriber is handed the same bytes.
+//! - [`EventBus`]: where handlers publish; [`LocalEventBus`] delivers to this node's [`Hub`].
+//! - [`Hub`]: the connections of this node, indexed by topic and by owner.
+//!
+//! Which topics a caller may subscribe to is decided by the WebSocket session, not here.
+
+mod bus;
+mod hub;
+mod topic;
+
+use std::{borrow::Cow, sync::OnceLock};
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::IgnoredAny};
+use uuid::Uuid;
+
+pub use bus::{EventBus, LocalEventBus};
+pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, TryRecvError};
+pub use topic::{Topic, TopicError};
+
+pub use crate::api::ws::Event;
+
+/// Who receives a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    /// Every connection subscribed to any of these topics, each connection once however many of
+    /// them it follows.
+    Topics(Vec<Topic>),
+    /// Every connection authenticated as this owner (the principal's `owner_key`), subscribed
+    /// or not: news about a user's own account needs no subscription.
+    User(String),
+}
+
+/// One event as it is delivered: what happened, to whom it goes and its payload.
+///
+/// The payload is JSON text, usually an entity's pre-rendered JSON (`Stored::json`), so
+/// publishing serializes nothing. The notification envelope around it is rendered on first use
+/// by [`Notification::frame`] and then shared: a fan-out to 10,000 connections renders it once
+/// and hands each of them a reference-counted clone.
+///
+/// The fields are read-only so that the cached frame always matches them.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    id: Uuid,
+    event: Event,
+    timestamp_ms: i64,
+    audience: Audience,
+    payload: Bytes,
+    frame: OnceLock<Bytes>,
+}
+
+impl Notification {
+    /// A notification of `event` happening now, under a fresh id.
+    ///
+    /// `payload` must be JSON text (it is embedded in the envelope as it is); an empty payload
+    /// is sent as `null`.
+    #[must_use]
+    pub fn new(event: Event, audience: Audience, payload: Bytes) -> Self {
+        Self::from_parts(
+            Uuid::new_v4(),
+            event,
+            chrono::Utc::now().timestamp_millis(),
+            audience,
+            payload,
+        )
+    }
+
+    /// A notification with a given id and time: one read back from a bus, or a test's.
+    ///
+    /// `payload` must be JSON text, as for [`Notification::new`].
+    #[must_use]
+    pub fn from_parts(
+        id: Uuid,
+        event: Event,
+        timestamp_ms: i64,
+        audience: Audience,
+        payload: Bytes,
+    ) -> Self {
+        let payload = if payload.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            payload
+        };
+        Self {
+            id,
+            event,
+            timestamp_ms,
+            audience,
+            payload,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// The notification's id, sent as the envelope's `correlationId`.
+    #[must_use]
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// What happened.
+    #[must_use]
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// When it was published, in milliseconds since the Unix epoch.
+    #[must_use]
+    pub fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    /// Who receives it.
+    #[must_use]
+    pub fn audience(&self) -> &Audience {
+        &self.audience
+    }
+
+    /// The payload, JSON text.
+    #[must_use]
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The notification envelope, the text of the WebSocket frame:
+    /// `{"type":"notification","correlationId":"…","timestamp":…,"event":"pet.created","payload":…}`.
+    ///
+    /// Rendered on the first call, without parsing or re-serializing the payload; later calls
+    /// (and clones of this notification made after the first call) return the same buffer.
+    #[must_use]
+    pub fn frame(&self) -> Bytes {
+        self.frame.get_or_init(|| self.render_frame()).clone()
+    }
+
+    fn render_frame(&self) -> Bytes {
+        const HEAD: &[u8] = br#"{"type":"notification","correlationId":""#;
+        const TIMESTAMP: &[u8] = br#"","timestamp":"#;
+        const EVENT: &[u8] = br#","event":""#;
+        const PAYLOAD: &[u8] = br#"","payload":"#;
+        let mut uuid = Uuid::encode_buffer();
+        let id = self.id.hyphenated().encode_lower(&mut uuid);
+        let timestamp = self.timestamp_ms.to_string();
+        // Event names are the spec's dotted lower-case identifiers: nothing to escape (a test
+        // checks every one of them).
+        let event = self.event.as_str();
+        let mut out = Vec::with_capacity(
+            HEAD.len()
+                + id.len()
+                + TIMESTAMP.len()
+                + timestamp.len()
+                + EVENT.len()
+                + event.len()
+                + PAYLOAD.len()
+                + self.payload.len()
+                + 1,
+        );
+        out.extend_from_slice(HEAD);
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(TIMESTAMP);
+        out.extend_from_slice(timestamp.as_bytes());
+        out.extend_from_slice(EVENT);
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(PAYLOAD);
+        out.extend_from_slice(&self.payload);
+        out.push(b'}');
+        Bytes::from(out)
+    }
+}
+
+/// Equal when every field is; whether the frame has been rendered yet does not matter.
+impl PartialEq for Notification {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.event == other.event
+            && self.timestamp_ms == other.timestamp_ms
+            && self.audience == other.audience
+            && self.payload == other.payload
+    }
+}
+
+/// The serialized form of a notification, for a bus between nodes:
+/// `{"id":"…","event":"pet.created","timestamp":…,"audience":{"topics":["pets","pet:5"]},"payload":"…"}`.
+///
+/// The payload travels as a JSON string holding its text, so it arrives byte for byte as it
+/// was published (a parsed and re-rendered value could reorder keys).
+#[derive(Serialize)]
+struct WireOut<'a> {
+    id: Uuid,
+    event: &'a str,
+    timestamp: i64,
+    audience: &'a Audience,
+    payload: &'a str,
+}
+
+#[derive(Deserialize)]
+struct WireIn<'a> {
+    id: Uuid,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    timestamp: i64,
+    audience: Audience,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+impl Serialize for Notification {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let payload = std::str::from_utf8(&self.payload).map_err(|error| {
+            serde::ser::Error::custom(format!("the payload is not UTF-8 JSON text: {error}"))
+        })?;
+        WireOut {
+            id: self.id,
+            event: self.event.as_str(),
+            timestamp: self.timestamp_ms,
+            audience: &self.audience,
+            payload,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Notification {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let wire = WireIn::deserialize(deserializer)?;
+        let event = Event::from_name(&wire.event)
+            .ok_or_else(|| D::Error::custom(format!("unknown event {:?}", wire.event)))?;
+        // The payload is embedded in every subscriber's frame as it is; a corrupt one must not
+        // reach them. Checking it walks the text without building anything.
+        serde_json::from_str::<IgnoredAny>(&wire.payload)
+            .map_err(|error| D::Error::custom(format!("the payload is not JSON: {error}")))?;
+        Ok(Self::from_parts(
+            wire.id,
+            event,
+            wire.timestamp,
+            wire.audience,
+            Bytes::from(wire.payload.into_owned()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn pet_created() -> Notification {
+        Notification::from_parts(
+            Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            Event::PetCreated,
+            1_700_000_000_123,
+            Audience::Topics(vec![Topic::Pets, Topic::Pet(5)]),
+            Bytes::from_static(br#"{"id":5,"name":"Rex","photoUrls":[],"status":"available"}"#),
+        )
+    }
+
+    #[test]
+    fn the_frame_is_the_notification_envelope_around_the_raw_payload() {
+        let notification = pet_created();
+        let frame = notification.frame();
+        let text = std::str::from_utf8(&frame).expect("UTF-8");
+        // The payload is embedded byte for byte, not re-rendered.
+        assert!(
+            text.ends_with(
+                r#","payload":{"id":5,"name":"Rex","photoUrls":[],"status":"available"}}"#
+            ),
+            "{text}"
+        );
+        let parsed: Value = serde_json::from_slice(&frame).expect("the frame is JSON");
+        assert_eq!(
+            parsed,
+            json!({
+                "type": "notification",
+                "correlationId": "01234567-89ab-cdef-0123-456789abcdef",
+                "timestamp": 1_700_000_000_123_i64,
+                "event": "pet.created",
+                "payload": {"id": 5, "name": "Rex", "photoUrls": [], "status": "available"},
+            })
+        );
+    }
+
+    #[test]
+    fn the_frame_is_rendered_once_and_shared() {
+        let notification = pet_created();
+        let first = notification.frame();
+        let second = notification.frame();
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        // A clone made afterwards shares the rendered frame too.
+        assert_eq!(notification.clone().frame().as_ptr(), first.as_ptr());
+    }
+
+    #[test]
+    fn an_empty_payload_is_sent_as_null() {
+        let notification = Notification::new(
+            Event::InventoryChanged,
+            Audience::Topics(vec![Topic::Inventory]),
+            Bytes::new(),
+        );
+        let parsed: Value = serde_json::from_slice(&notification.frame()).expect("JSON");
+        assert_eq!(parsed["payload"], Value::Null);
+        assert_eq!(parsed["event"], "inventory.changed");
+        assert_eq!(
+            parsed["correlationId"],
+            notification.id().hyphenated().to_string()
+        );
+    }
+
+    #[test]
+    fn every_event_name_needs_no_escaping_in_the_frame() {
+        for event in Event::ALL {
+            let name = event.as_str();
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte)),
+                "{name}"
+            );
+            let notification =
+                Notification::new(event, Audience::User("alice".to_owned()), Bytes::new());
+            let parsed: Value = serde_json::from_slice(&notification.frame()).expect("JSON");
+            assert_eq!(parsed["event"], name);
+        }
+    }
+
+    #[test]
+    fn notifications_round_trip_through_their_serialized_form() {
+        let notifications = [
+            pet_created(),
+            Notification::new(
+                Event::UserDeleted,
+                Audience::User("alice".to_owned()),
+                Bytes::from_static(br#"{"username":"alice"}"#),
+            ),
+        ];
+        for notification in notifications {
+            let json = serde_json::to_string(&notification).expect("serializes");
+            let back: Notification = serde_json::from_str(&json).expect("deserializes");
+            assert_eq!(back, notification);
+            assert_eq!(back.frame(), notification.frame());
+        }
+        let json = serde_json::to_value(pet_created()).expect("serializes");
+        assert_eq!(
+            json,
+            json!({
+                "id": "01234567-89ab-cdef-0123-456789abcdef",
+                "event": "pet.created",
+                "timestamp": 1_700_000_000_123_i64,
+                "audience": {"topics": ["pets", "pet:5"]},
+                "payload": r#"{"id":5,"name":"Rex","photoUrls":[],"status":"available"}"#,
+            })
+        );
+    }
+
+    #[test]
+    fn corrupt_serialized_notifications_are_refused() {
+        let valid = serde_json::to_value(pet_created()).expect("serializes");
+        let mut unknown_event = valid.clone();
+        unknown_event["event"] = json!("pet.exploded");
+        let mut bad_payload = valid.clone();
+        bad_payload["payload"] = json!("{\"id\":");
+        let mut bad_topic = valid;
+        bad_topic["audience"] = json!({"topics": ["pet:x"]});
+        for (value, expected) in [
+            (unknown_event, "unknown event"),
+            (bad_payload, "the payload is not JSON"),
+            (bad_topic, "not a valid pet id"),
+        ] {
+            let error = serde_json::from_value::<Notification>(value).expect_err(expected);
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The WebSocket transport: `/api/v3/ws`.
