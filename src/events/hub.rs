@@ -1,0 +1,866 @@
+//! The local fan-out: this node's connections, what each follows, and a bounded outbox each.
+//!
+//! A transport (the WebSocket session) attaches a connection with an [`Outbox`] and keeps the
+//! [`OutboxReceiver`], subscribes it to topics and tells the hub whom it is authenticated as.
+//! [`Hub::deliver`] then puts a notification's frame into the outbox of every connection in its
+//! audience. Delivery never waits: a connection whose outbox is full is marked as a slow
+//! consumer, to be closed by its session, instead of slowing every other subscriber down.
+//!
+//! Subscriptions are indexed by topic and connections by owner, so a delivery touches only the
+//! connections it is for. The registry sits behind one read/write lock: deliveries share it,
+//! and subscription changes hold it exclusively for a few map operations. Nothing awaits while
+//! holding it.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use super::{Audience, Notification, Topic};
+
+/// Identifies a connection within one hub; see [`Hub::next_connection_id`].
+pub type ConnectionId = u64;
+
+/// Above this many slots an empty queue gives its buffer back, so that a connection that once
+/// took a burst does not keep the memory for it while idle.
+const KEEP_SLOTS: usize = 8;
+
+/// The sending half of a connection's bounded queue of notification frames; the hub holds it.
+///
+/// Dropping it (detaching the connection) closes the queue: the receiver gets the frames still
+/// queued, then `None`.
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// The receiving half, held by the connection's session, which writes the frames to its socket.
+pub struct OutboxReceiver {
+    shared: Arc<Shared>,
+}
+
+/// The queue of one connection.
+///
+/// A `VecDeque` behind a mutex rather than a channel: an idle connection's queue holds no buffer
+/// at all (a bounded channel allocates a block of slots up front), and the queue grows only
+/// while frames wait in it.
+struct Shared {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    /// Woken when a frame is queued or the sender goes.
+    readable: Notify,
+    /// Woken once, when the queue overflows.
+    overflow: Notify,
+    overflowed: AtomicBool,
+}
+
+struct Queue {
+    frames: VecDeque<Bytes>,
+    sender_gone: bool,
+    receiver_gone: bool,
+}
+
+/// What became of a frame pushed into an [`Outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// It is queued for the connection.
+    Queued,
+    /// The queue was full, now or earlier: the frame is dropped and the connection is marked as
+    /// overflowed.
+    Overflowed,
+    /// The receiver is gone (the session ended); the frame is dropped.
+    Closed,
+}
+
+impl Outbox {
+    /// A queue of at most `capacity` frames (at least 1), and its receiving half.
+    #[must_use]
+    pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                sender_gone: false,
+                receiver_gone: false,
+            }),
+            capacity: capacity.max(1),
+            readable: Notify::new(),
+            overflow: Notify::new(),
+            overflowed: AtomicBool::new(false),
+        });
+        (
+            Outbox {
+                shared: Arc::clone(&shared),
+            },
+            OutboxReceiver { shared },
+        )
+    }
+
+    /// Queues a frame without waiting.
+    ///
+    /// When the queue is full the connection is marked as overflowed (a slow consumer) and the
+    /// frame is dropped. Dropping it loses nothing the client could still have received in
+    /// order: an overflowed connection is closed by its session with 1013 (try again later),
+    /// and the client resubscribes and reads the current state. For the same reason every
+    /// later frame is dropped too, even once the queue has room again: a connection that
+    /// missed an event must not carry on as if it had not.
+    pub fn push(&self, frame: Bytes) -> Push {
+        let mut queue = self.shared.queue.lock();
+        if queue.receiver_gone {
+            return Push::Closed;
+        }
+        if self.shared.overflowed.load(Ordering::Acquire) {
+            return Push::Overflowed;
+        }
+        if queue.frames.len() >= self.shared.capacity {
+            self.shared.overflowed.store(true, Ordering::Release);
+            drop(queue);
+            self.shared.overflow.notify_waiters();
+            return Push::Overflowed;
+        }
+        queue.frames.push_back(frame);
+        drop(queue);
+        self.shared.readable.notify_one();
+        Push::Queued
+    }
+
+    /// Whether the connection has been marked as a slow consumer.
+    #[must_use]
+    pub fn is_overflowed(&self) -> bool {
+        self.shared.overflowed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.queue.lock().sender_gone = true;
+        self.shared.readable.notify_one();
+    }
+}
+
+impl OutboxReceiver {
+    /// The next frame; `None` once the outbox is dropped (the connection was detached from the
+    /// hub) and every queued frame has been received.
+    ///
+    /// Cancellation-safe: a frame is taken off the queue only in the step that returns it, so
+    /// using this in `tokio::select!` loses nothing. It takes `&self` so that one `select!` can
+    /// wait for it and for [`OutboxReceiver::overflowed`] together.
+    pub async fn recv(&self) -> Option<Bytes> {
+        loop {
+            match self.try_recv() {
+                Ok(frame) => return Some(frame),
+                Err(TryRecvError::Closed) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            // `notify_one` keeps a permit when nobody waits, so a frame queued between the check
+            // above and this wait still wakes it.
+            self.shared.readable.notified().await;
+        }
+    }
+
+    /// The next frame if one is queued.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] when no frame is queued, [`TryRecvError::Closed`] when none
+    /// ever will be again (the outbox was dropped).
+    pub fn try_recv(&self) -> Result<Bytes, TryRecvError> {
+        let mut queue = self.shared.queue.lock();
+        match queue.frames.pop_front() {
+            Some(frame) => {
+                if queue.frames.is_empty() && queue.frames.capacity() > KEEP_SLOTS {
+                    queue.frames = VecDeque::new();
+                }
+                Ok(frame)
+            }
+            None if queue.sender_gone => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Completes once the connection has been marked as overflowed (immediately if it already
+    /// is). Cancellation-safe, for a `tokio::select!` beside [`OutboxReceiver::recv`]: the mark
+    /// stays, so a later call completes too.
+    pub async fn overflowed(&self) {
+        let notified = self.shared.overflow.notified();
+        tokio::pin!(notified);
+        loop {
+            // Registered before the flag is checked: a mark set after the check wakes it.
+            notified.as_mut().enable();
+            if self.is_overflowed() {
+                return;
+            }
+            notified.as_mut().await;
+            notified.set(self.shared.overflow.notified());
+        }
+    }
+
+    /// Whether the connection has been marked as a slow consumer.
+    #[must_use]
+    pub fn is_overflowed(&self) -> bool {
+        self.shared.overflowed.load(Ordering::Acquire)
+    }
+
+    /// How many frames are waiting.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shared.queue.lock().frames.len()
+    }
+
+    /// Whether no frame is waiting.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue.lock();
+        queue.receiver_gone = true;
+        // Nobody will read them; free them now rather than when the hub detaches.
+        queue.frames = VecDeque::new();
+    }
+}
+
+/// Why [`OutboxReceiver::try_recv`] returned no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// None is queued right now.
+    #[error("no frame is queued")]
+    Empty,
+    /// None ever will be: the outbox was dropped.
+    #[error("the outbox is closed")]
+    Closed,
+}
+
+/// What [`Hub::deliver`] did with one notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Connections the frame was queued for.
+    pub delivered: usize,
+    /// Connections in the audience that are slow consumers: the frame was dropped for them and
+    /// their sessions are closing them.
+    pub overflowed: usize,
+}
+
+/// This node's connections and their subscriptions.
+///
+/// Shared as `Arc<Hub>` by the event bus (which delivers) and the WebSocket sessions (which
+/// attach, subscribe and detach). All methods take `&self` and are safe to call concurrently.
+#[derive(Default)]
+pub struct Hub {
+    registry: RwLock<Registry>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    connections: HashMap<ConnectionId, Connection>,
+    by_topic: HashMap<Topic, HashSet<ConnectionId>>,
+    by_owner: HashMap<String, HashSet<ConnectionId>>,
+}
+
+struct Connection {
+    outbox: Outbox,
+    owner: Option<String>,
+    topics: BTreeSet<Topic>,
+}
+
+impl Hub {
+    /// A hub without connections.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connection id not handed out before by this hub.
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a connection, without subscriptions or owner. Attaching an id that is already
+    /// attached replaces that connection: its outbox closes and its subscriptions go.
+    pub fn attach(&self, id: ConnectionId, outbox: Outbox) {
+        let replaced = {
+            let mut registry = self.registry.write();
+            let replaced = registry.remove(id);
+            registry.connections.insert(
+                id,
+                Connection {
+                    outbox,
+                    owner: None,
+                    topics: BTreeSet::new(),
+                },
+            );
+            replaced
+        };
+        // The replaced outbox closes outside the lock.
+        drop(replaced);
+    }
+
+    /// Unregisters a connection with its subscriptions; its outbox closes. Returns whether it
+    /// was attached.
+    pub fn detach(&self, id: ConnectionId) -> bool {
+        let removed = self.registry.write().remove(id);
+        removed.is_some()
+    }
+
+    /// Sets whom the connection is authenticated as (the principal's `owner_key`), or `None`
+    /// for an anonymous one; [`Audience::User`] notifications go to it by this. Returns whether
+    /// the connection is attached.
+    pub fn set_owner(&self, id: ConnectionId, owner: Option<String>) -> bool {
+        let mut guard = self.registry.write();
+        let registry = &mut *guard;
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return false;
+        };
+        if connection.owner == owner {
+            return true;
+        }
+        if let Some(old) = connection.owner.take() {
+            remove_from(&mut registry.by_owner, &old, id);
+        }
+        if let Some(new) = &owner {
+            registry.by_owner.entry(new.clone()).or_default().insert(id);
+        }
+        connection.owner = owner;
+        true
+    }
+
+    /// Subscribes a connection to a topic. Returns whether the subscription is new (`false` if
+    /// it already existed or the connection is not attached).
+    ///
+    /// The hub does not authorize: the session checks the topic against its caller first.
+    pub fn subscribe(&self, id: ConnectionId, topic: Topic) -> bool {
+        let mut guard = self.registry.write();
+        let registry = &mut *guard;
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return false;
+        };
+        if !connection.topics.insert(topic.clone()) {
+            return false;
+        }
+        registry.by_topic.entry(topic).or_default().insert(id);
+        true
+    }
+
+    /// Ends a subscription. Returns whether there was one.
+    pub fn unsubscribe(&self, id: ConnectionId, topic: &Topic) -> bool {
+        let mut guard = self.registry.write();
+        let registry = &mut *guard;
+        let Some(connection) = registry.connections.get_mut(&id) else {
+            return false;
+        };
+        if !connection.topics.remove(topic) {
+            return false;
+        }
+        remove_from(&mut registry.by_topic, topic, id);
+        true
+    }
+
+    /// The topics a connection follows, in order (empty if it is not attached).
+    #[must_use]
+    pub fn topics(&self, id: ConnectionId) -> Vec<Topic> {
+        self.registry
+            .read()
+            .connections
+            .get(&id)
+            .map(|connection| connection.topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many connections are attached.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.registry.read().connections.len()
+    }
+
+    /// Whether any connection follows `topic`: publishers skip building payloads nobody gets.
+    #[must_use]
+    pub fn has_subscribers(&self, topic: &Topic) -> bool {
+        self.registry.read().by_topic.contains_key(topic)
+    }
+
+    /// Queues the notification's frame for every connection in its audience, each once.
+    ///
+    /// The frame is rendered once (if anyone receives it) and every connection gets a clone of
+    /// the same buffer; nothing is allocated per connection.
+    pub fn deliver(&self, notification: &Notification) -> Delivery {
+        let registry = self.registry.read();
+        let mut fan_out = FanOut {
+            registry: &registry,
+            notification,
+            frame: None,
+            delivery: Delivery::default(),
+        };
+        match notification.audience() {
+            Audience::Topics(topics) => {
+                for (index, topic) in topics.iter().enumerate() {
+                    let Some(subscribers) = registry.by_topic.get(topic) else {
+                        continue;
+                    };
+                    let earlier = &topics[..index];
+                    for id in subscribers {
+                        // A connection following several of the topics got the frame with the
+                        // first of them.
+                        let already = earlier.iter().any(|topic| {
+                            registry
+                                .by_topic
+                                .get(topic)
+                                .is_some_and(|earlier| earlier.contains(id))
+                        });
+                        if !already {
+                            fan_out.push(*id);
+                        }
+                    }
+                }
+            }
+            Audience::User(owner) => {
+                if let Some(connections) = registry.by_owner.get(owner) {
+                    for id in connections {
+                        fan_out.push(*id);
+                    }
+                }
+            }
+        }
+        fan_out.delivery
+    }
+}
+
+/// One delivery in progress.
+struct FanOut<'a> {
+    registry: &'a Registry,
+    notification: &'a Notification,
+    frame: Option<Bytes>,
+    delivery: Delivery,
+}
+
+impl FanOut<'_> {
+    fn push(&mut self, id: ConnectionId) {
+        let Some(connection) = self.registry.connections.get(&id) else {
+            return;
+        };
+        let frame = self
+            .frame
+            .get_or_insert_with(|| self.notification.frame())
+            .clone();
+        match connection.outbox.push(frame) {
+            Push::Queued => self.delivery.delivered += 1,
+            Push::Overflowed => self.delivery.overflowed += 1,
+            Push::Closed => {}
+        }
+    }
+}
+
+impl Registry {
+    /// Takes a connection out of every index; returns it so it can be dropped after the lock.
+    fn remove(&mut self, id: ConnectionId) -> Option<Connection> {
+        let connection = self.connections.remove(&id)?;
+        for topic in &connection.topics {
+            remove_from(&mut self.by_topic, topic, id);
+        }
+        if let Some(owner) = &connection.owner {
+            remove_from(&mut self.by_owner, owner, id);
+        }
+        Some(connection)
+    }
+}
+
+/// Removes `id` from the set under `key`, and the set when it becomes empty: `pet:{id}` topics
+/// come and go, and their keys must not pile up.
+fn remove_from<K, Q>(index: &mut HashMap<K, HashSet<ConnectionId>>, key: &Q, id: ConnectionId)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{thread, time::Duration};
+
+    use super::*;
+    use crate::events::Event;
+
+    /// A hang guard for awaits that must complete; never a timing assertion.
+    const GUARD: Duration = Duration::from_secs(10);
+
+    fn pet_updated(id: i64) -> Notification {
+        Notification::new(
+            Event::PetUpdated,
+            Audience::Topics(vec![Topic::Pets, Topic::Pet(id)]),
+            Bytes::from(format!(r#"{{"id":{id},"name":"Rex","photoUrls":[]}}"#)),
+        )
+    }
+
+    fn for_user(owner: &str) -> Notification {
+        Notification::new(
+            Event::UserUpdated,
+            Audience::User(owner.to_owned()),
+            Bytes::from_static(br#"{"username":"alice"}"#),
+        )
+    }
+
+    /// Attaches a connection with a roomy outbox, subscribed to `topics`.
+    fn connect(hub: &Hub, topics: &[Topic]) -> (ConnectionId, OutboxReceiver) {
+        let id = hub.next_connection_id();
+        let (outbox, receiver) = Outbox::new(64);
+        hub.attach(id, outbox);
+        for topic in topics {
+            assert!(hub.subscribe(id, topic.clone()));
+        }
+        (id, receiver)
+    }
+
+    /// Every frame queued for a connection right now.
+    fn drain(receiver: &OutboxReceiver) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = receiver.try_recv() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    #[test]
+    fn a_connection_following_several_topics_of_an_event_gets_it_once() {
+        let hub = Hub::new();
+        let (_, both) = connect(&hub, &[Topic::Pets, Topic::Pet(5)]);
+        let (_, all_pets) = connect(&hub, &[Topic::Pets]);
+        let (_, just_five) = connect(&hub, &[Topic::Pet(5)]);
+        let (_, other_pet) = connect(&hub, &[Topic::Pet(6)]);
+        let (_, orders) = connect(&hub, &[Topic::Orders]);
+
+        let notification = pet_updated(5);
+        let delivery = hub.deliver(&notification);
+
+        assert_eq!(
+            delivery,
+            Delivery {
+                delivered: 3,
+                overflowed: 0
+            }
+        );
+        for receiver in [&both, &all_pets, &just_five] {
+            let frames = drain(receiver);
+            assert_eq!(frames, vec![notification.frame()]);
+            // The very same buffer, not a copy per subscriber.
+            assert_eq!(frames[0].as_ptr(), notification.frame().as_ptr());
+        }
+        assert!(drain(&other_pet).is_empty());
+        assert!(drain(&orders).is_empty());
+    }
+
+    #[test]
+    fn a_topic_listed_twice_in_an_audience_delivers_once() {
+        let hub = Hub::new();
+        let (_, receiver) = connect(&hub, &[Topic::Pets]);
+        let notification = Notification::new(
+            Event::PetDeleted,
+            Audience::Topics(vec![Topic::Pets, Topic::Pets]),
+            Bytes::from_static(br#"{"id":1}"#),
+        );
+        assert_eq!(hub.deliver(&notification).delivered, 1);
+        assert_eq!(drain(&receiver).len(), 1);
+    }
+
+    #[test]
+    fn subscriptions_are_listed_and_end_with_unsubscribe() {
+        let hub = Hub::new();
+        let (id, receiver) = connect(&hub, &[Topic::Pet(5), Topic::Inventory]);
+        assert!(!hub.subscribe(id, Topic::Pet(5)), "already subscribed");
+        assert!(hub.subscribe(id, Topic::Pets));
+        assert_eq!(
+            hub.topics(id),
+            vec![Topic::Pets, Topic::Pet(5), Topic::Inventory]
+        );
+
+        assert!(hub.unsubscribe(id, &Topic::Pets));
+        assert!(!hub.unsubscribe(id, &Topic::Pets), "no longer subscribed");
+        assert!(hub.unsubscribe(id, &Topic::Pet(5)));
+        assert_eq!(hub.topics(id), vec![Topic::Inventory]);
+        assert!(!hub.has_subscribers(&Topic::Pet(5)));
+        assert!(hub.has_subscribers(&Topic::Inventory));
+
+        assert_eq!(hub.deliver(&pet_updated(5)), Delivery::default());
+        assert!(drain(&receiver).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_detached_connection_gets_its_queued_frames_then_the_end() {
+        let hub = Hub::new();
+        let (id, receiver) = connect(&hub, &[Topic::Pets]);
+        hub.set_owner(id, Some("alice".to_owned()));
+        let (_, _other) = connect(&hub, &[]);
+        assert_eq!(hub.connections(), 2);
+        let notification = pet_updated(1);
+        hub.deliver(&notification);
+
+        assert!(hub.detach(id));
+        assert!(!hub.detach(id), "already detached");
+        assert_eq!(hub.connections(), 1);
+        assert!(hub.topics(id).is_empty());
+        assert!(!hub.subscribe(id, Topic::Pets), "not attached");
+        assert!(!hub.set_owner(id, None), "not attached");
+        assert!(!hub.has_subscribers(&Topic::Pets));
+        assert_eq!(hub.deliver(&pet_updated(2)), Delivery::default());
+        assert_eq!(hub.deliver(&for_user("alice")), Delivery::default());
+
+        let queued = tokio::time::timeout(GUARD, receiver.recv()).await;
+        assert_eq!(queued, Ok(Some(notification.frame())));
+        let end = tokio::time::timeout(GUARD, receiver.recv()).await;
+        assert_eq!(end, Ok(None));
+        assert_eq!(receiver.try_recv(), Err(TryRecvError::Closed));
+    }
+
+    #[test]
+    fn attaching_an_id_again_replaces_the_connection() {
+        let hub = Hub::new();
+        let (id, old) = connect(&hub, &[Topic::Pets]);
+        let (outbox, new) = Outbox::new(4);
+        hub.attach(id, outbox);
+        assert_eq!(hub.connections(), 1);
+        assert!(hub.topics(id).is_empty());
+        assert_eq!(old.try_recv(), Err(TryRecvError::Closed));
+        assert!(hub.subscribe(id, Topic::Pets));
+        assert_eq!(hub.deliver(&pet_updated(1)).delivered, 1);
+        assert_eq!(drain(&new).len(), 1);
+    }
+
+    #[test]
+    fn user_notifications_go_to_every_connection_of_that_owner_only() {
+        let hub = Hub::new();
+        let (alice_phone, phone) = connect(&hub, &[]);
+        let (alice_laptop, laptop) = connect(&hub, &[Topic::Pets]);
+        let (bob, bobs) = connect(&hub, &[]);
+        let (_, anonymous) = connect(&hub, &[]);
+        assert!(hub.set_owner(alice_phone, Some("alice".to_owned())));
+        assert!(hub.set_owner(alice_laptop, Some("alice".to_owned())));
+        assert!(hub.set_owner(bob, Some("bob".to_owned())));
+
+        let notification = for_user("alice");
+        assert_eq!(hub.deliver(&notification).delivered, 2);
+        assert_eq!(drain(&phone), vec![notification.frame()]);
+        assert_eq!(drain(&laptop), vec![notification.frame()]);
+        assert!(drain(&bobs).is_empty());
+        assert!(drain(&anonymous).is_empty());
+
+        // Signing out (or in as someone else) moves the connection.
+        assert!(hub.set_owner(alice_laptop, None));
+        assert!(hub.set_owner(alice_phone, Some("bob".to_owned())));
+        assert_eq!(hub.deliver(&for_user("alice")), Delivery::default());
+        assert_eq!(hub.deliver(&for_user("bob")).delivered, 2);
+        assert_eq!(drain(&phone).len(), 1);
+        assert_eq!(drain(&bobs).len(), 1);
+        assert!(drain(&laptop).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_marks_its_connection_overflowed() {
+        let hub = Hub::new();
+        let id = hub.next_connection_id();
+        let (outbox, receiver) = Outbox::new(2);
+        hub.attach(id, outbox);
+        hub.subscribe(id, Topic::Pets);
+        let (_, fast) = connect(&hub, &[Topic::Pets]);
+
+        // The session waits for the mark before it is set.
+        let waiter = tokio::spawn(async move {
+            receiver.overflowed().await;
+            receiver
+        });
+        tokio::task::yield_now().await;
+
+        let first = pet_updated(1);
+        assert_eq!(hub.deliver(&first).delivered, 2);
+        assert_eq!(hub.deliver(&pet_updated(2)).delivered, 2);
+        let third = hub.deliver(&pet_updated(3));
+        assert_eq!(
+            third,
+            Delivery {
+                delivered: 1,
+                overflowed: 1
+            }
+        );
+        let receiver = tokio::time::timeout(GUARD, waiter)
+            .await
+            .expect("overflowed() completed")
+            .expect("the waiting task did not panic");
+        assert!(receiver.is_overflowed());
+        // Completes at once now, however often it is asked.
+        assert_eq!(
+            tokio::time::timeout(GUARD, receiver.overflowed()).await,
+            Ok(())
+        );
+
+        // Once marked, nothing more is queued, even with room again: the session is closing
+        // the connection (1013), and it must not carry on with a gap.
+        assert_eq!(receiver.try_recv(), Ok(first.frame()));
+        assert_eq!(
+            hub.deliver(&pet_updated(4)),
+            Delivery {
+                delivered: 1,
+                overflowed: 1
+            }
+        );
+        assert_eq!(drain(&receiver).len(), 1);
+        assert_eq!(drain(&fast).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn overflowed_is_cancellation_safe_in_a_select() {
+        let (outbox, receiver) = Outbox::new(1);
+        assert_eq!(outbox.push(Bytes::from_static(b"1")), Push::Queued);
+        // The first select takes the frame; `overflowed` is dropped unfinished.
+        let got = tokio::select! {
+            frame = receiver.recv() => frame,
+            () = receiver.overflowed() => None,
+        };
+        assert_eq!(got, Some(Bytes::from_static(b"1")));
+        assert_eq!(outbox.push(Bytes::from_static(b"2")), Push::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"3")), Push::Overflowed);
+        assert!(outbox.is_overflowed());
+        let marked = tokio::time::timeout(GUARD, receiver.overflowed()).await;
+        assert_eq!(marked, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn recv_wakes_up_for_a_frame_pushed_while_it_waits() {
+        let (outbox, receiver) = Outbox::new(4);
+        let reader = tokio::spawn(async move {
+            let frame = receiver.recv().await;
+            (frame, receiver)
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(outbox.push(Bytes::from_static(b"hello")), Push::Queued);
+        let (frame, receiver) = tokio::time::timeout(GUARD, reader)
+            .await
+            .expect("recv woke up")
+            .expect("the reader did not panic");
+        assert_eq!(frame, Some(Bytes::from_static(b"hello")));
+        assert!(receiver.is_empty());
+    }
+
+    #[test]
+    fn frames_for_a_gone_receiver_are_not_counted() {
+        let hub = Hub::new();
+        let (_, receiver) = connect(&hub, &[Topic::Pets]);
+        drop(receiver);
+        assert_eq!(hub.deliver(&pet_updated(1)), Delivery::default());
+    }
+
+    #[test]
+    fn ten_thousand_subscribers_each_receive_one_event() {
+        const SUBSCRIBERS: usize = 10_000;
+        let hub = Hub::new();
+        let receivers: Vec<OutboxReceiver> = (0..SUBSCRIBERS)
+            .map(|index| {
+                // Half follow every pet, half just this one, a tenth both.
+                let topics: &[Topic] = match index % 10 {
+                    0 => &[Topic::Pets, Topic::Pet(9)],
+                    1..=5 => &[Topic::Pets],
+                    _ => &[Topic::Pet(9)],
+                };
+                connect(&hub, topics).1
+            })
+            .collect();
+        let (_, bystander) = connect(&hub, &[Topic::Pet(10)]);
+
+        let notification = pet_updated(9);
+        let delivery = hub.deliver(&notification);
+
+        assert_eq!(
+            delivery,
+            Delivery {
+                delivered: SUBSCRIBERS,
+                overflowed: 0
+            }
+        );
+        let frame = notification.frame();
+        for receiver in &receivers {
+            let frames = drain(receiver);
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].as_ptr(), frame.as_ptr());
+        }
+        assert!(drain(&bystander).is_empty());
+    }
+
+    #[test]
+    fn connections_come_and_go_while_events_are_delivered() {
+        const EVENTS: usize = 500;
+        const CHURNERS: usize = 4;
+        const ROUNDS: usize = 300;
+        let hub = Arc::new(Hub::new());
+        // Attached for the whole test, with room for every event: each must get every one.
+        let stable: Vec<OutboxReceiver> = (0..8)
+            .map(|_| {
+                let id = hub.next_connection_id();
+                let (outbox, receiver) = Outbox::new(EVENTS);
+                hub.attach(id, outbox);
+                hub.subscribe(id, Topic::Pets);
+                hub.set_owner(id, Some("alice".to_owned()));
+                receiver
+            })
+            .collect();
+
+        let churners: Vec<_> = (0..CHURNERS)
+            .map(|_| {
+                let hub = Arc::clone(&hub);
+                thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        let id = hub.next_connection_id();
+                        let (outbox, receiver) = Outbox::new(4);
+                        hub.attach(id, outbox);
+                        hub.subscribe(id, Topic::Pets);
+                        hub.subscribe(id, Topic::Pet(i64::try_from(round).unwrap_or(0)));
+                        hub.set_owner(id, Some("alice".to_owned()));
+                        let _ = receiver.try_recv();
+                        hub.unsubscribe(id, &Topic::Pets);
+                        assert!(hub.detach(id));
+                    }
+                })
+            })
+            .collect();
+        let deliverer = {
+            let hub = Arc::clone(&hub);
+            thread::spawn(move || {
+                for index in 0..EVENTS {
+                    let id = i64::try_from(index).unwrap_or(0);
+                    if index % 2 == 0 {
+                        hub.deliver(&pet_updated(id));
+                    } else {
+                        hub.deliver(&for_user("alice"));
+                    }
+                }
+            })
+        };
+        for churner in churners {
+            churner.join().expect("a churning thread panicked");
+        }
+        deliverer.join().expect("the delivering thread panicked");
+
+        assert_eq!(hub.connections(), stable.len());
+        for receiver in &stable {
+            assert_eq!(drain(receiver).len(), EVENTS);
+            assert!(!receiver.is_overflowed());
+        }
+        // Nothing of the churned connections is left in the indexes.
+        let registry = hub.registry.read();
+        assert_eq!(registry.by_topic.len(), 1);
+        assert_eq!(
+            registry.by_topic.get(&Topic::Pets).map(HashSet::len),
+            Some(8)
+        );
+        assert_eq!(registry.by_owner.get("alice").map(HashSet::len), Some(8));
+    }
+}
