@@ -147,6 +147,42 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// Largest WebSocket message accepted, in bytes (bigger: close 1009).
+    #[arg(long, env = "PETSTORE_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
+    /// Seconds a WebSocket connection has to authenticate (then close 1008).
+    #[arg(long, env = "PETSTORE_WS_AUTH_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_auth_timeout_secs: u64,
+
+    /// Longest a WebSocket request may run, in seconds (then `TIMEOUT`).
+    #[arg(long, env = "PETSTORE_WS_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_request_timeout_secs: u64,
+
+    /// Concurrent WebSocket connections per client address.
+    #[arg(long, env = "PETSTORE_WS_MAX_CONNECTIONS_PER_IP", default_value_t = 10)]
+    pub ws_max_connections_per_ip: u32,
+
+    /// WebSocket messages per connection and minute.
+    #[arg(long, env = "PETSTORE_WS_MESSAGES_PER_MINUTE", default_value = "100")]
+    pub ws_messages_per_minute: NonZeroU32,
+
+    /// WebSocket messages a connection may send at once after a quiet period.
+    #[arg(long, env = "PETSTORE_WS_MESSAGE_BURST", default_value = "20")]
+    pub ws_message_burst: NonZeroU32,
+
+    /// Seconds between the server's WebSocket pings.
+    #[arg(long, env = "PETSTORE_WS_HEARTBEAT_SECS", default_value_t = 30)]
+    pub ws_heartbeat_secs: u64,
+
+    /// Seconds of silence after which a WebSocket peer counts as dead.
+    #[arg(long, env = "PETSTORE_WS_DEAD_AFTER_SECS", default_value_t = 75)]
+    pub ws_dead_after_secs: u64,
+
+    /// Seconds without requests after which a WebSocket session that follows no topic is closed.
+    #[arg(long, env = "PETSTORE_WS_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub ws_idle_timeout_secs: u64,
+
     /// Longest time to wait for in-flight requests on shutdown, in seconds.
     #[arg(long, env = "PETSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -207,6 +243,24 @@ impl Config {
     /// Lifetime of refresh tokens.
     pub fn refresh_token_ttl(&self) -> Duration {
         Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    /// The WebSocket session limits.
+    pub fn ws_settings(&self) -> crate::ws::WsSettings {
+        crate::ws::WsSettings {
+            max_message_bytes: self.ws_max_message_bytes,
+            auth_deadline: Duration::from_secs(self.ws_auth_timeout_secs),
+            request_timeout: Duration::from_secs(self.ws_request_timeout_secs),
+            max_connections_per_ip: self.ws_max_connections_per_ip,
+            message_rate: crate::limits::RateQuota {
+                per_minute: self.ws_messages_per_minute,
+                burst: self.ws_message_burst,
+            },
+            heartbeat_interval: Duration::from_secs(self.ws_heartbeat_secs.max(1)),
+            heartbeat_timeout: Duration::from_secs(self.ws_dead_after_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs.max(1)),
+            ..crate::ws::WsSettings::default()
+        }
     }
 
     /// The request timeout.

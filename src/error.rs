@@ -69,6 +69,13 @@ pub enum ApiError {
     /// generic message.
     #[error("internal error")]
     Internal,
+    /// 503 `OVERLOADED`: the server (a WebSocket session's request queue) is full and refused
+    /// low-priority work rather than queue it without bound; retry after the given time.
+    #[error("the server is overloaded; retry in {retry_after_secs} s")]
+    Overloaded {
+        /// Whole seconds after which a retry is worth it (at least 1).
+        retry_after_secs: u64,
+    },
     /// 503 `UNAVAILABLE`: a dependency is down; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
@@ -100,7 +107,7 @@ impl ApiError {
             Self::Validation { .. } => 422,
             Self::RateLimited { .. } => 429,
             Self::Internal => 500,
-            Self::Unavailable(_) => 503,
+            Self::Overloaded { .. } | Self::Unavailable(_) => 503,
         }
     }
 
@@ -119,6 +126,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
+            Self::Overloaded { .. } => "OVERLOADED",
             Self::Unavailable(_) => "UNAVAILABLE",
         }
     }
@@ -141,6 +149,9 @@ impl ApiError {
                 ("ratelimit-remaining", "0".to_owned()),
                 ("ratelimit-reset", reset_secs.to_string()),
             ],
+            Self::Overloaded { retry_after_secs } => {
+                vec![("retry-after", retry_after_secs.to_string())]
+            }
             _ => Vec::new(),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::{fs, io, net::SocketAddr, sync::Arc, time::Duration};
 
+use futures_util::future::BoxFuture;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::http::serve::{self, ServeError, ServeSettings, TlsSettings};
@@ -16,10 +17,12 @@ use crate::{
         sessions::MemorySessionStore,
     },
     config::Config,
+    events::{Hub, LocalEventBus},
     handlers::{AuthServices, HandlerSettings, PetStore},
     http::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
     limits::{self, LocalRateLimiter, LoginThrottle, OriginPolicy, RateQuota, TrustedProxies},
     store::{self, DemoDataError, MemoryStore, NewUser, SharedStore, Store},
+    ws::WsService,
 };
 
 /// Why the server could not start.
@@ -55,6 +58,9 @@ pub struct RunningServer {
     drain: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
+    /// Closes the WebSocket sessions, which leave the HTTP serve loop once upgraded.
+    close_sessions: Box<dyn FnOnce(Duration) -> BoxFuture<'static, ()> + Send + Sync>,
+    grace: Duration,
 }
 
 impl RunningServer {
@@ -84,7 +90,11 @@ impl RunningServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        match (&mut self.task).await {
+        // HTTP connections and WebSocket sessions wind down side by side, each within the grace.
+        let close_sessions =
+            std::mem::replace(&mut self.close_sessions, Box::new(|_| Box::pin(async {})));
+        let (_, served) = tokio::join!(close_sessions(self.grace), &mut self.task);
+        match served {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server stopped with an error"),
             Err(error) => tracing::error!(%error, "server task failed"),
@@ -119,21 +129,26 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     );
     login_throttle.spawn_housekeeping(LIMITER_HOUSEKEEPING);
 
-    let handler = Arc::new(PetStore::new(
-        store.clone(),
-        AuthServices {
-            tokens: tokens.clone(),
-            sessions: Arc::new(MemorySessionStore::new()),
-            login_throttle: Arc::new(login_throttle),
-        },
-        HandlerSettings {
-            rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
-            refresh_ttl: config.refresh_token_ttl(),
-            login_burst: config.login_attempts_per_minute.get(),
-        },
-    ));
+    let hub = Arc::new(Hub::new());
+    let handler = Arc::new(
+        PetStore::new(
+            store.clone(),
+            AuthServices {
+                tokens: tokens.clone(),
+                sessions: Arc::new(MemorySessionStore::new()),
+                login_throttle: Arc::new(login_throttle),
+            },
+            HandlerSettings {
+                rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
+                refresh_ttl: config.refresh_token_ttl(),
+                login_burst: config.login_attempts_per_minute.get(),
+            },
+        )
+        .with_events(Arc::new(LocalEventBus::new(hub.clone()))),
+    );
+    let authenticator = Arc::new(Authenticator::new(tokens.clone(), api_keys));
     let access = Arc::new(AccessControl::new(
-        Arc::new(Authenticator::new(tokens.clone(), api_keys)),
+        authenticator.clone(),
         TrustedProxies::new(config.trusted_proxies.clone()),
         request_limiter,
         config.rate_limit_exempt.clone(),
@@ -143,7 +158,17 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .node_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let ops = OpsState::new(store, node_id, tokens).map_err(StartError::Config)?;
+    let ws = WsService::new(
+        handler.clone(),
+        hub,
+        store.clone(),
+        authenticator,
+        access.clone(),
+        config.ws_settings(),
+    );
+    let ops = OpsState::new(store, node_id, tokens)
+        .map_err(StartError::Config)?
+        .with_sessions(ws.counts().clone());
     let readiness = ops.readiness();
     let settings = EdgeSettings {
         body_limits: BodyLimits {
@@ -152,7 +177,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         },
         request_timeout: config.request_timeout(),
     };
-    let app = http::routes(handler, ops, access, settings);
+    let app = http::routes(handler, ws.clone(), ops, access, settings);
 
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = serve::bind(addr, serve_settings(&config)?).await?;
@@ -176,6 +201,8 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         drain: config.shutdown_drain(),
         shutdown: Some(shutdown),
         task,
+        close_sessions: Box::new(move |grace| Box::pin(async move { ws.shutdown(grace).await })),
+        grace,
     })
 }
 

@@ -363,6 +363,14 @@ impl TokenService {
         Ok(claims)
     }
 
+    /// Whether a token verified earlier has been revoked since, by its id or by its session:
+    /// the cheap re-check for a long-lived connection that verified the signature once.
+    #[must_use]
+    pub fn is_revoked(&self, token_id: &str, session_id: Option<&str>) -> bool {
+        self.revocations.is_revoked(token_id)
+            || session_id.is_some_and(|sid| self.revocations.is_revoked(&session_entry(sid)))
+    }
+
     /// Revoke every access token of a session, issued or still to be issued: the entry lasts as
     /// long as a token issued right now could be accepted.
     pub fn revoke_session(&self, session_id: &str) {

@@ -51,6 +51,7 @@ use crate::{
     error::ApiError,
     limits::RateDecision,
     telemetry::metrics::{self, HttpMetrics, Transport},
+    ws::{WS_PATH, WsEndpoint, WsService},
 };
 
 /// Path prefix of the API, as in the spec's `servers`.
@@ -136,6 +137,7 @@ pub struct EdgeSettings {
 /// to the endpoints that read it, so API requests do not pay for cloning and storing it.
 pub fn routes<H: PetStoreApi>(
     handler: Arc<H>,
+    ws: Arc<WsService<H>>,
     ops: OpsState,
     access: Arc<AccessControl>,
     settings: EdgeSettings,
@@ -154,6 +156,8 @@ pub fn routes<H: PetStoreApi>(
             .nest(DOCS_PATH, swagger_ui)
             .at(OPENAPI_JSON_PATH, get(ops::openapi_json.data(ops.clone())))
             .at(OPENAPI_YAML_PATH, get(ops::openapi_yaml))
+            .at(ASYNCAPI_YAML_PATH, get(ops::asyncapi_yaml))
+            .at(WS_PATH, WsEndpoint(ws))
             .at(JWKS_PATH, get(ops::jwks.data(ops.clone())))
             .at("/health", get(ops::health.data(ops.clone())))
             .at("/ready", get(ops::ready.data(ops)))
@@ -208,10 +212,13 @@ const DOCS_PATH: &str = "/api/v3/docs";
 const OPENAPI_JSON_PATH: &str = "/api/v3/openapi.json";
 /// Where the spec is served as written.
 const OPENAPI_YAML_PATH: &str = "/api/v3/openapi.yaml";
+/// Where the WebSocket API document is served as written.
+const ASYNCAPI_YAML_PATH: &str = "/api/v3/asyncapi.yaml";
 
 /// Whether a request path belongs to the operations' router rather than to the operational
-/// routes: everything under [`API_BASE`] except the documents and the documentation UI (which
-/// are static paths and so won over the operations' paths in the single router this replaces).
+/// routes: everything under [`API_BASE`] except the documents, the WebSocket endpoint and the
+/// documentation UI (which are static paths and so won over the operations' paths in the single
+/// router this replaces).
 fn is_operation_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix(API_BASE) else {
         return false;
@@ -222,7 +229,11 @@ fn is_operation_path(path: &str) -> bool {
     let under_docs = path
         .strip_prefix(DOCS_PATH)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    !under_docs && path != OPENAPI_JSON_PATH && path != OPENAPI_YAML_PATH
+    !under_docs
+        && path != OPENAPI_JSON_PATH
+        && path != OPENAPI_YAML_PATH
+        && path != ASYNCAPI_YAML_PATH
+        && path != WS_PATH
 }
 
 /// An [`OpenApi`] whose routes are mounted under [`API_BASE`], documented unchanged.

@@ -25,7 +25,9 @@ use poem::{
 };
 use serde::Serialize;
 
-use crate::{auth::TokenService, error::ApiError, store::SharedStore, telemetry};
+use crate::{
+    auth::TokenService, error::ApiError, store::SharedStore, telemetry, ws::SessionCounts,
+};
 
 /// The spec as written, served at `/api/v3/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -33,6 +35,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 /// What the operational endpoints read.
 #[derive(Clone)]
 pub struct OpsState {
+    sessions: Arc<SessionCounts>,
     store: SharedStore,
     started: Instant,
     node_id: Arc<str>,
@@ -78,7 +81,15 @@ impl OpsState {
             openapi_json: json.into(),
             tokens,
             readiness: Readiness::default(),
+            sessions: Arc::default(),
         })
+    }
+
+    /// Reports these WebSocket session counts at `/health`.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: Arc<SessionCounts>) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// The readiness `/ready` reports; drain it to take the server out of rotation.
@@ -91,8 +102,7 @@ impl OpsState {
 ///
 /// `status` is `ok`, `degraded` (serving, with a dependency impaired: arrives with the Redis
 /// store, whose circuit breaker can fall back) or `down` (503). Sections appear for what exists:
-/// `redis` once the server can use Redis, `messageQueue` once there is a queue; `connections`
-/// counts WebSocket connections, 0 until the WebSocket endpoint exists.
+/// `redis` once the server can use Redis; `connections` counts WebSocket sessions.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Health {
@@ -133,10 +143,9 @@ pub async fn health(Data(state): Data<&OpsState>) -> Response {
             status: if store_ok { "ok" } else { "down" },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         },
-        // No WebSocket endpoint yet, so no WebSocket connections.
         connections: Connections {
-            active: 0,
-            authenticated: 0,
+            active: state.sessions.open() as u64,
+            authenticated: state.sessions.authenticated() as u64,
         },
     };
     let status = if store_ok {
@@ -216,6 +225,17 @@ pub fn openapi_yaml() -> Response {
     Response::builder()
         .content_type("application/yaml")
         .body(OPENAPI_YAML)
+}
+
+/// The WebSocket API document, as written.
+const ASYNCAPI_YAML: &str = include_str!("../../asyncapi.yaml");
+
+/// `GET /api/v3/asyncapi.yaml`: the WebSocket API, as written.
+#[handler]
+pub fn asyncapi_yaml() -> Response {
+    Response::builder()
+        .content_type("application/yaml")
+        .body(ASYNCAPI_YAML)
 }
 
 /// `GET /.well-known/jwks.json`: the public keys access tokens are signed with (RFC 7517), so

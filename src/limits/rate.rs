@@ -93,7 +93,7 @@ impl RateQuota {
         Duration::from_secs(60) / self.per_minute.get()
     }
 
-    fn to_governor(self) -> Quota {
+    pub(crate) fn to_governor(self) -> Quota {
         Quota::per_minute(self.per_minute).allow_burst(self.burst)
     }
 }

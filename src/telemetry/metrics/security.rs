@@ -69,6 +69,8 @@ pub enum RateScope {
     User,
     /// Password attempts, per username or per address.
     Login,
+    /// The message rate of one WebSocket connection.
+    Connection,
 }
 
 impl RateScope {
@@ -77,6 +79,7 @@ impl RateScope {
             Self::Ip => "ip",
             Self::User => "user",
             Self::Login => "login",
+            Self::Connection => "connection",
         }
     }
 }
@@ -143,7 +146,12 @@ impl SecurityMetrics {
                 .auth_attempts
                 .add(0, &attempt_attributes(credential, result));
         }
-        for scope in [RateScope::Ip, RateScope::User, RateScope::Login] {
+        for scope in [
+            RateScope::Ip,
+            RateScope::User,
+            RateScope::Login,
+            RateScope::Connection,
+        ] {
             metrics
                 .rate_limited
                 .add(0, &[KeyValue::new("scope", scope.label())]);

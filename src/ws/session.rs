@@ -1,0 +1,613 @@
+//! One WebSocket connection, from the upgrade to the close frame.
+//!
+//! A single task owns the socket in both directions and everything about the session: no locks,
+//! and an idle session is one parked task with a few small buffers. It waits on five things at
+//! once: the next frame, a finished request, a frame from the hub (notifications), the next
+//! deadline, and the server's shutdown.
+//!
+//! Requests are read, rate-limited and queued by priority; up to `max_in_flight` run
+//! concurrently as futures of this task (so responses can leave out of order), each bounded by
+//! the request timeout. When the queue is above its high-water mark the client is told
+//! (`backpressure`); when it is full, low-priority requests are refused (`OVERLOADED`) and
+//! others wait: the session stops reading from the socket until there is room, so TCP pushes
+//! back on the client and nothing is dropped.
+
+use std::{
+    future::Future,
+    net::IpAddr,
+    pin::{Pin, pin},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use serde_json::json;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Error as WsError, Message, Utf8Bytes,
+        error::CapacityError,
+        protocol::{CloseFrame, Role, frame::coding::CloseCode},
+    },
+};
+use uuid::Uuid;
+
+use super::{
+    WsService,
+    control::{self, Control},
+    envelope::{self, Request},
+    queue::{Admission, PriorityQueue},
+};
+use crate::{
+    api::{
+        Ctx,
+        messaging::Success,
+        operations::PetStoreApi,
+        ws::{Event, dispatch},
+    },
+    auth::{Authentication, Credential},
+    error::ApiError,
+    events::{ConnectionId, Outbox, OutboxReceiver},
+    limits::connections::ConnectionPermit,
+};
+
+/// Where a session is in its life (`asyncapi.yaml` describes the same states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// The upgrade is under way.
+    Connecting,
+    /// Open, not yet authenticated; the authentication deadline runs.
+    Authenticating,
+    /// Authenticated, no request since.
+    Authenticated,
+    /// Authenticated and making requests.
+    Active,
+    /// Authenticated, no request for a while (still subscribed, still heartbeating).
+    Inactive,
+    /// Closed.
+    Closed,
+}
+
+type Socket = WebSocketStream<poem::Upgraded>;
+
+/// A request running in the session: its correlation id, action and outcome.
+type Running = Pin<Box<dyn Future<Output = (Uuid, Result<Success, ApiError>)> + Send>>;
+
+/// Why the session ends, and the close frame that says so.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// The peer closed, or the connection broke: nothing to send.
+    PeerGone,
+    /// We close with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+/// Runs a session on an upgraded connection until it closes.
+pub(super) async fn run<H: PetStoreApi>(
+    service: Arc<WsService<H>>,
+    upgraded: poem::Upgraded,
+    client_ip: Option<IpAddr>,
+    authentication: Authentication,
+    permit: Option<ConnectionPermit>,
+) {
+    let socket =
+        WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(service.settings.protocol()))
+            .await;
+    let id = service.hub.next_connection_id();
+    let (outbox, notifications) = Outbox::new(service.settings.outbox_capacity);
+    service.hub.attach(id, outbox);
+    let mut session = Session::new(Arc::clone(&service), id, client_ip, notifications);
+    service.counts.opened();
+    if authentication.principal().is_some() {
+        session.sign_in(authentication);
+    }
+    tracing::debug!(connection = id, ?client_ip, "WebSocket session opened");
+    let ending = session.serve(socket).await;
+    service.counts.closed(session.is_authenticated());
+    service.hub.detach(id);
+    drop(permit);
+    tracing::debug!(connection = id, ?ending, "WebSocket session closed");
+}
+
+pub(super) struct Session<H> {
+    service: Arc<WsService<H>>,
+    id: ConnectionId,
+    client_ip: Option<IpAddr>,
+    state: SessionState,
+    pub(super) authentication: Authentication,
+    /// When the access token expires (service keys and anonymous sessions: never).
+    expires_at: Option<Instant>,
+    expiry_warned: bool,
+    opened: Instant,
+    last_heard: Instant,
+    last_request: Instant,
+    last_ping: Instant,
+    queue: PriorityQueue<Request>,
+    /// A request read while the queue was full; reading resumes once it is queued.
+    held: Option<Request>,
+    in_flight: FuturesUnordered<Running>,
+    limiter: DefaultDirectRateLimiter,
+    notifications: OutboxReceiver,
+    subscriptions: usize,
+}
+
+impl<H: PetStoreApi> Session<H> {
+    fn new(
+        service: Arc<WsService<H>>,
+        id: ConnectionId,
+        client_ip: Option<IpAddr>,
+        notifications: OutboxReceiver,
+    ) -> Self {
+        let settings = service.settings;
+        let now = Instant::now();
+        Self {
+            id,
+            client_ip,
+            state: SessionState::Authenticating,
+            authentication: Authentication::anonymous(),
+            expires_at: None,
+            expiry_warned: false,
+            opened: now,
+            last_heard: now,
+            last_request: now,
+            last_ping: now,
+            queue: PriorityQueue::new(settings.queue_capacity, settings.queue_high_water),
+            held: None,
+            in_flight: FuturesUnordered::new(),
+            limiter: RateLimiter::direct(settings.message_rate.to_governor()),
+            notifications,
+            subscriptions: 0,
+            service,
+        }
+    }
+
+    pub(super) fn service(&self) -> &WsService<H> {
+        &self.service
+    }
+
+    pub(super) fn connection_id(&self) -> ConnectionId {
+        self.id
+    }
+
+    pub(super) fn subscriptions_changed(&mut self, count: usize) {
+        self.subscriptions = count;
+    }
+
+    /// Adopts verified credentials: the session now acts as their principal, receives that
+    /// user's own events, and is closed when an access token expires unrefreshed.
+    pub(super) fn sign_in(&mut self, authentication: Authentication) {
+        let Some(principal) = authentication.principal() else {
+            return;
+        };
+        self.service
+            .hub
+            .set_owner(self.id, Some(principal.owner_key()));
+        self.expires_at = match &principal.credential {
+            Credential::AccessToken { expires_at, .. } => {
+                let left = (*expires_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO);
+                Some(Instant::now() + left)
+            }
+            Credential::ServiceKey => None,
+        };
+        self.expiry_warned = false;
+        if !self.is_authenticated() {
+            self.service.counts.signed_in();
+        }
+        self.authentication = authentication;
+        if self.state == SessionState::Authenticating {
+            self.state = SessionState::Authenticated;
+        }
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.authentication.principal().is_some()
+    }
+
+    /// The session's loop; returns how it ended, having sent the close frame.
+    async fn serve(&mut self, mut socket: Socket) -> Ending {
+        let mut shutdown = self.service.shutdown.subscribe();
+        let mut draining = *shutdown.borrow();
+        let mut timer = pin!(sleep_until(self.next_deadline()));
+        let ending = loop {
+            let reading = !draining && self.held.is_none();
+            let event = tokio::select! {
+                biased;
+                changed = shutdown.changed(), if !draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        draining = true;
+                    }
+                    continue;
+                }
+                () = self.notifications.overflowed() => {
+                    break Ending::Close(CloseCode::Again, "too slow to keep up with notifications");
+                }
+                Some((correlation_id, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    Step::Finished(correlation_id, outcome)
+                }
+                frame = socket.next(), if reading => Step::Frame(frame),
+                frame = self.notifications.recv() => match frame {
+                    Some(frame) => Step::Send(frame),
+                    None => break Ending::Close(CloseCode::Error, "notification channel closed"),
+                },
+                () = &mut timer => Step::Tick,
+            };
+            let result = match event {
+                Step::Finished(correlation_id, outcome) => {
+                    let frame = match outcome {
+                        Ok(success) => envelope::success(&correlation_id, &success.payload),
+                        Err(error) => envelope::error(Some(&correlation_id.to_string()), &error),
+                    };
+                    self.write(&mut socket, frame).await
+                }
+                Step::Send(frame) => self.write(&mut socket, frame).await,
+                Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
+                Step::Tick => {
+                    let result = self.on_tick(&mut socket).await;
+                    timer.as_mut().reset(self.next_deadline());
+                    result
+                }
+            };
+            if let Err(ending) = result {
+                break ending;
+            }
+            if let Err(ending) = self.start_queued(&mut socket).await {
+                break ending;
+            }
+            if let Err(ending) = self.flush(&mut socket).await {
+                break ending;
+            }
+            if draining && self.in_flight.is_empty() && self.queue.is_empty() {
+                break Ending::Close(CloseCode::Away, "server shutting down");
+            }
+        };
+        self.state = SessionState::Closed;
+        if let Ending::Close(code, reason) = ending {
+            self.close(socket, code, reason).await;
+        }
+        ending
+    }
+
+    /// Sends the close frame and waits briefly for the peer's, so the client sees a clean close.
+    async fn close(&mut self, mut socket: Socket, code: CloseCode, reason: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let closing = async {
+            if socket.close(Some(frame)).await.is_err() {
+                return;
+            }
+            while let Some(Ok(_)) = socket.next().await {}
+        };
+        let _ = timeout(CLOSE_HANDSHAKE_WAIT, closing).await;
+    }
+
+    /// Queues a frame for the socket (flushed once the current step is done, so a burst of
+    /// responses leaves in one write).
+    async fn write(&mut self, socket: &mut Socket, frame: Bytes) -> Result<(), Ending> {
+        let text = Utf8Bytes::try_from(frame).map_err(|_| {
+            tracing::error!(
+                connection = self.id,
+                "refusing to send a frame that is not UTF-8"
+            );
+            Ending::Close(CloseCode::Error, "internal error")
+        })?;
+        match timeout(
+            self.service.settings.write_timeout,
+            socket.feed(Message::Text(text)),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::PeerGone),
+            Err(_) => Err(Ending::Close(CloseCode::Again, "the client does not read")),
+        }
+    }
+
+    async fn flush(&mut self, socket: &mut Socket) -> Result<(), Ending> {
+        match timeout(self.service.settings.write_timeout, socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::PeerGone),
+            Err(_) => Err(Ending::Close(CloseCode::Again, "the client does not read")),
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        socket: &mut Socket,
+        frame: Option<Result<Message, WsError>>,
+    ) -> Result<(), Ending> {
+        let message = match frame {
+            None => return Err(Ending::PeerGone),
+            Some(Ok(message)) => message,
+            Some(Err(WsError::Capacity(
+                CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
+            ))) => return Err(Ending::Close(CloseCode::Size, "message too big")),
+            Some(Err(WsError::Utf8(_))) => {
+                return Err(Ending::Close(CloseCode::Invalid, "text frame is not UTF-8"));
+            }
+            Some(Err(WsError::Protocol(_))) => {
+                return Err(Ending::Close(CloseCode::Protocol, "protocol error"));
+            }
+            Some(Err(_)) => return Err(Ending::PeerGone),
+        };
+        self.last_heard = Instant::now();
+        match message {
+            Message::Text(text) => self.on_text(socket, text.as_str()).await,
+            Message::Binary(_) => {
+                let error = ApiError::BadRequest(
+                    "binary frames are not supported: send JSON envelopes as text".to_owned(),
+                );
+                self.write(socket, envelope::error(None, &error)).await
+            }
+            // tungstenite answers pings itself (on the next flush); pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+            Message::Close(_) => Err(Ending::PeerGone),
+        }
+    }
+
+    async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Result<(), Ending> {
+        let request = match envelope::read_request(text) {
+            Ok(request) => request,
+            Err(unreadable) => {
+                let frame =
+                    envelope::error(unreadable.correlation_id.as_deref(), &unreadable.error);
+                return self.write(socket, frame).await;
+            }
+        };
+        if let Err(not_until) = self.limiter.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let error = ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                limit: u64::from(self.service.settings.message_rate.burst.get()),
+                reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            };
+            crate::telemetry::metrics::security()
+                .rate_limited(crate::telemetry::metrics::RateScope::Connection);
+            let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
+            return self.write(socket, frame).await;
+        }
+        self.last_request = Instant::now();
+        if matches!(
+            self.state,
+            SessionState::Authenticated | SessionState::Inactive
+        ) {
+            self.state = SessionState::Active;
+        }
+        self.enqueue(socket, request).await
+    }
+
+    /// Queues a request by its action's priority, telling the client when the queue is getting
+    /// full and refusing or holding back what does not fit.
+    async fn enqueue(&mut self, socket: &mut Socket, request: Request) -> Result<(), Ending> {
+        let priority = request.action.priority();
+        match self.queue.push(priority, request) {
+            Admission::Queued => Ok(()),
+            Admission::QueuedAboveHighWater => {
+                let payload = json!({
+                    "queued": self.queue.len(),
+                    "capacity": self.queue.capacity(),
+                    "message": "the request queue is filling up: slow down",
+                });
+                self.write(
+                    socket,
+                    envelope::session_notification(Event::Backpressure, &payload),
+                )
+                .await
+            }
+            Admission::Refused(request) => {
+                let error = ApiError::Overloaded {
+                    retry_after_secs: 1,
+                };
+                let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
+                self.write(socket, frame).await
+            }
+            Admission::Full(request) => {
+                self.held = Some(request);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts queued requests while there is room in flight; a held-back request goes into the
+    /// queue as soon as it fits.
+    async fn start_queued(&mut self, socket: &mut Socket) -> Result<(), Ending> {
+        loop {
+            if let Some(held) = self.held.take() {
+                if self.queue.has_room() {
+                    self.enqueue(socket, held).await?;
+                } else {
+                    self.held = Some(held);
+                }
+            }
+            if self.in_flight.len() >= self.service.settings.max_in_flight {
+                return Ok(());
+            }
+            let Some((_, request)) = self.queue.pop() else {
+                return Ok(());
+            };
+            self.start(socket, request).await?;
+        }
+    }
+
+    async fn start(&mut self, socket: &mut Socket, request: Request) -> Result<(), Ending> {
+        if let Some(action) = request.action.control() {
+            let outcome = control::run(self, action, request.payload).await;
+            let frame = match outcome {
+                Ok(Control::Reply(payload)) => envelope::success(&request.correlation_id, &payload),
+                Err(error) => envelope::error(Some(&request.correlation_id.to_string()), &error),
+            };
+            return self.write(socket, frame).await;
+        }
+        if self.credentials_revoked() {
+            let payload = json!({ "reason": "the access token was revoked" });
+            self.write(
+                socket,
+                envelope::session_notification(Event::SessionExpired, &payload),
+            )
+            .await?;
+            return Err(Ending::Close(CloseCode::Policy, "session revoked"));
+        }
+        self.in_flight.push(self.operation(request));
+        Ok(())
+    }
+
+    /// An operation as a future of this task, bounded by the request timeout.
+    fn operation(&self, request: Request) -> Running {
+        let handler = Arc::clone(&self.service.handler);
+        let authentication = self.authentication.clone();
+        let ctx = Ctx {
+            request_id: request.correlation_id.to_string(),
+            client_ip: self.client_ip,
+            principal: None,
+        };
+        let limit = self.service.settings.request_timeout;
+        let Request {
+            correlation_id,
+            action,
+            payload,
+        } = request;
+        Box::pin(async move {
+            let call = dispatch(&*handler, &authentication, ctx, action, payload);
+            let outcome = match timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::debug!(action = action.as_str(), "WebSocket request timed out");
+                    Err(ApiError::Timeout)
+                }
+            };
+            (correlation_id, outcome)
+        })
+    }
+
+    /// Whether the session's access token (or its whole sign-in session) has been revoked
+    /// since it was verified, e.g. by `logoutUser` over REST.
+    fn credentials_revoked(&self) -> bool {
+        match self.authentication.principal().map(|p| &p.credential) {
+            Some(Credential::AccessToken {
+                token_id,
+                session_id,
+                ..
+            }) => self
+                .service
+                .authenticator
+                .tokens()
+                .is_revoked(token_id, session_id.as_deref()),
+            _ => false,
+        }
+    }
+
+    /// The earliest moment something is due: a heartbeat, a deadline, an expiry.
+    fn next_deadline(&self) -> Instant {
+        let settings = &self.service.settings;
+        let mut next = (self.last_ping + settings.heartbeat_interval)
+            .min(self.last_heard + settings.heartbeat_timeout);
+        if !self.is_authenticated() {
+            next = next.min(self.opened + settings.auth_deadline);
+        } else if self.state == SessionState::Active {
+            next = next.min(self.last_request + settings.inactive_after);
+        }
+        if self.subscriptions == 0 {
+            next = next.min(self.last_request + settings.idle_timeout);
+        }
+        if let Some(expires_at) = self.expires_at {
+            next = next.min(if self.expiry_warned {
+                expires_at
+            } else {
+                expires_at
+                    .checked_sub(settings.expiry_warning)
+                    .unwrap_or(expires_at)
+            });
+        }
+        next
+    }
+
+    /// Does what is due now.
+    async fn on_tick(&mut self, socket: &mut Socket) -> Result<(), Ending> {
+        let settings = self.service.settings;
+        let now = Instant::now();
+        if !self.is_authenticated() && now >= self.opened + settings.auth_deadline {
+            return Err(Ending::Close(CloseCode::Policy, "authentication timeout"));
+        }
+        if now >= self.last_heard + settings.heartbeat_timeout {
+            return Err(Ending::Close(
+                CloseCode::Away,
+                "no heartbeat from the client",
+            ));
+        }
+        if self.subscriptions == 0 && now >= self.last_request + settings.idle_timeout {
+            return Err(Ending::Close(CloseCode::Normal, "idle"));
+        }
+        if self.state == SessionState::Active && now >= self.last_request + settings.inactive_after
+        {
+            self.state = SessionState::Inactive;
+        }
+        if let Some(expires_at) = self.expires_at {
+            if now >= expires_at {
+                let payload = json!({ "reason": "the access token expired" });
+                self.write(
+                    socket,
+                    envelope::session_notification(Event::SessionExpired, &payload),
+                )
+                .await?;
+                return Err(Ending::Close(CloseCode::Policy, "session expired"));
+            }
+            if !self.expiry_warned && now + settings.expiry_warning >= expires_at {
+                self.expiry_warned = true;
+                let left = expires_at.saturating_duration_since(now);
+                let at = chrono::Utc::now()
+                    + chrono::TimeDelta::from_std(left).unwrap_or(chrono::TimeDelta::zero());
+                let payload = json!({
+                    "expiresAt": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "secondsLeft": left.as_secs(),
+                });
+                self.write(
+                    socket,
+                    envelope::session_notification(Event::SessionExpiring, &payload),
+                )
+                .await?;
+            }
+        }
+        if now >= self.last_ping + settings.heartbeat_interval {
+            self.last_ping = now;
+            if self.credentials_revoked() {
+                let payload = json!({ "reason": "the access token was revoked" });
+                self.write(
+                    socket,
+                    envelope::session_notification(Event::SessionExpired, &payload),
+                )
+                .await?;
+                return Err(Ending::Close(CloseCode::Policy, "session revoked"));
+            }
+            match timeout(
+                settings.write_timeout,
+                socket.feed(Message::Ping(Bytes::new())),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Ending::PeerGone),
+                Err(_) => return Err(Ending::Close(CloseCode::Again, "the client does not read")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What woke the session.
+enum Step {
+    Finished(Uuid, Result<Success, ApiError>),
+    Send(Bytes),
+    Frame(Option<Result<Message, WsError>>),
+    Tick,
+}
+
+/// How long a closing session waits for the peer's close frame.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
