@@ -151,13 +151,13 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
 
-    /// Seconds a WebSocket connection has to authenticate (then close 1008).
-    #[arg(long, env = "PETSTORE_WS_AUTH_TIMEOUT_SECS", default_value_t = 10)]
-    pub ws_auth_timeout_secs: u64,
+    /// Milliseconds a WebSocket connection has to authenticate (then close 1008).
+    #[arg(long, env = "PETSTORE_WS_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_auth_timeout_ms: u64,
 
-    /// Longest a WebSocket request may run, in seconds (then `TIMEOUT`).
-    #[arg(long, env = "PETSTORE_WS_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
-    pub ws_request_timeout_secs: u64,
+    /// Longest a WebSocket request may run, in milliseconds (then `TIMEOUT`).
+    #[arg(long, env = "PETSTORE_WS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_request_timeout_ms: u64,
 
     /// Concurrent WebSocket connections per client address.
     #[arg(long, env = "PETSTORE_WS_MAX_CONNECTIONS_PER_IP", default_value_t = 10)]
@@ -171,17 +171,42 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_WS_MESSAGE_BURST", default_value = "20")]
     pub ws_message_burst: NonZeroU32,
 
-    /// Seconds between the server's WebSocket pings.
-    #[arg(long, env = "PETSTORE_WS_HEARTBEAT_SECS", default_value_t = 30)]
-    pub ws_heartbeat_secs: u64,
+    /// Requests of one WebSocket session that run at once; more wait in its queue.
+    #[arg(long, env = "PETSTORE_WS_MAX_IN_FLIGHT", default_value_t = 16)]
+    pub ws_max_in_flight: usize,
 
-    /// Seconds of silence after which a WebSocket peer counts as dead.
-    #[arg(long, env = "PETSTORE_WS_DEAD_AFTER_SECS", default_value_t = 75)]
-    pub ws_dead_after_secs: u64,
+    /// Requests one WebSocket session may have waiting (`backpressure` at three quarters;
+    /// full: low-priority requests refused with `OVERLOADED`, others wait).
+    #[arg(long, env = "PETSTORE_WS_QUEUE_CAPACITY", default_value_t = 64)]
+    pub ws_queue_capacity: usize,
 
-    /// Seconds without requests after which a WebSocket session that follows no topic is closed.
-    #[arg(long, env = "PETSTORE_WS_IDLE_TIMEOUT_SECS", default_value_t = 600)]
-    pub ws_idle_timeout_secs: u64,
+    /// Frames waiting to be written to one WebSocket before it counts as a slow consumer
+    /// (close 1013).
+    #[arg(long, env = "PETSTORE_WS_OUTBOX_CAPACITY", default_value_t = 256)]
+    pub ws_outbox_capacity: usize,
+
+    /// Milliseconds between the server's WebSocket pings.
+    #[arg(long, env = "PETSTORE_WS_HEARTBEAT_MS", default_value_t = 30_000)]
+    pub ws_heartbeat_ms: u64,
+
+    /// Milliseconds of silence after which a WebSocket peer counts as dead.
+    #[arg(long, env = "PETSTORE_WS_DEAD_AFTER_MS", default_value_t = 75_000)]
+    pub ws_dead_after_ms: u64,
+
+    /// Milliseconds without requests after which a WebSocket session that follows no topic is
+    /// closed (1000).
+    #[arg(long, env = "PETSTORE_WS_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    pub ws_idle_timeout_ms: u64,
+
+    /// Longest a write to a WebSocket may take, in milliseconds (a peer that does not read is
+    /// closed with 1013).
+    #[arg(long, env = "PETSTORE_WS_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_write_timeout_ms: u64,
+
+    /// Seconds before its access token expires that a WebSocket session is warned
+    /// (`session.expiring`).
+    #[arg(long, env = "PETSTORE_WS_EXPIRY_WARNING_SECS", default_value_t = 60)]
+    pub ws_expiry_warning_secs: u64,
 
     /// Longest time to wait for in-flight requests on shutdown, in seconds.
     #[arg(long, env = "PETSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -247,18 +272,26 @@ impl Config {
 
     /// The WebSocket session limits.
     pub fn ws_settings(&self) -> crate::ws::WsSettings {
+        let millis = |ms: u64| Duration::from_millis(ms.max(1));
+        let queue_capacity = self.ws_queue_capacity.max(1);
         crate::ws::WsSettings {
             max_message_bytes: self.ws_max_message_bytes,
-            auth_deadline: Duration::from_secs(self.ws_auth_timeout_secs),
-            request_timeout: Duration::from_secs(self.ws_request_timeout_secs),
+            auth_deadline: millis(self.ws_auth_timeout_ms),
+            request_timeout: millis(self.ws_request_timeout_ms),
+            max_in_flight: self.ws_max_in_flight.max(1),
+            queue_capacity,
+            queue_high_water: (queue_capacity * 3 / 4).max(1),
+            outbox_capacity: self.ws_outbox_capacity.max(1),
+            heartbeat_interval: millis(self.ws_heartbeat_ms),
+            heartbeat_timeout: millis(self.ws_dead_after_ms),
+            idle_timeout: millis(self.ws_idle_timeout_ms),
+            expiry_warning: Duration::from_secs(self.ws_expiry_warning_secs),
             max_connections_per_ip: self.ws_max_connections_per_ip,
             message_rate: crate::limits::RateQuota {
                 per_minute: self.ws_messages_per_minute,
                 burst: self.ws_message_burst,
             },
-            heartbeat_interval: Duration::from_secs(self.ws_heartbeat_secs.max(1)),
-            heartbeat_timeout: Duration::from_secs(self.ws_dead_after_secs.max(1)),
-            idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs.max(1)),
+            write_timeout: millis(self.ws_write_timeout_ms),
             ..crate::ws::WsSettings::default()
         }
     }
