@@ -8,6 +8,7 @@ mod access;
 mod images;
 mod orders;
 mod pets;
+mod publish;
 mod sessions;
 mod users;
 
@@ -17,6 +18,7 @@ use crate::{
     api::{Ctx, operations::*},
     auth::{TokenService, sessions::SessionStore},
     error::ApiError,
+    events::{EventBus, Hub, LocalEventBus},
     limits::LoginThrottle,
     store::SharedStore,
 };
@@ -44,21 +46,32 @@ pub struct AuthServices {
     pub login_throttle: Arc<LoginThrottle>,
 }
 
-/// The pet store: handlers over a store and the authentication services.
+/// The pet store: handlers over a store and the authentication services, publishing an event
+/// after every successful write.
 pub struct PetStore {
     store: SharedStore,
     auth: AuthServices,
     settings: HandlerSettings,
+    events: Arc<dyn EventBus>,
 }
 
 impl PetStore {
-    /// Handlers over `store`, authenticating with `auth`.
+    /// Handlers over `store`, authenticating with `auth`. Events go to a hub of their own that
+    /// no connection is attached to, until [`PetStore::with_events`] names the real bus.
     pub fn new(store: SharedStore, auth: AuthServices, settings: HandlerSettings) -> Self {
         Self {
             store,
             auth,
             settings,
+            events: Arc::new(LocalEventBus::new(Arc::new(Hub::new()))),
         }
+    }
+
+    /// Publishes events to `bus` instead.
+    #[must_use]
+    pub fn with_events(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.events = bus;
+        self
     }
 }
 

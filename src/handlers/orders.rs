@@ -6,6 +6,7 @@ use super::{Outcome, PetStore, access::owner_or};
 use crate::{
     api::{Ctx, Serialized, operations::*},
     error::ApiError,
+    events::Event,
     store::OrderUpdate,
 };
 
@@ -14,6 +15,12 @@ fn not_found(id: i64) -> ApiError {
 }
 
 pub(super) async fn get_inventory(this: &PetStore) -> Outcome<GetInventoryResponse> {
+    Ok(GetInventoryResponse::Ok(inventory(this).await?))
+}
+
+/// The pet counts per status as `getInventory` answers them; `inventory.changed` events carry
+/// the same JSON.
+pub(super) async fn inventory(this: &PetStore) -> Outcome<Serialized<BTreeMap<String, i32>>> {
     let counts = this.store.inventory().await?;
     let inventory: BTreeMap<String, i32> = counts
         .into_iter()
@@ -24,7 +31,7 @@ pub(super) async fn get_inventory(this: &PetStore) -> Outcome<GetInventoryRespon
             )
         })
         .collect();
-    Ok(GetInventoryResponse::Ok(Serialized::new(&inventory)))
+    Ok(Serialized::new(&inventory))
 }
 
 pub(super) async fn place_order(
@@ -34,6 +41,7 @@ pub(super) async fn place_order(
 ) -> Outcome<PlaceOrderResponse> {
     let owner = ctx.caller()?.owner_key();
     let written = this.store.place_order(request.body, &owner).await?;
+    this.publish_order(Event::OrderPlaced, &written).await;
     Ok(PlaceOrderResponse::Ok(written.order.json.clone()))
 }
 
@@ -88,6 +96,7 @@ pub(super) async fn update_order(
         complete: body.complete,
     };
     let written = this.store.update_order(request.order_id, update).await?;
+    this.publish_order(Event::OrderUpdated, &written).await;
     Ok(UpdateOrderResponse::Ok(written.order.json.clone()))
 }
 
@@ -101,8 +110,10 @@ pub(super) async fn delete_order(
     let caller = ctx.caller()?;
     let owner = caller.owner_key();
     let only_owner = (!caller.has_scope(Scope::OrdersManage)).then_some(owner.as_str());
-    this.store
+    let written = this
+        .store
         .delete_order(request.order_id, only_owner)
         .await?;
+    this.publish_order_deleted(request.order_id, &written).await;
     Ok(DeleteOrderResponse::Ok)
 }

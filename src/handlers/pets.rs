@@ -11,6 +11,7 @@ use crate::{
         validation::Node,
     },
     error::ApiError,
+    events::Event,
     store::{NewImage, Stored},
 };
 
@@ -43,6 +44,8 @@ pub(super) async fn add_pet(this: &PetStore, request: AddPetRequest) -> Outcome<
     // A pet nobody said otherwise about is for sale; without a status it could never be ordered.
     pet.status.get_or_insert(PetStatus::Available);
     let stored = this.store.create_pet(pet).await?;
+    this.publish_pet(Event::PetCreated, &stored).await;
+    this.publish_inventory().await;
     Ok(AddPetResponse::Ok(stored.json.clone()))
 }
 
@@ -60,6 +63,9 @@ pub(super) async fn update_pet(
         pet.status = current.value.status;
     }
     let stored = this.store.replace_pet(pet).await?;
+    this.publish_pet(Event::PetUpdated, &stored).await;
+    // The old status is not known here; the replace may have changed it.
+    this.publish_inventory().await;
     Ok(UpdatePetResponse::Ok(stored.json.clone()))
 }
 
@@ -107,9 +113,16 @@ pub(super) async fn update_pet_with_form(
             .await?
             .ok_or_else(|| not_found(request.pet_id))?
     } else {
-        this.store
+        let status_changes = request.status.is_some();
+        let stored = this
+            .store
             .update_pet_fields(request.pet_id, request.name, request.status)
-            .await?
+            .await?;
+        this.publish_pet(Event::PetUpdated, &stored).await;
+        if status_changes {
+            this.publish_inventory().await;
+        }
+        stored
     };
     Ok(UpdatePetWithFormResponse::Ok(stored.json.clone()))
 }
@@ -118,7 +131,11 @@ pub(super) async fn delete_pet(
     this: &PetStore,
     request: DeletePetRequest,
 ) -> Outcome<DeletePetResponse> {
-    this.store.delete_pet(request.pet_id).await?;
+    let removed = this.store.delete_pet(request.pet_id).await?;
+    this.publish_pet_deleted(request.pet_id).await;
+    if removed.value.status.is_some() {
+        this.publish_inventory().await;
+    }
     Ok(DeletePetResponse::Ok)
 }
 
@@ -140,9 +157,12 @@ pub(super) async fn upload_file(
         metadata: request.additional_metadata,
         url: url.clone(),
     };
-    this.store
+    // The pet's `photoUrls` gained the image's URL.
+    let pet = this
+        .store
         .add_pet_image(request.pet_id, new_image, *MAX_PHOTOS)
         .await?;
+    this.publish_pet(Event::PetUpdated, &pet).await;
     let answer = ApiResponse {
         code: Some(200),
         r#type: Some(content_type.to_owned()),

@@ -101,6 +101,9 @@ pub(super) async fn update_user(
         .store
         .update_user(&request.username, user, password_hash)
         .await?;
+    // Published as soon as the record changed: ending sessions below may fail, but the update
+    // has happened.
+    this.publish_user_updated(&request.username, &updated).await;
     let renamed = updated.user.value.username != request.username;
     if renamed {
         // Tokens and sessions name the user; under the old name they could act for whoever
@@ -126,6 +129,7 @@ pub(super) async fn delete_user(
 ) -> Outcome<DeleteUserResponse> {
     self_or(ctx, &request.username, Scope::UsersManage)?;
     this.store.delete_user(&request.username).await?;
+    this.publish_user_deleted(&request.username).await;
     this.end_sessions_of(&request.username, None).await?;
     Ok(DeleteUserResponse::Ok)
 }

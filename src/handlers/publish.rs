@@ -1,0 +1,539 @@
+//! Publishing domain events after successful writes.
+//!
+//! Every helper here runs after the store has committed a write and reports it to the
+//! [`EventBus`](crate::events::EventBus); none can fail the request, and none changes its
+//! response. Payloads are the entities' JSON as the store rendered it when writing, so an event
+//! costs no serialization (the inventory, a count over the store, is built only when somebody
+//! follows it).
+
+use bytes::Bytes;
+
+use super::{PetStore, orders};
+use crate::{
+    api::models::{Order, Pet},
+    events::{Audience, Event, Notification, Topic},
+    store::{OrderWrite, Stored, StoredUser},
+};
+
+/// The topics of an event about a pet: every pet, and this one.
+fn pet_topics(id: Option<i64>) -> Audience {
+    Audience::Topics(match id {
+        Some(id) => vec![Topic::Pets, Topic::Pet(id)],
+        None => vec![Topic::Pets],
+    })
+}
+
+/// The topics of an event about an order: every order, and this one.
+fn order_topics(id: Option<i64>) -> Audience {
+    Audience::Topics(match id {
+        Some(id) => vec![Topic::Orders, Topic::Order(id)],
+        None => vec![Topic::Orders],
+    })
+}
+
+/// `{"id":…}`, the payload of a deletion.
+fn id_payload(id: i64) -> Bytes {
+    Bytes::from(format!(r#"{{"id":{id}}}"#))
+}
+
+impl PetStore {
+    async fn publish(&self, event: Event, audience: Audience, payload: Bytes) {
+        self.events
+            .publish(Notification::new(event, audience, payload))
+            .await;
+    }
+
+    /// `pet.created` or `pet.updated` with the pet as stored.
+    pub(super) async fn publish_pet(&self, event: Event, pet: &Stored<Pet>) {
+        self.publish(event, pet_topics(pet.value.id), pet.json.bytes().clone())
+            .await;
+    }
+
+    /// `pet.deleted`.
+    pub(super) async fn publish_pet_deleted(&self, id: i64) {
+        self.publish(Event::PetDeleted, pet_topics(Some(id)), id_payload(id))
+            .await;
+    }
+
+    /// `order.placed` or `order.updated` with the order as stored, then what the step did to the
+    /// order's pet (see [`PetStore::publish_pet_change`]).
+    pub(super) async fn publish_order(&self, event: Event, written: &OrderWrite) {
+        let order: &Stored<Order> = &written.order;
+        self.publish(
+            event,
+            order_topics(order.value.id),
+            order.json.bytes().clone(),
+        )
+        .await;
+        self.publish_pet_change(written).await;
+    }
+
+    /// `order.deleted`, then what the deletion did to the order's pet.
+    pub(super) async fn publish_order_deleted(&self, id: i64, written: &OrderWrite) {
+        self.publish(Event::OrderDeleted, order_topics(Some(id)), id_payload(id))
+            .await;
+        self.publish_pet_change(written).await;
+    }
+
+    /// `pet.updated` and `inventory.changed` when an order step changed its pet's status
+    /// (reserved, sold or freed it).
+    async fn publish_pet_change(&self, written: &OrderWrite) {
+        if let Some(pet) = &written.pet {
+            self.publish_pet(Event::PetUpdated, pet).await;
+            self.publish_inventory().await;
+        }
+    }
+
+    /// `inventory.changed` with the counts `getInventory` answers, built the same way. Skipped
+    /// when nobody follows the inventory, since it counts over every pet; a store failure is
+    /// logged and the event is lost (the write it follows has succeeded).
+    pub(super) async fn publish_inventory(&self) {
+        if !self.events.has_subscribers(&Topic::Inventory) {
+            return;
+        }
+        match orders::inventory(self).await {
+            Ok(inventory) => {
+                self.publish(
+                    Event::InventoryChanged,
+                    Audience::Topics(vec![Topic::Inventory]),
+                    inventory.into_bytes(),
+                )
+                .await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "inventory.changed not published: the inventory could not be read");
+            }
+        }
+    }
+
+    /// `user.updated` with the public record (the store never keeps the password in it), to
+    /// the connections of the user under its old name and, after a rename, its new one.
+    pub(super) async fn publish_user_updated(&self, old_username: &str, user: &StoredUser) {
+        let payload = user.user.json.bytes().clone();
+        let new_username = &user.user.value.username;
+        self.publish(
+            Event::UserUpdated,
+            Audience::User(old_username.to_owned()),
+            payload.clone(),
+        )
+        .await;
+        if new_username != old_username {
+            self.publish(
+                Event::UserUpdated,
+                Audience::User(new_username.clone()),
+                payload,
+            )
+            .await;
+        }
+    }
+
+    /// `user.deleted`, to the connections of that user.
+    pub(super) async fn publish_user_deleted(&self, username: &str) {
+        let payload = serde_json::json!({ "username": username }).to_string();
+        self.publish(
+            Event::UserDeleted,
+            Audience::User(username.to_owned()),
+            Bytes::from(payload),
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        num::NonZeroU32,
+        sync::{Arc, OnceLock},
+        time::Duration,
+    };
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{
+        api::{
+            Ctx,
+            models::{PetStatus, User},
+            operations::*,
+        },
+        auth::{MemorySessionStore, Principal, Role, TokenService, TokenSettings},
+        events::{Hub, LocalEventBus, Outbox, OutboxReceiver},
+        handlers::{AuthServices, HandlerSettings},
+        limits::{LoginThrottle, RateQuota},
+        store::{MemoryStore, NewUser, Store},
+    };
+
+    /// Generating the signing key is slow in debug builds; the tests share one service.
+    fn tokens() -> Arc<TokenService> {
+        static TOKENS: OnceLock<Arc<TokenService>> = OnceLock::new();
+        Arc::clone(TOKENS.get_or_init(|| {
+            let settings = TokenSettings {
+                issuer: "events-test".to_owned(),
+                audience: "events-test".to_owned(),
+                access_ttl: Duration::from_secs(60),
+                private_key_pem: None,
+                previous_key_pems: Vec::new(),
+            };
+            Arc::new(TokenService::new(settings).expect("the token service starts"))
+        }))
+    }
+
+    /// Handlers over an empty memory store, publishing to a hub the test attaches to.
+    fn pet_store() -> (PetStore, Arc<MemoryStore>, Arc<Hub>) {
+        let memory = Arc::new(MemoryStore::new());
+        let hub = Arc::new(Hub::new());
+        let quota = RateQuota::per_minute(NonZeroU32::MIN);
+        let handlers = PetStore::new(
+            memory.clone(),
+            AuthServices {
+                tokens: tokens(),
+                sessions: Arc::new(MemorySessionStore::new()),
+                login_throttle: Arc::new(LoginThrottle::local(quota, quota)),
+            },
+            HandlerSettings {
+                rate_limit_per_hour: 1000,
+                refresh_ttl: Duration::from_secs(60),
+                login_burst: 5,
+            },
+        )
+        .with_events(Arc::new(LocalEventBus::new(Arc::clone(&hub))));
+        (handlers, memory, hub)
+    }
+
+    /// A connection following `topics`, authenticated as `owner`.
+    fn listen(hub: &Hub, topics: &[Topic], owner: Option<&str>) -> OutboxReceiver {
+        let id = hub.next_connection_id();
+        let (outbox, receiver) = Outbox::new(32);
+        hub.attach(id, outbox);
+        hub.set_owner(id, owner.map(str::to_owned));
+        for topic in topics {
+            hub.subscribe(id, topic.clone());
+        }
+        receiver
+    }
+
+    /// The frames queued for a connection, as `(event, payload)`, after checking that each
+    /// embeds its payload's raw bytes.
+    fn received(receiver: &OutboxReceiver) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        while let Ok(frame) = receiver.try_recv() {
+            let envelope: Value = serde_json::from_slice(&frame).expect("frames are JSON");
+            assert_eq!(envelope["type"], "notification");
+            let event = envelope["event"]
+                .as_str()
+                .expect("an event name")
+                .to_owned();
+            events.push((event, envelope["payload"].clone()));
+        }
+        events
+    }
+
+    fn json_of(bytes: &Bytes) -> Value {
+        serde_json::from_slice(bytes).expect("JSON")
+    }
+
+    fn admin() -> Ctx {
+        Ctx {
+            principal: Some(Arc::new(Principal::service("ops", Role::Admin))),
+            ..Ctx::default()
+        }
+    }
+
+    fn pet(id: i64, status: Option<PetStatus>) -> Pet {
+        Pet {
+            id: Some(id),
+            name: "Rex".to_owned(),
+            category: None,
+            photo_urls: Vec::new(),
+            tags: None,
+            status,
+        }
+    }
+
+    async fn inventory_json(handlers: &PetStore) -> Value {
+        let GetInventoryResponse::Ok(inventory) = handlers
+            .get_inventory(&admin(), GetInventoryRequest {})
+            .await
+            .expect("the inventory")
+        else {
+            panic!("getInventory answered something else");
+        };
+        json_of(inventory.bytes())
+    }
+
+    #[tokio::test]
+    async fn add_pet_publishes_the_stored_pet_and_the_inventory() {
+        let (handlers, _, hub) = pet_store();
+        let everything = listen(&hub, &[Topic::Pets, Topic::Inventory], None);
+        let this_pet = listen(&hub, &[Topic::Pet(100)], None);
+        let other_pet = listen(&hub, &[Topic::Pet(101)], None);
+
+        let response = handlers
+            .add_pet(
+                &admin(),
+                AddPetRequest {
+                    body: pet(100, None),
+                },
+            )
+            .await
+            .expect("the pet is added");
+        let AddPetResponse::Ok(stored) = response else {
+            panic!("addPet answered something else");
+        };
+
+        let created = json_of(stored.bytes());
+        assert_eq!(created["status"], "available", "the handler's default");
+        let inventory = inventory_json(&handlers).await;
+        assert_eq!(inventory["available"], 1);
+        assert_eq!(
+            received(&everything),
+            vec![
+                ("pet.created".to_owned(), created.clone()),
+                ("inventory.changed".to_owned(), inventory),
+            ]
+        );
+        assert_eq!(
+            received(&this_pet),
+            vec![("pet.created".to_owned(), created)]
+        );
+        assert!(received(&other_pet).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_frame_embeds_the_stored_json_byte_for_byte() {
+        let (handlers, _, hub) = pet_store();
+        let listener = listen(&hub, &[Topic::Pets], None);
+        let AddPetResponse::Ok(stored) = handlers
+            .add_pet(&admin(), AddPetRequest { body: pet(5, None) })
+            .await
+            .expect("the pet is added")
+        else {
+            panic!("addPet answered something else");
+        };
+        let frame = listener.try_recv().expect("a frame");
+        let mut tail = br#","payload":"#.to_vec();
+        tail.extend_from_slice(stored.bytes());
+        tail.push(b'}');
+        assert!(frame.ends_with(&tail), "{frame:?}");
+    }
+
+    #[tokio::test]
+    async fn place_order_publishes_the_order_and_the_reserved_pet() {
+        let (handlers, memory, hub) = pet_store();
+        memory
+            .create_pet(pet(7, Some(PetStatus::Available)))
+            .await
+            .expect("a pet to order");
+        let admin_view = listen(
+            &hub,
+            &[Topic::Orders, Topic::Pet(7), Topic::Inventory],
+            None,
+        );
+        let owner_view = listen(&hub, &[Topic::Order(3)], Some("service-key:ops"));
+
+        let order = Order {
+            id: Some(3),
+            pet_id: 7,
+            quantity: None,
+            ship_date: None,
+            status: None,
+            complete: None,
+        };
+        let PlaceOrderResponse::Ok(placed) = handlers
+            .place_order(&admin(), PlaceOrderRequest { body: order })
+            .await
+            .expect("the order is placed")
+        else {
+            panic!("placeOrder answered something else");
+        };
+
+        let placed = json_of(placed.bytes());
+        let reserved = memory.get_pet(7).await.expect("read").expect("the pet");
+        assert_eq!(reserved.value.status, Some(PetStatus::Pending));
+        let inventory = inventory_json(&handlers).await;
+        assert_eq!(inventory["pending"], 1);
+        assert_eq!(inventory["available"], 0);
+        assert_eq!(
+            received(&admin_view),
+            vec![
+                ("order.placed".to_owned(), placed.clone()),
+                ("pet.updated".to_owned(), json_of(reserved.json.bytes())),
+                ("inventory.changed".to_owned(), inventory),
+            ]
+        );
+        assert_eq!(
+            received(&owner_view),
+            vec![("order.placed".to_owned(), placed)]
+        );
+
+        // Cancelling it frees the pet again.
+        handlers
+            .delete_order(&admin(), DeleteOrderRequest { order_id: 3 })
+            .await
+            .expect("the order is deleted");
+        let events: Vec<_> = received(&admin_view)
+            .into_iter()
+            .map(|(event, payload)| (event, payload["id"].clone(), payload["status"].clone()))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                ("order.deleted".to_owned(), json!(3), Value::Null),
+                ("pet.updated".to_owned(), json!(7), json!("available")),
+                ("inventory.changed".to_owned(), Value::Null, Value::Null),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_writes_and_reads_publish_nothing() {
+        let (handlers, memory, hub) = pet_store();
+        memory
+            .create_pet(pet(1, Some(PetStatus::Sold)))
+            .await
+            .expect("a pet that cannot be ordered");
+        let listener = listen(
+            &hub,
+            &[
+                Topic::Pets,
+                Topic::Pet(404),
+                Topic::Orders,
+                Topic::Inventory,
+            ],
+            Some("ghost"),
+        );
+        let ctx = admin();
+
+        let missing_pet = handlers
+            .delete_pet(&ctx, DeletePetRequest { pet_id: 404 })
+            .await;
+        assert_eq!(missing_pet.map_err(|e| e.status()).err(), Some(404));
+        let sold_pet = Order {
+            id: None,
+            pet_id: 1,
+            quantity: None,
+            ship_date: None,
+            status: None,
+            complete: None,
+        };
+        let unavailable = handlers
+            .place_order(&ctx, PlaceOrderRequest { body: sold_pet })
+            .await;
+        assert_eq!(unavailable.map_err(|e| e.status()).err(), Some(409));
+        let missing_order = handlers
+            .delete_order(&ctx, DeleteOrderRequest { order_id: 404 })
+            .await;
+        assert_eq!(missing_order.map_err(|e| e.status()).err(), Some(404));
+        let missing_user = handlers
+            .delete_user(
+                &ctx,
+                DeleteUserRequest {
+                    username: "ghost".to_owned(),
+                },
+            )
+            .await;
+        assert_eq!(missing_user.map_err(|e| e.status()).err(), Some(404));
+        let renamed_nobody = handlers
+            .update_pet_with_form(
+                &ctx,
+                UpdatePetWithFormRequest {
+                    pet_id: 404,
+                    name: Some("Nobody".to_owned()),
+                    status: None,
+                },
+            )
+            .await;
+        assert_eq!(renamed_nobody.map_err(|e| e.status()).err(), Some(404));
+
+        // Reads, including the form update that changes nothing.
+        handlers
+            .get_pet_by_id(&ctx, GetPetByIdRequest { pet_id: 1 })
+            .await
+            .expect("a read");
+        handlers
+            .update_pet_with_form(
+                &ctx,
+                UpdatePetWithFormRequest {
+                    pet_id: 1,
+                    name: None,
+                    status: None,
+                },
+            )
+            .await
+            .expect("a read");
+        inventory_json(&handlers).await;
+
+        assert!(received(&listener).is_empty());
+    }
+
+    #[tokio::test]
+    async fn user_events_reach_that_users_connections_without_the_password() {
+        let (handlers, memory, hub) = pet_store();
+        let user = User {
+            id: None,
+            username: "alice".to_owned(),
+            first_name: Some("Alice".to_owned()),
+            last_name: None,
+            email: None,
+            password: None,
+            phone: None,
+            user_status: None,
+        };
+        memory
+            .create_users(vec![NewUser {
+                user: user.clone(),
+                password_hash: "not-a-real-hash".to_owned(),
+                roles: vec![Role::Customer],
+            }])
+            .await
+            .expect("a user");
+        let under_old_name = listen(&hub, &[], Some("alice"));
+        let under_new_name = listen(&hub, &[], Some("alice.b"));
+        let someone_else = listen(&hub, &[Topic::Pets], Some("bob"));
+
+        let renamed = User {
+            username: "alice.b".to_owned(),
+            password: Some("a new secret".to_owned()),
+            ..user
+        };
+        handlers
+            .update_user(
+                &admin(),
+                UpdateUserRequest {
+                    username: "alice".to_owned(),
+                    body: renamed,
+                },
+            )
+            .await
+            .expect("the user is updated");
+
+        let stored = memory
+            .get_user("alice.b")
+            .await
+            .expect("read")
+            .expect("the renamed user");
+        let record = json_of(stored.user.json.bytes());
+        assert_eq!(record["username"], "alice.b");
+        assert!(record.get("password").is_none(), "{record}");
+        let update = vec![("user.updated".to_owned(), record)];
+        assert_eq!(received(&under_old_name), update);
+        assert_eq!(received(&under_new_name), update);
+        assert!(received(&someone_else).is_empty());
+
+        handlers
+            .delete_user(
+                &admin(),
+                DeleteUserRequest {
+                    username: "alice.b".to_owned(),
+                },
+            )
+            .await
+            .expect("the user is deleted");
+        assert_eq!(
+            received(&under_new_name),
+            vec![("user.deleted".to_owned(), json!({"username": "alice.b"}))]
+        );
+        assert!(received(&under_old_name).is_empty());
+        assert!(received(&someone_else).is_empty());
+    }
+}
