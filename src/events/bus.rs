@@ -56,6 +56,7 @@ impl LocalEventBus {
 impl EventBus for LocalEventBus {
     async fn publish(&self, notification: Notification) {
         let delivery = self.hub.deliver(&notification);
+        crate::telemetry::metrics::ws().notifications(delivery.delivered, delivery.overflowed);
         if delivery.overflowed > 0 {
             // The sessions of these connections close them; this is the publisher's view.
             tracing::debug!(

@@ -450,7 +450,11 @@ impl<O: Endpoint, R: Endpoint> Endpoint for Edge<O, R> {
                     Ok(true)
                 } else {
                     tracing::debug!(%origin, "origin not allowed");
-                    metrics::security().origin_rejected(Transport::Http);
+                    metrics::security().origin_rejected(if uri.path() == WS_PATH {
+                        Transport::WebSocket
+                    } else {
+                        Transport::Http
+                    });
                     Err(ApiError::Forbidden(format!(
                         "origin `{origin}` is not allowed"
                     )))

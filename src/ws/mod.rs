@@ -54,6 +54,7 @@ use crate::{
     http::access::AccessControl,
     limits::{ConnectionLimiter, RateQuota},
     store::SharedStore,
+    telemetry::metrics::{self, Upgrade},
 };
 
 /// Where the endpoint is served.
@@ -358,7 +359,15 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
         if request.method() != poem::http::Method::GET {
             return Err(ApiError::MethodNotAllowed.into());
         }
-        match self.0.upgrade(&request) {
+        let outcome = self.0.upgrade(&request);
+        metrics::ws().upgrade(match &outcome {
+            Ok(_) => Upgrade::Accepted,
+            Err(ApiError::RateLimited { .. }) => Upgrade::ConnectionLimit,
+            Err(ApiError::Unauthorized { .. }) => Upgrade::Unauthorized,
+            Err(ApiError::Unavailable(_)) => Upgrade::ShuttingDown,
+            Err(_) => Upgrade::Invalid,
+        });
+        match outcome {
             Ok(response) => Ok(response),
             Err(error) => Ok(crate::http::payload::error_response(&error).into_response()),
         }

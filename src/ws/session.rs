@@ -46,12 +46,13 @@ use crate::{
         Ctx,
         messaging::Success,
         operations::PetStoreApi,
-        ws::{Event, dispatch},
+        ws::{Action, Event, dispatch},
     },
     auth::{Authentication, Credential},
     error::ApiError,
     events::{ConnectionId, Outbox, OutboxReceiver},
     limits::connections::ConnectionPermit,
+    telemetry::metrics::{self, Closed},
 };
 
 /// Where a session is in its life (`asyncapi.yaml` describes the same states).
@@ -73,13 +74,23 @@ pub enum SessionState {
 
 type Socket = WebSocketStream<poem::Upgraded>;
 
-/// A request running in the session: its correlation id, action and outcome.
-type Running = Pin<Box<dyn Future<Output = (Uuid, Result<Success, ApiError>)> + Send>>;
+/// A request running in the session.
+type Running = Pin<Box<dyn Future<Output = Finished> + Send>>;
+
+/// A request that has its outcome.
+struct Finished {
+    correlation_id: Uuid,
+    action: Action,
+    started: Instant,
+    outcome: Result<Success, ApiError>,
+}
 
 /// Why the session ends, and the close frame that says so.
 #[derive(Debug, Clone, Copy)]
 enum Ending {
-    /// The peer closed, or the connection broke: nothing to send.
+    /// The client closed the session with a close frame (answered by tungstenite).
+    ClientClosed,
+    /// The connection broke without a close frame: nothing to send.
     PeerGone,
     /// We close with this code and reason.
     Close(CloseCode, &'static str),
@@ -101,12 +112,18 @@ pub(super) async fn run<H: PetStoreApi>(
     service.hub.attach(id, outbox);
     let mut session = Session::new(Arc::clone(&service), id, client_ip, notifications);
     service.counts.opened();
+    metrics::ws().session_opened();
     if authentication.principal().is_some() {
         session.sign_in(authentication);
     }
     tracing::debug!(connection = id, ?client_ip, "WebSocket session opened");
     let ending = session.serve(socket).await;
     service.counts.closed(session.is_authenticated());
+    metrics::ws().session_closed(match ending {
+        Ending::ClientClosed => Closed::ByClient,
+        Ending::PeerGone => Closed::Abruptly,
+        Ending::Close(code, _) => Closed::ByServer(u16::from(code)),
+    });
     service.hub.detach(id);
     drop(permit);
     tracing::debug!(connection = id, ?ending, "WebSocket session closed");
@@ -226,8 +243,8 @@ impl<H: PetStoreApi> Session<H> {
                 () = self.notifications.overflowed() => {
                     break Ending::Close(CloseCode::Again, "too slow to keep up with notifications");
                 }
-                Some((correlation_id, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    Step::Finished(correlation_id, outcome)
+                Some(finished) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    Step::Finished(finished)
                 }
                 frame = socket.next(), if reading => Step::Frame(frame),
                 frame = self.notifications.recv() => match frame {
@@ -237,11 +254,13 @@ impl<H: PetStoreApi> Session<H> {
                 () = &mut timer => Step::Tick,
             };
             let result = match event {
-                Step::Finished(correlation_id, outcome) => {
-                    let frame = match outcome {
-                        Ok(success) => envelope::success(&correlation_id, &success.payload),
-                        Err(error) => envelope::error(Some(&correlation_id.to_string()), &error),
-                    };
+                Step::Finished(finished) => {
+                    let frame = answer(
+                        &finished.correlation_id,
+                        finished.action,
+                        finished.started,
+                        &finished.outcome,
+                    );
                     self.write(&mut socket, frame).await
                 }
                 Step::Send(frame) => self.write(&mut socket, frame).await,
@@ -266,8 +285,13 @@ impl<H: PetStoreApi> Session<H> {
             }
         };
         self.state = SessionState::Closed;
-        if let Ending::Close(code, reason) = ending {
-            self.close(socket, code, reason).await;
+        match ending {
+            Ending::Close(code, reason) => self.close(socket, code, reason).await,
+            // tungstenite queued its answer to the client's close frame; send it.
+            Ending::ClientClosed => {
+                let _ = timeout(CLOSE_HANDSHAKE_WAIT, socket.flush()).await;
+            }
+            Ending::PeerGone => {}
         }
         ending
     }
@@ -347,7 +371,7 @@ impl<H: PetStoreApi> Session<H> {
             }
             // tungstenite answers pings itself (on the next flush); pongs only prove liveness.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
-            Message::Close(_) => Err(Ending::PeerGone),
+            Message::Close(_) => Err(Ending::ClientClosed),
         }
     }
 
@@ -355,6 +379,7 @@ impl<H: PetStoreApi> Session<H> {
         let request = match envelope::read_request(text) {
             Ok(request) => request,
             Err(unreadable) => {
+                metrics::ws().error(unreadable.error.code());
                 let frame =
                     envelope::error(unreadable.correlation_id.as_deref(), &unreadable.error);
                 return self.write(socket, frame).await;
@@ -369,8 +394,8 @@ impl<H: PetStoreApi> Session<H> {
                 limit: u64::from(self.service.settings.message_rate.burst.get()),
                 reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             };
-            crate::telemetry::metrics::security()
-                .rate_limited(crate::telemetry::metrics::RateScope::Connection);
+            metrics::security().rate_limited(metrics::RateScope::Connection);
+            metrics::ws().error(error.code());
             let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
             return self.write(socket, frame).await;
         }
@@ -396,6 +421,7 @@ impl<H: PetStoreApi> Session<H> {
                     "capacity": self.queue.capacity(),
                     "message": "the request queue is filling up: slow down",
                 });
+                metrics::ws().backpressure();
                 self.write(
                     socket,
                     envelope::session_notification(Event::Backpressure, &payload),
@@ -406,6 +432,7 @@ impl<H: PetStoreApi> Session<H> {
                 let error = ApiError::Overloaded {
                     retry_after_secs: 1,
                 };
+                metrics::ws().error(error.code());
                 let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
                 self.write(socket, frame).await
             }
@@ -438,12 +465,12 @@ impl<H: PetStoreApi> Session<H> {
     }
 
     async fn start(&mut self, socket: &mut Socket, request: Request) -> Result<(), Ending> {
-        if let Some(action) = request.action.control() {
-            let outcome = control::run(self, action, request.payload).await;
-            let frame = match outcome {
-                Ok(Control::Reply(payload)) => envelope::success(&request.correlation_id, &payload),
-                Err(error) => envelope::error(Some(&request.correlation_id.to_string()), &error),
-            };
+        if let Some(control) = request.action.control() {
+            let started = Instant::now();
+            let outcome = control::run(self, control, request.payload)
+                .await
+                .map(|Control::Reply(payload)| Success::json(200, payload));
+            let frame = answer(&request.correlation_id, request.action, started, &outcome);
             return self.write(socket, frame).await;
         }
         if self.credentials_revoked() {
@@ -469,6 +496,7 @@ impl<H: PetStoreApi> Session<H> {
             principal: None,
         };
         let limit = self.service.settings.request_timeout;
+        let started = Instant::now();
         let Request {
             correlation_id,
             action,
@@ -483,7 +511,12 @@ impl<H: PetStoreApi> Session<H> {
                     Err(ApiError::Timeout)
                 }
             };
-            (correlation_id, outcome)
+            Finished {
+                correlation_id,
+                action,
+                started,
+                outcome,
+            }
         })
     }
 
@@ -601,9 +634,29 @@ impl<H: PetStoreApi> Session<H> {
     }
 }
 
+/// The response frame of a request, recorded in the metrics.
+fn answer(
+    correlation_id: &Uuid,
+    action: Action,
+    started: Instant,
+    outcome: &Result<Success, ApiError>,
+) -> Bytes {
+    let took = started.elapsed();
+    match outcome {
+        Ok(success) => {
+            metrics::ws().request(action, None, took);
+            envelope::success(correlation_id, &success.payload)
+        }
+        Err(error) => {
+            metrics::ws().request(action, Some(error.code()), took);
+            envelope::error(Some(&correlation_id.to_string()), error)
+        }
+    }
+}
+
 /// What woke the session.
 enum Step {
-    Finished(Uuid, Result<Success, ApiError>),
+    Finished(Finished),
     Send(Bytes),
     Frame(Option<Result<Message, WsError>>),
     Tick,

@@ -32,28 +32,26 @@
 //! `petstore_origin_rejections_total`, `process_cpu_seconds_total`,
 //! `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`,
 //! `process_max_fds`, `process_start_time_seconds`, `petstore_uptime_seconds`,
-//! `petstore_build_info`.
+//! `petstore_build_info`, and for the WebSocket endpoint ([`WsMetrics`]):
+//! `petstore_ws_sessions`, `petstore_ws_upgrades_total{outcome}`,
+//! `petstore_ws_requests_total{action,result}`, `petstore_ws_request_duration_seconds{action}`,
+//! `petstore_ws_errors_total{code}`, `petstore_ws_notifications_total{result}`,
+//! `petstore_ws_backpressure_total`, `petstore_ws_closes_total{code}`, and the per-connection
+//! message rate in `petstore_rate_limit_rejections_total{scope="connection"}`.
 //!
 //! Families that arrive with the features they count, each as one more struct built in
-//! [`Metrics`] beside [`HttpMetrics`] and [`SecurityMetrics`]:
+//! [`Metrics`] beside the others:
 //!
-//! - the WebSocket endpoint: `petstore_ws_connections` (current),
-//!   `petstore_ws_connections_total{outcome}`, `petstore_ws_messages_total{type,action,status}`,
-//!   `petstore_ws_errors_total{code}`, `petstore_ws_request_duration_seconds{action}`,
-//!   `petstore_ws_notifications_total{result="delivered|dropped"}`,
-//!   `petstore_ws_backpressure_events_total`, origin rejections with `transport="websocket"`,
-//!   and `petstore_connection_limit_rejections_total{transport}` with the per-address connection
-//!   limit it enforces;
 //! - the Redis store and its circuit breaker: `petstore_circuit_breaker_state{breaker}`,
 //!   `petstore_circuit_breaker_transitions_total{breaker,to}`,
 //!   `petstore_redis_command_duration_seconds{command}`, `petstore_redis_errors_total{command}`,
 //!   `petstore_retries_total{operation}`;
-//! - the message queue: `petstore_queue_depth{priority}`, `petstore_queue_wait_seconds{priority}`;
 //! - the cluster: `petstore_cluster_nodes`, `petstore_pubsub_messages_total{direction}`.
 
 mod http;
 mod process;
 mod security;
+mod ws;
 
 use std::sync::OnceLock;
 
@@ -63,6 +61,7 @@ use prometheus::TextEncoder;
 
 pub use self::http::{HttpMetrics, InFlight, Operation};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
+pub use self::ws::{Closed, Upgrade, WsMetrics};
 
 /// The content type of the exposition (the Prometheus text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -79,6 +78,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// Authentication, rate limits, origins.
     pub security: SecurityMetrics,
+    /// WebSocket sessions, requests and notifications.
+    pub ws: WsMetrics,
 }
 
 /// Why the metrics could not be rendered.
@@ -105,12 +106,14 @@ impl Metrics {
         let meter = provider.meter(METER_NAME);
         let http = HttpMetrics::new(&meter);
         let security = SecurityMetrics::new(&meter);
+        let ws = WsMetrics::new(&meter);
         process::register(&meter);
         Self {
             registry,
             _provider: provider,
             http,
             security,
+            ws,
         }
     }
 
@@ -134,4 +137,9 @@ pub fn global() -> &'static Metrics {
 /// The security families of [`global`], for one-line recording where a decision is made.
 pub fn security() -> &'static SecurityMetrics {
     &global().security
+}
+
+/// The WebSocket families of [`global`].
+pub fn ws() -> &'static WsMetrics {
+    &global().ws
 }

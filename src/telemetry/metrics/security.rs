@@ -89,12 +89,15 @@ impl RateScope {
 pub enum Transport {
     /// A REST request.
     Http,
+    /// A WebSocket upgrade.
+    WebSocket,
 }
 
 impl Transport {
     fn label(self) -> &'static str {
         match self {
             Self::Http => "http",
+            Self::WebSocket => "websocket",
         }
     }
 }
@@ -156,9 +159,11 @@ impl SecurityMetrics {
                 .rate_limited
                 .add(0, &[KeyValue::new("scope", scope.label())]);
         }
-        metrics
-            .origin_rejected
-            .add(0, &[KeyValue::new("transport", Transport::Http.label())]);
+        for transport in [Transport::Http, Transport::WebSocket] {
+            metrics
+                .origin_rejected
+                .add(0, &[KeyValue::new("transport", transport.label())]);
+        }
         metrics
     }
 
