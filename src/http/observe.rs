@@ -10,7 +10,10 @@
 
 use poem::http::Method;
 
-use super::{API_BASE, DOCS_PATH, JWKS_PATH, OPENAPI_JSON_PATH, OPENAPI_YAML_PATH};
+use super::{
+    API_BASE, ASYNCAPI_YAML_PATH, DOCS_PATH, JWKS_PATH, OPENAPI_JSON_PATH, OPENAPI_YAML_PATH,
+    WS_PATH,
+};
 use crate::{api::operations::OPERATIONS, telemetry::metrics::Operation};
 
 /// What answered a request: the operation poem-openapi reported (`answered_by`), or else what the
@@ -36,7 +39,8 @@ pub(super) fn operation(
         "/live" => Operation::LIVE,
         "/metrics" => Operation::METRICS,
         JWKS_PATH => Operation::JWKS,
-        OPENAPI_JSON_PATH | OPENAPI_YAML_PATH => Operation::OPENAPI,
+        OPENAPI_JSON_PATH | OPENAPI_YAML_PATH | ASYNCAPI_YAML_PATH => Operation::OPENAPI,
+        WS_PATH => Operation::WEBSOCKET,
         _ if path
             .strip_prefix(DOCS_PATH)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) =>

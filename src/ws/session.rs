@@ -22,7 +22,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
-use governor::{DefaultDirectRateLimiter, RateLimiter};
+use governor::{DefaultDirectRateLimiter, RateLimiter, clock::Clock};
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::{
@@ -386,9 +386,7 @@ impl<H: PetStoreApi> Session<H> {
             }
         };
         if let Err(not_until) = self.limiter.check() {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
+            let wait = not_until.wait_time_from(self.limiter.clock().now());
             let error = ApiError::RateLimited {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
                 limit: u64::from(self.service.settings.message_rate.burst.get()),

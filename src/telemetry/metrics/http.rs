@@ -37,8 +37,8 @@ const API_OPERATIONS: usize = OPERATIONS.len();
 
 /// Label values of what is not an API operation, in [`Operation`] index order after the API
 /// operations.
-const OTHER_ROUTES: [&str; 8] = [
-    "unknown", "health", "ready", "live", "metrics", "jwks", "openapi", "docs",
+const OTHER_ROUTES: [&str; 9] = [
+    "unknown", "health", "ready", "live", "metrics", "jwks", "openapi", "docs", "websocket",
 ];
 
 /// What answered a request: the `operation` label, as an index.
@@ -66,6 +66,8 @@ impl Operation {
     pub const OPENAPI: Self = Self::other(6);
     /// The documentation UI.
     pub const DOCS: Self = Self::other(7);
+    /// The WebSocket endpoint (its upgrade requests).
+    pub const WEBSOCKET: Self = Self::other(8);
 
     const fn other(index: usize) -> Self {
         Self((API_OPERATIONS + index) as u16)
@@ -405,6 +407,7 @@ mod tests {
             Operation::JWKS,
             Operation::OPENAPI,
             Operation::DOCS,
+            Operation::WEBSOCKET,
         ]
         .into_iter()
         .map(Operation::label)
