@@ -38,7 +38,15 @@ const API_OPERATIONS: usize = OPERATIONS.len();
 /// Label values of what is not an API operation, in [`Operation`] index order after the API
 /// operations.
 const OTHER_ROUTES: [&str; 9] = [
-    "unknown", "health", "ready", "live", "metrics", "jwks", "openapi", "docs", "websocket",
+    "unknown",
+    "health",
+    "ready",
+    "live",
+    "metrics",
+    "jwks",
+    "openapi",
+    "docs",
+    "websocket",
 ];
 
 /// What answered a request: the `operation` label, as an index.
