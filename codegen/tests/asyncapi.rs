@@ -1,0 +1,835 @@
+//! The cross-check of `asyncapi.yaml` against `openapi.yaml`: the project's own documents pass,
+//! and each way the two can disagree is reported with its location.
+//!
+//! Every failing case starts from the real documents and breaks one thing in a copy of
+//! `asyncapi.yaml` (edited as a JSON value and handed over as JSON text, which is YAML too), so
+//! each error shown here is one the build would report for a plausible edit of the real file.
+
+use std::{fs, path::Path, sync::LazyLock};
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use petstore_codegen::{
+    GenError,
+    asyncapi::{self, Priority, WsApi},
+    generate_ws_source,
+    ir::Api,
+    parse::parse_spec,
+};
+use serde_json::{Value, json};
+
+/// A document of the project, next to the codegen crate.
+fn project_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => panic!("cannot read {}: {error}", path.display()),
+    }
+}
+
+static OPENAPI: LazyLock<String> = LazyLock::new(|| project_file("openapi.yaml"));
+static ASYNCAPI: LazyLock<String> = LazyLock::new(|| project_file("asyncapi.yaml"));
+static API: LazyLock<Api> = LazyLock::new(|| match parse_spec(&OPENAPI) {
+    Ok(api) => api,
+    Err(errors) => panic!("openapi.yaml is rejected:\n{errors}"),
+});
+
+/// The operationIds of `openapi.yaml`, in spec order.
+const OPERATION_IDS: [&str; 23] = [
+    "updatePet",
+    "addPet",
+    "findPetsByStatus",
+    "findPetsByTags",
+    "getPetById",
+    "updatePetWithForm",
+    "deletePet",
+    "uploadFile",
+    "getPetImage",
+    "getInventory",
+    "placeOrder",
+    "getOrderById",
+    "updateOrder",
+    "deleteOrder",
+    "createUser",
+    "createUsersWithListInput",
+    "loginUser",
+    "logoutUser",
+    "getUserByName",
+    "updateUser",
+    "deleteUser",
+    "createToken",
+    "refreshToken",
+];
+
+/// The session's own actions.
+const CONTROL_ACTIONS: [&str; 5] = [
+    "authenticate",
+    "refresh",
+    "subscribe",
+    "unsubscribe",
+    "ping",
+];
+
+/// Every event, in document order.
+const EVENTS: [&str; 12] = [
+    "pet.created",
+    "pet.updated",
+    "pet.deleted",
+    "order.placed",
+    "order.updated",
+    "order.deleted",
+    "inventory.changed",
+    "user.updated",
+    "user.deleted",
+    "session.expiring",
+    "session.expired",
+    "backpressure",
+];
+
+/// `asyncapi.yaml` as a JSON value, to be edited.
+fn document() -> Value {
+    match serde_saphyr::from_str(&ASYNCAPI) {
+        Ok(document) => document,
+        Err(error) => panic!("asyncapi.yaml is not YAML: {error}"),
+    }
+}
+
+/// The cross-check of `document` (as JSON text) against the real `openapi.yaml`.
+fn check(document: &Value) -> Result<WsApi, Vec<GenError>> {
+    let text = match serde_json::to_string_pretty(document) {
+        Ok(text) => text,
+        Err(error) => panic!("cannot serialize the document: {error}"),
+    };
+    asyncapi::parse(&text, &OPENAPI, &API).map_err(|errors| errors.0)
+}
+
+/// The errors of a document that must be rejected.
+fn errors_of(document: &Value) -> Vec<GenError> {
+    match check(document) {
+        Ok(_) => panic!("the edited document was accepted"),
+        Err(errors) => errors,
+    }
+}
+
+/// Asserts that `document` is rejected with exactly the errors `expected` lists, each as
+/// `(location, a fragment of its message)`, in any order.
+fn assert_errors(document: &Value, expected: &[(&str, &str)]) {
+    let errors = errors_of(document);
+    let listing = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        errors.len(),
+        expected.len(),
+        "expected {} error(s), got:\n{listing}",
+        expected.len()
+    );
+    for (location, fragment) in expected {
+        assert!(
+            errors
+                .iter()
+                .any(|error| error.location == *location && error.message.contains(fragment)),
+            "no error at {location} mentioning {fragment:?}; got:\n{listing}"
+        );
+    }
+}
+
+/// The value at a JSON pointer of `document`, which must exist.
+fn at<'a>(document: &'a mut Value, pointer: &str) -> &'a mut Value {
+    match document.pointer_mut(pointer) {
+        Some(value) => value,
+        None => panic!("the document has nothing at {pointer}"),
+    }
+}
+
+/// Removes the member `key` of the object at `pointer`; it must exist.
+fn remove(document: &mut Value, pointer: &str, key: &str) -> Value {
+    match at(document, pointer)
+        .as_object_mut()
+        .map(|map| map.remove(key))
+    {
+        Some(Some(removed)) => removed,
+        _ => panic!("no member {key:?} at {pointer}"),
+    }
+}
+
+/// Sets the member `key` of the object at `pointer`.
+fn set(document: &mut Value, pointer: &str, key: &str, value: Value) {
+    match at(document, pointer).as_object_mut() {
+        Some(map) => {
+            map.insert(key.to_owned(), value);
+        }
+        None => panic!("{pointer} is not an object"),
+    }
+}
+
+/// The request payload schema (parameters by name and `body`) of an action's message.
+fn request_payload(action: &str) -> String {
+    format!("/components/messages/{action}Request/payload/allOf/1/properties/payload")
+}
+
+/// The success alternative of an action's reply.
+fn success_payload(action: &str) -> String {
+    format!("/components/messages/{action}Response/payload/allOf/1/properties/payload/oneOf/0")
+}
+
+// ---- the real documents ----
+
+#[test]
+fn the_project_documents_agree() {
+    let ws = match asyncapi::parse(&ASYNCAPI, &OPENAPI, &API) {
+        Ok(ws) => ws,
+        Err(errors) => panic!("asyncapi.yaml is rejected:\n{errors}"),
+    };
+    assert_eq!(ws.actions.len(), 28, "23 operations and 5 control actions");
+    let operations: Vec<&str> = ws
+        .actions
+        .iter()
+        .filter(|action| !action.control)
+        .map(|action| action.name.as_str())
+        .collect();
+    let mut sorted_operations = operations.clone();
+    sorted_operations.sort_unstable();
+    let mut expected_operations = OPERATION_IDS.to_vec();
+    expected_operations.sort_unstable();
+    assert_eq!(sorted_operations, expected_operations);
+    let controls: Vec<&str> = ws
+        .actions
+        .iter()
+        .filter(|action| action.control)
+        .map(|action| action.name.as_str())
+        .collect();
+    assert_eq!(controls, CONTROL_ACTIONS);
+    let events: Vec<&str> = ws.events.iter().map(|event| event.name.as_str()).collect();
+    assert_eq!(events, EVENTS);
+}
+
+#[test]
+fn the_project_priorities_follow_the_scheduling_classes() {
+    let ws = check(&document()).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    let priority = |name: &str| match ws.actions.iter().find(|action| action.name == name) {
+        Some(action) => action.priority,
+        None => panic!("no action {name}"),
+    };
+    for control in CONTROL_ACTIONS {
+        assert_eq!(priority(control), Priority::Critical, "{control}");
+    }
+    for write in [
+        "addPet",
+        "updatePet",
+        "deletePet",
+        "placeOrder",
+        "updateUser",
+    ] {
+        assert_eq!(priority(write), Priority::High, "{write}");
+    }
+    for read in [
+        "getPetById",
+        "findPetsByStatus",
+        "getOrderById",
+        "getInventory",
+    ] {
+        assert_eq!(priority(read), Priority::Normal, "{read}");
+    }
+    assert_eq!(priority("createUsersWithListInput"), Priority::Low);
+}
+
+/// The JSON re-serialization the other tests rely on changes nothing by itself.
+#[test]
+fn the_document_as_json_text_passes_too() {
+    let ws = check(&document()).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    assert_eq!(ws.actions.len(), 28);
+    assert_eq!(ws.events.len(), 12);
+}
+
+#[test]
+fn the_generated_source_has_the_action_enum_and_a_dispatch_arm_per_operation() {
+    let generated = match generate_ws_source(&OPENAPI, &ASYNCAPI) {
+        Ok(generated) => generated.ws,
+        Err(errors) => panic!("generation failed:\n{errors}"),
+    };
+    if let Err(error) = syn::parse_file(&generated) {
+        panic!("the generated source is not Rust: {error}");
+    }
+    for item in [
+        "pub enum Action",
+        "pub enum ControlAction",
+        "pub enum Event",
+        "pub async fn dispatch<H: PetStoreApi>",
+    ] {
+        assert!(generated.contains(item), "no `{item}` in ws.rs");
+    }
+    for id in OPERATION_IDS {
+        let variant = id.to_upper_camel_case();
+        let method = id.to_snake_case();
+        let arm = format!("Action::{variant} => {{");
+        let call = format!(".{method}(&ctx, request)");
+        assert!(generated.contains(&arm), "no dispatch arm `{arm}`");
+        assert!(generated.contains(&call), "no handler call `{call}`");
+        assert!(
+            generated.contains(&format!("{id:?} => Some(Action::{variant})")),
+            "`{id}` is not read by Action::from_name"
+        );
+    }
+    for control in CONTROL_ACTIONS {
+        let variant = control.to_upper_camel_case();
+        assert!(
+            generated.contains(&format!(
+                "Action::{variant} => Some(ControlAction::{variant})"
+            )),
+            "`{control}` is not a control action"
+        );
+    }
+    for event in EVENTS {
+        assert!(
+            generated.contains(&format!("{event:?} => Some(Event::")),
+            "`{event}` is not read by Event::from_name"
+        );
+    }
+}
+
+// ---- actions and operations ----
+
+#[test]
+fn an_operation_without_an_action_is_reported() {
+    let mut document = document();
+    remove(&mut document, "/operations", "getPetById");
+    assert_errors(
+        &document,
+        &[("#/operations", "`getPetById` of openapi.yaml has no action")],
+    );
+}
+
+#[test]
+fn an_operation_entry_without_its_action_kind_is_reported() {
+    let mut document = document();
+    remove(&mut document, "/operations/getPetById", "action");
+    assert_errors(
+        &document,
+        &[
+            (
+                "#/operations/getPetById/action",
+                "must be `receive` or `send`",
+            ),
+            ("#/operations", "`getPetById` of openapi.yaml has no action"),
+        ],
+    );
+}
+
+#[test]
+fn an_action_that_is_neither_an_operation_nor_a_control_action_is_reported() {
+    let mut document = document();
+    remove(&mut document, "/operations/ping", "x-control");
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/ping",
+            "action `ping` is no operationId of openapi.yaml; a session action must say \
+             `x-control: true`",
+        )],
+    );
+}
+
+#[test]
+fn a_rest_operation_cannot_be_a_control_action() {
+    let mut document = document();
+    set(
+        &mut document,
+        "/operations/getPetById",
+        "x-control",
+        json!(true),
+    );
+    assert_errors(
+        &document,
+        &[
+            (
+                "#/operations/getPetById/x-control",
+                "`getPetById` is a REST operation, so it cannot be a control action",
+            ),
+            ("#/operations", "`getPetById` of openapi.yaml has no action"),
+        ],
+    );
+}
+
+#[test]
+fn a_missing_priority_is_reported() {
+    let mut document = document();
+    remove(&mut document, "/operations/addPet", "x-priority");
+    assert_errors(
+        &document,
+        &[
+            (
+                "#/operations/addPet/x-priority",
+                "every action needs a priority",
+            ),
+            ("#/operations", "`addPet` of openapi.yaml has no action"),
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_priority_is_reported() {
+    let mut document = document();
+    set(
+        &mut document,
+        "/operations/subscribe",
+        "x-priority",
+        json!("urgent"),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/subscribe/x-priority",
+            "must be critical, high, normal, low or background",
+        )],
+    );
+}
+
+// ---- request payloads ----
+
+#[test]
+fn a_request_payload_missing_a_parameter_is_reported() {
+    let mut document = document();
+    let properties = format!("{}/properties", request_payload("updatePetWithForm"));
+    remove(&mut document, &properties, "name");
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/updatePetWithForm/messages",
+            "`updatePetWithForm` takes `name`, but the request payload does not list it",
+        )],
+    );
+}
+
+#[test]
+fn a_request_payload_missing_the_body_is_reported() {
+    let mut document = document();
+    let payload = request_payload("addPet");
+    remove(&mut document, &format!("{payload}/properties"), "body");
+    set(&mut document, &payload, "required", json!([]));
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/addPet/messages",
+            "`addPet` takes `body`, but the request payload does not list it",
+        )],
+    );
+}
+
+#[test]
+fn an_extra_parameter_is_reported() {
+    let mut document = document();
+    let properties = format!("{}/properties", request_payload("getPetById"));
+    set(
+        &mut document,
+        &properties,
+        "verbose",
+        json!({ "type": "boolean" }),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getPetById/messages",
+            "`verbose` is no parameter or body of `getPetById` in openapi.yaml",
+        )],
+    );
+}
+
+#[test]
+fn an_optional_parameter_marked_required_is_reported() {
+    let mut document = document();
+    let payload = request_payload("updatePetWithForm");
+    set(
+        &mut document,
+        &payload,
+        "required",
+        json!(["petId", "name"]),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/updatePetWithForm/messages",
+            "`name` is optional in openapi.yaml but required here",
+        )],
+    );
+}
+
+#[test]
+fn a_required_parameter_marked_optional_is_reported() {
+    let mut document = document();
+    let payload = request_payload("getPetById");
+    set(&mut document, &payload, "required", json!([]));
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getPetById/messages",
+            "`petId` is required in openapi.yaml but optional here",
+        )],
+    );
+}
+
+#[test]
+fn a_required_body_marked_optional_is_reported() {
+    let mut document = document();
+    let payload = request_payload("placeOrder");
+    remove(&mut document, &payload, "required");
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/placeOrder/messages",
+            "`body` is required in openapi.yaml but optional here",
+        )],
+    );
+}
+
+#[test]
+fn a_parameter_schema_that_differs_is_reported() {
+    let mut document = document();
+    let status = format!("{}/properties/status", request_payload("findPetsByStatus"));
+    set(&mut document, &status, "maxItems", json!(4));
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/findPetsByStatus/messages/payload/properties/status",
+            "the schema differs from `status` of `findPetsByStatus` in openapi.yaml",
+        )],
+    );
+}
+
+#[test]
+fn a_parameter_referencing_another_component_is_reported() {
+    let mut document = document();
+    let pet_id = format!("{}/properties/petId", request_payload("getPetById"));
+    set(
+        &mut document,
+        &pet_id,
+        "$ref",
+        json!("./openapi.yaml#/components/schemas/PetName"),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getPetById/messages/payload/properties/petId",
+            "the schema differs from `petId` of `getPetById`",
+        )],
+    );
+}
+
+#[test]
+fn a_body_schema_that_differs_is_reported() {
+    let mut document = document();
+    let body = format!("{}/properties/body", request_payload("placeOrder"));
+    set(
+        &mut document,
+        &body,
+        "$ref",
+        json!("./openapi.yaml#/components/schemas/Pet"),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/placeOrder/messages/payload/properties/body",
+            "the schema differs from `body` of `placeOrder`",
+        )],
+    );
+}
+
+#[test]
+fn descriptions_do_not_count_as_schema_differences() {
+    let mut document = document();
+    let tags = format!("{}/properties/tags", request_payload("findPetsByTags"));
+    set(
+        &mut document,
+        &tags,
+        "description",
+        json!("Worded differently from openapi.yaml."),
+    );
+    if let Err(errors) = check(&document) {
+        panic!("a description made a difference: {errors:?}");
+    }
+}
+
+// ---- replies ----
+
+#[test]
+fn a_success_payload_that_differs_from_the_2xx_body_is_reported() {
+    let mut document = document();
+    set(
+        &mut document,
+        &success_payload("getPetById"),
+        "$ref",
+        json!("./openapi.yaml#/components/schemas/Order"),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getPetById/reply/messages",
+            "the success payload must be what `getPetById` answers: its 2xx body schema",
+        )],
+    );
+}
+
+#[test]
+fn a_success_payload_for_an_operation_without_a_body_must_be_null() {
+    let mut document = document();
+    *at(&mut document, &success_payload("deletePet")) =
+        json!({ "$ref": "./openapi.yaml#/components/schemas/Pet" });
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/deletePet/reply/messages",
+            "the success payload must be what `deletePet` answers: `type: 'null'`",
+        )],
+    );
+}
+
+#[test]
+fn an_image_operation_must_answer_the_image_payload() {
+    let mut document = document();
+    *at(&mut document, &success_payload("getPetImage")) =
+        json!({ "type": "string", "contentEncoding": "base64" });
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getPetImage/reply/messages",
+            "`$ref: '#/components/schemas/ImagePayload'`",
+        )],
+    );
+}
+
+#[test]
+fn a_reply_without_the_error_alternative_is_reported() {
+    let mut document = document();
+    let one_of = "/components/messages/getOrderByIdResponse/payload/allOf/1/properties/payload";
+    set(
+        &mut document,
+        one_of,
+        "oneOf",
+        json!([{ "$ref": "./openapi.yaml#/components/schemas/Order" }]),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/getOrderById/reply/messages",
+            "a reply's payload must be",
+        )],
+    );
+}
+
+// ---- references ----
+
+#[test]
+fn a_dangling_local_reference_is_reported_where_it_is() {
+    let mut document = document();
+    *at(
+        &mut document,
+        "/components/messages/petDeleted/payload/allOf/1/properties/payload",
+    ) = json!({ "$ref": "#/components/schemas/DeletedThing" });
+    assert_errors(
+        &document,
+        &[(
+            "#/components/messages/petDeleted/payload/allOf/1/properties/payload/$ref",
+            "`$ref: #/components/schemas/DeletedThing` points to nothing in asyncapi.yaml",
+        )],
+    );
+}
+
+#[test]
+fn a_dangling_reference_into_openapi_yaml_is_reported_where_it_is() {
+    let mut document = document();
+    *at(
+        &mut document,
+        "/components/messages/petCreated/payload/allOf/1/properties/payload",
+    ) = json!({ "$ref": "./openapi.yaml#/components/schemas/Animal" });
+    assert_errors(
+        &document,
+        &[(
+            "#/components/messages/petCreated/payload/allOf/1/properties/payload/$ref",
+            "`$ref: ./openapi.yaml#/components/schemas/Animal` points to nothing in openapi.yaml",
+        )],
+    );
+}
+
+#[test]
+fn a_reference_to_another_file_is_reported() {
+    let mut document = document();
+    *at(
+        &mut document,
+        "/components/messages/orderPlaced/payload/allOf/1/properties/payload",
+    ) = json!({ "$ref": "./orders.yaml#/Order" });
+    assert_errors(
+        &document,
+        &[(
+            "#/components/messages/orderPlaced/payload/allOf/1/properties/payload/$ref",
+            "only references inside this document",
+        )],
+    );
+}
+
+// ---- envelopes and channels ----
+
+#[test]
+fn an_envelope_that_does_not_require_its_correlation_id_is_reported() {
+    let mut document = document();
+    set(
+        &mut document,
+        "/components/schemas/RequestEnvelope",
+        "required",
+        json!(["type", "timestamp", "action", "payload"]),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/components/schemas/RequestEnvelope/required",
+            "`correlationId` must be required",
+        )],
+    );
+}
+
+#[test]
+fn an_envelope_without_its_correlation_id_field_is_reported() {
+    let mut document = document();
+    remove(
+        &mut document,
+        "/components/schemas/NotificationEnvelope/properties",
+        "correlationId",
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/components/schemas/NotificationEnvelope/properties",
+            "the envelope field `correlationId` is missing",
+        )],
+    );
+}
+
+#[test]
+fn an_envelope_field_the_server_does_not_know_is_reported() {
+    let mut document = document();
+    set(
+        &mut document,
+        "/components/schemas/ResponseEnvelope/properties",
+        "node",
+        json!({ "type": "string" }),
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/components/schemas/ResponseEnvelope/properties/node",
+            "`node` is not an envelope field",
+        )],
+    );
+}
+
+#[test]
+fn an_error_payload_without_its_code_is_reported() {
+    let mut document = document();
+    remove(
+        &mut document,
+        "/components/schemas/ErrorPayload/properties",
+        "code",
+    );
+    assert_errors(
+        &document,
+        &[(
+            "#/components/schemas/ErrorPayload/properties",
+            "the error payload field `code` is missing",
+        )],
+    );
+}
+
+#[test]
+fn a_wrong_channel_address_is_reported() {
+    let mut document = document();
+    set(&mut document, "/channels/petstore", "address", json!("/ws"));
+    assert_errors(
+        &document,
+        &[(
+            "#/channels/petstore/address",
+            "the address must be `/api/v3/ws`",
+        )],
+    );
+}
+
+#[test]
+fn a_document_of_another_asyncapi_version_is_reported() {
+    let mut document = document();
+    set(&mut document, "", "asyncapi", json!("2.6.0"));
+    assert_errors(&document, &[("#/asyncapi", "must be `3.0.0`")]);
+}
+
+// ---- events ----
+
+#[test]
+fn a_duplicate_event_is_reported() {
+    let mut document = document();
+    let copy = at(&mut document, "/operations/notifyPetCreated").clone();
+    set(&mut document, "/operations", "notifyPetAdded", copy);
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/notifyPetAdded",
+            "event `pet.created` is declared twice",
+        )],
+    );
+}
+
+#[test]
+fn an_event_without_a_name_is_reported() {
+    let mut document = document();
+    remove(&mut document, "/components/messages/userDeleted", "name");
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/notifyUserDeleted/messages",
+            "an event message needs its event `name`",
+        )],
+    );
+}
+
+#[test]
+fn an_event_whose_payload_names_another_event_is_reported() {
+    let mut document = document();
+    *at(
+        &mut document,
+        "/components/messages/orderUpdated/payload/allOf/1/properties/event/const",
+    ) = json!("order.changed");
+    assert_errors(
+        &document,
+        &[(
+            "#/operations/notifyOrderUpdated/messages",
+            "{event: {const: order.updated}",
+        )],
+    );
+}
+
+/// All problems of a document are reported in one run, not just the first.
+#[test]
+fn every_error_is_reported_at_once() {
+    let mut document = document();
+    remove(&mut document, "/operations", "deleteUser");
+    set(
+        &mut document,
+        "/channels/petstore",
+        "address",
+        json!("/socket"),
+    );
+    set(
+        &mut document,
+        "/operations/ping",
+        "x-priority",
+        json!("asap"),
+    );
+    let errors = errors_of(&document);
+    let locations: Vec<&str> = errors.iter().map(|error| error.location.as_str()).collect();
+    assert_eq!(
+        locations,
+        [
+            "#/channels/petstore/address",
+            "#/operations/ping/x-priority",
+            "#/operations"
+        ],
+        "{errors:?}"
+    );
+}
