@@ -1,0 +1,808 @@
+//! Notifications: writes made over REST or over a WebSocket reach the WebSocket connections
+//! that follow them, as `asyncapi.yaml` describes.
+//!
+//! - topics `pets` and `pet:{id}` (pet.created / pet.updated / pet.deleted), `inventory`
+//!   (inventory.changed), `orders` and `order:{id}` (order.placed / order.updated /
+//!   order.deleted), each authorized when subscribed;
+//! - user.updated / user.deleted to the connections of that user, without a subscription;
+//! - `unsubscribe`, and the refusals of `subscribe`.
+//!
+//! "Not delivered" is never asserted by waiting: a connection's notifications arrive in the
+//! order their events happened, so after the write that must not reach it a test makes a second
+//! write that must, and asserts that the next notification is the second one.
+
+mod common;
+
+use std::{sync::LazyLock, time::Duration};
+
+use common::*;
+use petstore_ws::{
+    api::ws::Action,
+    auth::tokens::generate_ephemeral_key_pem,
+    config::Secret,
+    ws::client::{ClientOptions, Notification, Notifications, Reply, WsClient},
+};
+use reqwest::Response;
+use serde_json::{Value, json};
+
+/// The administrator account of the test servers.
+const ADMIN_USER: &str = "events-admin";
+const ADMIN_PASSWORD: &str = "events-admin-password";
+
+/// The password of every customer.
+const PASSWORD: &str = "correct-horse-battery";
+
+/// Hang guard for one step; it measures nothing.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(HANG_GUARD, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("hung: {what}"),
+    }
+}
+
+/// One signing key for every server of this suite (generating one per server is slow).
+static SIGNING_KEY: LazyLock<String> = LazyLock::new(|| match generate_ephemeral_key_pem() {
+    Ok(pem) => pem,
+    Err(error) => panic!("cannot generate the signing key: {error}"),
+});
+
+/// A server with the administrator [`ADMIN_USER`], room for `connections` WebSocket
+/// connections from this host, and no message rate limit.
+async fn spawn_events_app(connections: u32) -> TestApp {
+    let key_file =
+        std::env::temp_dir().join(format!("petstore-ws-events-{}.pem", uuid::Uuid::new_v4()));
+    if let Err(error) = std::fs::write(&key_file, SIGNING_KEY.as_bytes()) {
+        panic!("cannot write {}: {error}", key_file.display());
+    }
+    let configured = key_file.clone();
+    let app = spawn_app(move |config| {
+        config.jwt_private_key = Some(configured);
+        config.admin_user = Some(ADMIN_USER.to_owned());
+        config.admin_password = Some(match ADMIN_PASSWORD.parse::<Secret>() {
+            Ok(secret) => secret,
+            Err(never) => match never {},
+        });
+        config.ws_max_connections_per_ip = connections;
+        config.ws_messages_per_minute = std::num::NonZeroU32::MAX;
+        config.ws_message_burst = std::num::NonZeroU32::MAX;
+    })
+    .await;
+    if let Err(error) = std::fs::remove_file(&key_file) {
+        panic!("cannot remove {}: {error}", key_file.display());
+    }
+    app
+}
+
+// ---- helpers ----
+
+fn ws_url(app: &TestApp) -> String {
+    format!("ws://{}/api/v3/ws", app.addr)
+}
+
+/// A connection authenticated with `token` on the upgrade, or anonymous.
+async fn connect(app: &TestApp, token: Option<&str>) -> WsClient {
+    let options = match token {
+        Some(token) => ClientOptions::default().bearer_token(token),
+        None => ClientOptions::default(),
+    };
+    match guarded(
+        "the WebSocket upgrade",
+        WsClient::connect(&ws_url(app), options),
+    )
+    .await
+    {
+        Ok(client) => client,
+        Err(error) => panic!("the WebSocket upgrade failed: {error}"),
+    }
+}
+
+/// A connection and a receiver of its notifications.
+async fn listener(app: &TestApp, token: &str) -> (WsClient, Notifications) {
+    let client = connect(app, Some(token)).await;
+    let notifications = client.notifications();
+    (client, notifications)
+}
+
+/// The administrator's access token.
+async fn admin_token(app: &TestApp) -> String {
+    app.create_token(ADMIN_USER, ADMIN_PASSWORD).await.0
+}
+
+/// Creates customer `username` and returns an access token of theirs.
+async fn customer(app: &TestApp, username: &str) -> String {
+    app.create_user(username, PASSWORD).await;
+    app.create_token(username, PASSWORD).await.0
+}
+
+/// A call that must be answered.
+async fn answered(
+    what: &str,
+    call: impl std::future::Future<Output = Result<Reply, petstore_ws::ws::client::ClientError>>,
+) -> Reply {
+    match guarded(what, call).await {
+        Ok(reply) => reply,
+        Err(error) => panic!("{what}: no answer: {error}"),
+    }
+}
+
+fn success(reply: Reply, what: &str) -> Value {
+    match reply {
+        Reply::Success(payload) => payload,
+        Reply::Error { .. } => panic!("{what}: expected a success, got {reply:?}"),
+    }
+}
+
+/// Subscribes to `topics`, which must be accepted; returns the topics the session follows.
+async fn subscribe(client: &WsClient, topics: &[&str]) -> Value {
+    let reply = answered("subscribe", client.subscribe(topics)).await;
+    success(reply, &format!("subscribe {topics:?}"))["topics"].clone()
+}
+
+/// Asserts a refused request: error `code` with `status`.
+fn assert_refused(reply: &Reply, code: &str, status: u16, what: &str) {
+    match reply {
+        Reply::Error {
+            code: actual,
+            status: actual_status,
+            message,
+            ..
+        } => {
+            assert_eq!(
+                (actual.as_str(), *actual_status),
+                (code, status),
+                "{what}: {reply:?}"
+            );
+            assert!(!message.is_empty(), "{what}: an error without a message");
+        }
+        Reply::Success(_) => panic!("{what}: expected {code}, got {reply:?}"),
+    }
+}
+
+/// The next notification.
+async fn next(notifications: &mut Notifications, what: &str) -> Notification {
+    match guarded(what, notifications.recv()).await {
+        Some(notification) => notification,
+        None => panic!("{what}: the connection closed"),
+    }
+}
+
+/// Asserts that the next notification is `event` with `payload`.
+async fn expect_event(notifications: &mut Notifications, event: &str, payload: &Value) {
+    let notification = next(notifications, &format!("waiting for {event}")).await;
+    assert_eq!(
+        (notification.event.as_str(), &notification.payload),
+        (event, payload),
+        "expected {event} with {payload}, got {notification:?}"
+    );
+    assert!(
+        notification
+            .correlation_id
+            .as_deref()
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+        "a notification without a UUID correlationId: {notification:?}"
+    );
+    assert!(
+        notification.timestamp.is_some(),
+        "no timestamp: {notification:?}"
+    );
+}
+
+/// Asserts that `notifications` received nothing it was not expected to.
+fn assert_nothing_more(notifications: &mut Notifications, who: &str) {
+    if let Some(extra) = notifications.try_recv() {
+        panic!("{who} received an extra notification: {extra:?}");
+    }
+    assert_eq!(notifications.missed(), 0, "{who} missed notifications");
+}
+
+/// The JSON body of a successful REST response.
+async fn ok(response: Response) -> Value {
+    ok_json(response).await
+}
+
+/// `updatePetWithForm` over REST (`path` carries the query); returns the pet as stored.
+async fn form(app: &TestApp, path: &str) -> Value {
+    ok_json(app.send_raw(reqwest::Method::POST, path, None, "").await).await
+}
+
+/// A REST request with a customer's bearer token.
+fn as_user(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    bearer(app.anonymous.request(method, app.api(path)), token)
+}
+
+// ---- pets ----
+
+#[tokio::test]
+async fn pet_events_follow_rest_and_websocket_writes() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let admin = admin_token(&app).await;
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    assert_eq!(subscribe(&subscriber, &["pets"]).await, json!(["pets"]));
+
+    // Over REST.
+    let created = app
+        .add_pet(json!({
+            "name": "rex", "photoUrls": [], "tags": [{ "name": "friendly" }]
+        }))
+        .await;
+    let id = id_of(&created);
+    expect_event(&mut events, "pet.created", &created).await;
+    let updated = ok(app
+        .put_json(
+            "/pet",
+            &json!({ "id": id, "name": "rex", "photoUrls": [], "status": "sold" }),
+        )
+        .await)
+    .await;
+    expect_event(&mut events, "pet.updated", &updated).await;
+    let renamed = form(&app, &format!("/pet/{id}?name=rexie")).await;
+    assert_eq!(renamed["name"], "rexie");
+    expect_event(&mut events, "pet.updated", &renamed).await;
+    ok_text(app.delete(&format!("/pet/{id}")).await).await;
+    expect_event(&mut events, "pet.deleted", &json!({ "id": id })).await;
+
+    // Over another WebSocket connection.
+    let writer = connect(&app, Some(&admin)).await;
+    let created = success(
+        answered(
+            "addPet",
+            writer.call(
+                Action::AddPet,
+                json!({ "body": { "name": "tom", "photoUrls": [] } }),
+            ),
+        )
+        .await,
+        "addPet",
+    );
+    let id = id_of(&created);
+    expect_event(&mut events, "pet.created", &created).await;
+    let updated = success(
+        answered(
+            "updatePetWithForm",
+            writer.call(
+                Action::UpdatePetWithForm,
+                json!({ "petId": id, "status": "pending" }),
+            ),
+        )
+        .await,
+        "updatePetWithForm",
+    );
+    assert_eq!(updated["status"], "pending");
+    expect_event(&mut events, "pet.updated", &updated).await;
+    let deleted = success(
+        answered(
+            "deletePet",
+            writer.call(Action::DeletePet, json!({ "petId": id })),
+        )
+        .await,
+        "deletePet",
+    );
+    assert_eq!(deleted, Value::Null);
+    expect_event(&mut events, "pet.deleted", &json!({ "id": id })).await;
+
+    // The writer follows nothing, so it heard none of it.
+    let mut writer_events = writer.notifications();
+    assert_nothing_more(&mut writer_events, "the writer");
+    assert_nothing_more(&mut events, "the subscriber");
+    writer.close().await;
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pet_topic_carries_only_that_pets_events() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let followed = app.add_available_pet("followed").await;
+    let other = app.add_available_pet("other").await;
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    let topic = format!("pet:{followed}");
+    assert_eq!(subscribe(&subscriber, &[&topic]).await, json!([topic]));
+
+    // Another pet's update, a new pet, then the followed pet's update: only the last arrives.
+    form(&app, &format!("/pet/{other}?name=other2")).await;
+    app.add_available_pet("newcomer").await;
+    let updated = form(&app, &format!("/pet/{followed}?name=followed2")).await;
+    expect_event(&mut events, "pet.updated", &updated).await;
+
+    // Another pet's deletion, then the followed pet's.
+    ok_text(app.delete(&format!("/pet/{other}")).await).await;
+    ok_text(app.delete(&format!("/pet/{followed}")).await).await;
+    expect_event(&mut events, "pet.deleted", &json!({ "id": followed })).await;
+    assert_nothing_more(&mut events, "the subscriber");
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn following_pets_and_one_pet_delivers_each_event_once() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let pet = app.add_available_pet("twice").await;
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    let topic = format!("pet:{pet}");
+    let topics = subscribe(&subscriber, &["pets", &topic]).await;
+    assert_eq!(topics, json!(["pets", topic]));
+
+    let updated = form(&app, &format!("/pet/{pet}?status=sold")).await;
+    expect_event(&mut events, "pet.updated", &updated).await;
+    // Had the update come twice, its copy would be next, not the new pet.
+    let marker = app.add_pet(new_pet("marker")).await;
+    expect_event(&mut events, "pet.created", &marker).await;
+    ok_text(app.delete(&format!("/pet/{pet}")).await).await;
+    expect_event(&mut events, "pet.deleted", &json!({ "id": pet })).await;
+    let marker = app.add_pet(new_pet("marker2")).await;
+    expect_event(&mut events, "pet.created", &marker).await;
+    assert_nothing_more(&mut events, "the subscriber");
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_order_step_updates_its_pet_for_pet_followers() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let pet = app.add_available_pet("reserved").await;
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    subscribe(&subscriber, &[&format!("pet:{pet}")]).await;
+    let order = ok(as_user(&app, reqwest::Method::POST, "/store/order", &alice)
+        .json(&json!({ "petId": pet, "quantity": 1 }))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("placeOrder: {error}")))
+    .await;
+    assert_eq!(order["petId"], pet);
+    expect_event(&mut events, "pet.updated", &app.pet(pet).await).await;
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+// ---- inventory ----
+
+#[tokio::test]
+async fn inventory_followers_get_the_counts_get_inventory_answers() {
+    let app = spawn_events_app(10).await;
+    let admin = admin_token(&app).await;
+    let alice = customer(&app, "alice").await;
+    let (subscriber, mut events) = listener(&app, &admin).await;
+    assert_eq!(
+        subscribe(&subscriber, &["inventory"]).await,
+        json!(["inventory"])
+    );
+
+    let pet = app.add_available_pet("counted").await;
+    let inventory = ok(app.get("/store/inventory").await).await;
+    assert_eq!(inventory["available"], 1, "{inventory}");
+    expect_event(&mut events, "inventory.changed", &inventory).await;
+
+    // An order reserves the pet: the counts move from available to pending.
+    ok(as_user(&app, reqwest::Method::POST, "/store/order", &alice)
+        .json(&json!({ "petId": pet }))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("placeOrder: {error}")))
+    .await;
+    let inventory = ok(app.get("/store/inventory").await).await;
+    assert_eq!(inventory["pending"], 1, "{inventory}");
+    expect_event(&mut events, "inventory.changed", &inventory).await;
+
+    ok_text(app.delete(&format!("/pet/{pet}")).await).await;
+    let inventory = ok(app.get("/store/inventory").await).await;
+    expect_event(&mut events, "inventory.changed", &inventory).await;
+
+    // A customer lacks `inventory:read`.
+    let customer_client = connect(&app, Some(&alice)).await;
+    let refused = answered("subscribe", customer_client.subscribe(&["inventory"])).await;
+    assert_refused(
+        &refused,
+        "FORBIDDEN",
+        403,
+        "a customer following the inventory",
+    );
+    customer_client.close().await;
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+// ---- orders ----
+
+#[tokio::test]
+async fn the_orders_topic_is_for_administrators() {
+    let app = spawn_events_app(10).await;
+    let admin = admin_token(&app).await;
+    let alice = customer(&app, "alice").await;
+    let pet = app.add_available_pet("ordered").await;
+
+    let customer_client = connect(&app, Some(&alice)).await;
+    let refused = answered("subscribe", customer_client.subscribe(&["orders"])).await;
+    assert_refused(
+        &refused,
+        "FORBIDDEN",
+        403,
+        "a customer following every order",
+    );
+    // The refusal is whole: a permitted topic asked for with it is not followed either.
+    let refused = answered("subscribe", customer_client.subscribe(&["pets", "orders"])).await;
+    assert_refused(&refused, "FORBIDDEN", 403, "pets with orders");
+    let topics = success(
+        answered("unsubscribe", customer_client.unsubscribe(&["pets"])).await,
+        "unsubscribe",
+    );
+    assert_eq!(topics["topics"], json!([]));
+
+    let (subscriber, mut events) = listener(&app, &admin).await;
+    assert_eq!(subscribe(&subscriber, &["orders"]).await, json!(["orders"]));
+
+    let placed = ok(as_user(&app, reqwest::Method::POST, "/store/order", &alice)
+        .json(&json!({ "petId": pet, "quantity": 2 }))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("placeOrder: {error}")))
+    .await;
+    let order = id_of(&placed);
+    expect_event(&mut events, "order.placed", &placed).await;
+    let approved = ok(app
+        .put_json(
+            &format!("/store/order/{order}"),
+            &json!({ "petId": pet, "status": "approved" }),
+        )
+        .await)
+    .await;
+    expect_event(&mut events, "order.updated", &approved).await;
+    ok_text(
+        as_user(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("/store/order/{order}"),
+            &alice,
+        )
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("deleteOrder: {error}")),
+    )
+    .await;
+    expect_event(&mut events, "order.deleted", &json!({ "id": order })).await;
+    assert_nothing_more(&mut events, "the administrator");
+    customer_client.close().await;
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn customers_follow_their_own_orders_only() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let bob = customer(&app, "bob").await;
+    let pets = [
+        app.add_available_pet("a").await,
+        app.add_available_pet("b").await,
+    ];
+    let place = |token: &str, pet: i64| {
+        let request = as_user(&app, reqwest::Method::POST, "/store/order", token)
+            .json(&json!({ "petId": pet }));
+        async move { id_of(&ok(send(request).await).await) }
+    };
+    let own = place(&alice, pets[0]).await;
+    let others = place(&bob, pets[1]).await;
+
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    let refused = answered(
+        "subscribe",
+        subscriber.subscribe(&[&format!("order:{others}")]),
+    )
+    .await;
+    assert_refused(&refused, "NOT_FOUND", 404, "someone else's order");
+    let refused = answered("subscribe", subscriber.subscribe(&["order:999"])).await;
+    assert_refused(&refused, "NOT_FOUND", 404, "an order that does not exist");
+    let topic = format!("order:{own}");
+    assert_eq!(subscribe(&subscriber, &[&topic]).await, json!([topic]));
+
+    // bob's order changes, then alice's: only alice's arrives.
+    ok(app
+        .put_json(
+            &format!("/store/order/{others}"),
+            &json!({ "petId": pets[1], "status": "approved" }),
+        )
+        .await)
+    .await;
+    let approved = ok(app
+        .put_json(
+            &format!("/store/order/{own}"),
+            &json!({ "petId": pets[0], "status": "approved" }),
+        )
+        .await)
+    .await;
+    expect_event(&mut events, "order.updated", &approved).await;
+    ok_text(app.delete(&format!("/store/order/{others}")).await).await;
+    ok_text(
+        as_user(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("/store/order/{own}"),
+            &alice,
+        )
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("deleteOrder: {error}")),
+    )
+    .await;
+    expect_event(&mut events, "order.deleted", &json!({ "id": own })).await;
+    assert_nothing_more(&mut events, "alice");
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+// ---- accounts ----
+
+#[tokio::test]
+async fn account_events_reach_only_that_users_connections() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let bob = customer(&app, "bob").await;
+    let admin = admin_token(&app).await;
+    // Two connections of alice, one of bob, one of the administrator; none subscribes.
+    let (alice_one, mut alice_one_events) = listener(&app, &alice).await;
+    let (alice_two, mut alice_two_events) = listener(&app, &alice).await;
+    let (bob_client, mut bob_events) = listener(&app, &bob).await;
+    let (admin_client, mut admin_events) = listener(&app, &admin).await;
+
+    ok_text(
+        app.put_json(
+            "/user/alice",
+            &json!({ "username": "alice", "firstName": "Alice", "email": "alice@example.org" }),
+        )
+        .await,
+    )
+    .await;
+    let alice_now = ok(app.get("/user/alice").await).await;
+    assert!(alice_now.get("password").is_none(), "{alice_now}");
+    expect_event(&mut alice_one_events, "user.updated", &alice_now).await;
+    expect_event(&mut alice_two_events, "user.updated", &alice_now).await;
+
+    // bob's own update is the first thing bob hears: alice's did not reach him.
+    ok_text(
+        app.put_json(
+            "/user/bob",
+            &json!({ "username": "bob", "lastName": "Builder" }),
+        )
+        .await,
+    )
+    .await;
+    let bob_now = ok(app.get("/user/bob").await).await;
+    expect_event(&mut bob_events, "user.updated", &bob_now).await;
+
+    // alice updates herself over her own WebSocket.
+    let updated = success(
+        answered(
+            "updateUser",
+            alice_one.call(
+                Action::UpdateUser,
+                json!({ "username": "alice", "body": { "username": "alice", "phone": "555-0199" } }),
+            ),
+        )
+        .await,
+        "updateUser",
+    );
+    assert_eq!(updated, Value::Null);
+    let alice_now = ok(app.get("/user/alice").await).await;
+    expect_event(&mut alice_one_events, "user.updated", &alice_now).await;
+    expect_event(&mut alice_two_events, "user.updated", &alice_now).await;
+
+    ok_text(app.delete("/user/alice").await).await;
+    let deleted = json!({ "username": "alice" });
+    expect_event(&mut alice_one_events, "user.deleted", &deleted).await;
+    expect_event(&mut alice_two_events, "user.deleted", &deleted).await;
+    ok_text(app.delete("/user/bob").await).await;
+    expect_event(
+        &mut bob_events,
+        "user.deleted",
+        &json!({ "username": "bob" }),
+    )
+    .await;
+
+    // The administrator's own connection heard none of it.
+    assert_nothing_more(&mut admin_events, "the administrator");
+    assert_nothing_more(&mut bob_events, "bob");
+    for client in [alice_one, alice_two, bob_client, admin_client] {
+        client.close().await;
+    }
+    app.shutdown().await;
+}
+
+// ---- subscriptions ----
+
+#[tokio::test]
+async fn unsubscribing_stops_delivery() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let marker = app.add_available_pet("marker").await;
+    let (subscriber, mut events) = listener(&app, &alice).await;
+    let marker_topic = format!("pet:{marker}");
+    subscribe(&subscriber, &["pets", &marker_topic]).await;
+    let created = app.add_pet(new_pet("heard")).await;
+    expect_event(&mut events, "pet.created", &created).await;
+
+    let topics = success(
+        answered("unsubscribe", subscriber.unsubscribe(&["pets"])).await,
+        "unsubscribe",
+    );
+    assert_eq!(topics, json!({ "topics": [marker_topic] }));
+    app.add_pet(new_pet("unheard")).await;
+    ok_text(app.delete(&format!("/pet/{}", id_of(&created))).await).await;
+    let updated = form(&app, &format!("/pet/{marker}?name=marker2")).await;
+    expect_event(&mut events, "pet.updated", &updated).await;
+
+    // Unsubscribing from what the session does not follow is no error.
+    let topics = success(
+        answered(
+            "unsubscribe",
+            subscriber.unsubscribe(&["inventory", &marker_topic]),
+        )
+        .await,
+        "unsubscribe",
+    );
+    assert_eq!(topics, json!({ "topics": [] }));
+    ok_text(app.delete(&format!("/pet/{marker}")).await).await;
+    // Following pets again: the next event is the new pet, not the deletion above.
+    subscribe(&subscriber, &["pets"]).await;
+    let created = app.add_pet(new_pet("heard again")).await;
+    expect_event(&mut events, "pet.created", &created).await;
+    assert_nothing_more(&mut events, "the subscriber");
+    subscriber.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribing_needs_an_authenticated_session() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let client = connect(&app, None).await;
+    let refused = answered("subscribe", client.subscribe(&["pets"])).await;
+    assert_refused(&refused, "UNAUTHORIZED", 401, "an anonymous subscription");
+    let refused = answered("subscribe", client.subscribe(&["pet:1"])).await;
+    assert_refused(&refused, "UNAUTHORIZED", 401, "an anonymous subscription");
+
+    // Once authenticated on the same connection, the same subscription is accepted.
+    success(
+        answered("authenticate", client.authenticate(&alice)).await,
+        "authenticate",
+    );
+    let mut events = client.notifications();
+    assert_eq!(subscribe(&client, &["pets"]).await, json!(["pets"]));
+    let created = app.add_pet(new_pet("seen")).await;
+    expect_event(&mut events, "pet.created", &created).await;
+    client.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_topic_names_are_refused() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let client = connect(&app, Some(&alice)).await;
+    let mut events = client.notifications();
+    for topic in [
+        "",
+        "pet",
+        "pet:",
+        "pet:abc",
+        "pet:05",
+        "pet:+5",
+        "pet:1.5",
+        "pet: 5",
+        "PETS",
+        "pets ",
+        "order:",
+        "order:x",
+        "orders:1",
+        "inventory:1",
+        "users",
+        "user:alice",
+    ] {
+        let refused = answered("subscribe", client.subscribe(&[topic])).await;
+        assert_refused(&refused, "BAD_REQUEST", 400, &format!("topic {topic:?}"));
+    }
+    for payload in [
+        json!({}),
+        json!({ "topics": [] }),
+        json!({ "topics": "pets" }),
+        json!({ "topics": [5] }),
+        json!({ "topics": ["pets"], "extra": true }),
+        json!({ "topics": (0..51).map(|id| format!("pet:{}", id + 1)).collect::<Vec<_>>() }),
+        json!(["pets"]),
+    ] {
+        let refused = answered("subscribe", client.call(Action::Subscribe, payload.clone())).await;
+        assert_refused(&refused, "BAD_REQUEST", 400, &format!("payload {payload}"));
+        let refused = answered(
+            "unsubscribe",
+            client.call(Action::Unsubscribe, payload.clone()),
+        )
+        .await;
+        assert_refused(
+            &refused,
+            "BAD_REQUEST",
+            400,
+            &format!("unsubscribe {payload}"),
+        );
+    }
+    // A bad name refuses the whole request: `pets`, asked for with it, is not followed.
+    let refused = answered("subscribe", client.subscribe(&["pets", "petz"])).await;
+    assert_refused(&refused, "BAD_REQUEST", 400, "pets with petz");
+    let marker = app.add_available_pet("marker").await;
+    subscribe(&client, &[&format!("pet:{marker}")]).await;
+    let updated = form(&app, &format!("/pet/{marker}?name=m2")).await;
+    expect_event(&mut events, "pet.updated", &updated).await;
+    assert_nothing_more(&mut events, "the client");
+    client.close().await;
+    app.shutdown().await;
+}
+
+/// Pet ids start at 1 (`EntityId`), and `asyncapi.yaml` allows only `pet:{1..}` and
+/// `order:{1..}`: a topic for id 0 or a negative id names nothing that can exist.
+#[tokio::test]
+async fn topics_for_ids_below_one_are_refused() {
+    let app = spawn_events_app(10).await;
+    let alice = customer(&app, "alice").await;
+    let admin = admin_token(&app).await;
+    let mut accepted = Vec::new();
+    for (who, token) in [("a customer", &alice), ("the administrator", &admin)] {
+        let client = connect(&app, Some(token)).await;
+        for topic in ["pet:0", "pet:-1", "order:0", "order:-7"] {
+            let reply = answered("subscribe", client.subscribe(&[topic])).await;
+            if reply.error_code() != Some("BAD_REQUEST") {
+                accepted.push(format!("{who}, {topic}: {reply:?}"));
+            }
+        }
+        client.close().await;
+    }
+    assert!(
+        accepted.is_empty(),
+        "topics outside `asyncapi.yaml`'s pattern were not refused with BAD_REQUEST:\n{}",
+        accepted.join("\n")
+    );
+    app.shutdown().await;
+}
+
+// ---- fan-out ----
+
+#[tokio::test]
+async fn fifty_subscribers_each_get_an_event_exactly_once() {
+    const SUBSCRIBERS: usize = 50;
+    let app = spawn_events_app(SUBSCRIBERS as u32 + 5).await;
+    let alice = customer(&app, "alice").await;
+    let mut listeners = Vec::with_capacity(SUBSCRIBERS);
+    for _ in 0..SUBSCRIBERS {
+        let (client, events) = listener(&app, &alice).await;
+        assert_eq!(subscribe(&client, &["pets"]).await, json!(["pets"]));
+        listeners.push((client, events));
+    }
+    let created = app.add_pet(new_pet("famous")).await;
+    let marker = app.add_pet(new_pet("marker")).await;
+    let mut correlation_ids = std::collections::BTreeSet::new();
+    for (_, events) in &mut listeners {
+        let first = next(events, "the event").await;
+        assert_eq!(
+            (first.event.as_str(), &first.payload),
+            ("pet.created", &created),
+            "{first:?}"
+        );
+        correlation_ids.insert(first.correlation_id.clone());
+        // A second copy of the event would come before the marker.
+        expect_event(events, "pet.created", &marker).await;
+        assert_nothing_more(events, "a subscriber");
+    }
+    // One event, one id, the same on every connection.
+    assert_eq!(correlation_ids.len(), 1, "{correlation_ids:?}");
+    for (client, _) in listeners {
+        client.close().await;
+    }
+    app.shutdown().await;
+}
