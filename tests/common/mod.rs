@@ -11,6 +11,8 @@
 // Each test crate compiles this module on its own and uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
