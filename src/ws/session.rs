@@ -235,10 +235,8 @@ impl<H: PetStoreApi> Session<H> {
             let event = tokio::select! {
                 biased;
                 changed = shutdown.changed(), if !draining => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        draining = true;
-                    }
-                    continue;
+                    draining = changed.is_err() || *shutdown.borrow();
+                    Step::Nothing
                 }
                 () = self.notifications.overflowed() => {
                     break Ending::Close(CloseCode::Again, "too slow to keep up with notifications");
@@ -265,6 +263,7 @@ impl<H: PetStoreApi> Session<H> {
                 }
                 Step::Send(frame) => self.write(&mut socket, frame).await,
                 Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
+                Step::Nothing => Ok(()),
                 Step::Tick => {
                     let result = self.on_tick(&mut socket).await;
                     timer.as_mut().reset(self.next_deadline());
@@ -280,8 +279,15 @@ impl<H: PetStoreApi> Session<H> {
             if let Err(ending) = self.flush(&mut socket).await {
                 break ending;
             }
-            if draining && self.in_flight.is_empty() && self.queue.is_empty() {
+            if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
+            {
                 break Ending::Close(CloseCode::Away, "server shutting down");
+            }
+            // A step can bring a deadline forward (a token's expiry after `authenticate`); the
+            // timer only ever moves later by firing.
+            let next = self.next_deadline();
+            if next < timer.deadline() {
+                timer.as_mut().reset(next);
             }
         };
         self.state = SessionState::Closed;
@@ -463,15 +469,9 @@ impl<H: PetStoreApi> Session<H> {
     }
 
     async fn start(&mut self, socket: &mut Socket, request: Request) -> Result<(), Ending> {
-        if let Some(control) = request.action.control() {
-            let started = Instant::now();
-            let outcome = control::run(self, control, request.payload)
-                .await
-                .map(|Control::Reply(payload)| Success::json(200, payload));
-            let frame = answer(&request.correlation_id, request.action, started, &outcome);
-            return self.write(socket, frame).await;
-        }
-        if self.credentials_revoked() {
+        // Revoked credentials end the session at its next request, whatever it asks; only a
+        // fresh `authenticate` is still heard (and refused if the user's session is revoked).
+        if request.action != Action::Authenticate && self.credentials_revoked() {
             let payload = json!({ "reason": "the access token was revoked" });
             self.write(
                 socket,
@@ -479,6 +479,14 @@ impl<H: PetStoreApi> Session<H> {
             )
             .await?;
             return Err(Ending::Close(CloseCode::Policy, "session revoked"));
+        }
+        if let Some(control) = request.action.control() {
+            let started = Instant::now();
+            let outcome = control::run(self, control, request.payload)
+                .await
+                .map(|Control::Reply(payload)| Success::json(200, payload));
+            let frame = answer(&request.correlation_id, request.action, started, &outcome);
+            return self.write(socket, frame).await;
         }
         self.in_flight.push(self.operation(request));
         Ok(())
@@ -654,6 +662,8 @@ fn answer(
 
 /// What woke the session.
 enum Step {
+    /// Nothing to do but the checks after every step (the shutdown signal).
+    Nothing,
     Finished(Finished),
     Send(Bytes),
     Frame(Option<Result<Message, WsError>>),
