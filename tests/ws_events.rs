@@ -499,7 +499,7 @@ async fn customers_follow_their_own_orders_only() {
         subscriber.subscribe(&[&format!("order:{others}")]),
     )
     .await;
-    assert_refused(&refused, "NOT_FOUND", 404, "someone else's order");
+    assert_refused(&refused, "FORBIDDEN", 403, "someone else's order");
     let refused = answered("subscribe", subscriber.subscribe(&["order:999"])).await;
     assert_refused(&refused, "NOT_FOUND", 404, "an order that does not exist");
     let topic = format!("order:{own}");

@@ -603,7 +603,7 @@ impl<'a> Checker<'a> {
         }
         let id = &operation.id;
         for (name, is_required, schema) in &expected {
-            let field_at = pointer(&pointer(at, "payload/properties"), name);
+            let field_at = pointer(&pointer(&pointer(at, "payload"), "properties"), name);
             match properties.get(name) {
                 None => self.error(
                     at,

@@ -142,23 +142,25 @@ impl Payload {
         }
     }
 
-    /// The JSON request body, checked as REST checks it.
+    /// The JSON request body, still to be checked against its schema
+    /// ([`validation::parse_body`], once the caller is authorized, as REST does).
     ///
     /// # Errors
-    /// 400 when it is missing; 422 with every field error when it breaks the schema.
-    pub fn json_body<T: ParseFromJSON>(&mut self, schema: &Node) -> Result<T, ApiError> {
+    /// 400 when it is missing.
+    pub fn json_body(&mut self) -> Result<Value, ApiError> {
         match self.fields.remove(BODY) {
             None | Some(Value::Null) => Err(ApiError::BadRequest(
                 "the request body (`body`) is required".to_owned(),
             )),
-            Some(body) => validation::parse_body(body, schema),
+            Some(body) => Ok(body),
         }
     }
 
-    /// A binary request body, base64-encoded in the payload.
+    /// A binary request body, base64-encoded in the payload. A missing one is empty, as an
+    /// HTTP request without a body is: the operation decides what an empty file means.
     ///
     /// # Errors
-    /// 400 when it is missing or not base64.
+    /// 400 when it is not base64.
     pub fn binary_body(&mut self) -> Result<Bytes, ApiError> {
         match self.fields.remove(BODY) {
             Some(Value::String(text)) => {
@@ -169,9 +171,7 @@ impl Payload {
                         ApiError::BadRequest(format!("`body` is not valid base64: {error}"))
                     })
             }
-            None | Some(Value::Null) => Err(ApiError::BadRequest(
-                "the request body (`body`, base64) is required".to_owned(),
-            )),
+            None | Some(Value::Null) => Ok(Bytes::new()),
             Some(other) => Err(ApiError::BadRequest(format!(
                 "`body` must be a base64 string, not {}",
                 json_kind(&other)
@@ -313,8 +313,10 @@ mod tests {
         assert_eq!(payload.binary_body().unwrap(), Bytes::from_static(b"abc"));
         let mut payload = Payload::new(json!({"body": "***"})).unwrap();
         assert_eq!(payload.binary_body().unwrap_err().status(), 400);
-        let mut payload = Payload::new(json!({})).unwrap();
+        let mut payload = Payload::new(json!({"body": 5})).unwrap();
         assert_eq!(payload.binary_body().unwrap_err().status(), 400);
+        let mut payload = Payload::new(json!({})).unwrap();
+        assert!(payload.binary_body().unwrap().is_empty());
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub enum TopicError {
     )]
     Unknown(String),
     /// `pet:` or `order:` followed by something that is not a 64-bit integer id.
-    #[error("topic {topic:?}: {id:?} is not a valid {kind} id (expected an integer)")]
+    #[error("topic {topic:?}: {id:?} is not a valid {kind} id (expected a positive integer)")]
     InvalidId {
         /// The topic as given.
         topic: String,
@@ -84,7 +84,8 @@ impl FromStr for Topic {
         // Only the canonical spelling is accepted (no `+5`, `05` or `-0`): one topic, one name,
         // so the text a client subscribed with is the text it is listed and unsubscribed under.
         match id.parse::<i64>() {
-            Ok(parsed) if parsed.to_string() == id => Ok(make(parsed)),
+            // Ids are positive (`EntityId` in openapi.yaml).
+            Ok(parsed) if parsed >= 1 && parsed.to_string() == id => Ok(make(parsed)),
             _ => Err(TopicError::InvalidId {
                 topic: text.to_owned(),
                 id: id.to_owned(),
@@ -129,11 +130,10 @@ mod tests {
         let topics = [
             Topic::Pets,
             Topic::Pet(42),
-            Topic::Pet(-1),
+            Topic::Pet(1),
             Topic::Pet(i64::MAX),
             Topic::Orders,
             Topic::Order(7),
-            Topic::Order(0),
             Topic::Inventory,
         ];
         for topic in topics {
@@ -167,8 +167,12 @@ mod tests {
     }
 
     #[test]
-    fn ids_must_be_canonical_integers() {
+    fn ids_must_be_canonical_positive_integers() {
         for text in [
+            "pet:0",
+            "pet:-1",
+            "order:0",
+            "order:-7",
             "pet:",
             "pet:abc",
             "pet:1.5",
@@ -188,7 +192,7 @@ mod tests {
         let error = "order:x".parse::<Topic>().expect_err("not an id");
         assert_eq!(
             error.to_string(),
-            "topic \"order:x\": \"x\" is not a valid order id (expected an integer)"
+            "topic \"order:x\": \"x\" is not a valid order id (expected a positive integer)"
         );
     }
 

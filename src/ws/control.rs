@@ -207,13 +207,15 @@ async fn subscribe<H: PetStoreApi>(
         if let Topic::Order(id) = topic
             && !principal.has_scope(Scope::OrdersManage)
         {
-            let owner = session.service().store().order_owner(*id).await?;
-            match owner {
-                Some(owner) if owner == principal.owner_key() => {}
-                // Someone else's order and a missing one look the same, as over REST.
-                _ => {
-                    return Err(ApiError::NotFound(format!("order {id} not found")));
+            // As `getOrderById` answers: 404 for no such order, 403 for someone else's.
+            match session.service().store().order_owner(*id).await? {
+                None => return Err(ApiError::NotFound(format!("order {id} not found"))),
+                Some(owner) if owner != principal.owner_key() => {
+                    return Err(ApiError::Forbidden(
+                        "this order belongs to someone else".to_owned(),
+                    ));
                 }
+                Some(_) => {}
             }
         }
     }

@@ -55,6 +55,8 @@ pub fn emit(api: &Api, ws: &WsApi) -> String {
     let tokens = quote! {
         #[allow(unused_imports)]
         use crate::api::messaging::{Payload, Success};
+        #[allow(unused_imports)]
+        use crate::api::validation::parse_body;
         use crate::api::operations::*;
         use crate::api::Ctx;
         use crate::auth::{Authentication, authorize};
@@ -333,14 +335,20 @@ fn dispatch_arm(operation: &Operation) -> TokenStream {
         reads.push(quote!(let #ident = payload.#read(#name, param_schemas::#schema)?;));
         fields.push(quote!(#ident));
     }
-    let body = operation.body.as_ref().map(|body| match &body.content {
-        BodyContent::Json(_) => {
+    // As over REST: the body must be there (and a binary one readable) before the credentials
+    // are checked; it is checked against its schema after.
+    let (read_body, check_body) = match operation.body.as_ref().map(|body| &body.content) {
+        Some(BodyContent::Json(_)) => {
             let schema = const_ident(&operation.id);
-            quote!(let body = payload.json_body(body_schemas::#schema)?;)
+            (
+                Some(quote!(let body = payload.json_body()?;)),
+                Some(quote!(let body = parse_body(body, body_schemas::#schema)?;)),
+            )
         }
-        BodyContent::Binary => quote!(let body = payload.binary_body()?;),
-    });
-    if body.is_some() {
+        Some(BodyContent::Binary) => (Some(quote!(let body = payload.binary_body()?;)), None),
+        None => (None, None),
+    };
+    if read_body.is_some() {
         fields.push(quote!(body));
     }
     let payload_binding = if operation.params.is_empty() && operation.body.is_none() {
@@ -356,8 +364,9 @@ fn dispatch_arm(operation: &Operation) -> TokenStream {
         Action::#variant => {
             #payload_binding
             #(#reads)*
+            #read_body
             let ctx = Ctx { principal: authorize(authentication, security::#security)?, ..ctx };
-            #body
+            #check_body
             let request = #request { #(#fields),* };
             match handler.#method(&ctx, request).await.unwrap_or_else(#response::from) {
                 #(#outcomes)*
