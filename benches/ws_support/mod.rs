@@ -1,0 +1,378 @@
+//! What the WebSocket benchmarks share: servers in child processes, raw client sockets, the
+//! process figures read from `/proc`, and percentiles.
+//!
+//! Every server runs in a **child process**: this bench binary re-executed with a role in
+//! [`ROLE_ENV`]. The child announces its address on stdout and serves until its stdin closes,
+//! which the parent does when it is done with it (or dies). A process of its own gives the server
+//! its own runtime, its own CPU time and resident memory to read from `/proc`, and its own
+//! file-descriptor limit: 10,000 connections cost 10,000 descriptors on each side of loopback.
+//!
+//! Each bench compiles this module on its own and uses a different part of it.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+    process::{Child, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use petstore_ws::{
+    config::Config,
+    server::{self, RunningServer},
+    store::{DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME},
+    telemetry,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
+};
+
+/// Environment variable that turns the bench binary into one of its servers.
+pub const ROLE_ENV: &str = "WS_BENCH_ROLE";
+/// What a child prints on stdout once it listens, followed by its address.
+const LISTENING: &str = "listening on ";
+
+/// The WebSocket endpoint's path.
+pub const WS_PATH: &str = "/api/v3/ws";
+
+/// A client-side socket, driven frame by frame.
+pub type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Whether this is a measuring run (`cargo bench` passes `--bench`), not a smoke run of the
+/// harness (`cargo test --all-targets` runs benches without it).
+pub fn full_run() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// The role this process was started with, if it is a child server.
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side.
+
+/// The runtime every server gets: tokio's default multi-threaded one, as `#[tokio::main]` builds
+/// it for the real binary.
+pub fn server_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot build the runtime: {error}"))
+}
+
+/// Tells the parent where the child listens.
+pub fn announce(addr: SocketAddr) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{LISTENING}{addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| error.to_string())
+}
+
+/// Completes when the parent closes the child's stdin: the signal to stop.
+pub async fn parent_gone() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    })
+    .await;
+}
+
+/// The configuration of petstore-ws under load from one client address: the production
+/// defaults (demo data, tracing at `info`, metrics, every check on the request path), with the
+/// limits that would refuse a load generator raised so that they run but never trigger.
+pub fn ours_config(connections: u32) -> Config {
+    let mut config = Config::defaults();
+    config.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    config.port = 0;
+    // REST, as the `get_pet_by_id` bench sets it: the limiter runs with a budget one client
+    // address cannot exhaust.
+    config.rate_limit_per_minute = NonZeroU32::MAX;
+    config.rate_limit_burst = NonZeroU32::MAX;
+    config.ws_messages_per_minute = NonZeroU32::MAX;
+    config.ws_message_burst = NonZeroU32::MAX;
+    config.ws_max_connections_per_ip = connections.saturating_add(16);
+    config.shutdown_grace_secs = 2;
+    config
+}
+
+/// Starts petstore-ws with `config` (logging set up as the binary does it).
+pub async fn start_ours(config: Config) -> Result<RunningServer, String> {
+    telemetry::init(&config)?;
+    server::spawn(config)
+        .await
+        .map_err(|error| format!("petstore-ws does not start: {error}"))
+}
+
+/// Serves petstore-ws as a child: announces it, waits for the parent to go, shuts it down.
+pub fn serve_ours_until_parent_gone(config: Config) -> Result<(), String> {
+    let runtime = server_runtime()?;
+    runtime.block_on(async move {
+        let running = start_ours(config).await?;
+        announce(running.local_addr())?;
+        parent_gone().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await;
+        Ok::<(), String>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side.
+
+/// A server in a child process; dropping it stops the child.
+pub struct ChildServer {
+    pub role: String,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl ChildServer {
+    /// Re-executes this bench binary as the server `role`, with `env` added.
+    pub fn start(role: &str, env: &[(&str, &str)]) -> Result<Self, String> {
+        let start_error = |reason: String| format!("cannot start the {role} server: {reason}");
+        let exe = std::env::current_exe().map_err(|error| start_error(error.to_string()))?;
+        let mut command = Command::new(exe);
+        command
+            .env(ROLE_ENV, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|error| start_error(error.to_string()))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(start_error("no stdout pipe".to_owned()));
+        };
+        // From here on, dropping `server` stops the child.
+        let mut server = ChildServer {
+            role: role.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child,
+        };
+        server.addr = wait_for_address(stdout, Duration::from_secs(60)).map_err(start_error)?;
+        Ok(server)
+    }
+
+    /// `ws://ADDR/api/v3/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{WS_PATH}", self.addr)
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// CPU time (user + system, all threads) the child has used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        process_cpu_time(self.child.id())
+    }
+
+    /// The child's resident memory, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        process_rss_kib(self.child.id())
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's "listening on ADDR" line, giving up after `timeout`.
+fn wait_for_address(stdout: ChildStdout, timeout: Duration) -> Result<SocketAddr, String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let result = BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+            .map_err(|error| error.to_string());
+        let _ = sender.send(result);
+    });
+    let line = receiver
+        .recv_timeout(timeout)
+        .map_err(|_| format!("did not report its address within {timeout:?}"))??;
+    line.trim()
+        .strip_prefix(LISTENING)
+        .and_then(|addr| addr.parse().ok())
+        .ok_or_else(|| format!("unexpected start-up line {:?}", line.trim()))
+}
+
+/// User + system CPU time of a whole process, from `/proc/PID/stat`.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    // USER_HZ, the unit of these fields, is 100 on every architecture Linux exports it for.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (state); utime and stime are
+    // fields 14 and 15.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (utime + stime) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
+/// CPU time this process (the load generator) has used so far.
+pub fn own_cpu_time() -> Option<Duration> {
+    process_cpu_time(std::process::id())
+}
+
+/// `VmRSS` of a process, from `/proc/PID/status`, in KiB.
+fn process_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Raises this process's soft limit on open files towards `wanted` (never above the hard
+/// limit) and returns the soft limit now in force. Children inherit it.
+pub fn raise_fd_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit` for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    let target = wanted.min(limit.rlim_max);
+    if limit.rlim_cur < target {
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid `rlimit`; lowering nothing, raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return target;
+        }
+    }
+    limit.rlim_cur
+}
+
+/// tungstenite's settings with a 4 KiB read buffer, as petstore-ws configures its sessions: for
+/// the load generator's sockets and the bare servers that hold thousands of connections (the
+/// default 128 KiB buffer is allocated and filled up front: 10,000 sockets would cost over a
+/// gigabyte).
+pub fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
+
+/// Opens a raw WebSocket to `url`, with `Authorization: Bearer <token>` when a token is given.
+pub async fn connect(url: &str, bearer: Option<&str>) -> Result<RawSocket, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|error| format!("bad URL {url}: {error}"))?;
+    if let Some(token) = bearer {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|error| format!("token is not a header value: {error}"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let connecting =
+        tokio_tungstenite::connect_async_with_config(request, Some(small_buffers()), true);
+    match tokio::time::timeout(Duration::from_secs(20), connecting).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(tungstenite::Error::Http(response))) => Err(format!(
+            "upgrade refused with HTTP {}: {}",
+            response.status(),
+            response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        )),
+        Ok(Err(error)) => Err(format!("connect: {error}")),
+        Err(_) => Err("connect: no upgrade within 20 s".to_owned()),
+    }
+}
+
+/// An access token of the demo administrator (`POST /api/v3/auth/token`).
+pub async fn admin_token(http: &reqwest::Client, base_url: &str) -> Result<String, String> {
+    let response = http
+        .post(format!("{base_url}/api/v3/auth/token"))
+        .json(&json!({ "username": DEMO_ADMIN_USERNAME, "password": DEMO_ADMIN_PASSWORD }))
+        .send()
+        .await
+        .map_err(|error| format!("POST /auth/token: {error}"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|error| format!("POST /auth/token: body: {error}"))?;
+    if !status.is_success() {
+        return Err(format!("POST /auth/token answered {status}: {body}"));
+    }
+    body["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("POST /auth/token: no accessToken in {body}"))
+}
+
+/// A request envelope, as a client writes it.
+pub fn request_envelope(correlation_id: &uuid::Uuid, action: &str, payload: &Value) -> String {
+    json!({
+        "type": "request",
+        "correlationId": correlation_id.hyphenated().to_string(),
+        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "action": action,
+        "payload": payload,
+    })
+    .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures.
+
+/// The `p`-th percentile (0–100) of sorted values, nearest rank; 0 when empty.
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    if sorted.is_empty() {
+        return T::default();
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median of some figures (mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Microseconds as milliseconds with two decimals, for tables.
+pub fn ms(micros: u64) -> String {
+    format!("{:.2}", micros as f64 / 1000.0)
+}
