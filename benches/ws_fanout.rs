@@ -558,9 +558,11 @@ impl<'a> CpuMeter<'a> {
     }
 }
 
-/// A phase of events published one at a time: when each was sent, and the CPU spent.
+/// A phase of events published one at a time: when each was sent, how long its publisher
+/// waited for the answer, and the CPU spent.
 struct OneAtATime {
     sent: Vec<Instant>,
+    answered_in: Vec<Duration>,
     cpu: Cpu,
 }
 
@@ -575,14 +577,18 @@ async fn one_at_a_time(
 ) -> Result<OneAtATime, String> {
     let meter = CpuMeter::start(server);
     let mut sent = Vec::new();
+    let mut answered_in = Vec::new();
     for event in events {
-        sent.push(Instant::now());
+        let started = Instant::now();
+        sent.push(started);
         publisher.publish(0, event).await?;
+        answered_in.push(started.elapsed());
         wait_for_delivery(board, event..event + 1, subscribers).await?;
         tokio::time::sleep(gap).await;
     }
     Ok(OneAtATime {
         sent,
+        answered_in,
         cpu: meter.stop(),
     })
 }
@@ -647,6 +653,8 @@ struct SingleFigures {
     latencies: Vec<u64>,
     /// Each event's p99, sorted.
     per_event_p99: Vec<u64>,
+    /// Microseconds until each publishing request was answered, sorted.
+    answered_in: Vec<u64>,
     server_us_per_notification: Option<f64>,
     client_us_per_notification: Option<f64>,
 }
@@ -678,11 +686,18 @@ fn single_figures(phase: &OneAtATime, arrivals: &[Vec<Instant>]) -> SingleFigure
     }
     latencies.sort_unstable();
     per_event_p99.sort_unstable();
+    let mut answered_in: Vec<u64> = phase
+        .answered_in
+        .iter()
+        .map(|took| u64::try_from(took.as_micros()).unwrap_or(u64::MAX))
+        .collect();
+    answered_in.sort_unstable();
     let deliveries = latencies.len();
     SingleFigures {
         events: phase.sent.len(),
         latencies,
         per_event_p99,
+        answered_in,
         server_us_per_notification: per_notification(phase.cpu.server, deliveries),
         client_us_per_notification: per_notification(phase.cpu.client, deliveries),
     }
@@ -876,13 +891,14 @@ fn cpu(figure: Option<f64>) -> String {
 fn print_report(plan: Plan, figures: &[(Target, Figures)]) {
     println!();
     println!(
-        "{:<20}{:>9}{:>9}{:>9}{:>10}{:>10}{:>13}{:>13}",
+        "{:<20}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>13}{:>13}",
         "one event at a time",
         "p50 ms",
         "p99 ms",
         "max ms",
         "ev. p99 ~",
         "worst p99",
+        "publish ~",
         "server µs/n",
         "client µs/n"
     );
@@ -896,13 +912,14 @@ fn print_report(plan: Plan, figures: &[(Target, Figures)]) {
         for (target, result) in figures {
             let single = pick(result);
             println!(
-                "{:<20}{:>9}{:>9}{:>9}{:>10}{:>10}{:>13}{:>13}",
+                "{:<20}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>13}{:>13}",
                 format!("{} {subscribers}", short(*target)),
                 ms(percentile(&single.latencies, 50.0)),
                 ms(percentile(&single.latencies, 99.0)),
                 ms(percentile(&single.latencies, 100.0)),
                 ms(percentile(&single.per_event_p99, 50.0)),
                 ms(percentile(&single.per_event_p99, 100.0)),
+                ms(percentile(&single.answered_in, 50.0)),
                 cpu(single.server_us_per_notification),
                 cpu(single.client_us_per_notification),
             );
@@ -911,7 +928,7 @@ fn print_report(plan: Plan, figures: &[(Target, Figures)]) {
     if let Some((_, ours)) = figures.iter().find(|(target, _)| *target == Target::Ours) {
         println!(
             "  ({} events each, {} deliveries at {} subscribers; ev. p99 ~ = median of the \
-             per-event p99s)",
+             per-event p99s; publish ~ = median time until the publishing request was answered)",
             ours.large_single.events,
             ours.large_single.latencies.len(),
             plan.large

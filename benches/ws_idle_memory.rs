@@ -18,9 +18,11 @@
 //! * **petstore-ws, anonymous**: production defaults (demo data, tracing at `info`, metrics);
 //!   connections that have not authenticated, with the authentication deadline beyond the run;
 //! * **petstore-ws, subscribed**: connections authenticated on the upgrade with the demo
-//!   administrator's access token and subscribed to `pets`: what a dashboard client costs.
+//!   administrator's access token and subscribed to `pets`: what a dashboard client costs;
+//! * **petstore-ws, after 48 KiB**: subscribed as above, then one 48 KiB request each (answered,
+//!   then idle): what a connection keeps of a large message once it is idle again.
 //!
-//! Run with `cargo bench --bench ws_idle_memory` (about 40 s). Without `--bench` (as under
+//! Run with `cargo bench --bench ws_idle_memory` (about 50 s). Without `--bench` (as under
 //! `cargo test --all-targets`) it does a smoke run with a few connections.
 
 mod ws_support;
@@ -42,6 +44,8 @@ use ws_support::{ChildServer, RawSocket};
 const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
 /// Upgrades in progress at once.
 const CONNECTING_AT_ONCE: usize = 64;
+/// Padding of the large request of [`Target::OursAfterLargeMessage`].
+const LARGE_MESSAGE_BYTES: usize = 48 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -70,15 +74,24 @@ enum Target {
     Bare,
     OursAnonymous,
     OursSubscribed,
+    /// Subscribed, after one large request each: what tungstenite keeps of a big message.
+    OursAfterLargeMessage,
 }
 
 impl Target {
-    const ALL: [Target; 3] = [Target::Bare, Target::OursAnonymous, Target::OursSubscribed];
+    const ALL: [Target; 4] = [
+        Target::Bare,
+        Target::OursAnonymous,
+        Target::OursSubscribed,
+        Target::OursAfterLargeMessage,
+    ];
 
     fn role(self) -> &'static str {
         match self {
             Target::Bare => "tungstenite-idle",
-            Target::OursAnonymous | Target::OursSubscribed => "ours",
+            Target::OursAnonymous | Target::OursSubscribed | Target::OursAfterLargeMessage => {
+                "ours"
+            }
         }
     }
 
@@ -87,6 +100,7 @@ impl Target {
             Target::Bare => "tungstenite (bare)",
             Target::OursAnonymous => "petstore-ws, anonymous",
             Target::OursSubscribed => "petstore-ws, subscribed",
+            Target::OursAfterLargeMessage => "petstore-ws, after 48 KiB",
         }
     }
 }
@@ -242,24 +256,44 @@ async fn measure(target: Target, plan: Plan) -> Result<Row, String> {
     let server = ChildServer::start(target.role(), &[(CONNECTIONS_ENV, &total.to_string())])?;
     let url = server.ws_url();
     let token = match target {
-        Target::OursSubscribed => {
+        Target::OursSubscribed | Target::OursAfterLargeMessage => {
             let http = reqwest::Client::new();
             Some(ws_support::admin_token(&http, &server.base_url()).await?)
         }
         Target::Bare | Target::OursAnonymous => None,
     };
-    let subscribe = target == Target::OursSubscribed;
+    let subscribe = matches!(
+        target,
+        Target::OursSubscribed | Target::OursAfterLargeMessage
+    );
+    let large_message = target == Target::OursAfterLargeMessage;
     let rss = || {
         server
             .rss_kib()
             .ok_or_else(|| "cannot read the server's VmRSS".to_owned())
     };
 
-    let mut sockets = open(&url, token.as_deref(), subscribe, plan.warm_up).await?;
+    let mut sockets = open(
+        &url,
+        token.as_deref(),
+        subscribe,
+        large_message,
+        plan.warm_up,
+    )
+    .await?;
     tokio::time::sleep(plan.settle).await;
     let before_kib = rss()?;
     let connecting = Instant::now();
-    sockets.extend(open(&url, token.as_deref(), subscribe, plan.measured).await?);
+    sockets.extend(
+        open(
+            &url,
+            token.as_deref(),
+            subscribe,
+            large_message,
+            plan.measured,
+        )
+        .await?,
+    );
     let connecting = connecting.elapsed();
     tokio::time::sleep(plan.settle).await;
     let after_kib = rss()?;
@@ -278,11 +312,13 @@ async fn measure(target: Target, plan: Plan) -> Result<Row, String> {
     })
 }
 
-/// Opens `count` connections (authenticated and subscribed to `pets` when asked).
+/// Opens `count` connections (authenticated and subscribed to `pets` when asked, then sending
+/// one large request when asked).
 async fn open(
     url: &str,
     token: Option<&str>,
     subscribe: bool,
+    large_message: bool,
     count: usize,
 ) -> Result<Vec<RawSocket>, String> {
     stream::iter(0..count)
@@ -290,6 +326,9 @@ async fn open(
             let mut socket = ws_support::connect(url, token).await?;
             if subscribe {
                 subscribe_to_pets(&mut socket).await?;
+            }
+            if large_message {
+                send_large_message(&mut socket).await?;
             }
             Ok::<RawSocket, String>(socket)
         })
@@ -318,6 +357,22 @@ async fn subscribe_to_pets(socket: &mut RawSocket) -> Result<(), String> {
             }
         }
         other => Err(format!("subscribe: unexpected answer {other:?}")),
+    }
+}
+
+/// A 48 KiB request (a `ping` with padding, below the 64 KiB message limit), waiting for its
+/// answer, whatever it is: the server has read the whole message by then.
+async fn send_large_message(socket: &mut RawSocket) -> Result<(), String> {
+    let id = Uuid::new_v4();
+    let padding = "x".repeat(LARGE_MESSAGE_BYTES);
+    let request = ws_support::request_envelope(&id, "ping", &json!({ "padding": padding }));
+    socket
+        .send(Message::text(request))
+        .await
+        .map_err(|error| format!("large message: {error}"))?;
+    match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+        Ok(Some(Ok(Message::Text(_)))) => Ok(()),
+        other => Err(format!("large message: unexpected answer {other:?}")),
     }
 }
 
