@@ -6,7 +6,7 @@
 //! Writing never re-serializes a payload: success payloads arrive as JSON text (pre-serialized
 //! entities) and are copied into the frame as they are.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, fmt::Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
@@ -208,7 +208,8 @@ fn start_without_id(kind: &[u8], rest: usize) -> BytesMut {
 
 fn put_timestamp(frame: &mut BytesMut) {
     frame.put_slice(br#","timestamp":"#);
-    frame.put_slice(now_ms().to_string().as_bytes());
+    // Formatting into the frame itself: no string per frame.
+    let _ = write!(frame, "{}", now_ms());
 }
 
 fn json_string(text: &str) -> String {

@@ -17,6 +17,7 @@ use std::{
     net::IpAddr,
     pin::{Pin, pin},
     sync::Arc,
+    task::Poll,
     time::Duration,
 };
 
@@ -317,8 +318,9 @@ impl<H: PetStoreApi> Session<H> {
         let _ = timeout(CLOSE_HANDSHAKE_WAIT, closing).await;
     }
 
-    /// Queues a frame for the socket (flushed once the current step is done, so a burst of
-    /// responses leaves in one write).
+    /// Writes a frame to the socket. tungstenite's write buffer is kept at zero (a buffer it grew
+    /// would stay allocated for the connection's life), so each frame is one `send`; the flush
+    /// after each step completes a write the socket could only take in part.
     async fn write(&mut self, socket: &mut Socket, frame: Bytes) -> Result<(), Ending> {
         let text = Utf8Bytes::try_from(frame).map_err(|_| {
             tracing::error!(
@@ -488,8 +490,25 @@ impl<H: PetStoreApi> Session<H> {
             let frame = answer(&request.correlation_id, request.action, started, &outcome);
             return self.write(socket, frame).await;
         }
-        self.in_flight.push(self.operation(request));
-        Ok(())
+        // Most operations finish without waiting (a read of the memory store): polled once here,
+        // such an operation is answered in this step instead of a later turn of the loop. One
+        // that has to wait joins the others in flight, which poll it again from the start.
+        let mut operation = self.operation(request);
+        match std::future::poll_fn(|cx| Poll::Ready(operation.as_mut().poll(cx))).await {
+            Poll::Ready(finished) => {
+                let frame = answer(
+                    &finished.correlation_id,
+                    finished.action,
+                    finished.started,
+                    &finished.outcome,
+                );
+                self.write(socket, frame).await
+            }
+            Poll::Pending => {
+                self.in_flight.push(operation);
+                Ok(())
+            }
+        }
     }
 
     /// An operation as a future of this task, bounded by the request timeout.
