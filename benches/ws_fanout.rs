@@ -59,20 +59,15 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::{
-    net::TcpListener,
-    sync::{Mutex, broadcast, watch},
-};
+use tokio::sync::{Mutex, broadcast, watch};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
-use ws_support::{ChildServer, RawSocket, ms, percentile};
+use ws_support::{
+    CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, RawSocket, ServerSocket, ms, percentile,
+};
 
-/// Environment variable telling our server how many connections to admit.
-const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
 /// Prefix of the benchmark pets' names; the event's index follows.
 const NAME_PREFIX: &str = "fanout-";
-/// Upgrades in progress at once while subscribers connect.
-const CONNECTING_AT_ONCE: usize = 64;
 /// Descriptors kept free for everything that is not a subscriber socket.
 const SPARE_DESCRIPTORS: u64 = 256;
 /// Frames the bare server's broadcast channel holds for a subscriber (our outbox capacity).
@@ -146,14 +141,8 @@ impl Target {
 }
 
 fn main() -> ExitCode {
-    if let Some(role) = ws_support::child_role() {
-        return match child_main(&role) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("ws_fanout ({role}): {error}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(exit) = ws_support::run_child("ws_fanout", child_main) {
+        return exit;
     }
     let mut plan = if ws_support::full_run() {
         FULL_RUN
@@ -173,13 +162,10 @@ fn main() -> ExitCode {
         plan.large = fits;
         plan.small = plan.small.min(fits);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match ws_support::server_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("ws_fanout: cannot build the runtime: {error}");
+            eprintln!("ws_fanout: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -206,58 +192,22 @@ fn main() -> ExitCode {
 
 fn child_main(role: &str) -> Result<(), String> {
     if role == Target::Ours.role() {
-        let connections = std::env::var(CONNECTIONS_ENV)
-            .ok()
-            .and_then(|value| value.parse::<u32>().ok())
-            .unwrap_or(FULL_RUN.large as u32);
+        let connections = ws_support::connections_from_env().unwrap_or(FULL_RUN.large as u32);
         return ws_support::serve_ours_until_parent_gone(ws_support::ours_config(connections));
     }
     if role != Target::Bare.role() {
         return Err(format!("unknown role `{role}`"));
     }
-    let runtime = ws_support::server_runtime()?;
-    runtime.block_on(async {
-        let addr = serve_bare().await?;
-        ws_support::announce(addr)?;
-        ws_support::parent_gone().await;
-        Ok::<(), String>(())
-    })?;
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(())
+    ws_support::serve_bare_until_parent_gone(serve_bare())
 }
 
 /// The floor: a broadcast channel and a task per connection writing what it receives.
 async fn serve_bare() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|error| error.to_string())?;
-    let addr = listener.local_addr().map_err(|error| error.to_string())?;
     let (events, _) = broadcast::channel::<Utf8Bytes>(BARE_CHANNEL_CAPACITY);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let events = events.clone();
-            tokio::spawn(async move {
-                let accepting = tokio_tungstenite::accept_async_with_config(
-                    stream,
-                    Some(ws_support::small_buffers()),
-                );
-                if let Ok(socket) = accepting.await {
-                    bare_connection(socket, events).await;
-                }
-            });
-        }
-    });
-    Ok(addr)
+    ws_support::accept_connections(move |socket| bare_connection(socket, events)).await
 }
 
-async fn bare_connection(
-    mut socket: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    events: broadcast::Sender<Utf8Bytes>,
-) {
+async fn bare_connection(mut socket: ServerSocket, events: broadcast::Sender<Utf8Bytes>) {
     let mut subscription: Option<broadcast::Receiver<Utf8Bytes>> = None;
     loop {
         let incoming = tokio::select! {
@@ -344,7 +294,7 @@ async fn open_subscribers(
     let subscribed = stream::iter(0..count)
         .map(|_| async move {
             let mut socket = ws_support::connect(url, token).await?;
-            subscribe(&mut socket).await?;
+            ws_support::subscribe_to_pets(&mut socket).await?;
             Ok::<RawSocket, String>(socket)
         })
         .buffer_unordered(CONNECTING_AT_ONCE);
@@ -358,39 +308,6 @@ async fn open_subscribers(
         )));
     }
     Ok(tasks)
-}
-
-/// `subscribe {topics: [pets]}`, waiting for its success.
-async fn subscribe(socket: &mut RawSocket) -> Result<(), String> {
-    let id = Uuid::new_v4();
-    let request = ws_support::request_envelope(&id, "subscribe", &json!({ "topics": ["pets"] }));
-    socket
-        .send(Message::text(request))
-        .await
-        .map_err(|error| format!("subscribe: {error}"))?;
-    let id = id.hyphenated().to_string();
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
-            .await
-            .map_err(|_| "subscribe: no answer within 20 s".to_owned())?;
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                let value: Value = serde_json::from_str(text.as_str())
-                    .map_err(|error| format!("subscribe: answer is not JSON: {error}"))?;
-                if value["correlationId"] == id.as_str() {
-                    return if value["status"] == "success" {
-                        Ok(())
-                    } else {
-                        Err(format!("subscribe refused: {text}"))
-                    };
-                }
-            }
-            Some(Ok(Message::Close(frame))) => return Err(format!("subscribe: closed {frame:?}")),
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(format!("subscribe: {error}")),
-            None => return Err("subscribe: connection closed".to_owned()),
-        }
-    }
 }
 
 /// Reads notifications until told to stop, noting when each `pet.created` arrived.
@@ -546,14 +463,9 @@ impl<'a> CpuMeter<'a> {
     }
 
     fn stop(self) -> Cpu {
-        let spent = |before: Option<Duration>, after: Option<Duration>| {
-            before
-                .zip(after)
-                .map(|(before, after)| after.saturating_sub(before))
-        };
         Cpu {
-            server: spent(self.server_before, self.server.cpu_time()),
-            client: spent(self.client_before, ws_support::own_cpu_time()),
+            server: ws_support::cpu_spent(self.server_before, self.server.cpu_time()),
+            client: ws_support::cpu_spent(self.client_before, ws_support::own_cpu_time()),
         }
     }
 }

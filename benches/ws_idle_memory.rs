@@ -34,16 +34,11 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt, stream};
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
-use ws_support::{ChildServer, RawSocket};
+use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, RawSocket};
 
-/// Environment variable telling our server how many connections to admit.
-const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
-/// Upgrades in progress at once.
-const CONNECTING_AT_ONCE: usize = 64;
 /// Padding of the large request of [`Target::OursAfterLargeMessage`].
 const LARGE_MESSAGE_BYTES: usize = 48 * 1024;
 
@@ -106,14 +101,8 @@ impl Target {
 }
 
 fn main() -> ExitCode {
-    if let Some(role) = ws_support::child_role() {
-        return match child_main(&role) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("ws_idle_memory ({role}): {error}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(exit) = ws_support::run_child("ws_idle_memory", child_main) {
+        return exit;
     }
     let plan = if ws_support::full_run() {
         FULL_RUN
@@ -126,13 +115,10 @@ fn main() -> ExitCode {
         eprintln!("ws_idle_memory: the open-file limit is {limit}, {wanted} descriptors needed");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match ws_support::server_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("ws_idle_memory: cannot build the runtime: {error}");
+            eprintln!("ws_idle_memory: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -181,9 +167,7 @@ fn main() -> ExitCode {
 
 fn child_main(role: &str) -> Result<(), String> {
     if role == "ours" {
-        let connections = std::env::var(CONNECTIONS_ENV)
-            .ok()
-            .and_then(|value| value.parse::<u32>().ok())
+        let connections = ws_support::connections_from_env()
             .unwrap_or((FULL_RUN.warm_up + FULL_RUN.measured) as u32);
         let mut config = ws_support::ours_config(connections);
         // Anonymous connections are closed at the authentication deadline; idle ones without a
@@ -195,45 +179,19 @@ fn child_main(role: &str) -> Result<(), String> {
     if role != Target::Bare.role() {
         return Err(format!("unknown role `{role}`"));
     }
-    let runtime = ws_support::server_runtime()?;
-    runtime.block_on(async {
-        let addr = serve_bare().await?;
-        ws_support::announce(addr)?;
-        ws_support::parent_gone().await;
-        Ok::<(), String>(())
-    })?;
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(())
+    ws_support::serve_bare_until_parent_gone(serve_bare())
 }
 
 /// A task per connection, waiting for frames and answering none.
 async fn serve_bare() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|error| error.to_string())?;
-    let addr = listener.local_addr().map_err(|error| error.to_string())?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let accepting = tokio_tungstenite::accept_async_with_config(
-                    stream,
-                    Some(ws_support::small_buffers()),
-                );
-                if let Ok(mut socket) = accepting.await {
-                    while let Some(Ok(message)) = socket.next().await {
-                        if message.is_close() {
-                            return;
-                        }
-                    }
-                }
-            });
+    ws_support::accept_connections(|mut socket| async move {
+        while let Some(Ok(message)) = socket.next().await {
+            if message.is_close() {
+                return;
+            }
         }
-    });
-    Ok(addr)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +283,7 @@ async fn open(
         .map(|_| async move {
             let mut socket = ws_support::connect(url, token).await?;
             if subscribe {
-                subscribe_to_pets(&mut socket).await?;
+                ws_support::subscribe_to_pets(&mut socket).await?;
             }
             if large_message {
                 send_large_message(&mut socket).await?;
@@ -337,27 +295,6 @@ async fn open(
         .await
         .into_iter()
         .collect()
-}
-
-async fn subscribe_to_pets(socket: &mut RawSocket) -> Result<(), String> {
-    let id = Uuid::new_v4();
-    let request = ws_support::request_envelope(&id, "subscribe", &json!({ "topics": ["pets"] }));
-    socket
-        .send(Message::text(request))
-        .await
-        .map_err(|error| format!("subscribe: {error}"))?;
-    match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => {
-            let value: Value = serde_json::from_str(text.as_str())
-                .map_err(|error| format!("subscribe: answer is not JSON: {error}"))?;
-            if value["status"] == "success" {
-                Ok(())
-            } else {
-                Err(format!("subscribe refused: {text}"))
-            }
-        }
-        other => Err(format!("subscribe: unexpected answer {other:?}")),
-    }
 }
 
 /// A 48 KiB request (a `ping` with padding, below the 64 KiB message limit), waiting for its

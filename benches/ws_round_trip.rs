@@ -46,15 +46,12 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
-use ws_support::{ChildServer, RawSocket, ms, percentile};
+use ws_support::{CONNECTIONS_ENV, ChildServer, RawSocket, ms, percentile};
 
 /// Environment variable carrying our response frame to the bare server.
 const RESPONSE_ENV: &str = "WS_ROUND_TRIP_RESPONSE";
-/// Environment variable overriding the number of connections.
-const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
 
 /// The start of every response envelope; the correlation id follows.
 const RESPONSE_HEAD: &str = r#"{"type":"response","correlationId":""#;
@@ -107,24 +104,16 @@ impl Target {
 }
 
 fn main() -> ExitCode {
-    if let Some(role) = ws_support::child_role() {
-        return match child_main(&role) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("ws_round_trip ({role}): {error}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(exit) = ws_support::run_child("ws_round_trip", child_main) {
+        return exit;
     }
     let mut plan = if ws_support::full_run() {
         FULL_RUN
     } else {
         SMOKE_RUN
     };
-    if let Some(connections) = std::env::var(CONNECTIONS_ENV)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .filter(|&connections: &usize| connections > 0)
+    if let Some(connections) =
+        ws_support::connections_from_env().filter(|&connections: &usize| connections > 0)
     {
         plan.connections = connections;
     }
@@ -146,10 +135,7 @@ fn main() -> ExitCode {
 
 fn child_main(role: &str) -> Result<(), String> {
     if role == Target::Ours.role() {
-        let connections = std::env::var(CONNECTIONS_ENV)
-            .ok()
-            .and_then(|value| value.parse::<u32>().ok())
-            .unwrap_or(FULL_RUN.connections as u32);
+        let connections = ws_support::connections_from_env().unwrap_or(FULL_RUN.connections as u32);
         // Every round opens its connections afresh; the previous round's may still be closing.
         let mut config = ws_support::ours_config(connections.saturating_mul(2));
         // Anonymous sessions are closed at the authentication deadline; `getPetById` is public,
@@ -161,15 +147,7 @@ fn child_main(role: &str) -> Result<(), String> {
         return Err(format!("unknown role `{role}`"));
     }
     let response = std::env::var(RESPONSE_ENV).map_err(|_| format!("{RESPONSE_ENV} is not set"))?;
-    let runtime = ws_support::server_runtime()?;
-    runtime.block_on(async move {
-        let addr = serve_bare(Utf8Bytes::from(response)).await?;
-        ws_support::announce(addr)?;
-        ws_support::parent_gone().await;
-        Ok::<(), String>(())
-    })?;
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(())
+    ws_support::serve_bare_until_parent_gone(serve_bare(Utf8Bytes::from(response)))
 }
 
 /// The ceiling: tokio-tungstenite as its README shows it, a task per connection answering every
@@ -177,39 +155,19 @@ fn child_main(role: &str) -> Result<(), String> {
 /// tungstenite's default 128 KiB buffer is zero-filled up to its capacity before every read
 /// attempt, which costs the bare server more CPU per round trip than all of our session code.
 async fn serve_bare(response: Utf8Bytes) -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|error| error.to_string())?;
-    let addr = listener.local_addr().map_err(|error| error.to_string())?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    ws_support::accept_connections(move |mut socket| async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let sent = match message {
+                Message::Text(_) => socket.send(Message::Text(response.clone())).await,
+                Message::Close(_) => return,
+                _ => Ok(()),
             };
-            let _ = stream.set_nodelay(true);
-            let response = response.clone();
-            tokio::spawn(async move {
-                let accepting = tokio_tungstenite::accept_async_with_config(
-                    stream,
-                    Some(ws_support::small_buffers()),
-                );
-                let Ok(mut socket) = accepting.await else {
-                    return;
-                };
-                while let Some(Ok(message)) = socket.next().await {
-                    let sent = match message {
-                        Message::Text(_) => socket.send(Message::Text(response.clone())).await,
-                        Message::Close(_) => return,
-                        _ => Ok(()),
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-            });
+            if sent.is_err() {
+                return;
+            }
         }
-    });
-    Ok(addr)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,9 +367,7 @@ async fn drive(
     }
     sample.round_trips = sample.latencies.len() as u64;
     sample.round_trips_per_second = sample.round_trips as f64 / elapsed.as_secs_f64();
-    sample.server_cpu = cpu_before
-        .zip(cpu_after)
-        .map(|(before, after)| after.saturating_sub(before));
+    sample.server_cpu = ws_support::cpu_spent(cpu_before, cpu_after);
     sample.latencies.sort_unstable();
     (sample, failures, first_failure)
 }

@@ -14,10 +14,13 @@ use std::{
     io::{BufRead, BufReader, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Child, ChildStdout, Command, ExitCode, Stdio},
+    str::FromStr,
     sync::mpsc,
     time::{Duration, Instant},
 };
+
+use futures_util::{SinkExt, StreamExt};
 
 use petstore_ws::{
     config::Config,
@@ -26,10 +29,12 @@ use petstore_ws::{
     telemetry,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
+    tungstenite::{
+        self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
 };
 
 /// Environment variable that turns the bench binary into one of its servers.
@@ -40,8 +45,18 @@ const LISTENING: &str = "listening on ";
 /// The WebSocket endpoint's path.
 pub const WS_PATH: &str = "/api/v3/ws";
 
+/// Environment variable telling our server how many connections to admit (`ws_round_trip`
+/// also takes its connection count from it).
+pub const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
+
+/// Upgrades in progress at once while a load generator opens many connections.
+pub const CONNECTING_AT_ONCE: usize = 64;
+
 /// A client-side socket, driven frame by frame.
 pub type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A bare server's side of a connection.
+pub type ServerSocket = WebSocketStream<TcpStream>;
 
 /// Whether this is a measuring run (`cargo bench` passes `--bench`), not a smoke run of the
 /// harness (`cargo test --all-targets` runs benches without it).
@@ -54,11 +69,34 @@ pub fn child_role() -> Option<String> {
     std::env::var(ROLE_ENV).ok()
 }
 
+/// When this process is a child server, runs `child_main` with its role and returns the exit
+/// code (an error goes to stderr, prefixed with `bench` and the role); `None` in the parent.
+pub fn run_child(
+    bench: &str,
+    child_main: impl FnOnce(&str) -> Result<(), String>,
+) -> Option<ExitCode> {
+    let role = child_role()?;
+    Some(match child_main(&role) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{bench} ({role}): {error}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// The number in [`CONNECTIONS_ENV`], if it is set to one.
+pub fn connections_from_env<T: FromStr>() -> Option<T> {
+    std::env::var(CONNECTIONS_ENV)
+        .ok()
+        .and_then(|value| value.parse().ok())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child side.
 
-/// The runtime every server gets: tokio's default multi-threaded one, as `#[tokio::main]` builds
-/// it for the real binary.
+/// The runtime every server (and the fan-out and idle-memory load generators) gets: tokio's
+/// default multi-threaded one, as `#[tokio::main]` builds it for the real binary.
 pub fn server_runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,6 +158,54 @@ pub fn serve_ours_until_parent_gone(config: Config) -> Result<(), String> {
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Serves a bare server as a child: `serve` starts it and gives its address, which is
+/// announced; then waits for the parent to go.
+pub fn serve_bare_until_parent_gone(
+    serve: impl Future<Output = Result<SocketAddr, String>>,
+) -> Result<(), String> {
+    let runtime = server_runtime()?;
+    runtime.block_on(async move {
+        let addr = serve.await?;
+        announce(addr)?;
+        parent_gone().await;
+        Ok::<(), String>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// A bare server's accept loop, as tokio-tungstenite's README shows it: listens on a free
+/// loopback port and, in a task, accepts for ever, each connection with `TCP_NODELAY`, upgraded
+/// with [`small_buffers`] and then handed to `serve_connection` in a task of its own. Returns
+/// the address.
+pub async fn accept_connections<F, Fut>(serve_connection: F) -> Result<SocketAddr, String>
+where
+    F: FnOnce(ServerSocket) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|error| error.to_string())?;
+    let addr = listener.local_addr().map_err(|error| error.to_string())?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let serve_connection = serve_connection.clone();
+            tokio::spawn(async move {
+                let accepting =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(small_buffers()));
+                if let Ok(socket) = accepting.await {
+                    serve_connection(socket).await;
+                }
+            });
+        }
+    });
+    Ok(addr)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,6 +433,47 @@ pub fn request_envelope(correlation_id: &uuid::Uuid, action: &str, payload: &Val
         "payload": payload,
     })
     .to_string()
+}
+
+/// `subscribe {topics: [pets]}`, waiting for its success (frames that are not its answer are
+/// skipped).
+pub async fn subscribe_to_pets(socket: &mut RawSocket) -> Result<(), String> {
+    let id = uuid::Uuid::new_v4();
+    let request = request_envelope(&id, "subscribe", &json!({ "topics": ["pets"] }));
+    socket
+        .send(Message::text(request))
+        .await
+        .map_err(|error| format!("subscribe: {error}"))?;
+    let id = id.hyphenated().to_string();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .map_err(|_| "subscribe: no answer within 20 s".to_owned())?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(text.as_str())
+                    .map_err(|error| format!("subscribe: answer is not JSON: {error}"))?;
+                if value["correlationId"] == id.as_str() {
+                    return if value["status"] == "success" {
+                        Ok(())
+                    } else {
+                        Err(format!("subscribe refused: {text}"))
+                    };
+                }
+            }
+            Some(Ok(Message::Close(frame))) => return Err(format!("subscribe: closed {frame:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(format!("subscribe: {error}")),
+            None => return Err("subscribe: connection closed".to_owned()),
+        }
+    }
+}
+
+/// The CPU time spent between two readings, when both could be taken.
+pub fn cpu_spent(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    before
+        .zip(after)
+        .map(|(before, after)| after.saturating_sub(before))
 }
 
 // ---------------------------------------------------------------------------------------------
