@@ -5,8 +5,11 @@
 //! `asyncapi.yaml` (edited as a JSON value and handed over as JSON text, which is YAML too), so
 //! each error shown here is one the build would report for a plausible edit of the real file.
 
+mod common;
+
 use std::{fs, path::Path, sync::LazyLock};
 
+use common::OPERATION_IDS;
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use petstore_codegen::{
     GenError,
@@ -32,33 +35,6 @@ static API: LazyLock<Api> = LazyLock::new(|| match parse_spec(&OPENAPI) {
     Ok(api) => api,
     Err(errors) => panic!("openapi.yaml is rejected:\n{errors}"),
 });
-
-/// The operationIds of `openapi.yaml`, in spec order.
-const OPERATION_IDS: [&str; 23] = [
-    "updatePet",
-    "addPet",
-    "findPetsByStatus",
-    "findPetsByTags",
-    "getPetById",
-    "updatePetWithForm",
-    "deletePet",
-    "uploadFile",
-    "getPetImage",
-    "getInventory",
-    "placeOrder",
-    "getOrderById",
-    "updateOrder",
-    "deleteOrder",
-    "createUser",
-    "createUsersWithListInput",
-    "loginUser",
-    "logoutUser",
-    "getUserByName",
-    "updateUser",
-    "deleteUser",
-    "createToken",
-    "refreshToken",
-];
 
 /// The session's own actions.
 const CONTROL_ACTIONS: [&str; 5] = [

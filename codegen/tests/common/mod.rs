@@ -1,9 +1,37 @@
-//! Helpers shared by the generator tests: a minimal valid document around a snippet, and
-//! assertions on the errors it yields.
+//! Helpers shared by the generator tests: a minimal valid document around a snippet,
+//! assertions on the errors it yields, and what the project's own `openapi.yaml` declares.
 
 #![allow(dead_code)] // Each test crate uses its own subset.
 
 use petstore_codegen::{GenError, GenErrors, ir::Api, parse::parse_spec};
+
+/// The operationIds of `openapi.yaml`, in spec order (Petstore v3 plus `getPetImage` and the
+/// token endpoints).
+pub const OPERATION_IDS: [&str; 23] = [
+    "updatePet",
+    "addPet",
+    "findPetsByStatus",
+    "findPetsByTags",
+    "getPetById",
+    "updatePetWithForm",
+    "deletePet",
+    "uploadFile",
+    "getPetImage",
+    "getInventory",
+    "placeOrder",
+    "getOrderById",
+    "updateOrder",
+    "deleteOrder",
+    "createUser",
+    "createUsersWithListInput",
+    "loginUser",
+    "logoutUser",
+    "getUserByName",
+    "updateUser",
+    "deleteUser",
+    "createToken",
+    "refreshToken",
+];
 
 /// The two security schemes [`secured_spec`] declares unless told otherwise.
 pub const SCHEMES: &str = "
