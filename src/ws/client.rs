@@ -1556,6 +1556,36 @@ mod tests {
             .expect("the test hung")
     }
 
+    /// A listener on an ephemeral loopback port, and the endpoint's URL on it.
+    async fn listen() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    /// A client with the default options.
+    async fn connect(url: &str) -> WsClient {
+        WsClient::connect(url, ClientOptions::default())
+            .await
+            .unwrap()
+    }
+
+    /// A handshake refusal with `status` and `body`.
+    fn refusal(status: StatusCode, body: Option<&str>) -> ErrorResponse {
+        let mut response = ErrorResponse::new(body.map(str::to_owned));
+        *response.status_mut() = status;
+        response
+    }
+
+    /// Reconnects that retry quickly (1 ms, at most 5 ms apart) and without an attempt limit.
+    fn fast_retries() -> ReconnectPolicy {
+        ReconnectPolicy {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            ..ReconnectPolicy::default()
+        }
+    }
+
     /// What a test server knows about a connection.
     #[derive(Debug, Clone)]
     struct Connection {
@@ -1572,8 +1602,7 @@ mod tests {
         F: Fn(Connection, ServerSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        let (listener, url) = listen().await;
         tokio::spawn(async move {
             for index in 0.. {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -1680,9 +1709,7 @@ mod tests {
         .await;
 
         guarded(async {
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let other = client.clone();
             let (one, two) = tokio::join!(
                 client.call(Action::GetPetById, json!({ "petId": 1 })),
@@ -1732,8 +1759,7 @@ mod tests {
     #[allow(clippy::result_large_err)]
     #[tokio::test]
     async fn the_upgrade_carries_the_bearer_token_and_the_origin() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        let (listener, url) = listen().await;
         let (headers, received) = oneshot::channel();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
@@ -1780,14 +1806,11 @@ mod tests {
     #[allow(clippy::result_large_err)]
     #[tokio::test]
     async fn a_refused_upgrade_reports_the_http_status() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        let (listener, url) = listen().await;
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let refuse = |_: &Request, _: HandshakeResponse| -> Result<_, ErrorResponse> {
-                let mut response = ErrorResponse::new(Some("origin not allowed".to_owned()));
-                *response.status_mut() = StatusCode::FORBIDDEN;
-                Err(response)
+                Err(refusal(StatusCode::FORBIDDEN, Some("origin not allowed")))
             };
             let _ = tokio_tungstenite::accept_hdr_async(tcp, refuse).await;
         });
@@ -1850,9 +1873,7 @@ mod tests {
         .await;
 
         guarded(async {
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let reply = client
                 .call(Action::AddPet, json!({ "body": { "photoUrls": [] } }))
                 .await
@@ -1910,9 +1931,7 @@ mod tests {
         .await;
 
         guarded(async {
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let mut first = client.notifications();
             let mut second = client.notifications();
             let reply = client.subscribe(&["pets", "pet:5"]).await.unwrap();
@@ -1970,9 +1989,7 @@ mod tests {
         .await;
 
         guarded(async {
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
 
             let Inbound::Response(response) = client.call_raw("{not json").await.unwrap() else {
                 panic!("expected a response");
@@ -2020,9 +2037,7 @@ mod tests {
             .await;
 
             guarded(async {
-                let client = WsClient::connect(&url, ClientOptions::default())
-                    .await
-                    .unwrap();
+                let client = connect(&url).await;
                 let error = client
                     .call(Action::GetPetById, json!({ "petId": 1 }))
                     .await
@@ -2051,9 +2066,7 @@ mod tests {
         })
         .await;
         guarded(async {
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let error = client.ping().await.unwrap_err();
             assert!(matches!(error, ClientError::ConnectionLost), "{error:?}");
             assert_eq!(client.closed().await, None);
@@ -2163,17 +2176,21 @@ mod tests {
         .await;
     }
 
+    /// Accepts one connection, reads one request and hangs up without answering.
+    async fn serve_one_request_then_hang_up(listener: &TcpListener) {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _ = next_request(&mut socket).await;
+        drop(socket);
+    }
+
     /// A server that reads one request on the first connection and hangs up without answering,
     /// then hangs up on every connection before the handshake. It keeps its port, so no other
     /// test's server can take it over and accept the reconnects.
     async fn gone_after_one_request() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        let (listener, url) = listen().await;
         tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            let _ = next_request(&mut socket).await;
-            drop(socket);
+            serve_one_request_then_hang_up(&listener).await;
             while let Ok((tcp, _)) = listener.accept().await {
                 drop(tcp);
             }
@@ -2186,14 +2203,10 @@ mod tests {
         let url = gone_after_one_request().await;
         guarded(async {
             // Retries forever, quickly.
-            let policy = ReconnectPolicy {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(5),
-                ..ReconnectPolicy::default()
-            };
-            let client = WsClient::connect(&url, ClientOptions::default().reconnect(policy))
-                .await
-                .unwrap();
+            let client =
+                WsClient::connect(&url, ClientOptions::default().reconnect(fast_retries()))
+                    .await
+                    .unwrap();
             let mut notifications = client.notifications();
             let lost = client.ping().await;
             assert!(matches!(lost, Err(ClientError::ConnectionLost)), "{lost:?}");
@@ -2211,21 +2224,15 @@ mod tests {
     #[tokio::test]
     async fn reconnecting_stops_when_the_server_refuses_the_credentials() {
         // Serves one request, hangs up, then answers every upgrade with 401.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/api/v3/ws", listener.local_addr().unwrap());
+        let (listener, url) = listen().await;
         let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = refusals.clone();
         tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            let _ = next_request(&mut socket).await;
-            drop(socket);
+            serve_one_request_then_hang_up(&listener).await;
             while let Ok((tcp, _)) = listener.accept().await {
                 let refuse = |_: &Request, _: HandshakeResponse| -> Result<_, ErrorResponse> {
                     counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let mut response = ErrorResponse::new(None);
-                    *response.status_mut() = StatusCode::UNAUTHORIZED;
-                    Err(response)
+                    Err(refusal(StatusCode::UNAUTHORIZED, None))
                 };
                 let _ = tokio_tungstenite::accept_hdr_async(tcp, refuse).await;
             }
@@ -2233,14 +2240,9 @@ mod tests {
 
         guarded(async {
             // No limit on attempts: only the refusal can end them.
-            let policy = ReconnectPolicy {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(5),
-                ..ReconnectPolicy::default()
-            };
             let options = ClientOptions::default()
                 .bearer_token("expired")
-                .reconnect(policy);
+                .reconnect(fast_retries());
             let client = WsClient::connect(&url, options).await.unwrap();
             let lost = client.ping().await;
             assert!(matches!(lost, Err(ClientError::ConnectionLost)), "{lost:?}");
@@ -2256,10 +2258,8 @@ mod tests {
         let url = gone_after_one_request().await;
         guarded(async {
             let policy = ReconnectPolicy {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(5),
                 max_attempts: Some(3),
-                ..ReconnectPolicy::default()
+                ..fast_retries()
             };
             let client = WsClient::connect(&url, ClientOptions::default().reconnect(policy))
                 .await
@@ -2321,9 +2321,7 @@ mod tests {
 
         guarded(async {
             // Explicitly.
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let clone = client.clone();
             assert!(clone.ping().await.unwrap().is_success());
             client.close().await;
@@ -2332,9 +2330,7 @@ mod tests {
             assert!(!clone.is_connected());
 
             // By dropping the last handle.
-            let client = WsClient::connect(&url, ClientOptions::default())
-                .await
-                .unwrap();
+            let client = connect(&url).await;
             let clone = client.clone();
             drop(client);
             assert!(clone.ping().await.unwrap().is_success());
