@@ -164,7 +164,7 @@ impl<H: PetStoreApi> Session<H> {
         Self {
             id,
             client_ip,
-            state: SessionState::Authenticating,
+            state: SessionState::Connecting,
             authentication: Authentication::anonymous(),
             expires_at: None,
             expiry_warned: false,
@@ -217,9 +217,18 @@ impl<H: PetStoreApi> Session<H> {
             self.service.counts.signed_in();
         }
         self.authentication = authentication;
-        if self.state == SessionState::Authenticating {
-            self.state = SessionState::Authenticated;
+        if matches!(
+            self.state,
+            SessionState::Connecting | SessionState::Authenticating
+        ) {
+            self.enter(SessionState::Authenticated);
         }
+    }
+
+    /// Moves to `state`, logged at `debug` so a session's lifecycle can be followed in the logs.
+    fn enter(&mut self, state: SessionState) {
+        tracing::debug!(connection = self.id, from = ?self.state, to = ?state, "WebSocket session state");
+        self.state = state;
     }
 
     fn is_authenticated(&self) -> bool {
@@ -228,6 +237,9 @@ impl<H: PetStoreApi> Session<H> {
 
     /// The session's loop; returns how it ended, having sent the close frame.
     async fn serve(&mut self, mut socket: Socket) -> Ending {
+        if self.state == SessionState::Connecting {
+            self.enter(SessionState::Authenticating);
+        }
         let mut shutdown = self.service.shutdown.subscribe();
         let mut draining = *shutdown.borrow();
         let mut timer = pin!(sleep_until(self.next_deadline()));
@@ -291,7 +303,7 @@ impl<H: PetStoreApi> Session<H> {
                 timer.as_mut().reset(next);
             }
         };
-        self.state = SessionState::Closed;
+        self.enter(SessionState::Closed);
         match ending {
             Ending::Close(code, reason) => self.close(socket, code, reason).await,
             // tungstenite queued its answer to the client's close frame; send it.
@@ -410,7 +422,7 @@ impl<H: PetStoreApi> Session<H> {
             self.state,
             SessionState::Authenticated | SessionState::Inactive
         ) {
-            self.state = SessionState::Active;
+            self.enter(SessionState::Active);
         }
         self.enqueue(socket, request).await
     }
@@ -605,7 +617,7 @@ impl<H: PetStoreApi> Session<H> {
         }
         if self.state == SessionState::Active && now >= self.last_request + settings.inactive_after
         {
-            self.state = SessionState::Inactive;
+            self.enter(SessionState::Inactive);
         }
         if let Some(expires_at) = self.expires_at {
             if now >= expires_at {
