@@ -6,10 +6,13 @@
 //! ```text
 //! HTTP ─► http (edge: request ids, caller, limits, errors, docs) ─► http::rest (generated
 //!         adapter: checks each operation's spec security via auth::guard) ─────────┐
+//! WS ───► ws (session: lifecycle, queue, limits) ─► api::ws::dispatch (generated) ──┤
 //!                                                                                   ▼
 //!                       api::operations::PetStoreApi (generated trait) ◄── handlers (business rules,
 //!                                                                            ownership)
 //!                                                                                   │
+//!          ws sessions ◄── events (hub, bus) ◄── published after each write ─────────┤
+//!                                                                                   ▼
 //!                                                                          store (trait: memory, …)
 //! ```
 //!
@@ -22,6 +25,8 @@
 //! - [`auth`]: who the caller is and what they may do: RS256 access tokens, refresh-token
 //!   sessions, service keys, roles and scopes, the authorization check, password hashing.
 //! - [`http`]: the REST transport and the operational endpoints.
+//! - [`ws`]: the WebSocket transport (`/api/v3/ws`) and a typed client.
+//! - [`events`]: domain events published by the handlers and fanned out to WebSocket sessions.
 //! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
 //!   addresses behind proxies, concurrent connections, allowed origins.
 //! - [`error`]: the one error type, mapped once per transport.

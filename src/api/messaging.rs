@@ -4,7 +4,7 @@
 //! Reading follows the REST adapter rule for rule, so both transports accept and refuse the same
 //! inputs with the same error codes: a parameter that is missing, of the wrong type or outside
 //! its schema is a 400 `BAD_REQUEST` naming it; a body goes through
-//! [`validation::parse_body`](crate::api::validation::parse_body) (422 with every field error).
+//! [`validation::parse_body`] (422 with every field error).
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;

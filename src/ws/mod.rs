@@ -14,9 +14,9 @@
 //! ```
 //!
 //! - [`envelope`]: reading requests, writing responses and notifications.
-//! - [`session`]: the connection's lifecycle (CONNECTING → AUTHENTICATING → AUTHENTICATED →
+//! - `session`: the connection's lifecycle (CONNECTING → AUTHENTICATING → AUTHENTICATED →
 //!   ACTIVE ↔ INACTIVE → CLOSED), heartbeats, deadlines, backpressure, graceful close.
-//! - [`control`]: the control actions (`authenticate`, `refresh`, `subscribe`, `unsubscribe`,
+//! - `control`: the control actions (`authenticate`, `refresh`, `subscribe`, `unsubscribe`,
 //!   `ping`).
 //! - [`queue`]: the bounded priority queue of a session's waiting requests.
 //! - [`client`]: a typed client (tests, benches, and Rust users of the API).
