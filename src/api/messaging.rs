@@ -320,6 +320,13 @@ mod tests {
     }
 
     #[test]
+    fn every_action_indexes_its_place_in_all() {
+        for (position, action) in crate::api::ws::Action::ALL.iter().enumerate() {
+            assert_eq!(action.index(), position, "{action}");
+        }
+    }
+
+    #[test]
     fn priorities_are_ordered_highest_first() {
         assert!(Priority::Critical < Priority::Background);
         assert_eq!(Priority::ALL.map(Priority::index), [0, 1, 2, 3, 4]);

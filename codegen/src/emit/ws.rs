@@ -174,6 +174,12 @@ fn action_enum(api: &Api, ws: &WsApi) -> TokenStream {
             /// Every action, in document order.
             pub const ALL: [Action; #count] = [#(Action::#variants),*];
 
+            /// The action's position in [`Action::ALL`] (declaration order), for tables indexed
+            /// by action.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The action's name on the wire.
             pub fn as_str(self) -> &'static str {
                 match self {

@@ -248,11 +248,7 @@ impl WsMetrics {
 
     /// A request was answered.
     pub fn request(&self, action: Action, error_code: Option<&str>, took: Duration) {
-        let Some(instruments) = Action::ALL
-            .iter()
-            .position(|known| *known == action)
-            .and_then(|index| self.actions.get(index))
-        else {
+        let Some(instruments) = self.actions.get(action.index()) else {
             return;
         };
         instruments.duration.record(took.as_secs_f64());
