@@ -26,15 +26,16 @@
 //! Run with `cargo bench --bench get_pet_by_id` (about 1 minute). Without `--bench` on the command
 //! line (as under `cargo test --all-targets`) it does a sub-second smoke run of the same code.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::{
     fmt,
-    io::{BufRead, BufReader, Write},
     net::SocketAddr,
-    process::{Child, ChildStdout, Command, ExitCode, Stdio},
+    process::ExitCode,
     sync::{
         Arc,
         atomic::{AtomicU8, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
@@ -56,8 +57,8 @@ use tokio::net::{TcpListener, TcpStream};
 const ROLE_ENV: &str = "GET_PET_BENCH_ROLE";
 /// Environment variable carrying pet 1's JSON (as our server answers it) to the baselines.
 const PET_JSON_ENV: &str = "GET_PET_BENCH_PET_JSON";
-/// What a child prints on stdout once it listens, followed by its address.
-const LISTENING: &str = "listening on ";
+/// How long a server gets to exit once its stdin closes, before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The request every connection repeats.
 const PET_PATH: &str = "/api/v3/pet/1";
@@ -220,10 +221,7 @@ fn child_main(role: &str) -> Result<(), BenchError> {
 }
 
 fn announce(addr: SocketAddr) -> Result<(), BenchError> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{LISTENING}{addr}")
-        .and_then(|()| stdout.flush())
-        .map_err(|error| BenchError::Child(error.to_string()))
+    child::announce(addr).map_err(BenchError::Child)
 }
 
 fn pet_json_from_env() -> Result<Bytes, BenchError> {
@@ -316,109 +314,38 @@ async fn serve_poem_default(template: Pet) -> Result<SocketAddr, BenchError> {
 // ---------------------------------------------------------------------------------------------
 // Parent side: start the servers, check they agree, drive them, report.
 
-/// A server child process; stopped (stdin closed, then killed if it lingers) when dropped.
-struct ChildServer {
+/// A server child process and the target it runs; stopped (stdin closed, then killed if it
+/// lingers) when dropped.
+struct TargetServer {
     target: Target,
-    child: Child,
-    addr: SocketAddr,
+    process: child::ChildServer,
 }
 
-impl ChildServer {
+impl TargetServer {
     fn start(target: Target, pet_json: Option<&Bytes>) -> Result<Self, BenchError> {
         let start_error = |reason: String| BenchError::Start {
             role: target.role(),
             reason,
         };
-        let exe = std::env::current_exe().map_err(|error| start_error(error.to_string()))?;
-        let mut command = Command::new(exe);
-        command
-            .env(ROLE_ENV, target.role())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut env = Vec::new();
         if let Some(json) = pet_json {
             let json = std::str::from_utf8(json)
                 .map_err(|_| start_error("pet 1's JSON is not UTF-8".to_owned()))?;
-            command.env(PET_JSON_ENV, json);
+            env.push((PET_JSON_ENV, json));
         }
-        let mut child = command
-            .spawn()
-            .map_err(|error| start_error(error.to_string()))?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(start_error("no stdout pipe".to_owned()));
-        };
-        // From here on, dropping `server` stops the child.
-        let mut server = ChildServer {
-            target,
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        server.addr = wait_for_address(stdout, Duration::from_secs(60)).map_err(start_error)?;
-        Ok(server)
+        let process = child::ChildServer::spawn(ROLE_ENV, target.role(), &env, STOP_WAIT)
+            .map_err(start_error)?;
+        Ok(TargetServer { target, process })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.process.addr
     }
 
     /// CPU time (user + system, all threads) the process has used so far.
     fn cpu_time(&self) -> Option<Duration> {
-        process_cpu_time(self.child.id())
+        self.process.cpu_time()
     }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads the child's "listening on ADDR" line, giving up after `timeout`.
-fn wait_for_address(stdout: ChildStdout, timeout: Duration) -> Result<SocketAddr, String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let result = BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line)
-            .map_err(|error| error.to_string());
-        let _ = sender.send(result);
-    });
-    let line = receiver
-        .recv_timeout(timeout)
-        .map_err(|_| format!("did not report its address within {timeout:?}"))??;
-    line.trim()
-        .strip_prefix(LISTENING)
-        .and_then(|addr| addr.parse().ok())
-        .ok_or_else(|| format!("unexpected start-up line {:?}", line.trim()))
-}
-
-/// User + system CPU time of a whole process, from `/proc/PID/stat`.
-#[cfg(target_os = "linux")]
-fn process_cpu_time(pid: u32) -> Option<Duration> {
-    // USER_HZ, the unit of these fields, is 100 on every architecture Linux exports it for.
-    const TICKS_PER_SECOND: u64 = 100;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start at field 3 (state); utime and stime are
-    // fields 14 and 15.
-    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SECOND,
-    ))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_cpu_time(_pid: u32) -> Option<Duration> {
-    None
 }
 
 /// One target's figures for one round.
@@ -463,9 +390,9 @@ fn parent_main(plan: Plan) -> Result<bool, BenchError> {
         .build()
         .map_err(BenchError::Runtime)?;
 
-    let ours = ChildServer::start(Target::Ours, None)?;
+    let ours = TargetServer::start(Target::Ours, None)?;
     let pet_json = runtime
-        .block_on(fetch(ours.addr))
+        .block_on(fetch(ours.addr()))
         .and_then(|(status, body)| {
             if status == StatusCode::OK {
                 Ok(body)
@@ -479,8 +406,8 @@ fn parent_main(plan: Plan) -> Result<bool, BenchError> {
         role: Target::Ours.role(),
         reason,
     })?;
-    let hyper = ChildServer::start(Target::Hyper, Some(&pet_json))?;
-    let poem_default = ChildServer::start(Target::PoemDefault, Some(&pet_json))?;
+    let hyper = TargetServer::start(Target::Hyper, Some(&pet_json))?;
+    let poem_default = TargetServer::start(Target::PoemDefault, Some(&pet_json))?;
     let servers = [hyper, poem_default, ours];
 
     for server in &servers {
@@ -488,7 +415,7 @@ fn parent_main(plan: Plan) -> Result<bool, BenchError> {
             role: server.target.role(),
             reason,
         };
-        let (status, body) = runtime.block_on(fetch(server.addr)).map_err(probe)?;
+        let (status, body) = runtime.block_on(fetch(server.addr())).map_err(probe)?;
         if status != StatusCode::OK || body != pet_json {
             return Err(probe(format!(
                 "GET {PET_PATH} answered {status} with {} bytes, not 200 with our {} bytes: {}",
@@ -583,10 +510,10 @@ fn pet_request(uri: &Uri) -> Request<Empty<Bytes>> {
 }
 
 /// Warms up, then measures one target with `plan.connections` closed-loop connections.
-async fn drive(server: &ChildServer, plan: Plan, body_len: usize) -> (Sample, ConnectionStats) {
+async fn drive(server: &TargetServer, plan: Plan, body_len: usize) -> (Sample, ConnectionStats) {
     let phase = Arc::new(AtomicU8::new(WARMING_UP));
     let tasks: Vec<_> = (0..plan.connections)
-        .map(|_| tokio::spawn(connection_loop(server.addr, Arc::clone(&phase), body_len)))
+        .map(|_| tokio::spawn(connection_loop(server.addr(), Arc::clone(&phase), body_len)))
         .collect();
     tokio::time::sleep(plan.warm_up).await;
 
@@ -688,7 +615,7 @@ async fn request_once(
 
 struct Report<'a> {
     plan: Plan,
-    servers: &'a [ChildServer],
+    servers: &'a [TargetServer],
     samples: &'a [Vec<Sample>],
 }
 

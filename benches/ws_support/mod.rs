@@ -11,13 +11,11 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
-    process::{Child, ChildStdout, Command, ExitCode, Stdio},
+    process::ExitCode,
     str::FromStr,
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::{SinkExt, StreamExt};
@@ -37,10 +35,14 @@ use tokio_tungstenite::{
     },
 };
 
+#[path = "../support/child.rs"]
+mod child;
+
+use child::process_cpu_time;
+pub use child::{ChildServer, announce};
+
 /// Environment variable that turns the bench binary into one of its servers.
 pub const ROLE_ENV: &str = "WS_BENCH_ROLE";
-/// What a child prints on stdout once it listens, followed by its address.
-const LISTENING: &str = "listening on ";
 
 /// The WebSocket endpoint's path.
 pub const WS_PATH: &str = "/api/v3/ws";
@@ -102,14 +104,6 @@ pub fn server_runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|error| format!("cannot build the runtime: {error}"))
-}
-
-/// Tells the parent where the child listens.
-pub fn announce(addr: SocketAddr) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{LISTENING}{addr}")
-        .and_then(|()| stdout.flush())
-        .map_err(|error| error.to_string())
 }
 
 /// Completes when the parent closes the child's stdin: the signal to stop.
@@ -211,43 +205,15 @@ where
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
-/// A server in a child process; dropping it stops the child.
-pub struct ChildServer {
-    pub role: String,
-    pub addr: SocketAddr,
-    child: Child,
-}
+/// How long a WebSocket bench server gets to close its connections and exit once its stdin
+/// closes, before it is killed (its shutdown alone may take the 5 s it is given).
+const STOP_WAIT: Duration = Duration::from_secs(8);
 
 impl ChildServer {
     /// Re-executes this bench binary as the server `role`, with `env` added.
     pub fn start(role: &str, env: &[(&str, &str)]) -> Result<Self, String> {
-        let start_error = |reason: String| format!("cannot start the {role} server: {reason}");
-        let exe = std::env::current_exe().map_err(|error| start_error(error.to_string()))?;
-        let mut command = Command::new(exe);
-        command
-            .env(ROLE_ENV, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|error| start_error(error.to_string()))?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(start_error("no stdout pipe".to_owned()));
-        };
-        // From here on, dropping `server` stops the child.
-        let mut server = ChildServer {
-            role: role.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            child,
-        };
-        server.addr = wait_for_address(stdout, Duration::from_secs(60)).map_err(start_error)?;
-        Ok(server)
+        Self::spawn(ROLE_ENV, role, env, STOP_WAIT)
+            .map_err(|reason| format!("cannot start the {role} server: {reason}"))
     }
 
     /// `ws://ADDR/api/v3/ws`.
@@ -259,84 +225,11 @@ impl ChildServer {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
-
-    /// CPU time (user + system, all threads) the child has used so far.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        process_cpu_time(self.child.id())
-    }
-
-    /// The child's resident memory, in KiB.
-    pub fn rss_kib(&self) -> Option<u64> {
-        process_rss_kib(self.child.id())
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads the child's "listening on ADDR" line, giving up after `timeout`.
-fn wait_for_address(stdout: ChildStdout, timeout: Duration) -> Result<SocketAddr, String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let result = BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line)
-            .map_err(|error| error.to_string());
-        let _ = sender.send(result);
-    });
-    let line = receiver
-        .recv_timeout(timeout)
-        .map_err(|_| format!("did not report its address within {timeout:?}"))??;
-    line.trim()
-        .strip_prefix(LISTENING)
-        .and_then(|addr| addr.parse().ok())
-        .ok_or_else(|| format!("unexpected start-up line {:?}", line.trim()))
-}
-
-/// User + system CPU time of a whole process, from `/proc/PID/stat`.
-fn process_cpu_time(pid: u32) -> Option<Duration> {
-    // USER_HZ, the unit of these fields, is 100 on every architecture Linux exports it for.
-    const TICKS_PER_SECOND: u64 = 100;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start at field 3 (state); utime and stime are
-    // fields 14 and 15.
-    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SECOND,
-    ))
 }
 
 /// CPU time this process (the load generator) has used so far.
 pub fn own_cpu_time() -> Option<Duration> {
     process_cpu_time(std::process::id())
-}
-
-/// `VmRSS` of a process, from `/proc/PID/status`, in KiB.
-fn process_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Raises this process's soft limit on open files towards `wanted` (never above the hard
