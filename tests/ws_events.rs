@@ -806,3 +806,23 @@ async fn fifty_subscribers_each_get_an_event_exactly_once() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_session_follows_at_most_a_hundred_topics() {
+    let app = spawn_events_app(4).await;
+    let token = admin_token(&app).await;
+    let (client, _notifications) = listener(&app, &token).await;
+    let first: Vec<String> = (1..=50).map(|id| format!("pet:{id}")).collect();
+    let second: Vec<String> = (51..=100).map(|id| format!("pet:{id}")).collect();
+    for (batch, following) in [(&first, 50), (&second, 100)] {
+        let topics: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let listed = subscribe(&client, &topics).await;
+        assert_eq!(listed.as_array().map(Vec::len), Some(following));
+    }
+    // Topics already followed do not count again; one more does.
+    let again = subscribe(&client, &["pet:1", "pet:100"]).await;
+    assert_eq!(again.as_array().map(Vec::len), Some(100));
+    let refused = answered("subscribe", client.subscribe(&["pets"])).await;
+    assert_refused(&refused, "BAD_REQUEST", 400, "a 101st topic");
+    app.shutdown().await;
+}

@@ -221,13 +221,13 @@ async fn subscribe<H: PetStoreApi>(
     }
     let hub = session.service().hub().clone();
     let id = session.connection_id();
-    let current = hub.topics(id).len();
+    let current = hub.topics(id);
     let new = wanted
         .iter()
-        .filter(|topic| !hub.topics(id).contains(topic))
+        .filter(|topic| !current.contains(topic))
         .count();
     let limit = session.service().settings().max_subscriptions;
-    if current + new > limit {
+    if current.len() + new > limit {
         return Err(ApiError::BadRequest(format!(
             "a session may follow at most {limit} topics"
         )));
