@@ -17,10 +17,7 @@ use common::*;
 use ipnet::IpNet;
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde_json::json;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 const PASSWORD: &str = "correct-horse-battery";
 
@@ -419,38 +416,20 @@ async fn same_origin_and_origin_less_requests_are_allowed() {
 
 // ---- request timeout ----
 
-/// Reads one HTTP/1.1 response (head and `Content-Length` body) from `stream`.
+/// Reads one HTTP/1.1 response from `stream`: its status and JSON body.
 async fn read_response(stream: &mut TcpStream) -> (u16, serde_json::Value) {
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&received).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if body.len() >= length {
-                let status = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|status| status.parse().ok())
-                    .unwrap_or_else(|| panic!("no status line in {head:?}"));
-                return match serde_json::from_str(&body[..length]) {
-                    Ok(body) => (status, body),
-                    Err(error) => panic!("the {status} body is not JSON ({error}): {body:?}"),
-                };
-            }
-        }
-        match stream.read(&mut buffer).await {
-            Ok(0) => panic!("the connection closed before a response: {text:?}"),
-            Ok(read) => received.extend_from_slice(&buffer[..read]),
-            Err(error) => panic!("reading the response failed: {error} after {text:?}"),
-        }
+    let text = read_http_response(stream, Duration::from_secs(10)).await;
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        panic!("not an HTTP response: {text:?}");
+    };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    match serde_json::from_str(body) {
+        Ok(body) => (status, body),
+        Err(error) => panic!("the {status} body is not JSON ({error}): {body:?}"),
     }
 }
 

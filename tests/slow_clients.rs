@@ -10,7 +10,7 @@ mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use common::spawn_app;
+use common::{read_http_response, spawn_app};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -84,30 +84,7 @@ async fn health_on(stream: &mut TcpStream) -> String {
     {
         panic!("cannot send the request: {error}");
     }
-    let mut received = Vec::new();
-    let mut buffer = [0; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&received).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if body.len() >= length {
-                return text;
-            }
-        }
-        match timeout(CLOSED_WITHIN, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) => panic!("closed before a whole response: {text:?}"),
-            Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
-            Ok(Err(error)) => panic!("cannot read the response: {error}"),
-            Err(_) => panic!("no whole response within {CLOSED_WITHIN:?}: {text:?}"),
-        }
-    }
+    read_http_response(stream, CLOSED_WITHIN).await
 }
 
 /// The start of a request whose head never ends, and what a slow client trickles after it.

@@ -16,6 +16,7 @@ pub mod ws;
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
+    time::Duration,
 };
 
 use petstore_ws::{
@@ -25,7 +26,10 @@ use petstore_ws::{
 };
 use reqwest::{RequestBuilder, Response, header};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 /// Path prefix of the API, as in the spec's `servers`.
 pub const API_BASE: &str = "/api/v3";
@@ -510,5 +514,38 @@ pub fn ids_of(list: &Value) -> Vec<i64> {
     match list.as_array() {
         Some(items) => items.iter().map(id_of).collect(),
         None => panic!("not an array: {list}"),
+    }
+}
+
+/// Reads one HTTP/1.1 response (head and `Content-Length` body) from a raw connection, leaving
+/// the connection open, and returns everything read as text. For the suites that talk raw TCP
+/// because reqwest cannot send what they need (a body that never arrives, trickled headers).
+///
+/// Panics if the connection closes or fails before the whole response, or if no bytes arrive
+/// for `read_within` (a hang guard, not a timing assertion).
+pub async fn read_http_response(stream: &mut TcpStream, read_within: Duration) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(read_within, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) => panic!("the connection closed before a whole response: {text:?}"),
+            Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+            Ok(Err(error)) => panic!("reading the response failed: {error} after {text:?}"),
+            Err(_) => panic!("no whole response within {read_within:?}: {text:?}"),
+        }
     }
 }
