@@ -251,6 +251,47 @@ pub struct Config {
     /// out of rotation, so no new request meets a closed port.
     #[arg(long, env = "PETSTORE_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
     pub shutdown_drain_secs: u64,
+
+    /// Redis to share state with other nodes (`redis://[user:password@]host:port[/db]`): the
+    /// store, events, the node registry, rate limits, revocations and refresh sessions. Without
+    /// it the node runs alone on the embedded in-memory store.
+    #[arg(long, env = "PETSTORE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    #[arg(long, env = "PETSTORE_REDIS_PREFIX", default_value = "petstore")]
+    pub redis_prefix: String,
+
+    /// Connections in the Redis pool.
+    #[arg(long, env = "PETSTORE_REDIS_POOL_SIZE", default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub redis_pool_size: u64,
+
+    /// Longest time a Redis command may take before it counts as failed, in milliseconds.
+    #[arg(long, env = "PETSTORE_REDIS_COMMAND_TIMEOUT_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_command_timeout_ms: u64,
+
+    /// Consecutive Redis failures that open the circuit breaker.
+    #[arg(long, env = "PETSTORE_REDIS_BREAKER_FAILURES", default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub redis_breaker_failures: u32,
+
+    /// How long the open circuit breaker refuses Redis calls before trying one, in milliseconds.
+    #[arg(long, env = "PETSTORE_REDIS_BREAKER_COOL_DOWN_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_breaker_cool_down_ms: u64,
+
+    /// How often a node refreshes its record in the Redis node registry, in milliseconds; the
+    /// record expires after three missed beats.
+    #[arg(long, env = "PETSTORE_NODE_HEARTBEAT_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(100..))]
+    pub node_heartbeat_ms: u64,
+
+    /// The address other nodes and operators reach this node at, shown in the node registry
+    /// (`host:port`); the bound address when unset.
+    #[arg(long, env = "PETSTORE_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
 }
 
 impl Config {
@@ -309,6 +350,25 @@ impl Config {
     /// How long `/ready` reports draining before the listener closes.
     pub fn shutdown_drain(&self) -> Duration {
         Duration::from_secs(self.shutdown_drain_secs)
+    }
+
+    /// How to reach Redis, when it is configured.
+    pub fn redis_settings(&self) -> Option<crate::redis::RedisSettings> {
+        let url = self.redis_url.as_ref()?;
+        let mut settings = crate::redis::RedisSettings::new(url.clone());
+        settings.prefix = self.redis_prefix.clone();
+        settings.pool_size = usize::try_from(self.redis_pool_size).unwrap_or(4);
+        settings.command_timeout = Duration::from_millis(self.redis_command_timeout_ms);
+        settings.breaker = crate::redis::BreakerSettings {
+            failure_threshold: self.redis_breaker_failures,
+            cool_down: Duration::from_millis(self.redis_breaker_cool_down_ms),
+        };
+        Some(settings)
+    }
+
+    /// How often this node refreshes its registry record.
+    pub fn node_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.node_heartbeat_ms)
     }
 }
 

@@ -76,12 +76,27 @@ pub enum ApiError {
         /// Whole seconds after which a retry is worth it (at least 1).
         retry_after_secs: u64,
     },
-    /// 503 `UNAVAILABLE`: a dependency is down; retrying later may succeed.
-    #[error("{0}")]
-    Unavailable(String),
+    /// 503 `UNAVAILABLE`: a dependency is down (or the server is shutting down); retrying
+    /// later, here or on another node, may succeed.
+    #[error("{message}")]
+    Unavailable {
+        /// What is unavailable, in words fit for the client.
+        message: String,
+        /// Whole seconds after which a retry is worth it (at least 1): for Redis, the time until
+        /// its circuit breaker tries again.
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
+    /// A 503 `UNAVAILABLE` telling the client to come back in `retry_after_secs` (at least 1).
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after_secs: retry_after_secs.max(1),
+        }
+    }
+
     /// A 422 for one field.
     pub fn invalid_field(path: impl Into<String>, message: impl Into<String>) -> Self {
         let path = path.into();
@@ -107,7 +122,7 @@ impl ApiError {
             Self::Validation { .. } => 422,
             Self::RateLimited { .. } => 429,
             Self::Internal => 500,
-            Self::Overloaded { .. } | Self::Unavailable(_) => 503,
+            Self::Overloaded { .. } | Self::Unavailable { .. } => 503,
         }
     }
 
@@ -127,7 +142,7 @@ impl ApiError {
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
             Self::Overloaded { .. } => "OVERLOADED",
-            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Unavailable { .. } => "UNAVAILABLE",
         }
     }
 
@@ -149,7 +164,10 @@ impl ApiError {
                 ("ratelimit-remaining", "0".to_owned()),
                 ("ratelimit-reset", reset_secs.to_string()),
             ],
-            Self::Overloaded { retry_after_secs } => {
+            Self::Overloaded { retry_after_secs }
+            | Self::Unavailable {
+                retry_after_secs, ..
+            } => {
                 vec![("retry-after", retry_after_secs.to_string())]
             }
             _ => Vec::new(),

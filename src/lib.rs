@@ -29,6 +29,7 @@
 //! - [`events`]: domain events published by the handlers and fanned out to WebSocket sessions.
 //! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
 //!   addresses behind proxies, concurrent connections, allowed origins.
+//! - [`redis`]: the shared backend of a cluster: the connection pool behind its circuit breaker.
 //! - [`error`]: the one error type, mapped once per transport.
 //! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
 
@@ -40,6 +41,7 @@ pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod redis;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -35,7 +35,7 @@ fn session_fault(error: SessionError) -> ApiError {
     match error {
         SessionError::Unavailable(message) => {
             tracing::error!(%message, "session store unavailable");
-            ApiError::Unavailable("sessions are unavailable; try again later".to_owned())
+            ApiError::unavailable("sessions are unavailable; try again later", 1)
         }
         other => {
             tracing::debug!(reason = %other, "refresh token rejected");

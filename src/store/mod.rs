@@ -196,9 +196,15 @@ pub enum StoreError {
     /// The record belongs to someone else than the operation was limited to (HTTP 403).
     #[error("{0}")]
     NotOwner(String),
-    /// The storage backend cannot be reached; retrying later may succeed (HTTP 503).
-    #[error("{0}")]
-    Unavailable(String),
+    /// The storage backend cannot be reached; retrying later may succeed (HTTP 503 with
+    /// `Retry-After`).
+    #[error("{message}")]
+    Unavailable {
+        /// What is unavailable, in words fit for the client.
+        message: String,
+        /// Whole seconds after which a retry is worth it.
+        retry_after_secs: u64,
+    },
     /// A bug or corrupt data (HTTP 500). The message is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -221,7 +227,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::NotOwner(message) => ApiError::Forbidden(message),
             StoreError::Rule { path, message } => ApiError::invalid_field(path, message),
-            StoreError::Unavailable(message) => ApiError::Unavailable(message),
+            StoreError::Unavailable {
+                message,
+                retry_after_secs,
+            } => ApiError::unavailable(message, retry_after_secs),
             StoreError::Internal(message) => {
                 tracing::error!(error = %message, "store failed");
                 ApiError::Internal
@@ -394,7 +403,10 @@ mod tests {
             (StoreError::Conflict("pet 1 is not available".into()), 409),
             (StoreError::rule("status", "cannot go back"), 422),
             (
-                StoreError::Unavailable("storage is unavailable".into()),
+                StoreError::Unavailable {
+                    message: "storage is unavailable".into(),
+                    retry_after_secs: 3,
+                },
                 503,
             ),
             (StoreError::Internal("bad bytes in pet:1".into()), 500),

@@ -264,9 +264,7 @@ impl<H: PetStoreApi> WsService<H> {
     fn upgrade(self: &Arc<Self>, request: &Request) -> Result<Response, ApiError> {
         let key = handshake_key(request)?;
         if *self.shutdown.borrow() {
-            return Err(ApiError::Unavailable(
-                "the server is shutting down".to_owned(),
-            ));
+            return Err(ApiError::unavailable("the server is shutting down", 1));
         }
         let caller = self.access.caller(request);
         // Credentials on the upgrade are optional; wrong ones are refused now rather than
@@ -364,7 +362,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
             Ok(_) => Upgrade::Accepted,
             Err(ApiError::RateLimited { .. }) => Upgrade::ConnectionLimit,
             Err(ApiError::Unauthorized { .. }) => Upgrade::Unauthorized,
-            Err(ApiError::Unavailable(_)) => Upgrade::ShuttingDown,
+            Err(ApiError::Unavailable { .. }) => Upgrade::ShuttingDown,
             Err(_) => Upgrade::Invalid,
         });
         match outcome {

@@ -39,17 +39,15 @@
 //! `petstore_ws_backpressure_total`, `petstore_ws_closes_total{code}`, and the per-connection
 //! message rate in `petstore_rate_limit_rejections_total{scope="connection"}`.
 //!
-//! Families that arrive with the features they count, each as one more struct built in
-//! [`Metrics`] beside the others:
-//!
-//! - the Redis store and its circuit breaker: `petstore_circuit_breaker_state{breaker}`,
-//!   `petstore_circuit_breaker_transitions_total{breaker,to}`,
-//!   `petstore_redis_command_duration_seconds{command}`, `petstore_redis_errors_total{command}`,
-//!   `petstore_retries_total{operation}`;
-//! - the cluster: `petstore_cluster_nodes`, `petstore_pubsub_messages_total{direction}`.
+//! With Redis configured ([`RedisMetrics`]): `petstore_circuit_breaker_state{breaker}`,
+//! `petstore_circuit_breaker_transitions_total{breaker,to}`,
+//! `petstore_redis_command_duration_seconds{command}`, `petstore_redis_errors_total{command}`,
+//! `petstore_retries_total{operation}`, and for the cluster `petstore_cluster_nodes` and
+//! `petstore_pubsub_messages_total{direction}`.
 
 mod http;
 mod process;
+mod redis;
 mod security;
 mod ws;
 
@@ -60,6 +58,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::TextEncoder;
 
 pub use self::http::{HttpMetrics, InFlight, Operation};
+pub use self::redis::{PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
 pub use self::ws::{Closed, Upgrade, WsMetrics};
 
@@ -80,6 +79,8 @@ pub struct Metrics {
     pub security: SecurityMetrics,
     /// WebSocket sessions, requests and notifications.
     pub ws: WsMetrics,
+    /// Redis calls, the circuit breaker and the cluster.
+    pub redis: RedisMetrics,
 }
 
 /// Why the metrics could not be rendered.
@@ -107,6 +108,7 @@ impl Metrics {
         let http = HttpMetrics::new(&meter);
         let security = SecurityMetrics::new(&meter);
         let ws = WsMetrics::new(&meter);
+        let redis = RedisMetrics::new(&meter);
         process::register(&meter);
         Self {
             registry,
@@ -114,6 +116,7 @@ impl Metrics {
             http,
             security,
             ws,
+            redis,
         }
     }
 

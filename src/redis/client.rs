@@ -1,0 +1,508 @@
+//! The connection to Redis that every Redis-backed component shares, and the one door every
+//! command goes through: the circuit breaker, the retry policy and the metrics.
+
+use std::{future::Future, sync::Arc, time::Duration, time::Instant};
+
+use fred::{
+    clients::{Client, Pool, SubscriberClient},
+    error::{Error as FredError, ErrorKind},
+    interfaces::ClientLike,
+    prelude::{Builder, Config, ReconnectPolicy},
+    types::scripts::Script,
+};
+use rand::Rng;
+
+use super::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
+use crate::telemetry::metrics;
+
+/// How to reach Redis and how patient to be with it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Prepended to every key (`{prefix}:pet:1`), so several deployments (or test runs) can
+    /// share one Redis without seeing each other's data.
+    pub prefix: String,
+    /// Connections in the pool; commands are spread over them round robin.
+    pub pool_size: usize,
+    /// How long one command may take before it counts as failed.
+    pub command_timeout: Duration,
+    /// How long to wait for Redis at start-up.
+    pub connect_timeout: Duration,
+    /// Extra attempts for idempotent reads after a connection error or timeout.
+    pub read_retries: u32,
+    /// When the breaker opens and how long it stays open.
+    pub breaker: BreakerSettings,
+}
+
+impl RedisSettings {
+    /// Settings with the defaults for everything but the URL.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "petstore".to_owned(),
+            pool_size: 4,
+            command_timeout: Duration::from_millis(2000),
+            connect_timeout: Duration::from_secs(10),
+            read_retries: 2,
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// Why a Redis call did not produce an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedisError {
+    /// The breaker is open: Redis failed repeatedly and is given time to recover.
+    #[error("redis is unavailable (circuit open, retry in {}s)", retry_after_secs(*.retry_after))]
+    CircuitOpen {
+        /// Time until the breaker lets a trial call through.
+        retry_after: Duration,
+    },
+    /// Redis could not be reached or did not answer in time.
+    #[error("redis is unreachable: {0}")]
+    Unreachable(String),
+    /// Redis answered with an error or an answer of an unexpected shape: a bug or corrupt
+    /// data, not an outage.
+    #[error("redis answered unexpectedly: {0}")]
+    Unexpected(String),
+    /// The settings are unusable (a malformed URL).
+    #[error("redis settings: {0}")]
+    Config(String),
+}
+
+impl RedisError {
+    /// Whether the caller may retry later (an outage rather than a bug).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::CircuitOpen { .. } | Self::Unreachable(_))
+    }
+
+    /// Whole seconds a client should wait before retrying: the breaker's cool-down left, or one
+    /// second.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            Self::CircuitOpen { retry_after } => retry_after_secs(*retry_after),
+            _ => 1,
+        }
+    }
+
+    /// Sorts a fred error: outages (connections, timeouts, a server that is loading or out of
+    /// memory) versus everything else.
+    fn classify(error: &FredError) -> Self {
+        match error.kind() {
+            ErrorKind::IO
+            | ErrorKind::Timeout
+            | ErrorKind::Canceled
+            | ErrorKind::Backpressure
+            | ErrorKind::Routing
+            | ErrorKind::Cluster => Self::Unreachable(error.to_string()),
+            _ => {
+                let details = error.details();
+                let outage = [
+                    "LOADING",
+                    "MASTERDOWN",
+                    "READONLY",
+                    "OOM",
+                    "BUSY",
+                    "TRYAGAIN",
+                ]
+                .iter()
+                .any(|prefix| details.starts_with(prefix));
+                if outage {
+                    Self::Unreachable(error.to_string())
+                } else {
+                    Self::Unexpected(error.to_string())
+                }
+            }
+        }
+    }
+}
+
+fn retry_after_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Whether a call may be repeated when it fails on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotence {
+    /// A read: retried with exponential backoff and jitter on connection errors and timeouts.
+    Read,
+    /// A write: never retried, since a call that timed out may have been applied.
+    Write,
+}
+
+/// The shared Redis connection: a pool of multiplexed connections behind one circuit breaker.
+///
+/// Cheap to clone. Every command goes through [`Redis::call`] (or [`Redis::read`] /
+/// [`Redis::write`]), so the breaker sees every outcome and the metrics every command.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    config: Config,
+    settings: RedisSettings,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.inner.settings.prefix)
+            .field("breaker", &self.inner.breaker.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Connects the pool; fails when Redis cannot be reached within the connect timeout.
+    ///
+    /// Once connected, the pool reconnects by itself (exponential backoff up to one second)
+    /// whenever a connection drops; commands sent meanwhile fail after the command timeout and
+    /// open the breaker.
+    ///
+    /// # Errors
+    /// [`RedisError::Config`] for a malformed URL, [`RedisError::Unreachable`] when Redis does
+    /// not answer in time.
+    pub async fn connect(settings: RedisSettings) -> Result<Self, RedisError> {
+        let config = Config::from_url(&settings.url)
+            .map_err(|error| RedisError::Config(error.to_string()))?;
+        let pool = builder(&config, &settings)
+            .build_pool(settings.pool_size.max(1))
+            .map_err(|error| RedisError::Config(error.to_string()))?;
+        match tokio::time::timeout(settings.connect_timeout, pool.init()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(RedisError::Unreachable(error.to_string())),
+            Err(_) => {
+                let _ = pool.quit().await;
+                return Err(RedisError::Unreachable(format!(
+                    "no connection within {} ms",
+                    settings.connect_timeout.as_millis()
+                )));
+            }
+        }
+        let breaker = Breaker::new("redis", settings.breaker);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                settings,
+                breaker,
+            }),
+        })
+    }
+
+    /// The key `{prefix}:{name}`.
+    #[must_use]
+    pub fn key(&self, name: impl std::fmt::Display) -> String {
+        format!("{}:{name}", self.inner.settings.prefix)
+    }
+
+    /// The key prefix (without the trailing `:`).
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.inner.settings.prefix
+    }
+
+    /// The circuit breaker every call goes through.
+    #[must_use]
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
+    }
+
+    /// The breaker's state, for `/health`.
+    #[must_use]
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
+    }
+
+    /// Runs an idempotent read: retried on outages, with exponential backoff and jitter.
+    ///
+    /// # Errors
+    /// See [`Redis::call`].
+    pub async fn read<T, F, Fut>(&self, command: &'static str, call: F) -> Result<T, RedisError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, FredError>>,
+    {
+        self.call(command, Idempotence::Read, call).await
+    }
+
+    /// Runs a write: never retried.
+    ///
+    /// # Errors
+    /// See [`Redis::call`].
+    pub async fn write<T, F, Fut>(&self, command: &'static str, call: F) -> Result<T, RedisError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, FredError>>,
+    {
+        self.call(command, Idempotence::Write, call).await
+    }
+
+    /// Runs a Lua script (loaded on first use with `EVALSHA`/`SCRIPT LOAD`).
+    ///
+    /// # Errors
+    /// See [`Redis::call`].
+    pub async fn script<T>(
+        &self,
+        command: &'static str,
+        idempotence: Idempotence,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<fred::types::Value>,
+    ) -> Result<T, RedisError>
+    where
+        T: fred::types::FromValue,
+    {
+        self.call(command, idempotence, |client| {
+            let keys = keys.clone();
+            let args = args.clone();
+            async move { script.evalsha_with_reload(&client, keys, args).await }
+        })
+        .await
+    }
+
+    /// Runs `call` on a pooled connection through the breaker; `command` names it in metrics.
+    ///
+    /// # Errors
+    /// [`RedisError::CircuitOpen`] at once while the breaker is open;
+    /// [`RedisError::Unreachable`] when Redis did not answer (after the retries, for a read);
+    /// [`RedisError::Unexpected`] when it answered with an error.
+    pub async fn call<T, F, Fut>(
+        &self,
+        command: &'static str,
+        idempotence: Idempotence,
+        call: F,
+    ) -> Result<T, RedisError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, FredError>>,
+    {
+        let started = Instant::now();
+        let retries = match idempotence {
+            Idempotence::Read => self.inner.settings.read_retries,
+            Idempotence::Write => 0,
+        };
+        let mut attempt = 0;
+        let result = loop {
+            let outcome = self.attempt(&call).await;
+            match outcome {
+                Err(RedisError::Unreachable(_)) if attempt < retries => {
+                    attempt += 1;
+                    metrics::global().redis.retry(command);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        metrics::global().redis.command(
+            command,
+            started.elapsed().as_secs_f64(),
+            matches!(result, Err(ref error) if error.is_unavailable()),
+        );
+        result
+    }
+
+    async fn attempt<T, F, Fut>(&self, call: &F) -> Result<T, RedisError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, FredError>>,
+    {
+        let breaker = &self.inner.breaker;
+        let admission = breaker.admit().map_err(|refused| RedisError::CircuitOpen {
+            retry_after: refused.retry_after,
+        })?;
+        let client = self.inner.pool.next().clone();
+        let timeout = self.inner.settings.command_timeout;
+        let outcome = match tokio::time::timeout(timeout, call(client)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(RedisError::classify(&error)),
+            Err(_) => Err(RedisError::Unreachable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        };
+        match &outcome {
+            Err(RedisError::Unreachable(_)) => breaker.failure(),
+            // Any answer, errors included, shows Redis is there.
+            _ => breaker.success(),
+        }
+        if admission == Admission::Trial && outcome.is_ok() {
+            tracing::info!("redis answered the circuit breaker's trial call");
+        }
+        outcome
+    }
+
+    /// `PING` through the breaker (for `/ready` and `/health`).
+    ///
+    /// # Errors
+    /// As [`Redis::call`].
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.write(
+            "ping",
+            |client| async move { client.ping::<()>(None).await },
+        )
+        .await
+    }
+
+    /// A new subscriber connection to the same server: a dedicated connection that keeps its
+    /// channel subscriptions across reconnects.
+    ///
+    /// # Errors
+    /// [`RedisError::Config`] if the client cannot be built.
+    pub fn subscriber(&self) -> Result<SubscriberClient, RedisError> {
+        builder(&self.inner.config, &self.inner.settings)
+            .build_subscriber_client()
+            .map_err(|error| RedisError::Config(error.to_string()))
+    }
+
+    /// Closes the pool's connections.
+    pub async fn quit(&self) {
+        let _ = self.inner.pool.quit().await;
+    }
+}
+
+/// Client settings shared by the pool and the subscribers: reconnect for ever with exponential
+/// backoff capped at one second, and never resend a command on a new connection (a write that
+/// may have been applied must not be applied twice; reads are retried above, deliberately).
+fn builder(config: &Config, settings: &RedisSettings) -> Builder {
+    let mut builder = Builder::from_config(config.clone());
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 1000, 2))
+        .with_connection_config(|connection| {
+            connection.connection_timeout = settings.command_timeout;
+            connection.internal_command_timeout = settings.command_timeout;
+            connection.max_command_attempts = 1;
+        })
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = settings.command_timeout;
+        });
+    builder
+}
+
+/// The pause before retry number `attempt` (1-based): 20 ms doubled per attempt, with full
+/// jitter, so retries from many requests do not arrive together.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 20u64 << attempt.min(6).saturating_sub(1);
+    Duration::from_millis(rand::thread_rng().gen_range(ceiling_ms / 2..=ceiling_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        for _ in 0..100 {
+            let first = backoff(1);
+            assert!((10..=20).contains(&(first.as_millis() as u64)), "{first:?}");
+            let third = backoff(3);
+            assert!((40..=80).contains(&(third.as_millis() as u64)), "{third:?}");
+            assert!(backoff(30) <= Duration::from_millis(640));
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let open = RedisError::CircuitOpen {
+            retry_after: Duration::from_millis(1200),
+        };
+        assert_eq!(open.retry_after_secs(), 2);
+        assert_eq!(RedisError::Unreachable("x".into()).retry_after_secs(), 1);
+        assert!(open.is_unavailable());
+        assert!(!RedisError::Unexpected("WRONGTYPE".into()).is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_while_redis_is_down_and_closes_when_it_is_back() {
+        let mut server =
+            super::super::LocalRedis::start(super::super::Persistence::None).expect("redis-server");
+        let mut settings = RedisSettings::new(server.url());
+        settings.command_timeout = Duration::from_millis(300);
+        settings.breaker = BreakerSettings {
+            failure_threshold: 2,
+            cool_down: Duration::from_millis(500),
+        };
+        settings.read_retries = 0;
+        let redis = Redis::connect(settings).await.expect("connects");
+        redis.ping().await.expect("answers");
+
+        server.kill();
+        for _ in 0..2 {
+            let error = redis.ping().await.expect_err("redis is down");
+            assert!(matches!(error, RedisError::Unreachable(_)), "{error:?}");
+        }
+        assert_eq!(redis.breaker_state(), BreakerState::Open);
+        let refused_at = Instant::now();
+        let error = redis.ping().await.expect_err("the breaker refuses");
+        assert!(matches!(error, RedisError::CircuitOpen { .. }), "{error:?}");
+        assert!(
+            refused_at.elapsed() < Duration::from_millis(100),
+            "fails fast"
+        );
+        assert_eq!(error.retry_after_secs(), 1);
+
+        server.restart().expect("redis-server comes back");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "the breaker never closed again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(redis.breaker_state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn reads_and_writes_reach_the_server_under_the_prefix() {
+        let mut settings = RedisSettings::new(super::super::LocalRedis::shared().url());
+        settings.prefix = format!("client-test-{}", uuid::Uuid::new_v4().simple());
+        let redis = Redis::connect(settings).await.expect("connects");
+        let key = redis.key("greeting");
+        assert!(key.starts_with("client-test-") && key.ends_with(":greeting"));
+        let written = key.clone();
+        redis
+            .write("set", move |client| {
+                let key = written.clone();
+                async move {
+                    fred::interfaces::KeysInterface::set::<(), _, _>(
+                        &client, key, "hello", None, None, false,
+                    )
+                    .await
+                }
+            })
+            .await
+            .expect("set");
+        let read: Option<String> = redis
+            .read("get", |client| {
+                let key = key.clone();
+                async move { fred::interfaces::KeysInterface::get(&client, key).await }
+            })
+            .await
+            .expect("get");
+        assert_eq!(read.as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn outages_and_bugs_are_told_apart() {
+        let io = FredError::new(ErrorKind::IO, "connection refused");
+        assert!(matches!(
+            RedisError::classify(&io),
+            RedisError::Unreachable(_)
+        ));
+        let loading = FredError::new(ErrorKind::Unknown, "LOADING Redis is loading");
+        assert!(matches!(
+            RedisError::classify(&loading),
+            RedisError::Unreachable(_)
+        ));
+        let wrong = FredError::new(ErrorKind::InvalidArgument, "WRONGTYPE Operation");
+        assert!(matches!(
+            RedisError::classify(&wrong),
+            RedisError::Unexpected(_)
+        ));
+    }
+}

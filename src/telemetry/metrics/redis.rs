@@ -1,0 +1,133 @@
+//! Redis metrics: the circuit breaker, commands, retries and the cluster.
+//!
+//! Labels come from fixed lists: breaker names and commands are `&'static str` chosen in the
+//! code (`get_pet`, `place_order`, …), never keys or values.
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Gauge, Histogram, Meter},
+};
+
+use crate::redis::BreakerState;
+
+/// Command latency buckets, in seconds: a loopback round trip (~50 µs) to the command timeout.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0,
+];
+
+/// The Redis and cluster families.
+pub struct RedisMetrics {
+    breaker_state: Gauge<i64>,
+    breaker_transitions: Counter<u64>,
+    command_duration: Histogram<f64>,
+    errors: Counter<u64>,
+    retries: Counter<u64>,
+    cluster_nodes: Gauge<u64>,
+    pubsub_messages: Counter<u64>,
+}
+
+/// Which way a pub/sub message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubSubDirection {
+    /// Published by this node.
+    Published,
+    /// Received by this node's subscriber.
+    Received,
+    /// Received but not understood (a bug or a foreign publisher); dropped.
+    Malformed,
+}
+
+impl PubSubDirection {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Published => "published",
+            Self::Received => "received",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl RedisMetrics {
+    pub(super) fn new(meter: &Meter) -> Self {
+        Self {
+            breaker_state: meter
+                .i64_gauge("petstore.circuit_breaker.state")
+                .with_description("Circuit breaker state: 0 closed, 1 half open, 2 open.")
+                .build(),
+            breaker_transitions: meter
+                .u64_counter("petstore.circuit_breaker.transitions")
+                .with_description("Circuit breaker state changes, by the state entered.")
+                .with_unit("{transition}")
+                .build(),
+            command_duration: meter
+                .f64_histogram("petstore.redis.command.duration")
+                .with_description("Time of a Redis call (retries included), by command.")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            errors: meter
+                .u64_counter("petstore.redis.errors")
+                .with_description("Redis calls that failed (unreachable, timed out or refused by the breaker), by command.")
+                .with_unit("{error}")
+                .build(),
+            retries: meter
+                .u64_counter("petstore.retries")
+                .with_description("Retries of idempotent Redis reads, by command.")
+                .with_unit("{retry}")
+                .build(),
+            cluster_nodes: meter
+                .u64_gauge("petstore.cluster.nodes")
+                .with_description("Live nodes in the registry, as last seen by this node.")
+                .with_unit("{node}")
+                .build(),
+            pubsub_messages: meter
+                .u64_counter("petstore.pubsub.messages")
+                .with_description("Event messages through Redis pub/sub, by direction.")
+                .with_unit("{message}")
+                .build(),
+        }
+    }
+
+    /// Records the breaker's state.
+    pub fn breaker_state(&self, breaker: &'static str, state: BreakerState) {
+        self.breaker_state
+            .record(state.gauge_value(), &[KeyValue::new("breaker", breaker)]);
+    }
+
+    /// Records a transition into `to`.
+    pub fn breaker_transition(&self, breaker: &'static str, to: BreakerState) {
+        self.breaker_state(breaker, to);
+        self.breaker_transitions.add(
+            1,
+            &[
+                KeyValue::new("breaker", breaker),
+                KeyValue::new("to", to.as_str()),
+            ],
+        );
+    }
+
+    /// Records one call of `command` that took `seconds`, and whether it failed.
+    pub fn command(&self, command: &'static str, seconds: f64, failed: bool) {
+        let labels = [KeyValue::new("command", command)];
+        self.command_duration.record(seconds, &labels);
+        if failed {
+            self.errors.add(1, &labels);
+        }
+    }
+
+    /// Records a retry of `command`.
+    pub fn retry(&self, command: &'static str) {
+        self.retries.add(1, &[KeyValue::new("operation", command)]);
+    }
+
+    /// Records the number of live nodes.
+    pub fn cluster_nodes(&self, nodes: u64) {
+        self.cluster_nodes.record(nodes, &[]);
+    }
+
+    /// Records one pub/sub message.
+    pub fn pubsub(&self, direction: PubSubDirection) {
+        self.pubsub_messages
+            .add(1, &[KeyValue::new("direction", direction.label())]);
+    }
+}
