@@ -898,7 +898,7 @@ async fn an_idle_session_is_closed_with_1000_unless_it_follows_a_topic() {
 // ---- graceful shutdown ----
 
 #[tokio::test]
-async fn shutdown_answers_requests_in_flight_then_closes_with_1001() {
+async fn shutdown_answers_requests_in_flight_then_closes_with_1012() {
     let app = spawn_app(|_| {}).await;
     app.create_user("lars", PASSWORD).await;
     let mut socket = app.ws_raw_connect(&[]).await;
@@ -943,13 +943,13 @@ async fn shutdown_answers_requests_in_flight_then_closes_with_1001() {
     };
     let ((), ending) = tokio::join!(app.shutdown(), closing);
     match ending {
-        Ending::Closed(code, reason) => assert_eq!(code, 1001, "{reason}"),
+        Ending::Closed(code, reason) => assert_eq!(code, 1012, "{reason}"),
         Ending::Gone(how) => panic!("no close frame after the responses: {how}"),
     }
 }
 
 #[tokio::test]
-async fn shutdown_closes_idle_sessions_with_1001() {
+async fn shutdown_closes_idle_sessions_with_1012() {
     let app = spawn_app(|_| {}).await;
     let (token, _) = app.customer_tokens("mira", PASSWORD).await;
     let client = app
@@ -959,5 +959,5 @@ async fn shutdown_closes_idle_sessions_with_1001() {
 
     // Nothing in flight, nothing queued: the close goes out at once, not at the next heartbeat.
     let ((), close) = tokio::join!(app.shutdown(), server_close(&client));
-    assert_eq!(close.code, 1001, "{close:?}");
+    assert_eq!(close.code, 1012, "{close:?}");
 }

@@ -26,7 +26,8 @@ use poem::{
 use serde::Serialize;
 
 use crate::{
-    auth::TokenService, error::ApiError, store::SharedStore, telemetry, ws::SessionCounts,
+    auth::TokenService, error::ApiError, redis::Redis, store::SharedStore, telemetry,
+    ws::SessionCounts,
 };
 
 /// The spec as written, served at `/api/v3/openapi.yaml`.
@@ -42,6 +43,7 @@ pub struct OpsState {
     openapi_json: Bytes,
     tokens: Arc<TokenService>,
     readiness: Readiness,
+    redis: Option<Redis>,
 }
 
 /// Whether the server takes new traffic; shared by the server (which drains it on shutdown) and
@@ -82,7 +84,15 @@ impl OpsState {
             tokens,
             readiness: Readiness::default(),
             sessions: Arc::default(),
+            redis: None,
         })
+    }
+
+    /// Reports this Redis connection (and its circuit breaker) at `/health`.
+    #[must_use]
+    pub fn with_redis(mut self, redis: Redis) -> Self {
+        self.redis = Some(redis);
+        self
     }
 
     /// Reports these WebSocket session counts at `/health`.
@@ -100,9 +110,10 @@ impl OpsState {
 
 /// The health document.
 ///
-/// `status` is `ok`, `degraded` (serving, with a dependency impaired: arrives with the Redis
-/// store, whose circuit breaker can fall back) or `down` (503). Sections appear for what exists:
-/// `redis` once the server can use Redis; `connections` counts WebSocket sessions.
+/// `status` is `ok`, or `degraded` when the store does not answer or the Redis circuit breaker
+/// is not closed: the process serves, but requests that need the store fail fast with 503
+/// `UNAVAILABLE` (and `/ready` takes the node out of rotation). `redis` appears when Redis is
+/// configured; `connections` counts WebSocket sessions.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Health {
@@ -111,7 +122,22 @@ struct Health {
     node_id: String,
     uptime_seconds: u64,
     store: StoreHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<RedisHealth>,
     connections: Connections,
+}
+
+/// The Redis connection as this node sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RedisHealth {
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    /// The circuit breaker: `closed`, `half_open` or `open`.
+    circuit_breaker: &'static str,
+    /// Seconds until an open breaker tries Redis again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,31 +155,51 @@ struct Connections {
     authenticated: u64,
 }
 
-/// `GET /health`: 200 with status `ok` while the store answers, 503 with `down` otherwise.
+/// `GET /health`: 200 with status `ok`, or `degraded` while the store (Redis) is impaired.
+///
+/// Degraded is still 200: the process is alive and answering (fast 503s), which is what a
+/// health check of the process asks; whether to send it traffic is `/ready`'s answer.
 #[handler]
 pub async fn health(Data(state): Data<&OpsState>) -> Response {
     let started = Instant::now();
     let store_ok = state.store.ping().await.is_ok();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let redis = state.redis.as_ref().map(|redis| {
+        let breaker = redis.breaker();
+        RedisHealth {
+            status: if store_ok { "ok" } else { "unavailable" },
+            circuit_breaker: breaker.state().as_str(),
+            retry_after_seconds: breaker
+                .retry_after()
+                .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+        }
+    });
+    let breaker_closed = redis
+        .as_ref()
+        .is_none_or(|redis| redis.circuit_breaker == "closed");
     let health = Health {
-        status: if store_ok { "ok" } else { "down" },
+        status: if store_ok && breaker_closed {
+            "ok"
+        } else {
+            "degraded"
+        },
         version: env!("CARGO_PKG_VERSION"),
         node_id: state.node_id.to_string(),
         uptime_seconds: state.started.elapsed().as_secs(),
         store: StoreHealth {
-            status: if store_ok { "ok" } else { "down" },
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            status: if store_ok { "ok" } else { "unavailable" },
+            latency_ms,
         },
+        redis,
         connections: Connections {
             active: state.sessions.open() as u64,
             authenticated: state.sessions.authenticated() as u64,
         },
     };
-    let status = if store_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    uncached(poem::IntoResponse::into_response(Json(health)), status)
+    uncached(
+        poem::IntoResponse::into_response(Json(health)),
+        StatusCode::OK,
+    )
 }
 
 /// A readiness or liveness answer.
@@ -163,7 +209,12 @@ struct Probe {
 }
 
 /// `GET /ready`: 200 `{"status":"ready"}` while the server takes traffic; 503 with `draining`
-/// once shutdown has begun, or `unavailable` while the store does not answer.
+/// once shutdown has begun, or `unavailable` while the store does not answer (with Redis: also
+/// while its circuit breaker is open, without waiting on Redis).
+///
+/// A node whose Redis is unreachable is taken out of rotation, which only helps when the other
+/// nodes still reach it (a partition); when Redis is down for everyone every node reports 503
+/// and HAProxy answers 503 itself, which is the truth.
 #[handler]
 pub async fn ready(Data(state): Data<&OpsState>) -> Response {
     let (status, probe) = if state.readiness.is_draining() {

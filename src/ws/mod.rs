@@ -244,7 +244,8 @@ impl<H: PetStoreApi> WsService<H> {
     }
 
     /// Closes every session gracefully (in-flight requests are answered first, then the close
-    /// frame says 1001 going away) and waits up to `grace` for them to finish.
+    /// frame says 1012 service restart, so clients reconnect, through the load balancer, to a
+    /// node that is still serving) and waits up to `grace` for them to finish.
     pub async fn shutdown(&self, grace: Duration) {
         self.shutdown.send_replace(true);
         self.sessions.close();

@@ -294,7 +294,7 @@ impl<H: PetStoreApi> Session<H> {
             }
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
             {
-                break Ending::Close(CloseCode::Away, "server shutting down");
+                break Ending::Close(CloseCode::Restart, "server restarting; reconnect");
             }
             // A step can bring a deadline forward (a token's expiry after `authenticate`); the
             // timer only ever moves later by firing.
