@@ -165,7 +165,11 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["redis"]["status"], "unavailable", "{health}");
     assert!(
-        ["open", "half_open"].contains(&health["redis"]["circuitBreaker"].as_str().unwrap_or_default()),
+        ["open", "half_open"].contains(
+            &health["redis"]["circuitBreaker"]
+                .as_str()
+                .unwrap_or_default()
+        ),
         "{health}"
     );
     let ready = send(cluster.client.get(format!("{node2}/ready"))).await;
