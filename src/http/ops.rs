@@ -196,7 +196,10 @@ pub async fn health(Data(state): Data<&OpsState>) -> Response {
             authenticated: state.sessions.authenticated() as u64,
         },
     };
-    uncached(poem::IntoResponse::into_response(Json(health)), StatusCode::OK)
+    uncached(
+        poem::IntoResponse::into_response(Json(health)),
+        StatusCode::OK,
+    )
 }
 
 /// A readiness or liveness answer.

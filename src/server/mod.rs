@@ -1,5 +1,9 @@
 //! Wiring: builds the store, the token service, the handlers and the HTTP routes from a
 //! [`Config`], binds the listener and serves until shut down.
+//!
+//! - `backend`: what a node shares with others (in this process, or in Redis).
+
+mod backend;
 
 use std::{fs, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,18 +16,16 @@ use crate::{
         models::{User, schemas},
         validation,
     },
-    auth::{
-        self, ApiKeys, AuthError, Authenticator, Role, TokenService, TokenSettings,
-        sessions::MemorySessionStore,
-    },
+    auth::{self, ApiKeys, AuthError, Authenticator, Role, TokenService, TokenSettings},
     config::Config,
-    events::{Hub, LocalEventBus},
+    events::Hub,
     handlers::{AuthServices, HandlerSettings, PetStore},
     http::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
-    limits::{self, LocalRateLimiter, LoginThrottle, OriginPolicy, RateQuota, TrustedProxies},
-    store::{self, DemoDataError, MemoryStore, NewUser, SharedStore, Store},
+    limits::{OriginPolicy, TrustedProxies},
+    store::{self, DemoDataError, NewUser, Store},
     ws::WsService,
 };
+use backend::Backend;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,39 +106,31 @@ impl RunningServer {
 
 /// Builds everything from `config`, binds, and serves in a background task.
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
-    let store: SharedStore = Arc::new(MemoryStore::new());
+    let hub = Arc::new(Hub::new());
+    let backend = Backend::in_process(&config, &hub);
+    let store = backend.store.clone();
     if !config.no_demo_data {
         store::load_demo_data(&*store, auth::hash_password).await?;
     }
     if let (Some(username), Some(password)) = (&config.admin_user, &config.admin_password) {
         bootstrap_admin(&*store, username, password.expose()).await?;
     }
-    let tokens = Arc::new(TokenService::new(token_settings(&config)?)?);
+    let tokens = Arc::new(TokenService::with_revocation_store(
+        token_settings(&config)?,
+        backend.revocations.clone(),
+    )?);
     let api_keys = ApiKeys::new(config.api_keys.clone())
         .map_err(|error| StartError::Config(format!("API keys: {error}")))?;
     let origins = OriginPolicy::new(&config.allowed_origins)
         .map_err(|error| StartError::Config(format!("allowed origins: {error}")))?;
 
-    let request_quota = RateQuota {
-        per_minute: config.rate_limit_per_minute,
-        burst: config.rate_limit_burst,
-    };
-    let request_limiter = Arc::new(LocalRateLimiter::new(request_quota));
-    limits::spawn_housekeeping(request_limiter.clone(), LIMITER_HOUSEKEEPING);
-    let login_throttle = LoginThrottle::local(
-        RateQuota::per_minute(config.login_attempts_per_minute),
-        RateQuota::per_minute(config.login_attempts_per_ip_per_minute),
-    );
-    login_throttle.spawn_housekeeping(LIMITER_HOUSEKEEPING);
-
-    let hub = Arc::new(Hub::new());
     let handler = Arc::new(
         PetStore::new(
             store.clone(),
             AuthServices {
                 tokens: tokens.clone(),
-                sessions: Arc::new(MemorySessionStore::new()),
-                login_throttle: Arc::new(login_throttle),
+                sessions: backend.sessions.clone(),
+                login_throttle: Arc::new(backend.login_throttle),
             },
             HandlerSettings {
                 rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
@@ -144,13 +138,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
                 login_burst: config.login_attempts_per_minute.get(),
             },
         )
-        .with_events(Arc::new(LocalEventBus::new(hub.clone()))),
+        .with_events(backend.events.clone()),
     );
     let authenticator = Arc::new(Authenticator::new(tokens.clone(), api_keys));
     let access = Arc::new(AccessControl::new(
         authenticator.clone(),
         TrustedProxies::new(config.trusted_proxies.clone()),
-        request_limiter,
+        backend.request_limiter.clone(),
         config.rate_limit_exempt.clone(),
         origins,
     ));
@@ -205,9 +199,6 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         grace,
     })
 }
-
-/// How often idle rate-limit state is dropped.
-const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// Makes the configured administrator exist with the configured password and the admin role:
 /// the configuration is the source of truth for this one account.
