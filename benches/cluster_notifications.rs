@@ -257,7 +257,11 @@ async fn receive(
 
 /// The benchmark event a pet's name says it was.
 fn event_index(pet: &Value) -> Option<usize> {
-    pet["name"].as_str()?.strip_prefix(NAME_PREFIX)?.parse().ok()
+    pet["name"]
+        .as_str()?
+        .strip_prefix(NAME_PREFIX)?
+        .parse()
+        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,7 +297,11 @@ async fn create_pet(http: &reqwest::Client, base_url: &str, token: &str) -> Resu
 }
 
 /// `updatePet` with the event's number in the name.
-async fn publish(http: &reqwest::Client, publisher: &Publisher, event: usize) -> Result<(), String> {
+async fn publish(
+    http: &reqwest::Client,
+    publisher: &Publisher,
+    event: usize,
+) -> Result<(), String> {
     let name = format!("{NAME_PREFIX}{event}");
     let response = http
         .put(format!("{}/api/v3/pet", publisher.base_url))
@@ -459,7 +467,10 @@ async fn parent_main(plan: Plan) -> Result<(), String> {
         }
     }
     let sent = outcome?;
-    if let Some(problem) = receipts.iter().find_map(|(_, seen)| seen.problem.as_deref()) {
+    if let Some(problem) = receipts
+        .iter()
+        .find_map(|(_, seen)| seen.problem.as_deref())
+    {
         return Err(format!("a subscriber: {problem}"));
     }
     let figures = figures(&sent, &receipts)?;
@@ -600,7 +611,14 @@ fn print_report(plan: Plan, figures: &[Figures]) {
     println!();
     println!(
         "{:<20}{:>8}{:>12}{:>9}{:>9}{:>9}{:>14}{:>14}",
-        "latency", "events", "deliveries", "p50 ms", "p99 ms", "max ms", "REST p50 ms", "REST p99 ms"
+        "latency",
+        "events",
+        "deliveries",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "REST p50 ms",
+        "REST p99 ms"
     );
     for figure in figures {
         println!(

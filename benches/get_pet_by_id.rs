@@ -52,8 +52,8 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use petstore_ws::{api::models::Pet, config::Config, server, telemetry};
 use poem::listener::{Acceptor, Listener};
-use stats::median;
 use poem_openapi::{OpenApi, OpenApiService, param::Path, payload::Json, types::ParseFromJSON};
+use stats::median;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Environment variable that turns this binary into one of the servers.

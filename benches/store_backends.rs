@@ -471,8 +471,12 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
             let workload = Arc::new(GetPet {
                 body: server.pet_json.clone(),
             });
-            let sample =
-                runtime.block_on(http_load::drive(server.addr(), plan.read, workload, &meters(index)));
+            let sample = runtime.block_on(http_load::drive(
+                server.addr(),
+                plan.read,
+                workload,
+                &meters(index),
+            ));
             report_failures("getPetById", server.target, round, &sample);
             reads[index].push(sample);
         }
@@ -677,7 +681,9 @@ fn print_operation(operation: &Operation) {
         .flat_map(|(_, samples)| samples)
         .any(|sample| sample.ran_dry)
     {
-        println!("  * the round's pets ran out before the window's end: rate over the time measured");
+        println!(
+            "  * the round's pets ran out before the window's end: rate over the time measured"
+        );
     }
     let find = |target: Target| {
         summaries

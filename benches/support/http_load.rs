@@ -98,7 +98,12 @@ pub async fn send(
     sender.ready().await.map_err(lost)?;
     let response = sender.send_request(request).await.map_err(lost)?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(lost)?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(lost)?
+        .to_bytes();
     Ok((status, body))
 }
 

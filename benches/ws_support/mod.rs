@@ -382,4 +382,3 @@ pub fn cpu_spent(before: Option<Duration>, after: Option<Duration>) -> Option<Du
         .zip(after)
         .map(|(before, after)| after.saturating_sub(before))
 }
-
