@@ -30,11 +30,13 @@
 //! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
 //!   addresses behind proxies, concurrent connections, allowed origins.
 //! - [`redis`]: the shared backend of a cluster: the connection pool behind its circuit breaker.
+//! - [`cluster`]: the node registry: which nodes are alive and what each carries.
 //! - [`error`]: the one error type, mapped once per transport.
 //! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -26,8 +26,12 @@ pub mod guard;
 pub mod passwords;
 pub mod principal;
 mod prune;
+pub mod redis_revocation;
+pub mod redis_sessions;
 pub mod revocation;
 pub mod roles;
+#[cfg(test)]
+mod session_conformance;
 pub mod sessions;
 pub mod tokens;
 
@@ -39,6 +43,8 @@ pub use passwords::{
     verify_password_async,
 };
 pub use principal::{Credential, Principal, ScopeSet};
+pub use redis_revocation::RedisRevocations;
+pub use redis_sessions::RedisSessionStore;
 pub use revocation::{RevocationList, RevocationStore};
 pub use roles::{Role, UnknownRole};
 pub use sessions::{MemorySessionStore, RefreshGrant, Rotation, SessionError, SessionStore};

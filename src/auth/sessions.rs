@@ -50,10 +50,10 @@ const TOKEN_BYTES: usize = 32;
 
 /// Length of a refresh token as handed out: [`TOKEN_BYTES`] in base64url without padding.
 /// Anything else is rejected before it is hashed.
-const TOKEN_LEN: usize = 43;
+pub(super) const TOKEN_LEN: usize = 43;
 
 /// SHA-256 of a refresh token as presented: the only form in which tokens are stored.
-type TokenHash = [u8; 32];
+pub(super) type TokenHash = [u8; 32];
 
 /// A refresh token handed to the client: opaque, 256 random bits, base64url without padding.
 ///
@@ -419,8 +419,8 @@ impl SessionStore for MemorySessionStore {
     }
 }
 
-/// A fresh token and its hash.
-fn new_token() -> Result<(String, TokenHash), SessionError> {
+/// A fresh token and its hash; every [`SessionStore`] draws its tokens here.
+pub(super) fn new_token() -> Result<(String, TokenHash), SessionError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| SessionError::Unavailable("the system random generator failed".to_owned()))?;
@@ -431,7 +431,7 @@ fn new_token() -> Result<(String, TokenHash), SessionError> {
 
 /// The hash to look `presented` up by, or `None` if it cannot be one of our tokens. The shape
 /// check comes first so that a megabyte of garbage is not hashed.
-fn hash_presented(presented: &str) -> Option<TokenHash> {
+pub(super) fn hash_presented(presented: &str) -> Option<TokenHash> {
     let well_formed = presented.len() == TOKEN_LEN
         && presented
             .bytes()
@@ -439,14 +439,14 @@ fn hash_presented(presented: &str) -> Option<TokenHash> {
     well_formed.then(|| sha256(presented.as_bytes()))
 }
 
-fn sha256(data: &[u8]) -> TokenHash {
+pub(super) fn sha256(data: &[u8]) -> TokenHash {
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest(&SHA256, data).as_ref());
     hash
 }
 
 /// `now + ttl`, saturating at the end of time for absurd TTLs.
-fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+pub(super) fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(ttl)
         .ok()
         .and_then(|ttl| now.checked_add_signed(ttl))
@@ -455,12 +455,17 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
     use std::sync::Arc;
 
     use super::*;
 
     const TTL: Duration = Duration::from_secs(3600);
+
+    async fn fresh() -> Arc<dyn SessionStore> {
+        Arc::new(MemorySessionStore::new())
+    }
+
+    crate::auth::session_conformance::session_store_conformance_tests!(fresh);
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
@@ -468,37 +473,6 @@ mod tests {
 
     fn later(now: DateTime<Utc>, n: i64) -> DateTime<Utc> {
         now + TimeDelta::seconds(n)
-    }
-
-    #[tokio::test]
-    async fn rotation_chain_stays_in_one_session_with_fresh_tokens() {
-        let store = MemorySessionStore::new();
-        let first = store.start("alice", TTL).await.unwrap();
-        let second = store.rotate(&first.token, TTL).await.unwrap();
-        let third = store.rotate(&second.next.token, TTL).await.unwrap();
-
-        for rotation in [&second, &third] {
-            assert_eq!(rotation.username, "alice");
-            assert_eq!(rotation.session_id, first.session_id);
-            assert_eq!(rotation.next.session_id, first.session_id);
-        }
-        let tokens: HashSet<&str> = [&first.token, &second.next.token, &third.next.token]
-            .into_iter()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(tokens.len(), 3, "every rotation issues a new token");
-        assert!(Uuid::parse_str(&first.session_id).is_ok());
-    }
-
-    #[tokio::test]
-    async fn issued_token_is_256_random_bits_in_base64url() {
-        let store = MemorySessionStore::new();
-        let grant = store.start("alice", TTL).await.unwrap();
-        assert_eq!(grant.token.len(), TOKEN_LEN);
-        assert_eq!(URL_SAFE_NO_PAD.decode(&grant.token).unwrap().len(), 32);
-        let other = store.start("alice", TTL).await.unwrap();
-        assert_ne!(grant.token, other.token);
-        assert_ne!(grant.session_id, other.session_id);
     }
 
     #[test]
@@ -514,73 +488,6 @@ mod tests {
         assert_eq!(rotated.next.expires_at, later(now, 550));
     }
 
-    #[tokio::test]
-    async fn reusing_a_spent_token_revokes_the_whole_session() {
-        let store = MemorySessionStore::new();
-        let first = store.start("alice", TTL).await.unwrap();
-        let current = store.rotate(&first.token, TTL).await.unwrap().next;
-
-        let reuse = store.rotate(&first.token, TTL).await.unwrap_err();
-        let SessionError::Reused { session_id } = reuse else {
-            panic!("expected a reuse, got {reuse:?}");
-        };
-        assert_eq!(session_id, first.session_id);
-        let legit = store.rotate(&current.token, TTL).await.unwrap_err();
-        let SessionError::Revoked { session_id } = legit else {
-            panic!("expected a revoked session, got {legit:?}");
-        };
-        assert_eq!(session_id, first.session_id);
-        // Every further replay of the spent token is still reported as a reuse.
-        let again = store.rotate(&first.token, TTL).await.unwrap_err();
-        assert!(matches!(again, SessionError::Reused { .. }), "{again:?}");
-    }
-
-    #[tokio::test]
-    async fn reuse_in_one_session_leaves_other_sessions_alone() {
-        let store = MemorySessionStore::new();
-        let stolen = store.start("alice", TTL).await.unwrap();
-        let other = store.start("alice", TTL).await.unwrap();
-        store.rotate(&stolen.token, TTL).await.unwrap();
-        assert!(store.rotate(&stolen.token, TTL).await.is_err());
-
-        assert!(store.rotate(&other.token, TTL).await.is_ok());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_rotations_of_one_token_let_exactly_one_succeed() {
-        const TASKS: usize = 8;
-        let store = Arc::new(MemorySessionStore::new());
-        for round in 0..100 {
-            let grant = store.start("alice", TTL).await.unwrap();
-            let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let store = Arc::clone(&store);
-                    let barrier = Arc::clone(&barrier);
-                    let token = grant.token.clone();
-                    tokio::spawn(async move {
-                        barrier.wait().await;
-                        store.rotate(&token, TTL).await
-                    })
-                })
-                .collect();
-            let mut successes = 0;
-            for task in tasks {
-                match task.await.unwrap() {
-                    Ok(rotation) => {
-                        assert_eq!(rotation.session_id, grant.session_id);
-                        successes += 1;
-                    }
-                    Err(SessionError::Reused { session_id }) => {
-                        assert_eq!(session_id, grant.session_id);
-                    }
-                    Err(other) => panic!("round {round}: unexpected {other:?}"),
-                }
-            }
-            assert_eq!(successes, 1, "round {round}");
-        }
-    }
-
     #[test]
     fn expired_token_is_reported_as_expired() {
         let store = MemorySessionStore::new();
@@ -591,118 +498,6 @@ mod tests {
         assert!(matches!(at_expiry, Err(SessionError::Expired)));
         // Failing as expired spends nothing: the token was not usable anyway.
         assert!(store.rotate_at(&grant.token, TTL, later(now, 9)).is_ok());
-    }
-
-    #[tokio::test]
-    async fn token_past_a_tiny_ttl_is_expired() {
-        let store = MemorySessionStore::new();
-        let grant = store
-            .start("alice", Duration::from_millis(1))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let result = store.rotate(&grant.token, TTL).await;
-        assert!(matches!(result, Err(SessionError::Expired)), "{result:?}");
-    }
-
-    #[tokio::test]
-    async fn garbage_and_never_issued_tokens_are_unknown() {
-        let store = MemorySessionStore::new();
-        let grant = store.start("alice", TTL).await.unwrap();
-        let mut tampered = grant.token.clone().into_bytes();
-        tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(tampered).unwrap();
-        let never_issued = URL_SAFE_NO_PAD.encode([7u8; 32]);
-
-        let huge = "A".repeat(1024 * 1024);
-        let not_base64 = "!".repeat(TOKEN_LEN);
-        let padded = format!("{}=", &grant.token[..TOKEN_LEN - 1]);
-        let multibyte = "é".repeat(TOKEN_LEN);
-        for garbage in [
-            "",
-            huge.as_str(),
-            not_base64.as_str(),
-            padded.as_str(),
-            multibyte.as_str(),
-            tampered.as_str(),
-            never_issued.as_str(),
-            &grant.session_id,
-        ] {
-            let result = store.rotate(garbage, TTL).await;
-            assert!(matches!(result, Err(SessionError::Unknown)), "{result:?}");
-        }
-        // None of it disturbed the real token.
-        assert!(store.rotate(&grant.token, TTL).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn revoked_session_refuses_rotation() {
-        let store = MemorySessionStore::new();
-        let grant = store.start("alice", TTL).await.unwrap();
-
-        assert_eq!(
-            store.revoke(&grant.session_id).await.unwrap().as_deref(),
-            Some("alice")
-        );
-        let result = store.rotate(&grant.token, TTL).await.unwrap_err();
-        let SessionError::Revoked { session_id } = result else {
-            panic!("expected a revoked session, got {result:?}");
-        };
-        assert_eq!(session_id, grant.session_id);
-    }
-
-    #[tokio::test]
-    async fn revoke_is_idempotent_and_reports_unknown_sessions() {
-        let store = MemorySessionStore::new();
-        let grant = store.start("alice", TTL).await.unwrap();
-        for _ in 0..2 {
-            assert_eq!(
-                store.revoke(&grant.session_id).await.unwrap().as_deref(),
-                Some("alice")
-            );
-        }
-        assert_eq!(store.revoke("no-such-session").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn revoke_user_can_spare_one_session() {
-        let store = MemorySessionStore::new();
-        let kept = store.start("alice", TTL).await.unwrap();
-        let ended = store.start("alice", TTL).await.unwrap();
-        let revoked = store
-            .revoke_user("alice", Some(&kept.session_id))
-            .await
-            .unwrap();
-        assert_eq!(revoked, vec![ended.session_id.clone()]);
-        assert!(store.rotate(&kept.token, TTL).await.is_ok());
-        assert!(matches!(
-            store.rotate(&ended.token, TTL).await,
-            Err(SessionError::Revoked { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn revoke_user_revokes_every_session_of_that_user_only() {
-        let store = MemorySessionStore::new();
-        let alice_1 = store.start("alice", TTL).await.unwrap();
-        let alice_2 = store.start("alice", TTL).await.unwrap();
-        let alice_2_next = store.rotate(&alice_2.token, TTL).await.unwrap().next;
-        let bob = store.start("bob", TTL).await.unwrap();
-
-        let mut expected = vec![alice_1.session_id.clone(), alice_2.session_id.clone()];
-        expected.sort();
-        assert_eq!(store.revoke_user("alice", None).await.unwrap(), expected);
-
-        assert!(matches!(
-            store.rotate(&alice_1.token, TTL).await,
-            Err(SessionError::Revoked { .. })
-        ));
-        assert!(matches!(
-            store.rotate(&alice_2_next.token, TTL).await,
-            Err(SessionError::Revoked { .. })
-        ));
-        assert!(store.rotate(&bob.token, TTL).await.is_ok());
-        assert!(store.revoke_user("nobody", None).await.unwrap().is_empty());
     }
 
     #[test]
@@ -839,15 +634,6 @@ mod tests {
         }
         assert!(format!("{grant:?}").contains("[redacted]"));
         assert!(format!("{rotation:?}").contains(&grant.session_id));
-    }
-
-    #[tokio::test]
-    async fn store_works_behind_the_trait_object() {
-        let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
-        let grant = store.start("alice", TTL).await.unwrap();
-        let rotation = store.rotate(&grant.token, TTL).await.unwrap();
-        assert_eq!(rotation.username, "alice");
-        assert_eq!(store.revoke_user("alice", None).await.unwrap().len(), 1);
     }
 
     #[test]

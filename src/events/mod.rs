@@ -12,13 +12,15 @@
 //!   addressed to.
 //! - [`Notification`]: one event with its audience and its payload, already JSON; it renders the
 //!   notification envelope once, and every subscriber is handed the same bytes.
-//! - [`EventBus`]: where handlers publish; [`LocalEventBus`] delivers to this node's [`Hub`].
+//! - [`EventBus`]: where handlers publish; [`LocalEventBus`] delivers to this node's [`Hub`],
+//!   [`RedisEventBus`] to every node's hub through Redis pub/sub.
 //! - [`Hub`]: the connections of this node, indexed by topic and by owner.
 //!
 //! Which topics a caller may subscribe to is decided by the WebSocket session, not here.
 
 mod bus;
 mod hub;
+mod redis_bus;
 mod topic;
 
 use std::{borrow::Cow, sync::OnceLock};
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 pub use bus::{EventBus, LocalEventBus};
 pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, TryRecvError};
+pub use redis_bus::{BusStats, RedisEventBus};
 pub use topic::{Topic, TopicError};
 
 pub use crate::api::ws::Event;

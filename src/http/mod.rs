@@ -2,6 +2,7 @@
 //! tracing, error rendering, documentation and operational endpoints).
 
 pub mod access;
+pub mod admin;
 mod errors;
 mod observe;
 mod ops;
@@ -159,6 +160,10 @@ pub fn routes<H: PetStoreApi>(
             .at(ASYNCAPI_YAML_PATH, get(ops::asyncapi_yaml))
             .at(WS_PATH, WsEndpoint(ws))
             .at(JWKS_PATH, get(ops::jwks.data(ops.clone())))
+            .at(
+                admin::ADMIN_NODES_PATH,
+                get(admin::list_nodes.data(admin::AdminState::new(ops.nodes(), access.clone()))),
+            )
             .at("/health", get(ops::health.data(ops.clone())))
             .at("/ready", get(ops::ready.data(ops)))
             .at("/live", get(ops::live))

@@ -26,7 +26,12 @@ use poem::{
 use serde::Serialize;
 
 use crate::{
-    auth::TokenService, error::ApiError, redis::Redis, store::SharedStore, telemetry,
+    auth::TokenService,
+    cluster::{NodeInfo, NodeLoad, NodeRegistry},
+    error::ApiError,
+    redis::Redis,
+    store::SharedStore,
+    telemetry,
     ws::SessionCounts,
 };
 
@@ -44,6 +49,7 @@ pub struct OpsState {
     tokens: Arc<TokenService>,
     readiness: Readiness,
     redis: Option<Redis>,
+    nodes: Option<NodeRegistry>,
 }
 
 /// Whether the server takes new traffic; shared by the server (which drains it on shutdown) and
@@ -85,6 +91,7 @@ impl OpsState {
             readiness: Readiness::default(),
             sessions: Arc::default(),
             redis: None,
+            nodes: None,
         })
     }
 
@@ -100,6 +107,33 @@ impl OpsState {
     pub fn with_sessions(mut self, sessions: Arc<SessionCounts>) -> Self {
         self.sessions = sessions;
         self
+    }
+
+    /// Lists these nodes at `/admin/nodes` (the cluster's registry).
+    #[must_use]
+    pub fn with_nodes(mut self, nodes: NodeRegistry) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// The registry `/admin/nodes` lists: the one given to [`OpsState::with_nodes`], or else
+    /// a registry of this node alone, with its WebSocket sessions and HTTP requests as load.
+    pub fn nodes(&self) -> NodeRegistry {
+        if let Some(nodes) = &self.nodes {
+            return nodes.clone();
+        }
+        let sessions = Arc::clone(&self.sessions);
+        NodeRegistry::single(
+            NodeInfo {
+                id: self.node_id.to_string(),
+                address: String::new(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            move || NodeLoad {
+                connections: sessions.open() as u64,
+                in_flight_requests: telemetry::metrics::global().http.in_flight(),
+            },
+        )
     }
 
     /// The readiness `/ready` reports; drain it to take the server out of rotation.

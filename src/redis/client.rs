@@ -354,10 +354,18 @@ impl Redis {
     /// A new subscriber connection to the same server: a dedicated connection that keeps its
     /// channel subscriptions across reconnects.
     ///
+    /// Its message queue holds 1,024 messages: fred hands messages to readers through a
+    /// broadcast channel that drops the oldest ones when a reader falls behind, and its default
+    /// of 32 is one short burst of events.
+    ///
     /// # Errors
     /// [`RedisError::Config`] if the client cannot be built.
     pub fn subscriber(&self) -> Result<SubscriberClient, RedisError> {
-        builder(&self.inner.config, &self.inner.settings)
+        let mut builder = builder(&self.inner.config, &self.inner.settings);
+        builder.with_performance_config(|performance| {
+            performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER;
+        });
+        builder
             .build_subscriber_client()
             .map_err(|error| RedisError::Config(error.to_string()))
     }
@@ -367,6 +375,9 @@ impl Redis {
         let _ = self.inner.pool.quit().await;
     }
 }
+
+/// Messages a subscriber connection queues for its reader before the oldest are dropped.
+const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// Client settings shared by the pool and the subscribers: reconnect for ever with exponential
 /// backoff capped at one second, and never resend a command on a new connection (a write that

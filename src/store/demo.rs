@@ -266,7 +266,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::{collections::BTreeMap, convert::Infallible, sync::Arc};
 
     use super::*;
@@ -282,7 +282,11 @@ mod tests {
 
     #[tokio::test]
     async fn demo_data_is_consistent_and_loaded_once() {
-        let store = Arc::new(MemoryStore::new());
+        demo_data_is_consistent_and_loaded_once_in(Arc::new(MemoryStore::new())).await;
+    }
+
+    /// The demo data check on any empty store (the Redis store runs it too).
+    pub(crate) async fn demo_data_is_consistent_and_loaded_once_in(store: Arc<dyn Store>) {
         assert_eq!(
             load_demo_data(&*store, fake_hash).await.unwrap(),
             DemoLoad::Loaded

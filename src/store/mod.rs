@@ -16,10 +16,13 @@
 //! ([`Stored`]): a read hands the pre-rendered bytes to the transport and runs no serializer.
 //!
 //! - `memory`: the embedded default, [`MemoryStore`].
+//! - `redis_store`: the store a cluster of nodes shares, [`RedisStore`] (its module doc
+//!   describes the Redis data model).
 //! - `demo`: the demo data loaded at start-up unless disabled, [`load_demo_data`].
 
 mod demo;
 mod memory;
+mod redis_store;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -45,6 +48,7 @@ pub use demo::{
     DemoDataError, DemoLoad, load_demo_data,
 };
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
 
 /// The store as the rest of the application holds it.
 pub type SharedStore = Arc<dyn Store>;

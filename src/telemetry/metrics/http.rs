@@ -313,6 +313,12 @@ impl HttpMetrics {
         }
     }
 
+    /// HTTP requests being handled now (what `petstore_http_requests_in_flight` reports): the
+    /// load a node announces in the cluster registry.
+    pub fn in_flight(&self) -> u64 {
+        u64::try_from(self.in_flight.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
     /// Counts a request in flight until the returned guard is finished or dropped.
     pub fn start(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);

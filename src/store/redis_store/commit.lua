@@ -1,0 +1,82 @@
+-- Compare-and-set transaction (If compares Then writes), the one write path of the Redis store.
+--
+-- ARGV: the number of conditions, then the conditions, then the writes. Each item is an opcode
+-- and the 1-based index of its key in KEYS, followed by its own arguments. Every condition is
+-- checked before anything is written, so a failed one leaves everything as it was.
+--
+-- Returns 1 when every condition held and the writes were done, 0 when some record changed since
+-- the caller read it (the caller reads again and retries).
+--
+-- Every key is declared in KEYS except the image keys `delmembers` removes: their names are the
+-- members of the declared set they belong to, prefixed with an ARGV prefix.
+
+local position = 1
+local function arg()
+  local value = ARGV[position]
+  position = position + 1
+  return value
+end
+local function key()
+  return KEYS[tonumber(arg())]
+end
+
+local conditions = tonumber(arg())
+for _ = 1, conditions do
+  local op = arg()
+  local target = key()
+  if op == 'absent' then
+    if redis.call('EXISTS', target) ~= 0 then return 0 end
+  elseif op == 'eq' then
+    local expected = arg()
+    if redis.call('GET', target) ~= expected then return 0 end
+  elseif op == 'num' then
+    local expected = arg()
+    if (redis.call('GET', target) or '0') ~= expected then return 0 end
+  elseif op == 'hfield' then
+    local field = arg()
+    local expected = arg()
+    if redis.call('HGET', target, field) ~= expected then return 0 end
+  elseif op == 'member' then
+    local member = arg()
+    local expected = arg()
+    if tostring(redis.call('SISMEMBER', target, member)) ~= expected then return 0 end
+  elseif op == 'card' then
+    local expected = arg()
+    if tostring(redis.call('SCARD', target)) ~= expected then return 0 end
+  else
+    return redis.error_reply('ERR unknown condition ' .. tostring(op))
+  end
+end
+
+while position <= #ARGV do
+  local op = arg()
+  local target = key()
+  if op == 'set' then
+    redis.call('SET', target, arg())
+  elseif op == 'del' then
+    redis.call('DEL', target)
+  elseif op == 'hset' then
+    local field = arg()
+    local value = arg()
+    redis.call('HSET', target, field, value)
+  elseif op == 'zadd' then
+    local score = arg()
+    local member = arg()
+    redis.call('ZADD', target, score, member)
+  elseif op == 'zrem' then
+    redis.call('ZREM', target, arg())
+  elseif op == 'sadd' then
+    redis.call('SADD', target, arg())
+  elseif op == 'srem' then
+    redis.call('SREM', target, arg())
+  elseif op == 'delmembers' then
+    local prefix = arg()
+    for _, member in ipairs(redis.call('SMEMBERS', target)) do
+      redis.call('DEL', prefix .. member)
+    end
+    redis.call('DEL', target)
+  else
+    return redis.error_reply('ERR unknown write ' .. tostring(op))
+  end
+end
+return 1

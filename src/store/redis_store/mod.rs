@@ -1,0 +1,1284 @@
+//! The Redis store: every node of a cluster reads and writes the same records.
+//!
+//! # Data model
+//!
+//! Every key starts with the configured prefix `{p}` (`petstore` by default).
+//!
+//! | key                          | type   | holds                                                   |
+//! |------------------------------|--------|---------------------------------------------------------|
+//! | `{p}:pet:{id}`               | string | the pet's JSON, exactly as [`Stored::new`] rendered it   |
+//! | `{p}:pets`                   | zset   | every pet id (score = id)                               |
+//! | `{p}:pets:status:{status}`   | zset   | the ids of the pets in that status (score = id)         |
+//! | `{p}:pets:tag:{name}`        | zset   | the ids of the pets with a tag of that name (score = id)|
+//! | `{p}:pet:{id}:images`        | set    | the ids of the pet's uploaded images                    |
+//! | `{p}:image:{pet_id}:{uuid}`  | hash   | `content_type`, `bytes` (binary), `metadata` (optional) |
+//! | `{p}:pet:{id}:holds`         | set    | the undelivered orders holding the pet                  |
+//! | `{p}:order:{id}`             | hash   | `json` (the order's JSON), `owner`                      |
+//! | `{p}:user:{username}`        | hash   | `json`, `password_hash` (PHC string), `roles` (`a,b`)   |
+//! | `{p}:user-id:{id}`           | string | the username holding that user id                       |
+//! | `{p}:seq:pet`, `{p}:seq:order`, `{p}:seq:user` | string | the last id the sequence handed out |
+//!
+//! # Reads
+//!
+//! `getPetById` is one `GET` and the bytes are served as they are (they are parsed once, to
+//! hand out the [`Pet`] beside them). Orders and users are one `HGET`/`HMGET`. The finders run
+//! one script: `ZUNION` of the index sets, then `MGET` of the pets they name. The inventory is
+//! the `ZCARD` of the three status sets.
+//!
+//! # Writes: optimistic compare-and-set
+//!
+//! Each [`Store`] method is one atomic step, also between nodes. It reads what it needs (one
+//! script reading several keys at one instant), applies the business rules and renders the new
+//! JSON in Rust (so the bytes are identical to the memory store's), and then runs ONE script
+//! ([`scripts::Commit`]) that checks that every record the decision was based on is still what
+//! was read (whole values are compared) and, only then, writes every record and index change.
+//! When something changed in between, the step reads again and decides again on the fresh state
+//! (a `Conflict` or `NotFound` is always decided on the state it is returned for), up to
+//! [`MAX_ATTEMPTS`] times with short jittered pauses; then it gives up with `Unavailable`.
+//!
+//! `WATCH`/`MULTI` is not used: `WATCH` belongs to a connection and the pool's connections are
+//! shared by every request of the node.
+//!
+//! # Ids
+//!
+//! Records created without an id get the first id after the sequence's counter that no record
+//! uses, and the counter moves to it in the same commit (the commit checks the counter is still
+//! what was read). Ids chosen by clients do not move the counter (a client choosing `i64::MAX`
+//! cannot exhaust it); the sequence skips them while they are in use.
+//!
+//! # Cluster
+//!
+//! The scripts touch several keys. Most are passed in `KEYS`; the pet keys a finder reads and the
+//! image keys a pet's deletion drops are built inside the scripts from the ids the index sets
+//! hold. On a Redis Cluster all keys must therefore live in one slot: use a hash tag as the
+//! prefix (`{petstore}`).
+
+mod scripts;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::{
+    interfaces::{HashesInterface, KeysInterface},
+    types::Value,
+};
+use poem_openapi::types::ParseFromJSON;
+use rand::Rng;
+use uuid::Uuid;
+
+use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
+use super::{
+    NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
+    normalize_roles,
+};
+use crate::{
+    api::{
+        Image, Serialized,
+        models::{Order, OrderStatus, Pet, PetStatus, User},
+    },
+    auth::Role,
+    redis::{Idempotence, Redis},
+};
+
+/// How often a step reads again after a concurrent change before it gives up. Every retry
+/// means another step committed meanwhile, so the system as a whole always moves on; the bound
+/// only caps how long one unlucky request waits.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// The content types an image can have (the upload handler accepts only these), as the
+/// `&'static str` that [`Image`] holds.
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+const USER_FIELDS: [&str; 3] = ["json", "password_hash", "roles"];
+
+/// The Redis [`Store`]: all state in Redis, nothing cached in the node.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    redis: Redis,
+}
+
+/// The kinds of records with an id sequence.
+#[derive(Debug, Clone, Copy)]
+enum Sequence {
+    Pet,
+    Order,
+    User,
+}
+
+impl Sequence {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pet => "pet",
+            Self::Order => "order",
+            Self::User => "user",
+        }
+    }
+}
+
+/// What a step decided: the commit that makes it happen and what the step returns then.
+struct Plan<T> {
+    commit: Commit,
+    outcome: T,
+}
+
+impl RedisStore {
+    /// A store on `redis`, under its key prefix.
+    #[must_use]
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
+    // ---- keys ----
+
+    fn pet_key(&self, id: i64) -> String {
+        self.redis.key(format_args!("pet:{id}"))
+    }
+
+    fn pet_images_key(&self, id: i64) -> String {
+        self.redis.key(format_args!("pet:{id}:images"))
+    }
+
+    fn pet_holds_key(&self, id: i64) -> String {
+        self.redis.key(format_args!("pet:{id}:holds"))
+    }
+
+    fn image_prefix(&self, pet_id: i64) -> String {
+        self.redis.key(format_args!("image:{pet_id}:"))
+    }
+
+    fn image_key(&self, pet_id: i64, image_id: Uuid) -> String {
+        self.redis.key(format_args!("image:{pet_id}:{image_id}"))
+    }
+
+    fn pets_key(&self) -> String {
+        self.redis.key("pets")
+    }
+
+    fn status_key(&self, status: PetStatus) -> String {
+        self.redis
+            .key(format_args!("pets:status:{}", status.as_str()))
+    }
+
+    fn tag_key(&self, name: &str) -> String {
+        self.redis.key(format_args!("pets:tag:{name}"))
+    }
+
+    fn order_key(&self, id: i64) -> String {
+        self.redis.key(format_args!("order:{id}"))
+    }
+
+    fn user_key(&self, username: &str) -> String {
+        self.redis.key(format_args!("user:{username}"))
+    }
+
+    fn user_id_key(&self, id: i64) -> String {
+        self.redis.key(format_args!("user-id:{id}"))
+    }
+
+    fn seq_key(&self, sequence: Sequence) -> String {
+        self.redis.key(format_args!("seq:{}", sequence.name()))
+    }
+
+    /// The key that, when it exists, holds `id` of this kind.
+    fn id_key(&self, sequence: Sequence, id: i64) -> String {
+        match sequence {
+            Sequence::Pet => self.pet_key(id),
+            Sequence::Order => self.order_key(id),
+            Sequence::User => self.user_id_key(id),
+        }
+    }
+
+    // ---- round trips ----
+
+    /// Runs the reads of `snapshot` at one instant; one value per read.
+    async fn snapshot(&self, snapshot: Snapshot) -> StoreResult<Vec<Value>> {
+        let (keys, args) = snapshot.into_parts();
+        let values: Value = self
+            .redis
+            .script("store.snapshot", Idempotence::Read, &SNAPSHOT, keys, args)
+            .await?;
+        Ok(values.into_array())
+    }
+
+    /// Runs `commit`; false when a record it depends on changed since it was read.
+    async fn commit(&self, commit: Commit) -> StoreResult<bool> {
+        let (keys, args) = commit.into_parts();
+        let applied: i64 = self
+            .redis
+            .script("store.commit", Idempotence::Write, &COMMIT, keys, args)
+            .await?;
+        Ok(applied == 1)
+    }
+
+    /// Plans and commits a step until the commit goes through on unchanged records.
+    async fn run<T, F, Fut>(&self, mut plan: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StoreResult<Plan<T>>>,
+    {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Full jitter growing to a few milliseconds, so racing steps spread out.
+                let pause = rand::thread_rng().gen_range(0..=200 * u64::from(attempt.min(20)));
+                tokio::time::sleep(Duration::from_micros(pause)).await;
+            }
+            let Plan { commit, outcome } = plan().await?;
+            if self.commit(commit).await? {
+                return Ok(outcome);
+            }
+        }
+        tracing::warn!(
+            attempts = MAX_ATTEMPTS,
+            "store step kept meeting concurrent changes"
+        );
+        Err(StoreError::Unavailable {
+            message: "storage is busy; try again later".to_owned(),
+            retry_after_secs: 1,
+        })
+    }
+
+    /// The first `count` ids after the counter of `sequence` that no record uses and that are
+    /// not in `excluded`, with the counter they were found from. Adds the conditions and the
+    /// counter move to `commit`.
+    async fn assign_ids(
+        &self,
+        sequence: Sequence,
+        count: usize,
+        excluded: &HashSet<i64>,
+        commit: &mut Commit,
+    ) -> StoreResult<Vec<i64>> {
+        let seq_key = self.seq_key(sequence);
+        let counter = {
+            let key = seq_key.clone();
+            let raw: Option<String> = self
+                .redis
+                .read("store.get", move |client| {
+                    let key = key.clone();
+                    async move { client.get(key).await }
+                })
+                .await?;
+            match raw {
+                None => 0,
+                Some(raw) => raw.parse::<i64>().map_err(|_| {
+                    StoreError::Internal(format!("{seq_key} holds {raw:?}, not a number"))
+                })?,
+            }
+        };
+        let exhausted =
+            || StoreError::Conflict(format!("no {} id is left to assign", sequence.name()));
+        let mut ids = Vec::with_capacity(count);
+        let mut next = counter;
+        while ids.len() < count {
+            let mut candidates = Vec::new();
+            // A little beyond what is missing, as some candidates may be taken.
+            while candidates.len() < count - ids.len() + 2 {
+                match next.checked_add(1) {
+                    Some(id) => next = id,
+                    None if candidates.is_empty() => return Err(exhausted()),
+                    None => break,
+                }
+                if !excluded.contains(&next) {
+                    candidates.push(next);
+                }
+            }
+            let mut reads = Snapshot::new();
+            for id in &candidates {
+                reads.exists(self.id_key(sequence, *id));
+            }
+            let taken = self.snapshot(reads).await?;
+            for (id, taken) in candidates.into_iter().zip(taken) {
+                if ids.len() < count && integer(&taken)? == 0 {
+                    ids.push(id);
+                }
+            }
+            if ids.len() < count && next == i64::MAX {
+                return Err(exhausted());
+            }
+        }
+        commit.counter_is(seq_key.clone(), counter);
+        for id in &ids {
+            commit.absent(self.id_key(sequence, *id));
+        }
+        if let Some(last) = ids.last() {
+            commit.set(seq_key, *last);
+        }
+        Ok(ids)
+    }
+
+    async fn get_bytes(&self, key: String) -> StoreResult<Option<Bytes>> {
+        Ok(self
+            .redis
+            .read("store.get", move |client| {
+                let key = key.clone();
+                async move { client.get(key).await }
+            })
+            .await?)
+    }
+
+    async fn read_pet(&self, id: i64) -> StoreResult<Option<(Bytes, Stored<Pet>)>> {
+        match self.get_bytes(self.pet_key(id)).await? {
+            Some(bytes) => Ok(Some((bytes.clone(), parse(&self.pet_key(id), bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let key = self.user_key(username);
+        let fields: Vec<Option<Bytes>> = {
+            let key = key.clone();
+            self.redis
+                .read("store.hmget", move |client| {
+                    let key = key.clone();
+                    async move { client.hmget(key, USER_FIELDS.to_vec()).await }
+                })
+                .await?
+        };
+        UserRecord::from_fields(&key, fields)
+    }
+
+    /// Adds the writes that move pet `id` from `old` to `new` in the index sets (either may be
+    /// `None`: created or deleted).
+    fn index_pet(&self, commit: &mut Commit, id: i64, old: Option<&Pet>, new: Option<&Pet>) {
+        let old_status = old.and_then(|pet| pet.status);
+        let new_status = new.and_then(|pet| pet.status);
+        if old_status != new_status {
+            if let Some(status) = old_status {
+                commit.zrem(self.status_key(status), id);
+            }
+            if let Some(status) = new_status {
+                commit.zadd_id(self.status_key(status), id);
+            }
+        }
+        let old_tags = old.map(tag_names).unwrap_or_default();
+        let new_tags = new.map(tag_names).unwrap_or_default();
+        for name in old_tags.difference(&new_tags) {
+            commit.zrem(self.tag_key(name), id);
+        }
+        for name in new_tags.difference(&old_tags) {
+            commit.zadd_id(self.tag_key(name), id);
+        }
+        match (old, new) {
+            (None, Some(_)) => commit.zadd_id(self.pets_key(), id),
+            (Some(_), None) => commit.zrem(self.pets_key(), id),
+            _ => {}
+        }
+    }
+
+    /// Replaces pet `id`, read as `old_bytes`/`old`, by `new`, on condition it is unchanged.
+    fn replace_pet_in(
+        &self,
+        commit: &mut Commit,
+        id: i64,
+        old_bytes: Bytes,
+        old: &Pet,
+        new: Pet,
+    ) -> Arc<Stored<Pet>> {
+        let key = self.pet_key(id);
+        commit.equals(key.clone(), old_bytes);
+        self.index_pet(commit, id, Some(old), Some(&new));
+        let stored = Stored::new(new);
+        commit.set(key, stored.json.bytes().clone());
+        Arc::new(stored)
+    }
+
+    /// Writes `user` under its username and id (the hash's three fields).
+    fn write_user(&self, commit: &mut Commit, user: &StoredUser) {
+        let key = self.user_key(&user.user.value.username);
+        commit.hset(key.clone(), "json", user.user.json.bytes().clone());
+        commit.hset(key.clone(), "password_hash", user.password_hash.clone());
+        commit.hset(key, "roles", encode_roles(&user.roles));
+    }
+
+    /// The conditions that user `username` is still exactly `record`.
+    fn user_unchanged(&self, commit: &mut Commit, username: &str, record: &UserRecord) {
+        let key = self.user_key(username);
+        for (field, value) in USER_FIELDS.iter().zip(&record.raw) {
+            commit.field_equals(key.clone(), field, value.clone());
+        }
+    }
+
+    /// Changes user `username` with `change` and writes it back, on condition it is unchanged.
+    async fn change_user(
+        &self,
+        username: &str,
+        change: impl Fn(&mut StoredUser),
+    ) -> StoreResult<Arc<StoredUser>> {
+        let change = &change;
+        self.run(move || async move {
+            let record = self
+                .read_user(username)
+                .await?
+                .ok_or_else(|| user_not_found(username))?;
+            let mut commit = Commit::new();
+            self.user_unchanged(&mut commit, username, &record);
+            let mut user = record.user;
+            change(&mut user);
+            self.write_user(&mut commit, &user);
+            Ok(Plan {
+                commit,
+                outcome: Arc::new(user),
+            })
+        })
+        .await
+    }
+
+    async fn find(&self, indexes: Vec<String>) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = self.redis.key("pet:");
+        let found: Value = self
+            .redis
+            .script(
+                "store.find",
+                Idempotence::Read,
+                &FIND,
+                indexes,
+                vec![Value::from(prefix)],
+            )
+            .await?;
+        let values = found.into_array();
+        let mut pets = Vec::with_capacity(values.len() / 2);
+        let mut values = values.into_iter();
+        while let (Some(id), Some(json)) = (values.next(), values.next()) {
+            let id = id.as_str().map(|id| id.into_owned()).unwrap_or_default();
+            let key = self.redis.key(format_args!("pet:{id}"));
+            let Some(json) = json.into_bytes() else {
+                return Err(StoreError::Internal(format!(
+                    "an index names pet {id}, which does not exist"
+                )));
+            };
+            pets.push(Arc::new(parse::<Pet>(&key, json)?));
+        }
+        // The scores order the ids, but a double cannot tell every pair of large ids apart.
+        pets.sort_by_key(|pet| pet.value.id);
+        Ok(pets)
+    }
+}
+
+/// A user as read, with the raw field values the commit's conditions compare.
+struct UserRecord {
+    user: StoredUser,
+    raw: [Bytes; 3],
+}
+
+impl UserRecord {
+    fn from_fields(key: &str, fields: Vec<Option<Bytes>>) -> StoreResult<Option<Self>> {
+        let mut fields = fields.into_iter();
+        let (Some(json), Some(hash), Some(roles)) = (
+            fields.next().flatten(),
+            fields.next().flatten(),
+            fields.next().flatten(),
+        ) else {
+            return Ok(None);
+        };
+        let user = parse::<User>(key, json.clone())?;
+        let password_hash = String::from_utf8(hash.to_vec())
+            .map_err(|_| StoreError::Internal(format!("{key}: the password hash is not UTF-8")))?;
+        let decoded_roles = decode_roles(key, &roles)?;
+        Ok(Some(Self {
+            user: StoredUser {
+                user,
+                password_hash,
+                roles: decoded_roles,
+            },
+            raw: [json, hash, roles],
+        }))
+    }
+
+    fn id(&self, key: &str) -> StoreResult<i64> {
+        self.user
+            .user
+            .value
+            .id
+            .ok_or_else(|| StoreError::Internal(format!("{key}: the stored user has no id")))
+    }
+}
+
+/// Parses a record written by this store; anything else is corrupt data.
+fn parse<T: ParseFromJSON>(key: &str, json: Bytes) -> StoreResult<Stored<T>> {
+    let value: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|error| StoreError::Internal(format!("{key}: corrupt JSON: {error}")))?;
+    let value = T::parse_from_json(Some(value)).map_err(|error| {
+        StoreError::Internal(format!(
+            "{key}: not a valid record: {}",
+            error.into_message()
+        ))
+    })?;
+    Ok(Stored {
+        value,
+        json: Serialized::from_trusted_bytes(json),
+    })
+}
+
+fn integer(value: &Value) -> StoreResult<i64> {
+    value
+        .as_i64()
+        .ok_or_else(|| StoreError::Internal(format!("expected an integer from redis, got {value:?}")))
+}
+
+fn tag_names(pet: &Pet) -> HashSet<&str> {
+    pet.tags
+        .iter()
+        .flatten()
+        .filter_map(|tag| tag.name.as_deref())
+        .collect()
+}
+
+fn encode_roles(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|role| role.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn decode_roles(key: &str, raw: &[u8]) -> StoreResult<Vec<Role>> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| StoreError::Internal(format!("{key}: the roles are not UTF-8")))?;
+    let roles = text
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            Role::from_str(name).map_err(|error| StoreError::Internal(format!("{key}: {error}")))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(normalize_roles(roles))
+}
+
+/// The position of a status on the one-way road of an order.
+fn stage(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Placed => 0,
+        OrderStatus::Approved => 1,
+        OrderStatus::Delivered => 2,
+    }
+}
+
+fn pet_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("pet {id} not found"))
+}
+
+fn order_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("order {id} not found"))
+}
+
+fn user_not_found(username: &str) -> StoreError {
+    StoreError::NotFound(format!("user {username} not found"))
+}
+
+/// A user record as stored: never with a password.
+fn public_user(mut user: User, id: i64) -> User {
+    user.id = Some(id);
+    user.password = None;
+    user
+}
+
+fn with_status(pet: &Pet, status: PetStatus) -> Pet {
+    let mut pet = pet.clone();
+    pet.status = Some(status);
+    pet
+}
+
+/// One value of a snapshot as bytes, `None` for nil.
+fn bytes_of(value: Value) -> Option<Bytes> {
+    if value.is_null() {
+        None
+    } else {
+        value.into_bytes()
+    }
+}
+
+/// An order hash's `json` and `owner`, as read by `HMGET`.
+fn order_fields(key: &str, value: Value) -> StoreResult<Option<(Bytes, Stored<Order>, Bytes)>> {
+    let mut fields = value.into_array().into_iter();
+    let (Some(json), Some(owner)) = (
+        fields.next().and_then(bytes_of),
+        fields.next().and_then(bytes_of),
+    ) else {
+        return Ok(None);
+    };
+    let order = parse::<Order>(key, json.clone())?;
+    Ok(Some((json, order, owner)))
+}
+
+fn owner_string(key: &str, owner: &Bytes) -> StoreResult<String> {
+    String::from_utf8(owner.to_vec())
+        .map_err(|_| StoreError::Internal(format!("{key}: the owner is not UTF-8")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(self.redis.ping().await?)
+    }
+
+    async fn get_pet(&self, id: i64) -> StoreResult<Option<Arc<Stored<Pet>>>> {
+        let key = self.pet_key(id);
+        match self.get_bytes(key.clone()).await? {
+            Some(json) => Ok(Some(Arc::new(parse(&key, json)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+        let pet = &pet;
+        self.run(move || async move {
+            let mut commit = Commit::new();
+            let id = match pet.id {
+                Some(id) => {
+                    let mut reads = Snapshot::new();
+                    reads.exists(self.pet_key(id));
+                    let exists = self.snapshot(reads).await?;
+                    if exists.first().map(integer).transpose()? != Some(0) {
+                        return Err(StoreError::Conflict(format!("pet {id} already exists")));
+                    }
+                    commit.absent(self.pet_key(id));
+                    id
+                }
+                None => {
+                    let ids = self
+                        .assign_ids(Sequence::Pet, 1, &HashSet::new(), &mut commit)
+                        .await?;
+                    ids[0]
+                }
+            };
+            let mut pet = pet.clone();
+            pet.id = Some(id);
+            self.index_pet(&mut commit, id, None, Some(&pet));
+            let stored = Stored::new(pet);
+            commit.set(self.pet_key(id), stored.json.bytes().clone());
+            Ok(Plan {
+                commit,
+                outcome: Arc::new(stored),
+            })
+        })
+        .await
+    }
+
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+        let id = pet
+            .id
+            .ok_or_else(|| StoreError::rule("id", "the pet's id is required"))?;
+        let pet = &pet;
+        self.run(move || async move {
+            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let mut commit = Commit::new();
+            let outcome = self.replace_pet_in(&mut commit, id, old_bytes, &old.value, pet.clone());
+            Ok(Plan { commit, outcome })
+        })
+        .await
+    }
+
+    async fn update_pet_fields(
+        &self,
+        id: i64,
+        name: Option<String>,
+        status: Option<PetStatus>,
+    ) -> StoreResult<Arc<Stored<Pet>>> {
+        let name = &name;
+        self.run(move || async move {
+            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let mut pet = old.value.clone();
+            if let Some(name) = name {
+                pet.name = name.clone();
+            }
+            if let Some(status) = status {
+                pet.status = Some(status);
+            }
+            let mut commit = Commit::new();
+            let outcome = self.replace_pet_in(&mut commit, id, old_bytes, &old.value, pet);
+            Ok(Plan { commit, outcome })
+        })
+        .await
+    }
+
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>> {
+        self.run(move || async move {
+            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let mut commit = Commit::new();
+            let key = self.pet_key(id);
+            commit.equals(key.clone(), old_bytes);
+            commit.del(key);
+            self.index_pet(&mut commit, id, Some(&old.value), None);
+            commit.del_members(self.pet_images_key(id), self.image_prefix(id));
+            // The orders stay, but they no longer hold anything: a new pet created later under
+            // this id must not be released by deleting one of them.
+            commit.del(self.pet_holds_key(id));
+            Ok(Plan {
+                commit,
+                outcome: Arc::new(old),
+            })
+        })
+        .await
+    }
+
+    async fn find_pets_by_status(
+        &self,
+        statuses: &[PetStatus],
+    ) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+        let distinct: HashSet<PetStatus> = statuses.iter().copied().collect();
+        self.find(
+            distinct
+                .into_iter()
+                .map(|status| self.status_key(status))
+                .collect(),
+        )
+        .await
+    }
+
+    async fn find_pets_by_tags(&self, tags: &[String]) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+        let distinct: HashSet<&str> = tags.iter().map(String::as_str).collect();
+        self.find(distinct.into_iter().map(|tag| self.tag_key(tag)).collect())
+            .await
+    }
+
+    async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>> {
+        let mut reads = Snapshot::new();
+        for status in PetStatus::ALL {
+            reads.zcard(self.status_key(status));
+        }
+        let counts = self.snapshot(reads).await?;
+        PetStatus::ALL
+            .iter()
+            .zip(counts.iter())
+            .map(|(status, count)| {
+                let count = u64::try_from(integer(count)?)
+                    .map_err(|_| StoreError::Internal("a negative count".to_owned()))?;
+                Ok((*status, count))
+            })
+            .collect()
+    }
+
+    async fn add_pet_image(
+        &self,
+        pet_id: i64,
+        image: NewImage,
+        max_photos: usize,
+    ) -> StoreResult<Arc<Stored<Pet>>> {
+        let image_key = &self.image_key(pet_id, image.id);
+        let image = &image;
+        self.run(move || async move {
+            let mut reads = Snapshot::new();
+            reads.get(self.pet_key(pet_id)).exists(image_key.clone());
+            let mut values = self.snapshot(reads).await?.into_iter();
+            let old_bytes = values
+                .next()
+                .and_then(bytes_of)
+                .ok_or_else(|| pet_not_found(pet_id))?;
+            let old = parse::<Pet>(&self.pet_key(pet_id), old_bytes.clone())?;
+            if old.value.photo_urls.len() >= max_photos {
+                return Err(StoreError::Conflict(format!(
+                    "pet {pet_id} already has {max_photos} photos, the most it may have"
+                )));
+            }
+            if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
+                return Err(StoreError::Conflict(format!(
+                    "image {} of pet {pet_id} already exists",
+                    image.id
+                )));
+            }
+            let mut pet = old.value.clone();
+            pet.photo_urls.push(image.url.clone());
+            let mut commit = Commit::new();
+            commit.absent(image_key.clone());
+            commit.hset(
+                image_key.clone(),
+                "content_type",
+                image.image.content_type,
+            );
+            commit.hset(image_key.clone(), "bytes", image.image.bytes.clone());
+            if let Some(metadata) = &image.metadata {
+                commit.hset(image_key.clone(), "metadata", metadata.clone());
+            }
+            commit.sadd(self.pet_images_key(pet_id), image.id.to_string());
+            let outcome = self.replace_pet_in(&mut commit, pet_id, old_bytes, &old.value, pet);
+            Ok(Plan { commit, outcome })
+        })
+        .await
+    }
+
+    async fn get_pet_image(&self, pet_id: i64, image_id: Uuid) -> StoreResult<Option<Image>> {
+        let key = self.image_key(pet_id, image_id);
+        let fields: Vec<Option<Bytes>> = {
+            let key = key.clone();
+            self.redis
+                .read("store.hmget", move |client| {
+                    let key = key.clone();
+                    async move { client.hmget(key, vec!["content_type", "bytes"]).await }
+                })
+                .await?
+        };
+        let mut fields = fields.into_iter();
+        let (Some(content_type), Some(bytes)) = (fields.next().flatten(), fields.next().flatten())
+        else {
+            return Ok(None);
+        };
+        let content_type = IMAGE_TYPES
+            .iter()
+            .find(|known| known.as_bytes() == content_type.as_ref())
+            .ok_or_else(|| StoreError::Internal(format!("{key}: unknown content type")))?;
+        Ok(Some(Image {
+            content_type,
+            bytes,
+        }))
+    }
+
+    async fn place_order(&self, order: Order, owner: &str) -> StoreResult<OrderWrite> {
+        let order = &order;
+        self.run(move || async move {
+            let mut commit = Commit::new();
+            let mut reads = Snapshot::new();
+            reads.get(self.pet_key(order.pet_id));
+            if let Some(id) = order.id {
+                reads.exists(self.order_key(id));
+            }
+            let mut values = self.snapshot(reads).await?.into_iter();
+            let pet = values.next().and_then(bytes_of);
+            let id = match order.id {
+                Some(id) => {
+                    if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
+                        return Err(StoreError::Conflict(format!("order {id} already exists")));
+                    }
+                    commit.absent(self.order_key(id));
+                    id
+                }
+                None => {
+                    self.assign_ids(Sequence::Order, 1, &HashSet::new(), &mut commit)
+                        .await?[0]
+                }
+            };
+            let pet_key = self.pet_key(order.pet_id);
+            let pet_bytes = pet.ok_or_else(|| pet_not_found(order.pet_id))?;
+            let current = parse::<Pet>(&pet_key, pet_bytes.clone())?;
+            if current.value.status != Some(PetStatus::Available) {
+                return Err(StoreError::Conflict(format!(
+                    "pet {} is not available",
+                    order.pet_id
+                )));
+            }
+
+            let mut order = order.clone();
+            let status = order.status.unwrap_or(OrderStatus::Placed);
+            let delivered = status == OrderStatus::Delivered;
+            order.id = Some(id);
+            order.status = Some(status);
+            order.quantity = Some(order.quantity.unwrap_or(1));
+            order.complete = Some(delivered || order.complete.unwrap_or(false));
+            let pet_status = if delivered {
+                PetStatus::Sold
+            } else {
+                PetStatus::Pending
+            };
+
+            let pet = self.replace_pet_in(
+                &mut commit,
+                order.pet_id,
+                pet_bytes,
+                &current.value,
+                with_status(&current.value, pet_status),
+            );
+            if !delivered {
+                commit.sadd(self.pet_holds_key(order.pet_id), id);
+            }
+            let stored = Stored::new(order);
+            let order_key = self.order_key(id);
+            commit.hset(order_key.clone(), "json", stored.json.bytes().clone());
+            commit.hset(order_key, "owner", owner.to_owned());
+            Ok(Plan {
+                commit,
+                outcome: OrderWrite {
+                    order: Arc::new(stored),
+                    pet: Some(pet),
+                },
+            })
+        })
+        .await
+    }
+
+    async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>> {
+        let key = self.order_key(id);
+        let json: Option<Bytes> = {
+            let key = key.clone();
+            self.redis
+                .read("store.hget", move |client| {
+                    let key = key.clone();
+                    async move { client.hget(key, "json").await }
+                })
+                .await?
+        };
+        json.map(|json| parse(&key, json).map(Arc::new))
+            .transpose()
+    }
+
+    async fn get_order_with_owner(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(Arc<Stored<Order>>, String)>> {
+        let key = self.order_key(id);
+        let mut reads = Snapshot::new();
+        reads.hmget(key.clone(), &["json", "owner"]);
+        let Some(value) = self.snapshot(reads).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        match order_fields(&key, value)? {
+            Some((_, order, owner)) => Ok(Some((Arc::new(order), owner_string(&key, &owner)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn order_owner(&self, id: i64) -> StoreResult<Option<String>> {
+        let key = self.order_key(id);
+        let owner: Option<Bytes> = {
+            let key = key.clone();
+            self.redis
+                .read("store.hget", move |client| {
+                    let key = key.clone();
+                    async move { client.hget(key, "owner").await }
+                })
+                .await?
+        };
+        owner.map(|owner| owner_string(&key, &owner)).transpose()
+    }
+
+    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite> {
+        let key = &self.order_key(id);
+        let update = &update;
+        self.run(move || async move {
+            let mut reads = Snapshot::new();
+            reads.hmget(key.clone(), &["json", "owner"]);
+            let value = self.snapshot(reads).await?.into_iter().next();
+            let (json, current, _) = match value {
+                Some(value) => order_fields(&key, value)?,
+                None => None,
+            }
+            .ok_or_else(|| order_not_found(id))?;
+
+            let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
+            let new_status = update.status.unwrap_or(old_status);
+            if stage(new_status) < stage(old_status) {
+                return Err(StoreError::rule(
+                    "status",
+                    format!(
+                        "an order that is {} cannot go back to {}",
+                        old_status.as_str(),
+                        new_status.as_str()
+                    ),
+                ));
+            }
+            let delivered = new_status == OrderStatus::Delivered;
+            let mut order = current.value.clone();
+            order.status = Some(new_status);
+            if update.ship_date.is_some() {
+                order.ship_date = update.ship_date;
+            }
+            order.complete = Some(delivered || update.complete.or(order.complete).unwrap_or(false));
+
+            let mut commit = Commit::new();
+            commit.field_equals(key.clone(), "json", json);
+            let mut pet = None;
+            if delivered && old_status != OrderStatus::Delivered {
+                commit.srem(self.pet_holds_key(order.pet_id), id);
+                match self.read_pet(order.pet_id).await? {
+                    Some((pet_bytes, current_pet)) => {
+                        pet = Some(self.replace_pet_in(
+                            &mut commit,
+                            order.pet_id,
+                            pet_bytes,
+                            &current_pet.value,
+                            with_status(&current_pet.value, PetStatus::Sold),
+                        ));
+                    }
+                    None => commit.absent(self.pet_key(order.pet_id)),
+                }
+            }
+            let stored = Stored::new(order);
+            commit.hset(key.clone(), "json", stored.json.bytes().clone());
+            Ok(Plan {
+                commit,
+                outcome: OrderWrite {
+                    order: Arc::new(stored),
+                    pet,
+                },
+            })
+        })
+        .await
+    }
+
+    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite> {
+        let key = &self.order_key(id);
+        self.run(move || async move {
+            let mut reads = Snapshot::new();
+            reads.hmget(key.clone(), &["json", "owner"]);
+            let value = self.snapshot(reads).await?.into_iter().next();
+            let (json, removed, owner) = match value {
+                Some(value) => order_fields(&key, value)?,
+                None => None,
+            }
+            .ok_or_else(|| order_not_found(id))?;
+            if only_owner.is_some_and(|only| only.as_bytes() != owner.as_ref()) {
+                return Err(StoreError::NotOwner(format!(
+                    "order {id} belongs to someone else"
+                )));
+            }
+
+            let mut commit = Commit::new();
+            commit.field_equals(key.clone(), "json", json);
+            commit.field_equals(key.clone(), "owner", owner);
+            commit.del(key.clone());
+            let pet_id = removed.value.pet_id;
+            let mut pet = None;
+            if removed.value.status != Some(OrderStatus::Delivered) {
+                let holds_key = self.pet_holds_key(pet_id);
+                let mut reads = Snapshot::new();
+                reads
+                    .member(holds_key.clone(), id)
+                    .card(holds_key.clone())
+                    .get(self.pet_key(pet_id));
+                let mut values = self.snapshot(reads).await?.into_iter();
+                let held = values.next().map(|v| integer(&v)).transpose()? == Some(1);
+                let holders = values.next().map(|v| integer(&v)).transpose()?.unwrap_or(0);
+                let pet_bytes = values.next().and_then(bytes_of);
+                commit.membership(holds_key.clone(), id, held);
+                commit.cardinality(holds_key.clone(), holders);
+                if held {
+                    commit.srem(holds_key, id);
+                }
+                // An order missing from the holds holds nothing: its pet was deleted after it
+                // was placed. Only the last hold releases the pet.
+                if held && holders == 1 {
+                    commit.equals_or_absent(self.pet_key(pet_id), pet_bytes.clone());
+                    if let Some(pet_bytes) = pet_bytes {
+                        let current = parse::<Pet>(&self.pet_key(pet_id), pet_bytes.clone())?;
+                        if current.value.status == Some(PetStatus::Pending) {
+                            pet = Some(self.replace_pet_in(
+                                &mut commit,
+                                pet_id,
+                                pet_bytes,
+                                &current.value,
+                                with_status(&current.value, PetStatus::Available),
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(Plan {
+                commit,
+                outcome: OrderWrite {
+                    order: Arc::new(removed),
+                    pet,
+                },
+            })
+        })
+        .await
+    }
+
+    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = HashSet::with_capacity(users.len());
+        let mut explicit = HashSet::new();
+        for new in &users {
+            let username = new.user.username.as_str();
+            if !names.insert(username) {
+                return Err(StoreError::Conflict(format!(
+                    "username {username} appears more than once in the list"
+                )));
+            }
+            if let Some(id) = new.user.id
+                && !explicit.insert(id)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "user id {id} appears more than once in the list"
+                )));
+            }
+        }
+        let (users, explicit) = (&users, &explicit);
+
+        self.run(move || async move {
+            let mut reads = Snapshot::new();
+            for new in users.iter() {
+                reads.exists(self.user_key(&new.user.username));
+                if let Some(id) = new.user.id {
+                    reads.exists(self.user_id_key(id));
+                }
+            }
+            let mut taken = self.snapshot(reads).await?.into_iter();
+            let mut commit = Commit::new();
+            for new in users.iter() {
+                let username = new.user.username.as_str();
+                if taken.next().map(|v| integer(&v)).transpose()? != Some(0) {
+                    return Err(StoreError::Conflict(format!(
+                        "username {username} is already taken"
+                    )));
+                }
+                commit.absent(self.user_key(username));
+                if let Some(id) = new.user.id {
+                    if taken.next().map(|v| integer(&v)).transpose()? != Some(0) {
+                        return Err(StoreError::Conflict(format!(
+                            "user id {id} is already taken"
+                        )));
+                    }
+                    commit.absent(self.user_id_key(id));
+                }
+            }
+
+            // Assigned ids skip the explicit ids of this list too, so none clashes with them.
+            let missing = users.iter().filter(|new| new.user.id.is_none()).count();
+            let mut assigned = if missing > 0 {
+                self.assign_ids(Sequence::User, missing, explicit, &mut commit)
+                    .await?
+            } else {
+                Vec::new()
+            }
+            .into_iter();
+
+            let mut created = Vec::with_capacity(users.len());
+            for new in users.iter() {
+                let id = match new.user.id {
+                    Some(id) => id,
+                    None => assigned.next().ok_or_else(|| {
+                        StoreError::Internal("fewer user ids assigned than asked for".to_owned())
+                    })?,
+                };
+                let stored = StoredUser {
+                    user: Stored::new(public_user(new.user.clone(), id)),
+                    password_hash: new.password_hash.clone(),
+                    roles: normalize_roles(new.roles.clone()),
+                };
+                self.write_user(&mut commit, &stored);
+                commit.set(self.user_id_key(id), new.user.username.clone());
+                created.push(Arc::new(stored));
+            }
+            Ok(Plan {
+                commit,
+                outcome: created,
+            })
+        })
+        .await
+    }
+
+    async fn get_user(&self, username: &str) -> StoreResult<Option<Arc<StoredUser>>> {
+        Ok(self
+            .read_user(username)
+            .await?
+            .map(|record| Arc::new(record.user)))
+    }
+
+    async fn update_user(
+        &self,
+        username: &str,
+        user: User,
+        password_hash: Option<String>,
+    ) -> StoreResult<Arc<StoredUser>> {
+        let renamed = user.username != username;
+        let (user, password_hash) = (&user, &password_hash);
+        self.run(move || async move {
+            let old_key = self.user_key(username);
+            let mut reads = Snapshot::new();
+            reads.hmget(old_key.clone(), &USER_FIELDS);
+            if renamed {
+                reads.exists(self.user_key(&user.username));
+            }
+            let mut values = self.snapshot(reads).await?.into_iter();
+            let fields = values
+                .next()
+                .map(|value| value.into_array().into_iter().map(bytes_of).collect())
+                .unwrap_or_default();
+            let record =
+                UserRecord::from_fields(&old_key, fields)?.ok_or_else(|| user_not_found(username))?;
+            let mut commit = Commit::new();
+            self.user_unchanged(&mut commit, username, &record);
+            if renamed {
+                if values.next().map(|v| integer(&v)).transpose()? != Some(0) {
+                    return Err(StoreError::Conflict(format!(
+                        "username {} is already taken",
+                        user.username
+                    )));
+                }
+                commit.absent(self.user_key(&user.username));
+            }
+
+            let old_id = record.id(&old_key)?;
+            let id = user.id.unwrap_or(old_id);
+            let id_key = self.user_id_key(id);
+            let holder = self.get_bytes(id_key.clone()).await?;
+            if holder
+                .as_ref()
+                .is_some_and(|holder| holder.as_ref() != username.as_bytes())
+            {
+                return Err(StoreError::Conflict(format!(
+                    "user id {id} belongs to another user"
+                )));
+            }
+            commit.equals_or_absent(id_key.clone(), holder);
+
+            let stored = StoredUser {
+                user: Stored::new(public_user(user.clone(), id)),
+                password_hash: password_hash
+                    .clone()
+                    .unwrap_or_else(|| record.user.password_hash.clone()),
+                roles: record.user.roles.clone(),
+            };
+            if renamed {
+                commit.del(old_key);
+            }
+            self.write_user(&mut commit, &stored);
+            commit.del(self.user_id_key(old_id));
+            commit.set(id_key, stored.user.value.username.clone());
+            Ok(Plan {
+                commit,
+                outcome: Arc::new(stored),
+            })
+        })
+        .await
+    }
+
+    async fn set_user_roles(
+        &self,
+        username: &str,
+        roles: Vec<Role>,
+    ) -> StoreResult<Arc<StoredUser>> {
+        let roles = normalize_roles(roles);
+        self.change_user(username, |user| user.roles = roles.clone())
+            .await
+    }
+
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: String,
+    ) -> StoreResult<Arc<StoredUser>> {
+        self.change_user(username, |user| user.password_hash = password_hash.clone())
+            .await
+    }
+
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>> {
+        self.run(move || async move {
+            let record = self
+                .read_user(username)
+                .await?
+                .ok_or_else(|| user_not_found(username))?;
+            let key = self.user_key(username);
+            let mut commit = Commit::new();
+            self.user_unchanged(&mut commit, username, &record);
+            commit.del(key.clone());
+            commit.del(self.user_id_key(record.id(&key)?));
+            Ok(Plan {
+                commit,
+                outcome: Arc::new(record.user),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! The three Lua scripts of the Redis store and the builders of their arguments.
+//!
+//! - [`Snapshot`]: several reads in one round trip, all from the same instant.
+//! - [`Commit`]: a compare-and-set transaction: conditions on what was read, then the writes;
+//!   all of it or nothing, in one script.
+//! - [`FIND`]: the pets an index union names, in one round trip.
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use fred::types::{Value, scripts::Script};
+
+pub(super) static SNAPSHOT: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("snapshot.lua")));
+pub(super) static COMMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("commit.lua")));
+pub(super) static FIND: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("find.lua")));
+
+/// The keys a script touches, each once, and the index (1-based, as Lua counts) of each.
+#[derive(Debug, Default)]
+struct Keys {
+    names: Vec<String>,
+}
+
+impl Keys {
+    fn index(&mut self, key: String) -> Value {
+        let position = match self.names.iter().position(|name| *name == key) {
+            Some(position) => position,
+            None => {
+                self.names.push(key);
+                self.names.len() - 1
+            }
+        };
+        Value::from(position as i64 + 1)
+    }
+}
+
+/// Reads to run together with [`SNAPSHOT`]; the answer has one value per read, in order.
+#[derive(Debug, Default)]
+pub(super) struct Snapshot {
+    keys: Keys,
+    args: Vec<Value>,
+}
+
+impl Snapshot {
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&mut self, op: &'static str, key: String) {
+        let index = self.keys.index(key);
+        self.args.push(Value::from(op));
+        self.args.push(index);
+    }
+
+    /// `GET`: the value or nil.
+    pub(super) fn get(&mut self, key: String) -> &mut Self {
+        self.read("get", key);
+        self
+    }
+
+    /// `HMGET`: an array with one value or nil per field.
+    pub(super) fn hmget(&mut self, key: String, fields: &[&'static str]) -> &mut Self {
+        self.read("hmget", key);
+        self.args.push(Value::from(fields.len() as i64));
+        self.args.extend(fields.iter().map(|field| Value::from(*field)));
+        self
+    }
+
+    /// `EXISTS`: 1 or 0.
+    pub(super) fn exists(&mut self, key: String) -> &mut Self {
+        self.read("exists", key);
+        self
+    }
+
+    /// `SISMEMBER`: 1 or 0.
+    pub(super) fn member(&mut self, key: String, member: impl Into<Value>) -> &mut Self {
+        self.read("member", key);
+        self.args.push(member.into());
+        self
+    }
+
+    /// `SCARD`.
+    pub(super) fn card(&mut self, key: String) -> &mut Self {
+        self.read("card", key);
+        self
+    }
+
+    /// `ZCARD`.
+    pub(super) fn zcard(&mut self, key: String) -> &mut Self {
+        self.read("zcard", key);
+        self
+    }
+
+    /// The script's keys and arguments.
+    pub(super) fn into_parts(self) -> (Vec<String>, Vec<Value>) {
+        (self.keys.names, self.args)
+    }
+}
+
+/// A compare-and-set transaction for [`COMMIT`]: the state the caller decided on, then the writes
+/// that follow from it.
+///
+/// Conditions compare whole values (a pet's JSON, an order's fields), not versions: two reads
+/// that see the same bytes saw the same record, so a change and its undoing in between does not
+/// make a decision wrong.
+#[derive(Debug, Default)]
+pub(super) struct Commit {
+    keys: Keys,
+    conditions: Vec<Value>,
+    condition_count: i64,
+    writes: Vec<Value>,
+}
+
+impl Commit {
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    fn condition(&mut self, op: &'static str, key: String) -> &mut Vec<Value> {
+        let index = self.keys.index(key);
+        self.condition_count += 1;
+        self.conditions.push(Value::from(op));
+        self.conditions.push(index);
+        &mut self.conditions
+    }
+
+    fn write(&mut self, op: &'static str, key: String) -> &mut Vec<Value> {
+        let index = self.keys.index(key);
+        self.writes.push(Value::from(op));
+        self.writes.push(index);
+        &mut self.writes
+    }
+
+    /// The key does not exist.
+    pub(super) fn absent(&mut self, key: String) {
+        self.condition("absent", key);
+    }
+
+    /// The string at `key` is `value`.
+    pub(super) fn equals(&mut self, key: String, value: Bytes) {
+        self.condition("eq", key).push(Value::from(value));
+    }
+
+    /// The string at `key` is `value`, or `None` for a missing key.
+    pub(super) fn equals_or_absent(&mut self, key: String, value: Option<Bytes>) {
+        match value {
+            Some(value) => self.equals(key, value),
+            None => self.absent(key),
+        }
+    }
+
+    /// The counter at `key` is `value` (a missing counter counts as 0).
+    pub(super) fn counter_is(&mut self, key: String, value: i64) {
+        self.condition("num", key).push(Value::from(value.to_string()));
+    }
+
+    /// Field `field` of the hash at `key` is `value`.
+    pub(super) fn field_equals(&mut self, key: String, field: &'static str, value: Bytes) {
+        let args = self.condition("hfield", key);
+        args.push(Value::from(field));
+        args.push(Value::from(value));
+    }
+
+    /// `member` is (or is not) in the set at `key`.
+    pub(super) fn membership(&mut self, key: String, member: i64, is_member: bool) {
+        let args = self.condition("member", key);
+        args.push(Value::from(member));
+        args.push(Value::from(if is_member { "1" } else { "0" }));
+    }
+
+    /// The set at `key` has `count` members.
+    pub(super) fn cardinality(&mut self, key: String, count: i64) {
+        self.condition("card", key)
+            .push(Value::from(count.to_string()));
+    }
+
+    /// `SET`.
+    pub(super) fn set(&mut self, key: String, value: impl Into<Value>) {
+        self.write("set", key).push(value.into());
+    }
+
+    /// `DEL`.
+    pub(super) fn del(&mut self, key: String) {
+        self.write("del", key);
+    }
+
+    /// `HSET` of one field.
+    pub(super) fn hset(&mut self, key: String, field: &'static str, value: impl Into<Value>) {
+        let args = self.write("hset", key);
+        args.push(Value::from(field));
+        args.push(value.into());
+    }
+
+    /// `ZADD` with the id as both score and member.
+    pub(super) fn zadd_id(&mut self, key: String, id: i64) {
+        let args = self.write("zadd", key);
+        args.push(Value::from(id));
+        args.push(Value::from(id));
+    }
+
+    /// `ZREM`.
+    pub(super) fn zrem(&mut self, key: String, id: i64) {
+        self.write("zrem", key).push(Value::from(id));
+    }
+
+    /// `SADD`.
+    pub(super) fn sadd(&mut self, key: String, member: impl Into<Value>) {
+        self.write("sadd", key).push(member.into());
+    }
+
+    /// `SREM`.
+    pub(super) fn srem(&mut self, key: String, member: impl Into<Value>) {
+        self.write("srem", key).push(member.into());
+    }
+
+    /// Deletes the key `prefix + member` of every member of the set at `key`, then the set.
+    pub(super) fn del_members(&mut self, key: String, prefix: String) {
+        self.write("delmembers", key).push(Value::from(prefix));
+    }
+
+    /// The script's keys and arguments.
+    pub(super) fn into_parts(self) -> (Vec<String>, Vec<Value>) {
+        let mut args = Vec::with_capacity(1 + self.conditions.len() + self.writes.len());
+        args.push(Value::from(self.condition_count));
+        args.extend(self.conditions);
+        args.extend(self.writes);
+        (self.keys.names, args)
+    }
+}

@@ -1,0 +1,229 @@
+//! The Redis store against a real private `redis-server`: the behavioural suite every store
+//! passes, then what only a shared, remote store can get wrong.
+
+use std::{sync::Arc, time::Duration};
+
+use fred::interfaces::KeysInterface;
+use uuid::Uuid;
+
+use super::RedisStore;
+use crate::{
+    api::models::{Order, Pet, PetStatus},
+    redis::{BreakerSettings, LocalRedis, Persistence, Redis, RedisSettings},
+    store::{Store, StoreError},
+};
+
+/// Settings for the shared test server under a prefix of this test's own.
+fn settings(url: String, prefix: &str) -> RedisSettings {
+    let mut settings = RedisSettings::new(url);
+    settings.prefix = prefix.to_owned();
+    settings
+}
+
+fn unique_prefix() -> String {
+    format!("test-{}", Uuid::new_v4().simple())
+}
+
+async fn connect(prefix: &str) -> Redis {
+    Redis::connect(settings(LocalRedis::shared().url(), prefix))
+        .await
+        .expect("the shared test redis answers")
+}
+
+async fn fresh() -> Arc<dyn Store> {
+    Arc::new(RedisStore::new(connect(&unique_prefix()).await))
+}
+
+crate::store::conformance::store_conformance_tests!(fresh);
+
+fn available_pet(name: &str) -> Pet {
+    Pet {
+        id: None,
+        name: name.to_owned(),
+        category: None,
+        photo_urls: Vec::new(),
+        tags: None,
+        status: Some(PetStatus::Available),
+    }
+}
+
+fn order_for(pet_id: i64) -> Order {
+    Order {
+        id: None,
+        pet_id,
+        quantity: None,
+        ship_date: None,
+        status: None,
+        complete: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_racing_for_one_pet_place_exactly_one_order() {
+    const ROUNDS: usize = 50;
+    const TASKS_PER_NODE: usize = 4;
+    let prefix = unique_prefix();
+    // Two nodes: two stores, each with its own connection pool, on one Redis and one prefix.
+    let nodes = [
+        Arc::new(RedisStore::new(connect(&prefix).await)),
+        Arc::new(RedisStore::new(connect(&prefix).await)),
+    ];
+    for round in 0..ROUNDS {
+        let pet_id = nodes[round % 2]
+            .create_pet(available_pet("contested"))
+            .await
+            .unwrap()
+            .value
+            .id
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2 * TASKS_PER_NODE));
+        let tasks: Vec<_> = (0..2 * TASKS_PER_NODE)
+            .map(|task| {
+                let node = Arc::clone(&nodes[task % 2]);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let owner = format!("customer-{task}");
+                    (owner.clone(), node.place_order(order_for(pet_id), &owner).await)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (owner, Ok(placed)) => winners.push((owner, placed.order.value.id.unwrap())),
+                (_, Err(StoreError::Conflict(_))) => {}
+                (_, Err(other)) => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let (owner, order_id) = &winners[0];
+        // Both nodes see the same single order and the reserved pet.
+        for node in &nodes {
+            assert_eq!(
+                node.order_owner(*order_id).await.unwrap().as_ref(),
+                Some(owner)
+            );
+            let pet = node.get_pet(pet_id).await.unwrap().unwrap();
+            assert_eq!(pet.value.status, Some(PetStatus::Pending));
+        }
+    }
+    let pending = nodes[0]
+        .find_pets_by_status(&[PetStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), ROUNDS);
+}
+
+#[tokio::test]
+async fn another_node_on_the_same_prefix_sees_the_data() {
+    let prefix = unique_prefix();
+    let first = RedisStore::new(connect(&prefix).await);
+    let pet = first.create_pet(available_pet("shared")).await.unwrap();
+    let id = pet.value.id.unwrap();
+    let placed = first.place_order(order_for(id), "alice").await.unwrap();
+    drop(first);
+
+    let second = RedisStore::new(connect(&prefix).await);
+    let read = second.get_pet(id).await.unwrap().unwrap();
+    assert_eq!(read.value.status, Some(PetStatus::Pending));
+    // The bytes are served as the writer rendered them.
+    assert_eq!(Some(read.json.clone()), placed.pet.map(|pet| pet.json.clone()));
+    let (order, owner) = second
+        .get_order_with_owner(placed.order.value.id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order, placed.order);
+    assert_eq!(owner, "alice");
+    // The sequences are shared too: the next pet does not reuse the first one's id.
+    let next = second.create_pet(available_pet("next")).await.unwrap();
+    assert_eq!(next.value.id, Some(id + 1));
+
+    // Another prefix is another store.
+    let elsewhere = RedisStore::new(connect(&unique_prefix()).await);
+    assert_eq!(elsewhere.get_pet(id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_not_internal() {
+    let mut server = LocalRedis::start(Persistence::AppendOnly).expect("redis-server starts");
+    let mut settings = settings(server.url(), &unique_prefix());
+    settings.command_timeout = Duration::from_millis(300);
+    settings.read_retries = 0;
+    settings.breaker = BreakerSettings {
+        failure_threshold: 2,
+        cool_down: Duration::from_secs(30),
+    };
+    let store = RedisStore::new(Redis::connect(settings).await.expect("connects"));
+    let id = store
+        .create_pet(available_pet("a"))
+        .await
+        .unwrap()
+        .value
+        .id
+        .unwrap();
+    server.kill();
+
+    let unavailable = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable { .. })),
+            "{result:?}"
+        );
+    };
+    // Connection errors first, then the open breaker: both are outages.
+    for _ in 0..3 {
+        unavailable(store.get_pet(id).await.map(|_| ()));
+    }
+    unavailable(store.ping().await);
+    unavailable(store.place_order(order_for(id), "alice").await.map(|_| ()));
+    unavailable(store.find_pets_by_status(&PetStatus::ALL).await.map(|_| ()));
+    unavailable(store.get_user("alice").await.map(|_| ()));
+}
+
+#[tokio::test]
+async fn corrupt_records_are_internal_errors() {
+    let prefix = unique_prefix();
+    let redis = connect(&prefix).await;
+    let store = RedisStore::new(redis.clone());
+    let id = store
+        .create_pet(available_pet("a"))
+        .await
+        .unwrap()
+        .value
+        .id
+        .unwrap();
+    let key = redis.key(format_args!("pet:{id}"));
+    redis
+        .write("set", move |client| {
+            let key = key.clone();
+            async move { client.set::<(), _, _>(key, "{not json", None, None, false).await }
+        })
+        .await
+        .unwrap();
+
+    assert!(matches!(store.get_pet(id).await, Err(StoreError::Internal(_))));
+    assert!(matches!(
+        store.update_pet_fields(id, None, Some(PetStatus::Sold)).await,
+        Err(StoreError::Internal(_))
+    ));
+    assert!(matches!(
+        store.find_pets_by_status(&[PetStatus::Available]).await,
+        Err(StoreError::Internal(_))
+    ));
+    // JSON that is not a pet is corrupt too.
+    let key = redis.key(format_args!("pet:{id}"));
+    redis
+        .write("set", move |client| {
+            let key = key.clone();
+            async move { client.set::<(), _, _>(key, r#"{"name":7}"#, None, None, false).await }
+        })
+        .await
+        .unwrap();
+    assert!(matches!(store.get_pet(id).await, Err(StoreError::Internal(_))));
+}
+
+#[tokio::test]
+async fn the_demo_data_loads_into_redis() {
+    crate::store::demo::tests::demo_data_is_consistent_and_loaded_once_in(fresh().await).await;
+}
