@@ -9,6 +9,8 @@
 //!   passwords indistinguishable by timing.
 //! - [`sessions`]: refresh tokens that rotate on every use, grouped in sessions (token
 //!   families) behind [`SessionStore`]; a reused token revokes its whole session.
+//! - [`redis_sessions`] and [`redis_revocation`]: the same two stores shared by a cluster
+//!   through Redis ([`RedisSessionStore`], [`RedisRevocations`]).
 //! - [`api_keys`]: service keys for the `api_key` header, configured as SHA-256 hashes
 //!   ([`ApiKeys`]).
 //!

@@ -404,7 +404,11 @@ async fn resync(
 ) {
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                // Also reached when the last handle is dropped without `stop`.
+                let _ = subscriber.quit().await;
+                return;
+            }
             () = reload.notified() => {}
         }
         let mut attempt = 0;
@@ -510,7 +514,7 @@ mod tests {
     async fn expired_revocations_vanish_everywhere() {
         let settings = settings(LocalRedis::shared().url());
         let (a, b) = (node(&settings).await, node(&settings).await);
-        let expires_at = Utc::now() + TimeDelta::seconds(2);
+        let expires_at = Utc::now() + TimeDelta::seconds(5);
         a.revoke("brief", expires_at);
         eventually("B sees it", || b.is_revoked("brief")).await;
 

@@ -31,7 +31,8 @@
 //! session ids for [`revoke_user`](SessionStore::revoke_user). The spend in
 //! [`rotate`](SessionStore::rotate) becomes one Lua script (check `spent` and `revoked`, set
 //! `spent`, write the next token, extend the family's expiry), which makes it atomic across
-//! instances just as the family lock makes it atomic here.
+//! instances just as the family lock makes it atomic here. That backend is
+//! [`RedisSessionStore`](super::RedisSessionStore); both stores run one behavioural suite.
 
 use std::fmt;
 use std::time::Duration;

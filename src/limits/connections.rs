@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::client_ip::ip_bucket;
+use super::shared_connections::SharedSlot;
 
 /// Counts open connections per client address (per [`ip_bucket`], so an IPv6 client is
 /// counted per `/64`) and refuses those beyond the limit.
@@ -73,6 +74,7 @@ impl ConnectionLimiter {
         Ok(ConnectionPermit {
             limiter: Arc::clone(self),
             bucket,
+            shared: None,
         })
     }
 
@@ -104,15 +106,30 @@ impl ConnectionLimiter {
     }
 }
 
-/// One open connection's slot; dropping it gives the slot back.
+/// One open connection's slot; dropping it gives the slot back (in this process, and in Redis
+/// when it was taken from a [`SharedConnectionLimiter`](super::SharedConnectionLimiter)).
 #[derive(Debug)]
 #[must_use = "the slot is released as soon as the permit is dropped"]
 pub struct ConnectionPermit {
     limiter: Arc<ConnectionLimiter>,
     bucket: IpAddr,
+    /// The cluster-wide slot, released after the local one (by its own `Drop`).
+    shared: Option<SharedSlot>,
 }
 
 impl ConnectionPermit {
+    /// This permit also holding a cluster-wide slot.
+    pub(super) fn with_shared(mut self, slot: SharedSlot) -> Self {
+        self.shared = Some(slot);
+        self
+    }
+
+    /// Whether the slot is counted across the cluster (false for a local limiter, and for a
+    /// shared one that fell back to this node's count while Redis was unavailable).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// The address (per [`ip_bucket`]) this slot is counted against.
     pub fn ip(&self) -> IpAddr {
         self.bucket

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::rate::{LocalRateLimiter, RateKey, RateLimiter, RateQuota, spawn_housekeeping};
+use super::redis_rate::RedisRateLimiter;
+use crate::redis::Redis;
 
 /// Prefix of login-name keys, so they never share a bucket with a per-user request limit even
 /// when both live in one backend.
@@ -53,6 +55,21 @@ impl LoginThrottle {
         Self::new(
             Arc::new(LocalRateLimiter::new(per_username)),
             Arc::new(LocalRateLimiter::new(per_ip)),
+        )
+    }
+
+    /// A throttle whose budgets live in Redis and are shared by every node: the per-name
+    /// budgets under `{prefix}:rate:login-user:…` and the per-address ones under
+    /// `{prefix}:rate:login-ip:…`, apart from each other and from the request limiter's
+    /// `{prefix}:rate:…`, so that logging in never spends a client's request budget.
+    pub fn redis(redis: Redis, per_username: RateQuota, per_ip: RateQuota) -> Self {
+        Self::new(
+            Arc::new(RedisRateLimiter::with_namespace(
+                redis.clone(),
+                per_username,
+                "login-user",
+            )),
+            Arc::new(RedisRateLimiter::with_namespace(redis, per_ip, "login-ip")),
         )
     }
 

@@ -2,11 +2,15 @@
 //!
 //! - [`rate`]: request rate limits behind the [`RateLimiter`] trait, with the in-process GCRA
 //!   [`LocalRateLimiter`] and the [`RateDecision`] that becomes `RateLimit-*` headers.
+//! - [`redis_rate`]: [`RedisRateLimiter`], the same GCRA run atomically in Redis, so every node
+//!   of a cluster counts against one budget per client.
 //! - [`login`]: the [`LoginThrottle`] that slows password guessing, per login name and per
 //!   address, without revealing which accounts exist.
 //! - [`client_ip`]: the client's real address behind [`TrustedProxies`] (and only those), and
 //!   the [`ip_bucket`] per-client limits count against.
 //! - [`connections`]: the [`ConnectionLimiter`] capping concurrent connections per address.
+//! - [`shared_connections`]: the same cap across a cluster ([`SharedConnectionLimiter`], counts
+//!   in Redis that heal when a node dies), and [`ConnectionLimits`], either of the two.
 //! - [`origin`]: the [`OriginPolicy`] deciding which web pages may call the API from a browser.
 //!
 //! These live outside the HTTP edge because the WebSocket endpoint needs the same decisions
@@ -15,14 +19,19 @@
 //! transport maps a refusal to its own response in one place.
 //!
 //! The rate limiter is a trait because one process's memory is not enough once the server runs
-//! as several instances: a cluster-wide GCRA in Redis can then implement [`RateLimiter`] and
-//! replace [`LocalRateLimiter`] without any caller changing.
+//! as several instances: the cluster-wide GCRA in Redis ([`RedisRateLimiter`]) implements
+//! [`RateLimiter`] and replaces [`LocalRateLimiter`] without any caller changing.
 
 pub mod client_ip;
 pub mod connections;
 pub mod login;
 pub mod origin;
 pub mod rate;
+pub mod redis_rate;
+pub mod shared_connections;
+
+#[cfg(test)]
+pub(crate) mod conformance;
 
 pub use client_ip::{InvalidNetwork, TrustedProxies, ip_bucket, parse_networks};
 pub use connections::{ConnectionLimiter, ConnectionPermit, TooManyConnections};
@@ -31,3 +40,5 @@ pub use origin::{InvalidOrigin, OriginPolicy, OriginRejected};
 pub use rate::{
     LimitError, LocalRateLimiter, RateDecision, RateKey, RateLimiter, RateQuota, spawn_housekeeping,
 };
+pub use redis_rate::RedisRateLimiter;
+pub use shared_connections::{ConnectionLimits, SharedConnectionLimiter};

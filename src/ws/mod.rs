@@ -52,7 +52,7 @@ use crate::{
     error::ApiError,
     events::Hub,
     http::access::AccessControl,
-    limits::{ConnectionLimiter, RateQuota},
+    limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
     store::SharedStore,
     telemetry::metrics::{self, Upgrade},
 };
@@ -182,7 +182,7 @@ pub struct WsService<H> {
     store: SharedStore,
     authenticator: Arc<Authenticator>,
     access: Arc<AccessControl>,
-    connections: Arc<ConnectionLimiter>,
+    connections: ConnectionLimits,
     settings: WsSettings,
     shutdown: watch::Sender<bool>,
     sessions: TaskTracker,
@@ -190,7 +190,8 @@ pub struct WsService<H> {
 }
 
 impl<H: PetStoreApi> WsService<H> {
-    /// The service; sessions run until [`WsService::shutdown`].
+    /// The service, limiting connections per address in this process; sessions run until
+    /// [`WsService::shutdown`].
     pub fn new(
         handler: Arc<H>,
         hub: Arc<Hub>,
@@ -199,13 +200,37 @@ impl<H: PetStoreApi> WsService<H> {
         access: Arc<AccessControl>,
         settings: WsSettings,
     ) -> Arc<Self> {
+        let connections =
+            ConnectionLimits::Local(ConnectionLimiter::new(settings.max_connections_per_ip));
+        Self::with_connection_limits(
+            handler,
+            hub,
+            store,
+            authenticator,
+            access,
+            settings,
+            connections,
+        )
+    }
+
+    /// The service with the given per-address connection limit (a cluster-wide one, say);
+    /// `settings.max_connections_per_ip` is then not used.
+    pub fn with_connection_limits(
+        handler: Arc<H>,
+        hub: Arc<Hub>,
+        store: SharedStore,
+        authenticator: Arc<Authenticator>,
+        access: Arc<AccessControl>,
+        settings: WsSettings,
+        connections: ConnectionLimits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             handler,
             hub,
             store,
             authenticator,
             access,
-            connections: ConnectionLimiter::new(settings.max_connections_per_ip),
+            connections,
             settings,
             shutdown: watch::Sender::new(false),
             sessions: TaskTracker::new(),
@@ -238,6 +263,11 @@ impl<H: PetStoreApi> WsService<H> {
         &self.settings
     }
 
+    /// The per-address connection limit (its `local()` counts are this node's).
+    pub fn connection_limits(&self) -> &ConnectionLimits {
+        &self.connections
+    }
+
     /// The session counts (shared, live).
     pub fn counts(&self) -> &Arc<SessionCounts> {
         &self.counts
@@ -262,7 +292,7 @@ impl<H: PetStoreApi> WsService<H> {
 
     /// Answers an upgrade request: checks it, and on success returns `101 Switching Protocols`
     /// and starts the session once hyper hands the connection over.
-    fn upgrade(self: &Arc<Self>, request: &Request) -> Result<Response, ApiError> {
+    async fn upgrade(self: &Arc<Self>, request: &Request) -> Result<Response, ApiError> {
         let key = handshake_key(request)?;
         if *self.shutdown.borrow() {
             return Err(ApiError::unavailable("the server is shutting down", 1));
@@ -278,7 +308,7 @@ impl<H: PetStoreApi> WsService<H> {
             });
         }
         let permit = match caller.client_ip {
-            Some(ip) => Some(self.connections.try_acquire(ip).map_err(|refused| {
+            Some(ip) => Some(self.connections.try_acquire(ip).await.map_err(|refused| {
                 tracing::debug!(%ip, "WebSocket connection refused: too many from this address");
                 ApiError::RateLimited {
                     retry_after_secs: 1,
@@ -358,7 +388,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
         if request.method() != poem::http::Method::GET {
             return Err(ApiError::MethodNotAllowed.into());
         }
-        let outcome = self.0.upgrade(&request);
+        let outcome = self.0.upgrade(&request).await;
         metrics::ws().upgrade(match &outcome {
             Ok(_) => Upgrade::Accepted,
             Err(ApiError::RateLimited { .. }) => Upgrade::ConnectionLimit,

@@ -518,9 +518,9 @@ fn parse<T: ParseFromJSON>(key: &str, json: Bytes) -> StoreResult<Stored<T>> {
 }
 
 fn integer(value: &Value) -> StoreResult<i64> {
-    value
-        .as_i64()
-        .ok_or_else(|| StoreError::Internal(format!("expected an integer from redis, got {value:?}")))
+    value.as_i64().ok_or_else(|| {
+        StoreError::Internal(format!("expected an integer from redis, got {value:?}"))
+    })
 }
 
 fn tag_names(pet: &Pet) -> HashSet<&str> {
@@ -788,11 +788,7 @@ impl Store for RedisStore {
             pet.photo_urls.push(image.url.clone());
             let mut commit = Commit::new();
             commit.absent(image_key.clone());
-            commit.hset(
-                image_key.clone(),
-                "content_type",
-                image.image.content_type,
-            );
+            commit.hset(image_key.clone(), "content_type", image.image.content_type);
             commit.hset(image_key.clone(), "bytes", image.image.bytes.clone());
             if let Some(metadata) = &image.metadata {
                 commit.hset(image_key.clone(), "metadata", metadata.clone());
@@ -913,8 +909,7 @@ impl Store for RedisStore {
                 })
                 .await?
         };
-        json.map(|json| parse(&key, json).map(Arc::new))
-            .transpose()
+        json.map(|json| parse(&key, json).map(Arc::new)).transpose()
     }
 
     async fn get_order_with_owner(
@@ -955,7 +950,7 @@ impl Store for RedisStore {
             reads.hmget(key.clone(), &["json", "owner"]);
             let value = self.snapshot(reads).await?.into_iter().next();
             let (json, current, _) = match value {
-                Some(value) => order_fields(&key, value)?,
+                Some(value) => order_fields(key, value)?,
                 None => None,
             }
             .ok_or_else(|| order_not_found(id))?;
@@ -1018,7 +1013,7 @@ impl Store for RedisStore {
             reads.hmget(key.clone(), &["json", "owner"]);
             let value = self.snapshot(reads).await?.into_iter().next();
             let (json, removed, owner) = match value {
-                Some(value) => order_fields(&key, value)?,
+                Some(value) => order_fields(key, value)?,
                 None => None,
             }
             .ok_or_else(|| order_not_found(id))?;
@@ -1192,8 +1187,8 @@ impl Store for RedisStore {
                 .next()
                 .map(|value| value.into_array().into_iter().map(bytes_of).collect())
                 .unwrap_or_default();
-            let record =
-                UserRecord::from_fields(&old_key, fields)?.ok_or_else(|| user_not_found(username))?;
+            let record = UserRecord::from_fields(&old_key, fields)?
+                .ok_or_else(|| user_not_found(username))?;
             let mut commit = Commit::new();
             self.user_unchanged(&mut commit, username, &record);
             if renamed {

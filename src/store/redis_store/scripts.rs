@@ -64,7 +64,8 @@ impl Snapshot {
     pub(super) fn hmget(&mut self, key: String, fields: &[&'static str]) -> &mut Self {
         self.read("hmget", key);
         self.args.push(Value::from(fields.len() as i64));
-        self.args.extend(fields.iter().map(|field| Value::from(*field)));
+        self.args
+            .extend(fields.iter().map(|field| Value::from(*field)));
         self
     }
 
@@ -153,7 +154,8 @@ impl Commit {
 
     /// The counter at `key` is `value` (a missing counter counts as 0).
     pub(super) fn counter_is(&mut self, key: String, value: i64) {
-        self.condition("num", key).push(Value::from(value.to_string()));
+        self.condition("num", key)
+            .push(Value::from(value.to_string()));
     }
 
     /// Field `field` of the hash at `key` is `value`.

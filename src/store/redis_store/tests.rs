@@ -84,7 +84,10 @@ async fn two_nodes_racing_for_one_pet_place_exactly_one_order() {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let owner = format!("customer-{task}");
-                    (owner.clone(), node.place_order(order_for(pet_id), &owner).await)
+                    (
+                        owner.clone(),
+                        node.place_order(order_for(pet_id), &owner).await,
+                    )
                 })
             })
             .collect();
@@ -128,7 +131,10 @@ async fn another_node_on_the_same_prefix_sees_the_data() {
     let read = second.get_pet(id).await.unwrap().unwrap();
     assert_eq!(read.value.status, Some(PetStatus::Pending));
     // The bytes are served as the writer rendered them.
-    assert_eq!(Some(read.json.clone()), placed.pet.map(|pet| pet.json.clone()));
+    assert_eq!(
+        Some(read.json.clone()),
+        placed.pet.map(|pet| pet.json.clone())
+    );
     let (order, owner) = second
         .get_order_with_owner(placed.order.value.id.unwrap())
         .await
@@ -197,14 +203,23 @@ async fn corrupt_records_are_internal_errors() {
     redis
         .write("set", move |client| {
             let key = key.clone();
-            async move { client.set::<(), _, _>(key, "{not json", None, None, false).await }
+            async move {
+                client
+                    .set::<(), _, _>(key, "{not json", None, None, false)
+                    .await
+            }
         })
         .await
         .unwrap();
 
-    assert!(matches!(store.get_pet(id).await, Err(StoreError::Internal(_))));
     assert!(matches!(
-        store.update_pet_fields(id, None, Some(PetStatus::Sold)).await,
+        store.get_pet(id).await,
+        Err(StoreError::Internal(_))
+    ));
+    assert!(matches!(
+        store
+            .update_pet_fields(id, None, Some(PetStatus::Sold))
+            .await,
         Err(StoreError::Internal(_))
     ));
     assert!(matches!(
@@ -216,11 +231,18 @@ async fn corrupt_records_are_internal_errors() {
     redis
         .write("set", move |client| {
             let key = key.clone();
-            async move { client.set::<(), _, _>(key, r#"{"name":7}"#, None, None, false).await }
+            async move {
+                client
+                    .set::<(), _, _>(key, r#"{"name":7}"#, None, None, false)
+                    .await
+            }
         })
         .await
         .unwrap();
-    assert!(matches!(store.get_pet(id).await, Err(StoreError::Internal(_))));
+    assert!(matches!(
+        store.get_pet(id).await,
+        Err(StoreError::Internal(_))
+    ));
 }
 
 #[tokio::test]
