@@ -301,8 +301,40 @@ fn compose_runs_three_nodes_behind_haproxy_with_redis_and_monitoring() {
         );
     }
 
+    for node in ["node1", "node2", "node3"] {
+        let environment = &services[node]["environment"];
+        assert_eq!(
+            environment["PETSTORE_REDIS_URL"],
+            json!("redis://redis:6379"),
+            "{node} uses the shared Redis: {environment}"
+        );
+        assert!(
+            environment["PETSTORE_JWT_PRIVATE_KEY"].is_string(),
+            "{node} signs with the shared key: {environment}"
+        );
+    }
+    assert!(
+        redis.contains("--appendfsync") && redis.contains("everysec"),
+        "{redis}"
+    );
+    assert!(
+        services["redis"]["volumes"].to_string().contains(":/data"),
+        "Redis keeps its append-only file on a volume"
+    );
+
     let haproxy = read(&deploy_path("haproxy/haproxy.cfg"));
-    for line in ["option forwardfor", "http-check send meth GET uri /ready"] {
+    for line in [
+        "option forwardfor",
+        "option httpchk GET /ready",
+        "http-check expect status 200",
+        "check inter 1s fall 2 rise 2",
+        "timeout tunnel 1h",
+        "timeout client-fin",
+        "timeout http-request",
+        "balance \"${PETSTORE_LB_BALANCE-leastconn}\"",
+        "hash-type consistent",
+        "prometheus-exporter",
+    ] {
         assert!(haproxy.contains(line), "haproxy.cfg lacks `{line}`");
     }
     for node in ["node1", "node2", "node3"] {
@@ -318,6 +350,12 @@ fn compose_runs_three_nodes_behind_haproxy_with_redis_and_monitoring() {
         targets,
         json!(["node1:8080", "node2:8080", "node3:8080"]),
         "Prometheus scrapes each node directly"
+    );
+    let balancer_targets = prometheus["scrape_configs"][1]["static_configs"][0]["targets"].clone();
+    assert_eq!(
+        balancer_targets,
+        json!(["lb:8404"]),
+        "Prometheus scrapes HAProxy's metrics"
     );
     assert_eq!(
         prometheus["rule_files"],
@@ -366,4 +404,47 @@ fn metric_names_are_read_from_promql() {
         let names: Vec<_> = metric_names(query).into_iter().collect();
         assert_eq!(names, expected.to_vec(), "{query}");
     }
+}
+
+/// `haproxy -c` on `deploy/haproxy/haproxy.cfg` with `PETSTORE_LB_BALANCE` set to `balance`
+/// (unset for `None`): whether HAProxy accepts it, and its output.
+fn haproxy_check(balance: Option<&str>) -> (bool, String) {
+    let mut command = std::process::Command::new("haproxy");
+    command
+        .arg("-c")
+        .arg("-f")
+        .arg(deploy_path("haproxy/haproxy.cfg"))
+        .env_remove("PETSTORE_LB_BALANCE");
+    if let Some(balance) = balance {
+        command.env("PETSTORE_LB_BALANCE", balance);
+    }
+    let output = command.output().unwrap_or_else(|error| {
+        panic!("cannot run haproxy ({error}); Debian/Ubuntu: apt-get install haproxy")
+    });
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn haproxy_accepts_the_deployment_configuration_with_each_strategy() {
+    for balance in [None, Some("leastconn"), Some("roundrobin"), Some("source")] {
+        let (valid, output) = haproxy_check(balance);
+        assert!(valid, "haproxy -c with {balance:?}:\n{output}");
+        // The node names resolve only inside the compose network; any other warning is a
+        // mistake in the file.
+        let warnings: Vec<_> = output
+            .lines()
+            .filter(|line| {
+                line.contains("[WARNING]") && !line.contains("could not resolve address")
+            })
+            .collect();
+        assert!(
+            warnings.is_empty(),
+            "haproxy -c with {balance:?}: {warnings:#?}"
+        );
+    }
+    // The switch is really read: a strategy HAProxy does not know is refused.
+    let (valid, output) = haproxy_check(Some("fastest"));
+    assert!(!valid, "an unknown strategy was accepted:\n{output}");
 }

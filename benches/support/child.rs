@@ -1,23 +1,29 @@
-//! Servers in child processes, shared by every bench: the bench binary re-executes itself with a
-//! role in an environment variable, the child announces its address on stdout and serves until
-//! its stdin closes, which the parent does when it is done with it (or dies).
+//! Servers in child processes, shared by every bench and by the cluster tests: a bench binary
+//! re-executes itself with a role in an environment variable, the child announces its address on
+//! stdout and serves until its stdin closes, which the parent does when it is done with it (or
+//! dies). The cluster tests start other programs the same way (the `petstore-ws` binary, stopped
+//! with SIGTERM, and HAProxy, told its address instead of announcing it).
 //!
 //! A process of its own gives each server its own runtime, and its own CPU time and resident
 //! memory to read from `/proc`, so the load generator's cost is not mixed into the server's.
 //!
-//! Each bench compiles this file on its own and uses a different part of it.
+//! Each user compiles this file on its own and uses a different part of it.
 #![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader, Write},
     net::SocketAddr,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
 /// What a child prints on stdout once it listens, followed by its address.
 pub const LISTENING: &str = "listening on ";
+
+/// The address of a child that has not announced one yet.
+const UNKNOWN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// How long the parent waits for a child's "listening on" line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,12 +36,24 @@ pub fn announce(addr: SocketAddr) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-/// A server in a child process; dropping it stops the child: its stdin is closed, and it is
-/// killed if it has not exited within the `stop_wait` it was started with.
+/// How a child is asked to stop when its owner is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Close its stdin (the bench children serve until then).
+    CloseStdin,
+    /// Send SIGTERM, as an orchestrator would.
+    Terminate,
+}
+
+/// A server in a child process; dropping it stops the child as its [`Stop`] says, and kills it
+/// if it has not exited within the `stop_wait` it was started with. Children started with
+/// [`launch`](Self::launch) or [`launch_at`](Self::launch_at) are, on Linux, also killed when the
+/// thread that started them ends, so a failed test leaves nothing behind.
 pub struct ChildServer {
     pub role: String,
     pub addr: SocketAddr,
     child: Child,
+    stop: Stop,
     stop_wait: Duration,
 }
 
@@ -52,27 +70,116 @@ impl ChildServer {
         let mut command = Command::new(exe);
         command
             .env(role_env, role)
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().map_err(|error| error.to_string())?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
+        let mut server =
+            Self::spawn_child(command, role, UNKNOWN_ADDR, Stop::CloseStdin, stop_wait)?;
+        server.read_address()?;
+        Ok(server)
+    }
+
+    /// Starts `command`, a program whose first line on stdout ends with
+    /// `listening on ADDR` (optionally `http://ADDR`), and waits for that address. Its stderr
+    /// is whatever `command` says.
+    pub fn launch(
+        mut command: Command,
+        role: &str,
+        stop: Stop,
+        stop_wait: Duration,
+    ) -> Result<Self, String> {
+        command.stdout(Stdio::piped());
+        die_with_this_thread(&mut command);
+        let mut server = Self::spawn_child(command, role, UNKNOWN_ADDR, stop, stop_wait)?;
+        server.read_address()?;
+        Ok(server)
+    }
+
+    /// Starts `command`, a program told to listen on `addr` (it announces nothing); the caller
+    /// finds out itself when it is ready. Its stdout and stderr are whatever `command` says.
+    pub fn launch_at(
+        mut command: Command,
+        role: &str,
+        addr: SocketAddr,
+        stop: Stop,
+        stop_wait: Duration,
+    ) -> Result<Self, String> {
+        die_with_this_thread(&mut command);
+        Self::spawn_child(command, role, addr, stop, stop_wait)
+    }
+
+    fn spawn_child(
+        mut command: Command,
+        role: &str,
+        addr: SocketAddr,
+        stop: Stop,
+        stop_wait: Duration,
+    ) -> Result<Self, String> {
+        command.stdin(Stdio::piped());
+        let child = command.spawn().map_err(|error| error.to_string())?;
+        Ok(ChildServer {
+            role: role.to_owned(),
+            addr,
+            child,
+            stop,
+            stop_wait,
+        })
+    }
+
+    /// Reads the address the child announces; on failure, dropping `self` stops the child.
+    fn read_address(&mut self) -> Result<(), String> {
+        let Some(stdout) = self.child.stdout.take() else {
             return Err("no stdout pipe".to_owned());
         };
-        // From here on, dropping `server` stops the child.
-        let mut server = ChildServer {
-            role: role.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            child,
-            stop_wait,
-        };
-        server.addr = wait_for_address(stdout, START_TIMEOUT)?;
-        Ok(server)
+        self.addr = wait_for_address(stdout, START_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the child, unless it has exited (its pid may
+    /// belong to another process by then).
+    pub fn signal(&mut self, signal: libc::c_int) -> Result<(), String> {
+        if let Some(status) = self.try_wait() {
+            return Err(format!("it has already exited ({status})"));
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(|error| error.to_string())?;
+        // SAFETY: `kill` only sends a signal; the pid is our own child's, not reaped yet.
+        if unsafe { libc::kill(pid, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().to_string())
+        }
+    }
+
+    /// Kills the child at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `limit` for the child to exit; `None` if it is still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// CPU time (user + system, all threads) the child has used so far.
@@ -88,17 +195,39 @@ impl ChildServer {
 
 impl Drop for ChildServer {
     fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + self.stop_wait;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if self.try_wait().is_some() {
+            return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match self.stop {
+            Stop::CloseStdin => drop(self.child.stdin.take()),
+            Stop::Terminate => {
+                let _ = self.signal(libc::SIGTERM);
+            }
+        }
+        if self.wait_for_exit(self.stop_wait).is_none() {
+            self.kill();
+        }
     }
+}
+
+/// On Linux, has the kernel kill the child when the thread that started it ends (a test thread
+/// that panics, a bench interrupted), so no server outlives its owner.
+fn die_with_this_thread(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: `prctl` is async-signal-safe and only changes the child's own settings.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Reads the child's "listening on ADDR" line, giving up after `timeout`.
@@ -115,10 +244,18 @@ fn wait_for_address(stdout: ChildStdout, timeout: Duration) -> Result<SocketAddr
     let line = receiver
         .recv_timeout(timeout)
         .map_err(|_| format!("did not report its address within {timeout:?}"))??;
-    line.trim()
-        .strip_prefix(LISTENING)
+    // The bench children print `listening on ADDR`, the server binary
+    // `petstore-ws listening on http://ADDR`.
+    let line = line.trim();
+    line.split_once(LISTENING)
+        .map(|(_, addr)| addr)
+        .map(|addr| {
+            addr.strip_prefix("http://")
+                .or_else(|| addr.strip_prefix("https://"))
+                .unwrap_or(addr)
+        })
         .and_then(|addr| addr.parse().ok())
-        .ok_or_else(|| format!("unexpected start-up line {:?}", line.trim()))
+        .ok_or_else(|| format!("unexpected start-up line {line:?}"))
 }
 
 /// User + system CPU time of a whole process, from `/proc/PID/stat`.

@@ -7,12 +7,22 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures_util::future::BoxFuture;
+
 use crate::{
-    auth::{RevocationList, RevocationStore, sessions::MemorySessionStore, sessions::SessionStore},
+    auth::{
+        RedisRevocations, RedisSessionStore, RevocationList, RevocationStore,
+        sessions::MemorySessionStore, sessions::SessionStore,
+    },
+    cluster::{NodeInfo, NodeLoad, NodeRegistry},
     config::Config,
-    events::{EventBus, Hub, LocalEventBus},
-    limits::{self, LocalRateLimiter, LoginThrottle, RateLimiter, RateQuota},
-    store::{MemoryStore, SharedStore},
+    events::{EventBus, Hub, LocalEventBus, RedisEventBus},
+    limits::{
+        self, ConnectionLimiter, ConnectionLimits, LocalRateLimiter, LoginThrottle, RateLimiter,
+        RateQuota, RedisRateLimiter, SharedConnectionLimiter,
+    },
+    redis::{Redis, RedisError},
+    store::{MemoryStore, RedisStore, SharedStore},
 };
 
 /// How often idle in-process rate-limit state is dropped.
@@ -23,9 +33,22 @@ pub(super) struct Backend {
     pub store: SharedStore,
     pub events: Arc<dyn EventBus>,
     pub request_limiter: Arc<dyn RateLimiter>,
-    pub login_throttle: LoginThrottle,
+    pub login_throttle: Arc<LoginThrottle>,
     pub sessions: Arc<dyn SessionStore>,
     pub revocations: Arc<dyn RevocationStore>,
+    /// Concurrent WebSocket connections per client address: counted on this node, or across
+    /// the cluster.
+    pub connections: ConnectionLimits,
+    /// The Redis connection, when the node shares its state.
+    pub redis: Option<Redis>,
+    /// The Redis parts that run background tasks, stopped on shutdown.
+    cluster: Option<ClusterParts>,
+}
+
+/// What the Redis backend stops on shutdown.
+struct ClusterParts {
+    events: Arc<RedisEventBus>,
+    revocations: Arc<RedisRevocations>,
 }
 
 impl Backend {
@@ -42,10 +65,91 @@ impl Backend {
             store: Arc::new(MemoryStore::new()),
             events: Arc::new(LocalEventBus::new(hub.clone())),
             request_limiter,
-            login_throttle,
+            login_throttle: Arc::new(login_throttle),
             sessions: Arc::new(MemorySessionStore::new()),
             revocations: Arc::new(RevocationList::new()),
+            connections: ConnectionLimits::Local(ConnectionLimiter::new(
+                config.ws_max_connections_per_ip,
+            )),
+            redis: None,
+            cluster: None,
         }
+    }
+
+    /// Everything shared in Redis: the node is one of a cluster.
+    ///
+    /// Returns once the event subscription is up and the live revocations are loaded, so the
+    /// node never serves a request without knowing the logouts made before it started.
+    ///
+    /// `node_id` names this node's share of the per-address connection counts.
+    pub async fn redis(
+        config: &Config,
+        hub: &Arc<Hub>,
+        redis: Redis,
+        node_id: &str,
+    ) -> Result<Self, RedisError> {
+        let events = RedisEventBus::start(redis.clone(), hub.clone()).await?;
+        let revocations = RedisRevocations::start(redis.clone()).await?;
+        let request_limiter = Arc::new(RedisRateLimiter::new(redis.clone(), request_quota(config)));
+        let login_throttle = LoginThrottle::redis(
+            redis.clone(),
+            RateQuota::per_minute(config.login_attempts_per_minute),
+            RateQuota::per_minute(config.login_attempts_per_ip_per_minute),
+        );
+        let connections = ConnectionLimits::Shared(SharedConnectionLimiter::new(
+            redis.clone(),
+            node_id.to_owned(),
+            config.ws_max_connections_per_ip,
+        ));
+        Ok(Self {
+            store: Arc::new(RedisStore::new(redis.clone())),
+            events: events.clone(),
+            request_limiter,
+            login_throttle: Arc::new(login_throttle),
+            sessions: Arc::new(RedisSessionStore::new(redis.clone())),
+            revocations: revocations.clone(),
+            connections,
+            redis: Some(redis),
+            cluster: Some(ClusterParts {
+                events,
+                revocations,
+            }),
+        })
+    }
+
+    /// The node registry: in Redis, heartbeating this node's record, or this node alone.
+    pub fn registry(
+        &self,
+        config: &Config,
+        info: NodeInfo,
+        load: impl Fn() -> NodeLoad + Send + Sync + 'static,
+    ) -> NodeRegistry {
+        match &self.redis {
+            Some(redis) => NodeRegistry::start(redis.clone(), info, config.node_heartbeat(), load),
+            None => NodeRegistry::single(info, load),
+        }
+    }
+
+    /// Stops the background tasks (the event and revocation subscriptions) and closes the
+    /// Redis connections; `registry` is deregistered first, so other nodes stop listing this
+    /// one at once instead of after its record expires.
+    pub fn shutdown(&mut self, registry: NodeRegistry) -> BoxFuture<'static, ()> {
+        let cluster = self.cluster.take();
+        let redis = self.redis.clone();
+        Box::pin(async move {
+            if redis.is_some()
+                && let Err(error) = registry.deregister().await
+            {
+                tracing::warn!(%error, "cannot remove this node from the registry");
+            }
+            if let Some(cluster) = cluster {
+                cluster.events.shutdown().await;
+                cluster.revocations.stop().await;
+            }
+            if let Some(redis) = redis {
+                redis.quit().await;
+            }
+        })
     }
 }
 

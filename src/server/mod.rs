@@ -17,12 +17,15 @@ use crate::{
         validation,
     },
     auth::{self, ApiKeys, AuthError, Authenticator, Role, TokenService, TokenSettings},
+    cluster::{NodeInfo, NodeLoad},
     config::Config,
     events::Hub,
     handlers::{AuthServices, HandlerSettings, PetStore},
     http::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
     limits::{OriginPolicy, TrustedProxies},
-    store::{self, DemoDataError, NewUser, Store},
+    redis::{Redis, RedisError},
+    store::{self, DemoDataError, NewUser, Store, StoreError},
+    telemetry,
     ws::WsService,
 };
 use backend::Backend;
@@ -50,6 +53,9 @@ pub enum StartError {
     /// The listener cannot be bound, or its TLS certificate and key cannot be used.
     #[error(transparent)]
     Listen(#[from] ServeError),
+    /// Redis is configured but cannot be used.
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
 }
 
 /// A server serving in the background.
@@ -62,6 +68,9 @@ pub struct RunningServer {
     task: JoinHandle<io::Result<()>>,
     /// Closes the WebSocket sessions, which leave the HTTP serve loop once upgraded.
     close_sessions: Box<dyn FnOnce(Duration) -> BoxFuture<'static, ()> + Send + Sync>,
+    /// Leaves the cluster and closes the backend's connections, once nothing is served. (In a
+    /// mutex only to make the server `Sync`; it is taken once.)
+    release_backend: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
     grace: Duration,
 }
 
@@ -101,16 +110,49 @@ impl RunningServer {
             Ok(Err(error)) => tracing::error!(%error, "server stopped with an error"),
             Err(error) => tracing::error!(%error, "server task failed"),
         }
+        let release = match self.release_backend.get_mut() {
+            Ok(release) => release.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(release) = release {
+            release.await;
+        }
     }
 }
 
 /// Builds everything from `config`, binds, and serves in a background task.
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
+    let node_id = config
+        .node_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let hub = Arc::new(Hub::new());
-    let backend = Backend::in_process(&config, &hub);
+    let mut backend = match config.redis_settings() {
+        Some(settings) => {
+            // Tokens signed by one node must verify on every other: a per-process key would
+            // make each node reject the others' tokens.
+            if config.jwt_private_key.is_none() {
+                return Err(StartError::Config(
+                    "with --redis-url every node must sign with the same key: set --jwt-private-key"
+                        .into(),
+                ));
+            }
+            let redis = Redis::connect(settings).await?;
+            Backend::redis(&config, &hub, redis, &node_id).await?
+        }
+        None => Backend::in_process(&config, &hub),
+    };
     let store = backend.store.clone();
     if !config.no_demo_data {
-        store::load_demo_data(&*store, auth::hash_password).await?;
+        match store::load_demo_data(&*store, auth::hash_password).await {
+            Ok(_) => {}
+            // Nodes starting together on one Redis: another node created the demo users first
+            // (they are written before anything else, in one step), and loads the rest.
+            Err(DemoDataError::Store(StoreError::Conflict(_))) => {
+                tracing::info!("demo data is being loaded by another node");
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     if let (Some(username), Some(password)) = (&config.admin_user, &config.admin_password) {
         bootstrap_admin(&*store, username, password.expose()).await?;
@@ -130,7 +172,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
             AuthServices {
                 tokens: tokens.clone(),
                 sessions: backend.sessions.clone(),
-                login_throttle: Arc::new(backend.login_throttle),
+                login_throttle: backend.login_throttle.clone(),
             },
             HandlerSettings {
                 rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
@@ -148,21 +190,43 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         config.rate_limit_exempt.clone(),
         origins,
     ));
-    let node_id = config
-        .node_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let ws = WsService::new(
+    let ws = WsService::with_connection_limits(
         handler.clone(),
         hub,
         store.clone(),
         authenticator,
         access.clone(),
         config.ws_settings(),
+        backend.connections.clone(),
     );
-    let ops = OpsState::new(store, node_id, tokens)
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = serve::bind(addr, serve_settings(&config)?).await?;
+    let local_addr = listener.local_addr();
+    let tls = listener.is_tls();
+
+    let sessions = ws.counts().clone();
+    let registry = backend.registry(
+        &config,
+        NodeInfo {
+            id: node_id.clone(),
+            address: config
+                .advertise_address
+                .clone()
+                .unwrap_or_else(|| local_addr.to_string()),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        move || NodeLoad {
+            connections: sessions.open() as u64,
+            in_flight_requests: telemetry::metrics::global().http.in_flight(),
+        },
+    );
+    let mut ops = OpsState::new(store, node_id, tokens)
         .map_err(StartError::Config)?
-        .with_sessions(ws.counts().clone());
+        .with_sessions(ws.counts().clone())
+        .with_nodes(registry.clone());
+    if let Some(redis) = &backend.redis {
+        ops = ops.with_redis(redis.clone());
+    }
     let readiness = ops.readiness();
     let settings = EdgeSettings {
         body_limits: BodyLimits {
@@ -173,11 +237,6 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     };
     let app = http::routes(handler, ws.clone(), ops, access, settings);
 
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = serve::bind(addr, serve_settings(&config)?).await?;
-    let local_addr = listener.local_addr();
-    let tls = listener.is_tls();
-
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();
     let task = tokio::spawn(listener.serve(
@@ -187,7 +246,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         },
         grace,
     ));
-    tracing::info!(%local_addr, tls, demo_data = !config.no_demo_data, "petstore-ws started");
+    tracing::info!(
+        %local_addr,
+        tls,
+        demo_data = !config.no_demo_data,
+        redis = backend.redis.is_some(),
+        "petstore-ws started"
+    );
     Ok(RunningServer {
         local_addr,
         tls,
@@ -196,6 +261,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         shutdown: Some(shutdown),
         task,
         close_sessions: Box::new(move |grace| Box::pin(async move { ws.shutdown(grace).await })),
+        release_backend: std::sync::Mutex::new(Some(backend.shutdown(registry))),
         grace,
     })
 }
@@ -226,33 +292,40 @@ async fn bootstrap_admin(
     if let Some(error) = broken.first() {
         return Err(admin_error(format!("`{username}`: {}", error.message)));
     }
-    match store
+    let existing = store
         .get_user(username)
         .await
-        .map_err(|error| admin_error(error.to_string()))?
-    {
-        None => {
-            store
-                .create_users(vec![NewUser {
-                    user,
-                    password_hash,
-                    roles: vec![Role::Admin],
-                }])
-                .await
-                .map_err(|error| admin_error(error.to_string()))?;
-        }
-        Some(existing) => {
-            let mut roles = existing.roles.clone();
-            roles.push(Role::Admin);
-            store
-                .set_user_roles(username, roles)
-                .await
-                .map_err(|error| admin_error(error.to_string()))?;
-            store
-                .set_password_hash(username, password_hash)
-                .await
-                .map_err(|error| admin_error(error.to_string()))?;
-        }
+        .map_err(|error| admin_error(error.to_string()))?;
+    let created = existing.is_none()
+        && match store
+            .create_users(vec![NewUser {
+                user,
+                password_hash: password_hash.clone(),
+                roles: vec![Role::Admin],
+            }])
+            .await
+        {
+            Ok(_) => true,
+            // Another node of the cluster created it a moment ago: promote it like any other.
+            Err(StoreError::Conflict(_)) => false,
+            Err(error) => return Err(admin_error(error.to_string())),
+        };
+    if !created {
+        let existing = store
+            .get_user(username)
+            .await
+            .map_err(|error| admin_error(error.to_string()))?
+            .ok_or_else(|| admin_error("deleted while being set up".to_owned()))?;
+        let mut roles = existing.roles.clone();
+        roles.push(Role::Admin);
+        store
+            .set_user_roles(username, roles)
+            .await
+            .map_err(|error| admin_error(error.to_string()))?;
+        store
+            .set_password_hash(username, password_hash)
+            .await
+            .map_err(|error| admin_error(error.to_string()))?;
     }
     tracing::info!(%username, "administrator account ready");
     Ok(())

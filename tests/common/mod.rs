@@ -11,6 +11,7 @@
 // Each test crate compiles this module on its own and uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod ws;
 
 use std::{
