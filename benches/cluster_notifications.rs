@@ -355,7 +355,8 @@ async fn parent_main(plan: Plan) -> Result<(), String> {
     let prefix = node::fresh_prefix("cluster");
     let key = node::SigningKey::generate()?;
     let key_path = key.env_value()?;
-    let connections = (2 * plan.subscribers + 16).to_string();
+    // The per-address connection limit counts across the cluster: 4n subscribers on A, B, C.
+    let connections = (4 * plan.subscribers + 16).to_string();
 
     let start = |node_id: Option<&str>| {
         let mut env = vec![

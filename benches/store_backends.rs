@@ -4,10 +4,11 @@
 //! The parent starts a private `redis-server` with the production durability setting (an
 //! append-only file fsynced every second) and two petstore-ws servers, each in a **child
 //! process** (see `support/child.rs`): one with the default memory store, one with `redis_url`
-//! set and a key prefix of its own. Both load the demo data and run the production defaults
-//! (tracing at `info`, metrics, every check on the request path), except that the load
-//! generator's address is exempt from the per-user rate limit and login attempts are not
-//! throttled: one client address sends everything here.
+//! set and a key prefix of its own, both signing tokens with one generated key (a node on
+//! Redis refuses to start without a configured key). Both load the demo data and run the
+//! production defaults (tracing at `info`, metrics, every check on the request path), except
+//! that the load generator's address is exempt from the per-user rate limit and login attempts
+//! are not throttled: one client address sends everything here.
 //!
 //! One in-process load generator (`support/http_load.rs`) keeps keep-alive connections busy in
 //! a closed loop. Targets are interleaved round by round with the order rotated, so drift on a
@@ -382,12 +383,16 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
     let redis_port = redis.port();
     let redis_url = redis.url();
     let prefix = node::fresh_prefix("store");
+    // A node on Redis must be given its signing key; the memory target gets the same.
+    let key = node::SigningKey::generate()?;
+    let key_path = key.env_value()?;
 
     let mut servers = Vec::new();
     for target in Target::ALL {
         let env: Vec<(&str, &str)> = match target {
-            Target::Memory => Vec::new(),
+            Target::Memory => vec![(node::JWT_KEY_ENV, key_path)],
             Target::Redis => vec![
+                (node::JWT_KEY_ENV, key_path),
                 (node::REDIS_URL_ENV, &redis_url),
                 (node::REDIS_PREFIX_ENV, &prefix),
             ],
