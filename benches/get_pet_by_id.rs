@@ -28,6 +28,8 @@
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/stats.rs"]
+mod stats;
 
 use std::{
     fmt,
@@ -51,6 +53,7 @@ use hyper_util::rt::TokioIo;
 use petstore_ws::{api::models::Pet, config::Config, server, telemetry};
 use poem::listener::{Acceptor, Listener};
 use poem_openapi::{OpenApi, OpenApiService, param::Path, payload::Json, types::ParseFromJSON};
+use stats::median;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Environment variable that turns this binary into one of the servers.
@@ -617,16 +620,6 @@ struct Report<'a> {
     plan: Plan,
     servers: &'a [TargetServer],
     samples: &'a [Vec<Sample>],
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
 }
 
 impl Report<'_> {

@@ -37,9 +37,13 @@ use tokio_tungstenite::{
 
 #[path = "../support/child.rs"]
 mod child;
+#[path = "../support/stats.rs"]
+mod stats;
 
 use child::process_cpu_time;
 pub use child::{ChildServer, announce};
+#[allow(unused_imports)]
+pub use stats::{median, ms, percentile, ratio};
 
 /// Environment variable that turns the bench binary into one of its servers.
 pub const ROLE_ENV: &str = "WS_BENCH_ROLE";
@@ -296,9 +300,19 @@ pub async fn connect(url: &str, bearer: Option<&str>) -> Result<RawSocket, Strin
 
 /// An access token of the demo administrator (`POST /api/v3/auth/token`).
 pub async fn admin_token(http: &reqwest::Client, base_url: &str) -> Result<String, String> {
+    access_token(http, base_url, DEMO_ADMIN_USERNAME, DEMO_ADMIN_PASSWORD).await
+}
+
+/// An access token of `username` (`POST /api/v3/auth/token`).
+pub async fn access_token(
+    http: &reqwest::Client,
+    base_url: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, String> {
     let response = http
         .post(format!("{base_url}/api/v3/auth/token"))
-        .json(&json!({ "username": DEMO_ADMIN_USERNAME, "password": DEMO_ADMIN_PASSWORD }))
+        .json(&json!({ "username": username, "password": password }))
         .send()
         .await
         .map_err(|error| format!("POST /auth/token: {error}"))?;
@@ -367,32 +381,4 @@ pub fn cpu_spent(before: Option<Duration>, after: Option<Duration>) -> Option<Du
     before
         .zip(after)
         .map(|(before, after)| after.saturating_sub(before))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Figures.
-
-/// The `p`-th percentile (0–100) of sorted values, nearest rank; 0 when empty.
-pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// The median of some figures (mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// Microseconds as milliseconds with two decimals, for tables.
-pub fn ms(micros: u64) -> String {
-    format!("{:.2}", micros as f64 / 1000.0)
 }
