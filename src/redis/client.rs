@@ -91,6 +91,11 @@ impl RedisError {
 
     /// Sorts a fred error: outages (connections, timeouts, a server that is loading or out of
     /// memory) versus everything else.
+    ///
+    /// fred reports some connection failures with kind `Unknown` too ("Too many failed write
+    /// attempts.", "Missing expected connection."), the kind it also gives Redis's `ERR`
+    /// replies. What tells them apart is the text: an error *reply* from Redis starts with its
+    /// upper-case error code (`ERR`, `WRONGTYPE`, `NOSCRIPT`, …), a client-side failure does not.
     fn classify(error: &FredError) -> Self {
         match error.kind() {
             ErrorKind::IO
@@ -99,9 +104,14 @@ impl RedisError {
             | ErrorKind::Backpressure
             | ErrorKind::Routing
             | ErrorKind::Cluster => Self::Unreachable(error.to_string()),
-            _ => {
+            ErrorKind::Unknown | ErrorKind::InvalidArgument | ErrorKind::InvalidCommand => {
                 let details = error.details();
-                let outage = [
+                let code = details.split_whitespace().next().unwrap_or_default();
+                let is_reply = !code.is_empty()
+                    && code
+                        .bytes()
+                        .all(|byte| byte.is_ascii_uppercase() || byte == b'_');
+                let outage_reply = [
                     "LOADING",
                     "MASTERDOWN",
                     "READONLY",
@@ -109,14 +119,14 @@ impl RedisError {
                     "BUSY",
                     "TRYAGAIN",
                 ]
-                .iter()
-                .any(|prefix| details.starts_with(prefix));
-                if outage {
+                .contains(&code);
+                if outage_reply || (!is_reply && *error.kind() == ErrorKind::Unknown) {
                     Self::Unreachable(error.to_string())
                 } else {
                     Self::Unexpected(error.to_string())
                 }
             }
+            _ => Self::Unexpected(error.to_string()),
         }
     }
 }
@@ -513,6 +523,27 @@ mod tests {
         let wrong = FredError::new(ErrorKind::InvalidArgument, "WRONGTYPE Operation");
         assert!(matches!(
             RedisError::classify(&wrong),
+            RedisError::Unexpected(_)
+        ));
+        let script = FredError::new(ErrorKind::Unknown, "ERR user_script:1: bad argument");
+        assert!(matches!(
+            RedisError::classify(&script),
+            RedisError::Unexpected(_)
+        ));
+        // Client-side connection failures that fred reports without a specific kind.
+        for text in [
+            "Too many failed write attempts.",
+            "Missing expected connection.",
+        ] {
+            let lost = FredError::new(ErrorKind::Unknown, text);
+            assert!(
+                matches!(RedisError::classify(&lost), RedisError::Unreachable(_)),
+                "{text}"
+            );
+        }
+        let parse = FredError::new(ErrorKind::Parse, "Could not convert to i64");
+        assert!(matches!(
+            RedisError::classify(&parse),
             RedisError::Unexpected(_)
         ));
     }
