@@ -137,6 +137,36 @@ pub(crate) fn normalize_roles(mut roles: Vec<Role>) -> Vec<Role> {
     roles
 }
 
+// Rules and messages every store shares.
+
+/// The position of a status on the one-way road of an order.
+pub(crate) fn stage(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Placed => 0,
+        OrderStatus::Approved => 1,
+        OrderStatus::Delivered => 2,
+    }
+}
+
+pub(crate) fn pet_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("pet {id} not found"))
+}
+
+pub(crate) fn order_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("order {id} not found"))
+}
+
+pub(crate) fn user_not_found(username: &str) -> StoreError {
+    StoreError::NotFound(format!("user {username} not found"))
+}
+
+/// A user record as stored: never with a password.
+pub(crate) fn public_user(mut user: User, id: i64) -> User {
+    user.id = Some(id);
+    user.password = None;
+    user
+}
+
 /// The fields of an order that `updateOrder` may change; `None` keeps the stored value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrderUpdate {

@@ -75,7 +75,7 @@ use uuid::Uuid;
 use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
 use super::{
     NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
-    normalize_roles,
+    normalize_roles, order_not_found, pet_not_found, public_user, stage, user_not_found,
 };
 use crate::{
     api::{
@@ -550,34 +550,6 @@ fn decode_roles(key: &str, raw: &[u8]) -> StoreResult<Vec<Role>> {
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(normalize_roles(roles))
-}
-
-/// The position of a status on the one-way road of an order.
-fn stage(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::Placed => 0,
-        OrderStatus::Approved => 1,
-        OrderStatus::Delivered => 2,
-    }
-}
-
-fn pet_not_found(id: i64) -> StoreError {
-    StoreError::NotFound(format!("pet {id} not found"))
-}
-
-fn order_not_found(id: i64) -> StoreError {
-    StoreError::NotFound(format!("order {id} not found"))
-}
-
-fn user_not_found(username: &str) -> StoreError {
-    StoreError::NotFound(format!("user {username} not found"))
-}
-
-/// A user record as stored: never with a password.
-fn public_user(mut user: User, id: i64) -> User {
-    user.id = Some(id);
-    user.password = None;
-    user
 }
 
 fn with_status(pet: &Pet, status: PetStatus) -> Pet {
