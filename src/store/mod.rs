@@ -276,8 +276,9 @@ impl From<StoreError> for ApiError {
 /// The storage interface the handlers use.
 ///
 /// Every method is one atomic step: either all of its effects happen or none do, and concurrent
-/// steps behave as if they ran one after the other. Ids, when the input has none, are assigned
-/// above every id of that kind ever used (explicit ones included), so they are never reused.
+/// steps behave as if they ran one after the other. Ids, when the input has none, come from a
+/// sequence that never hands out an id twice and skips ids in use (a client may choose an id;
+/// one choosing `i64::MAX` does not exhaust the sequence for everyone else).
 ///
 /// Reads return shared, immutable versions; a read never blocks behind another read.
 #[async_trait]
