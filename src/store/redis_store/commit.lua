@@ -29,9 +29,6 @@ for _ = 1, conditions do
   elseif op == 'eq' then
     local expected = arg()
     if redis.call('GET', target) ~= expected then return 0 end
-  elseif op == 'num' then
-    local expected = arg()
-    if (redis.call('GET', target) or '0') ~= expected then return 0 end
   elseif op == 'hfield' then
     local field = arg()
     local expected = arg()

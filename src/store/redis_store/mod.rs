@@ -41,10 +41,11 @@
 //!
 //! # Ids
 //!
-//! Records created without an id get the first id after the sequence's counter that no record
-//! uses, and the counter moves to it in the same commit (the commit checks the counter is still
-//! what was read). Ids chosen by clients do not move the counter (a client choosing `i64::MAX`
-//! cannot exhaust it); the sequence skips them while they are in use.
+//! Records created without an id get theirs from the sequence's counter with `INCRBY`, which
+//! is atomic across nodes, so concurrent creates never contend for it; ids a client chose are
+//! skipped while in use, and the commit checks that the id is still free. Ids chosen by clients
+//! do not move the counter (a client choosing `i64::MAX` cannot exhaust it). An id drawn by a
+//! step that then fails or retries is never handed out.
 //!
 //! # Cluster
 //!
@@ -243,9 +244,10 @@ impl RedisStore {
         })
     }
 
-    /// The first `count` ids after the counter of `sequence` that no record uses and that are
-    /// not in `excluded`, with the counter they were found from. Adds the conditions and the
-    /// counter move to `commit`.
+    /// `count` new ids of `sequence` that no record uses and that are not in `excluded`, taken
+    /// with `INCRBY` (atomic across nodes, so concurrent creates never contend for the counter;
+    /// an id taken by a step that then fails is simply never used). Adds to `commit` the
+    /// condition that each id is still free.
     async fn assign_ids(
         &self,
         sequence: Sequence,
@@ -254,59 +256,34 @@ impl RedisStore {
         commit: &mut Commit,
     ) -> StoreResult<Vec<i64>> {
         let seq_key = self.seq_key(sequence);
-        let counter = {
+        let mut ids = Vec::with_capacity(count);
+        while ids.len() < count {
+            let wanted = i64::try_from(count - ids.len()).unwrap_or(i64::MAX);
             let key = seq_key.clone();
-            let raw: Option<String> = self
+            let last: i64 = self
                 .redis
-                .read("store.get", move |client| {
+                .write("store.incr", move |client| {
                     let key = key.clone();
-                    async move { client.get(key).await }
+                    async move { client.incr_by(key, wanted).await }
                 })
                 .await?;
-            match raw {
-                None => 0,
-                Some(raw) => raw.parse::<i64>().map_err(|_| {
-                    StoreError::Internal(format!("{seq_key} holds {raw:?}, not a number"))
-                })?,
-            }
-        };
-        let exhausted =
-            || StoreError::Conflict(format!("no {} id is left to assign", sequence.name()));
-        let mut ids = Vec::with_capacity(count);
-        let mut next = counter;
-        while ids.len() < count {
-            let mut candidates = Vec::new();
-            // A little beyond what is missing, as some candidates may be taken.
-            while candidates.len() < count - ids.len() + 2 {
-                match next.checked_add(1) {
-                    Some(id) => next = id,
-                    None if candidates.is_empty() => return Err(exhausted()),
-                    None => break,
-                }
-                if !excluded.contains(&next) {
-                    candidates.push(next);
-                }
-            }
+            // Ids chosen by clients do not move the counter: skip the ones in use.
+            let candidates: Vec<i64> = (last.saturating_sub(wanted) + 1..=last)
+                .filter(|id| !excluded.contains(id))
+                .collect();
             let mut reads = Snapshot::new();
             for id in &candidates {
                 reads.exists(self.id_key(sequence, *id));
             }
             let taken = self.snapshot(reads).await?;
             for (id, taken) in candidates.into_iter().zip(taken) {
-                if ids.len() < count && integer(&taken)? == 0 {
+                if integer(&taken)? == 0 {
                     ids.push(id);
                 }
             }
-            if ids.len() < count && next == i64::MAX {
-                return Err(exhausted());
-            }
         }
-        commit.counter_is(seq_key.clone(), counter);
         for id in &ids {
             commit.absent(self.id_key(sequence, *id));
-        }
-        if let Some(last) = ids.last() {
-            commit.set(seq_key, *last);
         }
         Ok(ids)
     }

@@ -152,12 +152,6 @@ impl Commit {
         }
     }
 
-    /// The counter at `key` is `value` (a missing counter counts as 0).
-    pub(super) fn counter_is(&mut self, key: String, value: i64) {
-        self.condition("num", key)
-            .push(Value::from(value.to_string()));
-    }
-
     /// Field `field` of the hash at `key` is `value`.
     pub(super) fn field_equals(&mut self, key: String, field: &'static str, value: Bytes) {
         let args = self.condition("hfield", key);
