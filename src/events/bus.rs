@@ -52,24 +52,30 @@ impl LocalEventBus {
     }
 }
 
+/// Delivers `notification` to this node's sessions and records the outcome; every bus ends
+/// here.
+pub(super) fn deliver_here(hub: &Hub, notification: &Notification) {
+    let delivery = hub.deliver(notification);
+    crate::telemetry::metrics::ws().notifications(delivery.delivered, delivery.overflowed);
+    if delivery.overflowed > 0 {
+        // The sessions of these connections close them; this is the publisher's view.
+        tracing::debug!(
+            event = notification.event().as_str(),
+            overflowed = delivery.overflowed,
+            "slow consumers missed an event"
+        );
+    }
+    tracing::trace!(
+        event = notification.event().as_str(),
+        delivered = delivery.delivered,
+        "event delivered"
+    );
+}
+
 #[async_trait]
 impl EventBus for LocalEventBus {
     async fn publish(&self, notification: Notification) {
-        let delivery = self.hub.deliver(&notification);
-        crate::telemetry::metrics::ws().notifications(delivery.delivered, delivery.overflowed);
-        if delivery.overflowed > 0 {
-            // The sessions of these connections close them; this is the publisher's view.
-            tracing::debug!(
-                event = notification.event().as_str(),
-                overflowed = delivery.overflowed,
-                "slow consumers missed an event"
-            );
-        }
-        tracing::trace!(
-            event = notification.event().as_str(),
-            delivered = delivery.delivered,
-            "event published"
-        );
+        deliver_here(&self.hub, &notification);
     }
 
     fn has_subscribers(&self, topic: &Topic) -> bool {

@@ -330,20 +330,7 @@ fn deliver(message: &Message, hub: &Hub, counters: &Counters) {
     };
     counters.received.fetch_add(1, Ordering::Relaxed);
     metrics::global().redis.pubsub(PubSubDirection::Received);
-    let delivery = hub.deliver(&notification);
-    metrics::ws().notifications(delivery.delivered, delivery.overflowed);
-    if delivery.overflowed > 0 {
-        tracing::debug!(
-            event = notification.event().as_str(),
-            overflowed = delivery.overflowed,
-            "slow consumers missed an event"
-        );
-    }
-    tracing::trace!(
-        event = notification.event().as_str(),
-        delivered = delivery.delivered,
-        "event delivered"
-    );
+    super::bus::deliver_here(hub, &notification);
 }
 
 #[cfg(test)]

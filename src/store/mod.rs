@@ -140,12 +140,37 @@ pub(crate) fn normalize_roles(mut roles: Vec<Role>) -> Vec<Role> {
 // Rules and messages every store shares.
 
 /// The position of a status on the one-way road of an order.
-pub(crate) fn stage(status: OrderStatus) -> u8 {
+fn stage(status: OrderStatus) -> u8 {
     match status {
         OrderStatus::Placed => 0,
         OrderStatus::Approved => 1,
         OrderStatus::Delivered => 2,
     }
+}
+
+/// `current` changed by `update` (`updateOrder`): the status only moves forward, delivering
+/// completes the order. A `Rule` error on `status` for a step back.
+pub(crate) fn updated_order(current: &Order, update: &OrderUpdate) -> StoreResult<Order> {
+    let old_status = current.status.unwrap_or(OrderStatus::Placed);
+    let new_status = update.status.unwrap_or(old_status);
+    if stage(new_status) < stage(old_status) {
+        return Err(StoreError::rule(
+            "status",
+            format!(
+                "an order that is {} cannot go back to {}",
+                old_status.as_str(),
+                new_status.as_str()
+            ),
+        ));
+    }
+    let delivered = new_status == OrderStatus::Delivered;
+    let mut order = current.clone();
+    order.status = Some(new_status);
+    if update.ship_date.is_some() {
+        order.ship_date = update.ship_date;
+    }
+    order.complete = Some(delivered || update.complete.or(order.complete).unwrap_or(false));
+    Ok(order)
 }
 
 pub(crate) fn pet_not_found(id: i64) -> StoreError {

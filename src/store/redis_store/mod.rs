@@ -76,7 +76,7 @@ use uuid::Uuid;
 use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
 use super::{
     NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
-    normalize_roles, order_not_found, pet_not_found, public_user, stage, user_not_found,
+    normalize_roles, order_not_found, pet_not_found, public_user, updated_order, user_not_found,
 };
 use crate::{
     api::{
@@ -905,24 +905,8 @@ impl Store for RedisStore {
             .ok_or_else(|| order_not_found(id))?;
 
             let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
-            let new_status = update.status.unwrap_or(old_status);
-            if stage(new_status) < stage(old_status) {
-                return Err(StoreError::rule(
-                    "status",
-                    format!(
-                        "an order that is {} cannot go back to {}",
-                        old_status.as_str(),
-                        new_status.as_str()
-                    ),
-                ));
-            }
-            let delivered = new_status == OrderStatus::Delivered;
-            let mut order = current.value.clone();
-            order.status = Some(new_status);
-            if update.ship_date.is_some() {
-                order.ship_date = update.ship_date;
-            }
-            order.complete = Some(delivered || update.complete.or(order.complete).unwrap_or(false));
+            let order = updated_order(&current.value, update)?;
+            let delivered = order.status == Some(OrderStatus::Delivered);
 
             let mut commit = Commit::new();
             commit.field_equals(key.clone(), "json", json);
