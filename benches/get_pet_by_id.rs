@@ -50,7 +50,9 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::TokioIo;
-use petstore_ws::{api::models::Pet, config::Config, server, telemetry};
+// The poem-openapi type of `Pet` (the one the server documents with), so the bare poem-openapi
+// baseline serializes the same schema the way poem-openapi's own examples do.
+use petstore_ws::{config::Config, rest::adapter::schemas::Pet, server, telemetry};
 use poem::listener::{Acceptor, Listener};
 use poem_openapi::{OpenApi, OpenApiService, param::Path, payload::Json, types::ParseFromJSON};
 use stats::median;

@@ -34,16 +34,16 @@
 //! - [`error`]: the one error type, mapped once per transport.
 //! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
 
-pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
-pub mod error;
+pub mod edge;
 pub mod events;
 pub mod handlers;
-pub mod http;
 pub mod limits;
 pub mod redis;
+pub mod rest;
+pub mod rules;
 pub mod server;
 pub mod store;
 pub mod telemetry;

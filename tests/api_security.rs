@@ -19,7 +19,8 @@ use std::{
 };
 
 use common::*;
-use petstore_ws::{api::operations::OPERATIONS, config::Secret};
+use petstore_api::operations::OPERATIONS;
+use petstore_ws::config::Secret;
 use reqwest::{Method, RequestBuilder, header};
 use serde_json::{Value, json};
 use tokio::{sync::Semaphore, task::JoinSet};

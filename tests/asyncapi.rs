@@ -11,7 +11,7 @@ use std::{collections::BTreeSet, fs, path::Path, sync::LazyLock};
 
 use common::*;
 use jsonschema::Validator;
-use petstore_ws::api::ws::{Action, Event};
+use petstore_api::ws::{Action, Event};
 use serde_json::{Value, json};
 
 /// A file of the repository.

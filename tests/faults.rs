@@ -25,7 +25,8 @@ use common::cluster::{
 };
 use common::{assert_error_body, body_json, new_pet, send};
 use parking_lot::Mutex;
-use petstore_ws::{api::ws::Action, ws::client::Reply};
+use petstore_api::ws::Action;
+use petstore_ws::ws::client::Reply;
 use serde_json::{Value, json};
 
 /// Concurrent writers of a load.

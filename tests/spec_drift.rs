@@ -21,8 +21,8 @@ use std::{
 use petstore_ws::{
     auth::{MemorySessionStore, TokenService, TokenSettings},
     handlers::{AuthServices, HandlerSettings, PetStore},
-    http::api_service,
     limits::{LoginThrottle, RateQuota},
+    rest::api_service,
     store::MemoryStore,
 };
 use serde_json::{Map, Value};

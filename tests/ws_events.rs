@@ -16,8 +16,8 @@ mod common;
 use std::{sync::LazyLock, time::Duration};
 
 use common::*;
+use petstore_api::ws::Action;
 use petstore_ws::{
-    api::ws::Action,
     auth::tokens::generate_ephemeral_key_pem,
     config::Secret,
     ws::client::{ClientOptions, Notification, Notifications, Reply, WsClient},

@@ -35,8 +35,8 @@ use std::{
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use petstore_api::ws::Action;
 use petstore_ws::{
-    api::ws::Action,
     auth::tokens::generate_ephemeral_key_pem,
     config::{Config, Secret},
     ws::client::{ClientOptions, Reply, WsClient},
@@ -1283,7 +1283,7 @@ async fn run_rest(app: &TestApp, fixture: &Fixture, case: &Case, input: &Input) 
     }
 }
 
-fn operation_info(id: &str) -> Option<&'static petstore_ws::api::operations::OperationInfo> {
+fn operation_info(id: &str) -> Option<&'static petstore_api::operations::OperationInfo> {
     Action::from_name(id).and_then(Action::operation)
 }
 

@@ -21,9 +21,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use common::{ws::*, *};
 use futures_util::future::join_all;
-use petstore_ws::{
-    api::ws::Action,
-    ws::client::{ClientError, ClientOptions, CloseInfo, Notifications, Reply, WsClient},
+use petstore_api::ws::Action;
+use petstore_ws::ws::client::{
+    ClientError, ClientOptions, CloseInfo, Notifications, Reply, WsClient,
 };
 use serde_json::{Value, json};
 use tokio::{

@@ -26,7 +26,7 @@ use std::str::FromStr;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-use super::Role;
+use petstore_api::Role;
 
 /// Presented keys longer than this are rejected unhashed. Ours are 44 characters; the bound
 /// leaves room for other generators without letting a client make us hash megabytes.

@@ -8,12 +8,14 @@
 
 use std::sync::Arc;
 
-use super::{ApiKeys, AuthError, Principal, TokenService};
-use crate::{
-    api::security::{SchemeKind, SecurityRequirement},
-    error::{ApiError, Challenge},
-    telemetry::metrics::{self, AuthResult, CredentialKind},
+use petstore_api::{
+    Challenge, Principal,
+    error::{Denied, Forbidden, Unauthorized},
+    security::{SchemeKind, SecurityRequirement},
 };
+
+use super::{ApiKeys, AuthError, TokenService};
+use crate::telemetry::metrics::{self, AuthResult, CredentialKind};
 
 /// What became of one kind of credential.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +98,7 @@ impl Authenticator {
                 Ok(claims) => {
                     metrics::security()
                         .auth_attempt(CredentialKind::AccessToken, AuthResult::Success);
-                    Presented::Valid(Arc::new(Principal::from_claims(&claims)))
+                    Presented::Valid(Arc::new(claims.principal()))
                 }
                 Err(error) => {
                     metrics::security()
@@ -140,12 +142,12 @@ fn log_rejection(error: &AuthError) {
 /// nobody). Invalid credentials do not matter where anonymous callers are welcome.
 ///
 /// # Errors
-/// [`ApiError::Unauthorized`] when credentials are missing or invalid, [`ApiError::Forbidden`]
-/// when valid credentials lack a scope.
+/// [`Denied::Unauthorized`] when credentials are missing or invalid, [`Denied::Forbidden`] when
+/// valid credentials lack a scope.
 pub fn authorize(
     authentication: &Authentication,
     security: &[SecurityRequirement],
-) -> Result<Option<Arc<Principal>>, ApiError> {
+) -> Result<Option<Arc<Principal>>, Denied> {
     if security.is_empty() {
         return Ok(authentication.principal().cloned());
     }
@@ -189,30 +191,40 @@ pub fn authorize(
         return Ok(authentication.principal().cloned());
     }
     if saw_invalid {
-        return Err(ApiError::Unauthorized {
-            challenge: Challenge::InvalidToken,
-        });
+        return Err(Unauthorized(Challenge::InvalidToken).into());
     }
     match missing_scope {
-        Some(scope) => Err(ApiError::Forbidden(format!(
-            "this operation needs the `{scope}` permission"
-        ))),
-        None => Err(ApiError::Unauthorized {
-            challenge: Challenge::Missing,
-        }),
+        Some(scope) => {
+            Err(Forbidden(format!("this operation needs the `{scope}` permission")).into())
+        }
+        None => Err(Unauthorized(Challenge::Missing).into()),
     }
+}
+
+/// The caller of an operation that does not require credentials (it is public, or one of its
+/// requirements is the anonymous alternative): the principal that satisfied a requirement, or
+/// whoever was validly authenticated, or nobody. Invalid credentials are ignored there.
+#[must_use]
+pub fn identify(
+    authentication: &Authentication,
+    security: &[SecurityRequirement],
+) -> Option<Arc<Principal>> {
+    // `authorize` only refuses where every alternative needs credentials, which the operations
+    // calling this one do not have.
+    authorize(authentication, security).unwrap_or_else(|_| authentication.principal().cloned())
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use super::{Authentication, Presented, authorize};
-    use crate::{
-        api::operations::security,
-        auth::{Principal, Role},
-        error::{ApiError, Challenge},
+    use petstore_api::{
+        Challenge, Principal, Role,
+        error::{Denied, Forbidden, Unauthorized},
+        operations::security,
     };
+
+    use super::{Authentication, Presented, authorize, identify};
 
     fn valid(role: Role) -> Presented {
         Presented::Valid(Arc::new(Principal::service("caller", role)))
@@ -240,15 +252,11 @@ mod tests {
     fn missing_credentials_are_a_plain_challenge_and_invalid_ones_an_invalid_token() {
         assert_eq!(
             authorize(&Authentication::anonymous(), security::ADD_PET),
-            Err(ApiError::Unauthorized {
-                challenge: Challenge::Missing
-            })
+            Err(Denied::Unauthorized(Unauthorized(Challenge::Missing)))
         );
         assert_eq!(
             authorize(&bearer(Presented::Invalid), security::ADD_PET),
-            Err(ApiError::Unauthorized {
-                challenge: Challenge::InvalidToken
-            })
+            Err(Denied::Unauthorized(Unauthorized(Challenge::InvalidToken)))
         );
     }
 
@@ -256,7 +264,7 @@ mod tests {
     fn a_valid_caller_without_the_scope_is_forbidden() {
         let outcome = authorize(&bearer(valid(Role::Customer)), security::ADD_PET);
         assert!(
-            matches!(&outcome, Err(ApiError::Forbidden(message)) if message.contains("pets:write")),
+            matches!(&outcome, Err(Denied::Forbidden(Forbidden(message))) if message.contains("pets:write")),
             "{outcome:?}"
         );
     }
@@ -295,6 +303,15 @@ mod tests {
             authorize(&bearer(valid(Role::Customer)), security::LOGOUT_USER),
             Ok(Some(_))
         ));
+        assert!(identify(&bearer(Presented::Invalid), security::LOGOUT_USER).is_none());
+        assert!(identify(&bearer(valid(Role::Customer)), security::LOGOUT_USER).is_some());
+    }
+
+    #[test]
+    fn public_operations_identify_whoever_is_validly_signed_in() {
+        assert!(identify(&Authentication::anonymous(), security::GET_PET_BY_ID).is_none());
+        assert!(identify(&bearer(Presented::Invalid), security::GET_PET_BY_ID).is_none());
+        assert!(identify(&bearer(valid(Role::Customer)), security::GET_PET_BY_ID).is_some());
     }
 
     #[test]
@@ -310,7 +327,7 @@ mod tests {
             assert!(authorize(&bearer(valid(Role::Admin)), requirements).is_ok());
             assert!(matches!(
                 authorize(&bearer(valid(Role::Customer)), requirements),
-                Err(ApiError::Forbidden(_))
+                Err(Denied::Forbidden(_))
             ));
         }
     }

@@ -14,8 +14,8 @@
 //! - [`api_keys`]: service keys for the `api_key` header, configured as SHA-256 hashes
 //!   ([`ApiKeys`]).
 //!
-//! - [`roles`] and [`principal`]: who a verified caller is and which permissions (spec scopes)
-//!   their roles grant.
+//! - Who a verified caller is and which permissions (spec scopes) their roles grant is part of
+//!   the contract: `petstore_api::{Principal, Role}`.
 //! - [`guard`]: verifies the credentials of a request ([`Authenticator`]) and checks them
 //!   against an operation's generated security requirements ([`authorize`]).
 //!
@@ -26,12 +26,10 @@ pub mod api_keys;
 mod error;
 pub mod guard;
 pub mod passwords;
-pub mod principal;
 mod prune;
 pub mod redis_revocation;
 pub mod redis_sessions;
 pub mod revocation;
-pub mod roles;
 #[cfg(test)]
 mod session_conformance;
 pub mod sessions;
@@ -39,16 +37,14 @@ pub mod tokens;
 
 pub use api_keys::{ApiKeySpec, ApiKeys, InvalidApiKeySpec, ServiceKey};
 pub use error::AuthError;
-pub use guard::{Authentication, Authenticator, Presented, authorize};
+pub use guard::{Authentication, Authenticator, Presented, authorize, identify};
 pub use passwords::{
     hash_password, hash_password_async, verify_dummy, verify_dummy_async, verify_password,
     verify_password_async,
 };
-pub use principal::{Credential, Principal, ScopeSet};
 pub use redis_revocation::RedisRevocations;
 pub use redis_sessions::RedisSessionStore;
 pub use revocation::{RevocationList, RevocationStore};
-pub use roles::{Role, UnknownRole};
 pub use sessions::{MemorySessionStore, RefreshGrant, Rotation, SessionError, SessionStore};
 pub use tokens::{
     AccessGrant, CLOCK_SKEW_LEEWAY, Claims, IssuedToken, MAX_ACCESS_TTL, TokenService,

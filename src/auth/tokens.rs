@@ -22,6 +22,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use petstore_api::{Credential, Principal};
+
 use super::AuthError;
 use super::revocation::{RevocationList, RevocationStore};
 
@@ -117,6 +119,22 @@ impl Claims {
     #[must_use]
     pub fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// The user the token stands for, with the permissions its roles and extra permissions
+    /// grant (unknown names, from a newer or older server sharing the keys, grant nothing).
+    #[must_use]
+    pub fn principal(&self) -> Principal {
+        Principal::user(
+            self.sub.clone(),
+            Credential::AccessToken {
+                token_id: self.jti.clone(),
+                session_id: self.sid.clone(),
+                expires_at: self.expires_at(),
+            },
+            &self.roles,
+            &self.perms,
+        )
     }
 }
 

@@ -21,7 +21,6 @@
 mod bus;
 mod hub;
 mod redis_bus;
-mod topic;
 
 use std::{borrow::Cow, sync::OnceLock};
 
@@ -31,10 +30,10 @@ use uuid::Uuid;
 
 pub use bus::{EventBus, LocalEventBus};
 pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, TryRecvError};
+pub use petstore_api::{Topic, TopicError};
 pub use redis_bus::{BusStats, RedisEventBus};
-pub use topic::{Topic, TopicError};
 
-pub use crate::api::ws::Event;
+pub use petstore_api::ws::Event;
 
 /// Who receives a notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

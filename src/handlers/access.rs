@@ -2,31 +2,31 @@
 //! been checked at the edge. A permission like `orders:read` lets a customer in; whose orders
 //! they may read is decided here.
 
-use crate::{
-    api::{Ctx, operations::Scope},
-    auth::Principal,
-    error::ApiError,
+use petstore_api::{
+    Ctx, Principal,
+    error::{Failure, Forbidden},
+    operations::Scope,
 };
 
 /// The caller, if they own the resource (`owner` is their [`Principal::owner_key`]) or hold
 /// `any`, the scope that reaches everyone's resources.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] naming `what` otherwise; [`ApiError::Internal`] if the operation let
-/// an anonymous caller in (a spec/handler mismatch).
+/// [`Forbidden`] naming `what` otherwise; `ServerError::Internal` if the operation let an
+/// anonymous caller in (a spec/handler mismatch).
 pub(super) fn owner_or<'a>(
     ctx: &'a Ctx,
     owner: &str,
     any: Scope,
     what: &str,
-) -> Result<&'a Principal, ApiError> {
+) -> Result<&'a Principal, Failure<Forbidden>> {
     let caller = ctx.caller()?;
     if caller.owner_key() == owner || caller.has_scope(any) {
         Ok(caller)
     } else {
-        Err(ApiError::Forbidden(format!(
+        Err(Failure::Refused(Forbidden(format!(
             "{what} belongs to someone else"
-        )))
+        ))))
     }
 }
 
@@ -40,13 +40,13 @@ pub(super) fn self_or<'a>(
     ctx: &'a Ctx,
     username: &str,
     any: Scope,
-) -> Result<&'a Principal, ApiError> {
+) -> Result<&'a Principal, Failure<Forbidden>> {
     let caller = ctx.caller()?;
     if caller.is_user(username) || caller.has_scope(any) {
         Ok(caller)
     } else {
-        Err(ApiError::Forbidden(
+        Err(Failure::Refused(Forbidden(
             "customers may only act on their own user".to_owned(),
-        ))
+        )))
     }
 }

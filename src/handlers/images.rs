@@ -1,16 +1,16 @@
 //! Recognising uploaded images by their content.
 
-use crate::{api::Image, error::ApiError};
+use petstore_api::{Image, error::UnsupportedMediaType};
 
 /// The image types `uploadFile` accepts, as sniffed from the first bytes.
 const ACCEPTED: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
 /// Checks that `bytes` are a PNG, JPEG, GIF or WebP image, whatever the client claimed.
-pub fn sniff(bytes: bytes::Bytes) -> Result<Image, ApiError> {
+pub fn sniff(bytes: bytes::Bytes) -> Result<Image, UnsupportedMediaType> {
     // An empty body is schema-valid binary, so it is refused like any other non-image (415)
     // rather than as malformed input.
     if bytes.is_empty() {
-        return Err(ApiError::UnsupportedMediaType(
+        return Err(UnsupportedMediaType(
             "no file uploaded: the body is empty, not a PNG, JPEG, GIF or WebP image".to_owned(),
         ));
     }
@@ -20,7 +20,7 @@ pub fn sniff(bytes: bytes::Bytes) -> Result<Image, ApiError> {
             content_type,
             bytes,
         }),
-        None => Err(ApiError::UnsupportedMediaType(format!(
+        None => Err(UnsupportedMediaType(format!(
             "the upload is not a PNG, JPEG, GIF or WebP image (detected: {})",
             detected.unwrap_or("unknown")
         ))),
@@ -51,14 +51,13 @@ mod tests {
 
     #[test]
     fn refuses_empty_and_non_image_bodies() {
-        assert_eq!(sniff(Bytes::new()).map_err(|e| e.status()), Err(415));
-        assert_eq!(
-            sniff(Bytes::from_static(b"%PDF-1.7\n")).map_err(|e| e.status()),
-            Err(415)
-        );
-        assert_eq!(
-            sniff(Bytes::from_static(b"hello")).map_err(|e| e.status()),
-            Err(415)
-        );
+        for refused in [
+            Bytes::new(),
+            Bytes::from_static(b"%PDF-1.7\n"),
+            Bytes::from_static(b"hello"),
+        ] {
+            let error = sniff(refused).expect_err("not an image");
+            assert!(error.0.contains("PNG, JPEG, GIF or WebP"), "{error}");
+        }
     }
 }

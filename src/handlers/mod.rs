@@ -2,7 +2,9 @@
 //!
 //! Handlers know no transport. They take the typed request the adapters built (already checked
 //! against the spec's schemas), apply the rules that need the store, and return a documented
-//! outcome or an [`ApiError`]. One module per tag of the spec.
+//! success or one of the operation's documented errors: each operation's error type has a
+//! variant for exactly the error statuses the spec lists, so a handler that could answer an
+//! undocumented one does not compile. One module per tag of the spec.
 
 mod access;
 mod images;
@@ -15,13 +17,12 @@ mod users;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    api::{Ctx, operations::*},
     auth::{TokenService, sessions::SessionStore},
-    error::ApiError,
     events::{EventBus, Hub, LocalEventBus},
     limits::LoginThrottle,
     store::SharedStore,
 };
+use petstore_api::{Ctx, operations::*};
 
 /// Settings the handlers need from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,18 +76,20 @@ impl PetStore {
     }
 }
 
-type Outcome<T> = Result<T, ApiError>;
-
 impl PetStoreApi for PetStore {
     async fn update_pet(
         &self,
         _ctx: &Ctx,
         request: UpdatePetRequest,
-    ) -> Outcome<UpdatePetResponse> {
+    ) -> Result<UpdatePetResponse, UpdatePetError> {
         pets::update_pet(self, request).await
     }
 
-    async fn add_pet(&self, _ctx: &Ctx, request: AddPetRequest) -> Outcome<AddPetResponse> {
+    async fn add_pet(
+        &self,
+        _ctx: &Ctx,
+        request: AddPetRequest,
+    ) -> Result<AddPetResponse, AddPetError> {
         pets::add_pet(self, request).await
     }
 
@@ -94,7 +97,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: FindPetsByStatusRequest,
-    ) -> Outcome<FindPetsByStatusResponse> {
+    ) -> Result<FindPetsByStatusResponse, FindPetsByStatusError> {
         pets::find_pets_by_status(self, request).await
     }
 
@@ -102,7 +105,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: FindPetsByTagsRequest,
-    ) -> Outcome<FindPetsByTagsResponse> {
+    ) -> Result<FindPetsByTagsResponse, FindPetsByTagsError> {
         pets::find_pets_by_tags(self, request).await
     }
 
@@ -110,7 +113,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: GetPetByIdRequest,
-    ) -> Outcome<GetPetByIdResponse> {
+    ) -> Result<GetPetByIdResponse, GetPetByIdError> {
         pets::get_pet_by_id(self, request).await
     }
 
@@ -118,7 +121,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: UpdatePetWithFormRequest,
-    ) -> Outcome<UpdatePetWithFormResponse> {
+    ) -> Result<UpdatePetWithFormResponse, UpdatePetWithFormError> {
         pets::update_pet_with_form(self, request).await
     }
 
@@ -126,7 +129,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: DeletePetRequest,
-    ) -> Outcome<DeletePetResponse> {
+    ) -> Result<DeletePetResponse, DeletePetError> {
         pets::delete_pet(self, request).await
     }
 
@@ -134,7 +137,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: UploadFileRequest,
-    ) -> Outcome<UploadFileResponse> {
+    ) -> Result<UploadFileResponse, UploadFileError> {
         pets::upload_file(self, request).await
     }
 
@@ -142,7 +145,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: GetPetImageRequest,
-    ) -> Outcome<GetPetImageResponse> {
+    ) -> Result<GetPetImageResponse, GetPetImageError> {
         pets::get_pet_image(self, request).await
     }
 
@@ -150,7 +153,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         _request: GetInventoryRequest,
-    ) -> Outcome<GetInventoryResponse> {
+    ) -> Result<GetInventoryResponse, GetInventoryError> {
         orders::get_inventory(self).await
     }
 
@@ -158,7 +161,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: PlaceOrderRequest,
-    ) -> Outcome<PlaceOrderResponse> {
+    ) -> Result<PlaceOrderResponse, PlaceOrderError> {
         orders::place_order(self, ctx, request).await
     }
 
@@ -166,7 +169,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: GetOrderByIdRequest,
-    ) -> Outcome<GetOrderByIdResponse> {
+    ) -> Result<GetOrderByIdResponse, GetOrderByIdError> {
         orders::get_order_by_id(self, ctx, request).await
     }
 
@@ -174,7 +177,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: UpdateOrderRequest,
-    ) -> Outcome<UpdateOrderResponse> {
+    ) -> Result<UpdateOrderResponse, UpdateOrderError> {
         orders::update_order(self, request).await
     }
 
@@ -182,7 +185,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: DeleteOrderRequest,
-    ) -> Outcome<DeleteOrderResponse> {
+    ) -> Result<DeleteOrderResponse, DeleteOrderError> {
         orders::delete_order(self, ctx, request).await
     }
 
@@ -190,7 +193,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: CreateUserRequest,
-    ) -> Outcome<CreateUserResponse> {
+    ) -> Result<CreateUserResponse, CreateUserError> {
         users::create_user(self, request).await
     }
 
@@ -198,11 +201,15 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: CreateUsersWithListInputRequest,
-    ) -> Outcome<CreateUsersWithListInputResponse> {
+    ) -> Result<CreateUsersWithListInputResponse, CreateUsersWithListInputError> {
         users::create_users_with_list_input(self, request).await
     }
 
-    async fn login_user(&self, ctx: &Ctx, request: LoginUserRequest) -> Outcome<LoginUserResponse> {
+    async fn login_user(
+        &self,
+        ctx: &Ctx,
+        request: LoginUserRequest,
+    ) -> Result<LoginUserResponse, LoginUserError> {
         sessions::login_user(self, ctx, request).await
     }
 
@@ -210,7 +217,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         _request: LogoutUserRequest,
-    ) -> Outcome<LogoutUserResponse> {
+    ) -> Result<LogoutUserResponse, LogoutUserError> {
         sessions::logout_user(self, ctx).await
     }
 
@@ -218,7 +225,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: GetUserByNameRequest,
-    ) -> Outcome<GetUserByNameResponse> {
+    ) -> Result<GetUserByNameResponse, GetUserByNameError> {
         users::get_user_by_name(self, ctx, request).await
     }
 
@@ -226,7 +233,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: UpdateUserRequest,
-    ) -> Outcome<UpdateUserResponse> {
+    ) -> Result<UpdateUserResponse, UpdateUserError> {
         users::update_user(self, ctx, request).await
     }
 
@@ -234,7 +241,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: DeleteUserRequest,
-    ) -> Outcome<DeleteUserResponse> {
+    ) -> Result<DeleteUserResponse, DeleteUserError> {
         users::delete_user(self, ctx, request).await
     }
 
@@ -242,7 +249,7 @@ impl PetStoreApi for PetStore {
         &self,
         ctx: &Ctx,
         request: CreateTokenRequest,
-    ) -> Outcome<CreateTokenResponse> {
+    ) -> Result<CreateTokenResponse, CreateTokenError> {
         sessions::create_token(self, ctx, request).await
     }
 
@@ -250,7 +257,7 @@ impl PetStoreApi for PetStore {
         &self,
         _ctx: &Ctx,
         request: RefreshTokenRequest,
-    ) -> Outcome<RefreshTokenResponse> {
+    ) -> Result<RefreshTokenResponse, RefreshTokenError> {
         sessions::refresh_token(self, request).await
     }
 }

@@ -2,25 +2,26 @@
 
 use std::collections::BTreeMap;
 
-use super::{Outcome, PetStore, access::owner_or};
-use crate::{
-    api::{Ctx, Serialized, operations::*},
-    error::ApiError,
-    events::Event,
-    store::OrderUpdate,
+use petstore_api::{
+    Ctx, Serialized,
+    error::{Failure, Invalid},
+    operations::*,
 };
 
-fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("order {id} not found"))
-}
+use super::{PetStore, access::owner_or};
+use crate::{events::Event, rules::order_not_found, store::OrderUpdate};
 
-pub(super) async fn get_inventory(this: &PetStore) -> Outcome<GetInventoryResponse> {
+pub(super) async fn get_inventory(
+    this: &PetStore,
+) -> Result<GetInventoryResponse, GetInventoryError> {
     Ok(GetInventoryResponse::Ok(inventory(this).await?))
 }
 
 /// The pet counts per status as `getInventory` answers them; `inventory.changed` events carry
 /// the same JSON.
-pub(super) async fn inventory(this: &PetStore) -> Outcome<Serialized<BTreeMap<String, i32>>> {
+pub(super) async fn inventory(
+    this: &PetStore,
+) -> Result<Serialized<BTreeMap<String, i32>>, Failure> {
     let counts = this.store.inventory().await?;
     let inventory: BTreeMap<String, i32> = counts
         .into_iter()
@@ -38,7 +39,7 @@ pub(super) async fn place_order(
     this: &PetStore,
     ctx: &Ctx,
     request: PlaceOrderRequest,
-) -> Outcome<PlaceOrderResponse> {
+) -> Result<PlaceOrderResponse, PlaceOrderError> {
     let owner = ctx.caller()?.owner_key();
     let written = this.store.place_order(request.body, &owner).await?;
     this.publish_order(Event::OrderPlaced, &written).await;
@@ -49,12 +50,12 @@ pub(super) async fn get_order_by_id(
     this: &PetStore,
     ctx: &Ctx,
     request: GetOrderByIdRequest,
-) -> Outcome<GetOrderByIdResponse> {
+) -> Result<GetOrderByIdResponse, GetOrderByIdError> {
     let (order, owner) = this
         .store
         .get_order_with_owner(request.order_id)
         .await?
-        .ok_or_else(|| not_found(request.order_id))?;
+        .ok_or_else(|| order_not_found(request.order_id))?;
     owner_or(ctx, &owner, Scope::OrdersManage, "this order")?;
     Ok(GetOrderByIdResponse::Ok(order.json.clone()))
 }
@@ -62,33 +63,24 @@ pub(super) async fn get_order_by_id(
 pub(super) async fn update_order(
     this: &PetStore,
     request: UpdateOrderRequest,
-) -> Outcome<UpdateOrderResponse> {
+) -> Result<UpdateOrderResponse, UpdateOrderError> {
     let body = request.body;
     if body.id.is_some_and(|id| id != request.order_id) {
-        return Err(ApiError::invalid_field(
-            "id",
-            "must match the orderId in the path",
-        ));
+        return Err(Invalid::field("id", "must match the orderId in the path").into());
     }
     let current = this
         .store
         .get_order(request.order_id)
         .await?
-        .ok_or_else(|| not_found(request.order_id))?;
+        .ok_or_else(|| order_not_found(request.order_id))?;
     if body.pet_id != current.value.pet_id {
-        return Err(ApiError::invalid_field(
-            "petId",
-            "an order's pet cannot change",
-        ));
+        return Err(Invalid::field("petId", "an order's pet cannot change").into());
     }
     if body
         .quantity
         .is_some_and(|quantity| Some(quantity) != current.value.quantity)
     {
-        return Err(ApiError::invalid_field(
-            "quantity",
-            "an order's quantity cannot change",
-        ));
+        return Err(Invalid::field("quantity", "an order's quantity cannot change").into());
     }
     let update = OrderUpdate {
         status: body.status,
@@ -104,7 +96,7 @@ pub(super) async fn delete_order(
     this: &PetStore,
     ctx: &Ctx,
     request: DeleteOrderRequest,
-) -> Outcome<DeleteOrderResponse> {
+) -> Result<DeleteOrderResponse, DeleteOrderError> {
     // Customers cancel only their own orders; the store checks the owner in the same step as
     // the delete.
     let caller = ctx.caller()?;

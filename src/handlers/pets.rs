@@ -1,45 +1,27 @@
 //! Pets: CRUD, searches and images.
 
-use std::sync::LazyLock;
-
-use super::{Outcome, PetStore, images};
-use crate::{
-    api::{
-        Serialized,
-        models::{ApiResponse, Pet, PetStatus, schemas},
-        operations::*,
-        validation::Node,
-    },
-    error::ApiError,
-    events::Event,
-    store::{NewImage, Stored},
+use petstore_api::{
+    Serialized,
+    error::{Invalid, NotFound},
+    models::{ApiResponse, Pet, PetStatus},
+    operations::*,
 };
 
-/// How many photo URLs a pet may have: the spec's `Pet.photoUrls.maxItems`, so that uploads stop
-/// where a client-supplied list would be refused.
-static MAX_PHOTOS: LazyLock<usize> = LazyLock::new(|| {
-    let Node::Object { properties, .. } = &schemas::PET else {
-        return usize::MAX;
-    };
-    properties
-        .iter()
-        .find(|property| property.name == "photoUrls")
-        .and_then(|property| match property.node {
-            Node::Array { max_items, .. } => *max_items,
-            _ => None,
-        })
-        .unwrap_or(usize::MAX)
-});
-
-fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("pet {id} not found"))
-}
+use super::{PetStore, images};
+use crate::{
+    events::Event,
+    rules::pet_not_found,
+    store::{NewImage, Stored},
+};
 
 fn list(pets: &[std::sync::Arc<Stored<Pet>>]) -> Serialized<Vec<Pet>> {
     Serialized::from_items(pets.iter().map(|pet| &pet.json))
 }
 
-pub(super) async fn add_pet(this: &PetStore, request: AddPetRequest) -> Outcome<AddPetResponse> {
+pub(super) async fn add_pet(
+    this: &PetStore,
+    request: AddPetRequest,
+) -> Result<AddPetResponse, AddPetError> {
     let mut pet = request.body;
     // A pet nobody said otherwise about is for sale; without a status it could never be ordered.
     pet.status.get_or_insert(PetStatus::Available);
@@ -52,14 +34,18 @@ pub(super) async fn add_pet(this: &PetStore, request: AddPetRequest) -> Outcome<
 pub(super) async fn update_pet(
     this: &PetStore,
     request: UpdatePetRequest,
-) -> Outcome<UpdatePetResponse> {
+) -> Result<UpdatePetResponse, UpdatePetError> {
     let mut pet = request.body;
     let Some(id) = pet.id else {
-        return Err(ApiError::invalid_field("id", "is required to update a pet"));
+        return Err(Invalid::field("id", "is required to update a pet").into());
     };
     if pet.status.is_none() {
         // Leaving `status` out keeps it: a replace must not silently drop a pet's sale state.
-        let current = this.store.get_pet(id).await?.ok_or_else(|| not_found(id))?;
+        let current = this
+            .store
+            .get_pet(id)
+            .await?
+            .ok_or_else(|| pet_not_found(id))?;
         pet.status = current.value.status;
     }
     let stored = this.store.replace_pet(pet).await?;
@@ -72,7 +58,7 @@ pub(super) async fn update_pet(
 pub(super) async fn find_pets_by_status(
     this: &PetStore,
     request: FindPetsByStatusRequest,
-) -> Outcome<FindPetsByStatusResponse> {
+) -> Result<FindPetsByStatusResponse, FindPetsByStatusError> {
     let mut statuses = request.status;
     if statuses.is_empty() {
         statuses.push(PetStatus::Available);
@@ -86,7 +72,7 @@ pub(super) async fn find_pets_by_status(
 pub(super) async fn find_pets_by_tags(
     this: &PetStore,
     request: FindPetsByTagsRequest,
-) -> Outcome<FindPetsByTagsResponse> {
+) -> Result<FindPetsByTagsResponse, FindPetsByTagsError> {
     let pets = this.store.find_pets_by_tags(&request.tags).await?;
     Ok(FindPetsByTagsResponse::Ok(list(&pets)))
 }
@@ -94,24 +80,24 @@ pub(super) async fn find_pets_by_tags(
 pub(super) async fn get_pet_by_id(
     this: &PetStore,
     request: GetPetByIdRequest,
-) -> Outcome<GetPetByIdResponse> {
+) -> Result<GetPetByIdResponse, GetPetByIdError> {
     let pet = this
         .store
         .get_pet(request.pet_id)
         .await?
-        .ok_or_else(|| not_found(request.pet_id))?;
+        .ok_or_else(|| pet_not_found(request.pet_id))?;
     Ok(GetPetByIdResponse::Ok(pet.json.clone()))
 }
 
 pub(super) async fn update_pet_with_form(
     this: &PetStore,
     request: UpdatePetWithFormRequest,
-) -> Outcome<UpdatePetWithFormResponse> {
+) -> Result<UpdatePetWithFormResponse, UpdatePetWithFormError> {
     let stored = if request.name.is_none() && request.status.is_none() {
         this.store
             .get_pet(request.pet_id)
             .await?
-            .ok_or_else(|| not_found(request.pet_id))?
+            .ok_or_else(|| pet_not_found(request.pet_id))?
     } else {
         let status_changes = request.status.is_some();
         let stored = this
@@ -130,7 +116,7 @@ pub(super) async fn update_pet_with_form(
 pub(super) async fn delete_pet(
     this: &PetStore,
     request: DeletePetRequest,
-) -> Outcome<DeletePetResponse> {
+) -> Result<DeletePetResponse, DeletePetError> {
     let removed = this.store.delete_pet(request.pet_id).await?;
     this.publish_pet_deleted(request.pet_id).await;
     if removed.value.status.is_some() {
@@ -142,15 +128,11 @@ pub(super) async fn delete_pet(
 pub(super) async fn upload_file(
     this: &PetStore,
     request: UploadFileRequest,
-) -> Outcome<UploadFileResponse> {
+) -> Result<UploadFileResponse, UploadFileError> {
     let image = images::sniff(request.body)?;
     let content_type = image.content_type;
     let id = uuid::Uuid::new_v4();
-    let url = format!(
-        "{}/pet/{}/image/{id}",
-        crate::http::API_BASE,
-        request.pet_id
-    );
+    let url = format!("{API_BASE}/pet/{}/image/{id}", request.pet_id);
     let new_image = NewImage {
         id,
         image,
@@ -160,7 +142,7 @@ pub(super) async fn upload_file(
     // The pet's `photoUrls` gained the image's URL.
     let pet = this
         .store
-        .add_pet_image(request.pet_id, new_image, *MAX_PHOTOS)
+        .add_pet_image(request.pet_id, new_image, Pet::PHOTO_URLS_MAX_ITEMS)
         .await?;
     this.publish_pet(Event::PetUpdated, &pet).await;
     let answer = ApiResponse {
@@ -174,24 +156,16 @@ pub(super) async fn upload_file(
 pub(super) async fn get_pet_image(
     this: &PetStore,
     request: GetPetImageRequest,
-) -> Outcome<GetPetImageResponse> {
+) -> Result<GetPetImageResponse, GetPetImageError> {
     let image = this
         .store
         .get_pet_image(request.pet_id, request.image_id)
         .await?
         .ok_or_else(|| {
-            ApiError::NotFound(format!(
+            NotFound(format!(
                 "pet {} has no image {}",
                 request.pet_id, request.image_id
             ))
         })?;
     Ok(GetPetImageResponse::Ok(image))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn photo_limit_comes_from_the_spec() {
-        assert_eq!(*super::MAX_PHOTOS, 20);
-    }
 }

@@ -7,40 +7,46 @@
 
 use chrono::Utc;
 
-use super::{Outcome, PetStore};
+use petstore_api::{
+    Challenge, Credential, Ctx, Role, Serialized,
+    error::{BadRequest, Failure, RateLimited, ServerError, Unauthorized},
+    models::TokenResponse,
+    operations::*,
+};
+
+use super::PetStore;
 use crate::{
-    api::{Ctx, Serialized, models::TokenResponse, operations::*},
     auth::{
-        self, AccessGrant, AuthError, Credential, IssuedToken, Role,
+        self, AccessGrant, AuthError, IssuedToken,
         sessions::{RefreshGrant, SessionError},
     },
-    error::{ApiError, Challenge},
     store::StoredUser,
     telemetry::metrics::{self, AuthResult, CredentialKind},
 };
 
 /// The 401 of a failed password or refresh-token check: one answer for every reason.
-fn invalid_credentials() -> ApiError {
-    ApiError::Unauthorized {
-        challenge: Challenge::InvalidCredentials,
-    }
+fn invalid_credentials() -> Unauthorized {
+    Unauthorized(Challenge::InvalidCredentials)
 }
 
-fn server_fault(context: &'static str, error: impl std::fmt::Display) -> ApiError {
+fn server_fault(context: &'static str, error: impl std::fmt::Display) -> ServerError {
     tracing::error!(%error, "{context}");
-    ApiError::Internal
+    ServerError::Internal
 }
 
-fn session_fault(error: SessionError) -> ApiError {
-    match error {
-        SessionError::Unavailable(message) => {
-            tracing::error!(%message, "session store unavailable");
-            ApiError::unavailable("sessions are unavailable; try again later", 1)
-        }
-        other => {
-            tracing::debug!(reason = %other, "refresh token rejected");
-            invalid_credentials()
-        }
+/// A session store that could not start, end or find sessions: the server's fault.
+fn sessions_unavailable(error: SessionError) -> ServerError {
+    tracing::error!(%error, "session store unavailable");
+    ServerError::unavailable("sessions are unavailable; try again later", 1)
+}
+
+/// A refresh token that was refused (401), or a session store that failed (5XX).
+fn refresh_refused(error: SessionError) -> Failure<Unauthorized> {
+    if error.is_credential_error() {
+        tracing::debug!(reason = %error, "refresh token rejected");
+        Failure::Refused(invalid_credentials())
+    } else {
+        Failure::Server(sessions_unavailable(error))
     }
 }
 
@@ -53,7 +59,7 @@ impl PetStore {
         ctx: &Ctx,
         username: &str,
         password: String,
-    ) -> Result<Option<std::sync::Arc<StoredUser>>, ApiError> {
+    ) -> Result<Option<std::sync::Arc<StoredUser>>, Failure<RateLimited>> {
         if let Err(throttled) = self
             .auth
             .login_throttle
@@ -62,14 +68,19 @@ impl PetStore {
         {
             tracing::info!(client_ip = ?ctx.client_ip, "login attempts throttled");
             metrics::security().login_throttled();
-            return Err(ApiError::RateLimited {
+            return Err(Failure::Refused(RateLimited {
                 retry_after_secs: throttled.retry_after.as_secs().max(1),
                 limit: u64::from(self.settings.login_burst),
                 reset_secs: throttled.retry_after.as_secs().max(1),
-            });
+            }));
         }
         let hashing_failed = |error: AuthError| server_fault("password hashing failed", error);
-        let Some(user) = self.store.get_user(username).await? else {
+        let Some(user) = self
+            .store
+            .get_user(username)
+            .await
+            .map_err(Failure::widen)?
+        else {
             auth::verify_dummy_async(password)
                 .await
                 .map_err(hashing_failed)?;
@@ -85,7 +96,11 @@ impl PetStore {
 
     /// An access token for `user` within session `session_id`, with the permissions of the
     /// user's current roles.
-    fn issue_access(&self, user: &StoredUser, session_id: &str) -> Result<IssuedToken, ApiError> {
+    fn issue_access(
+        &self,
+        user: &StoredUser,
+        session_id: &str,
+    ) -> Result<IssuedToken, ServerError> {
         let grant = AccessGrant {
             subject: user.user.value.username.clone(),
             roles: user
@@ -107,13 +122,13 @@ impl PetStore {
         &self,
         username: &str,
         keep: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServerError> {
         let ended = self
             .auth
             .sessions
             .revoke_user(username, keep)
             .await
-            .map_err(session_fault)?;
+            .map_err(sessions_unavailable)?;
         for session_id in ended {
             self.auth.tokens.revoke_session(&session_id);
         }
@@ -149,15 +164,13 @@ pub(super) async fn login_user(
     this: &PetStore,
     ctx: &Ctx,
     request: LoginUserRequest,
-) -> Outcome<LoginUserResponse> {
+) -> Result<LoginUserResponse, LoginUserError> {
     let Some(user) = this
         .check_password(ctx, &request.username, request.password)
         .await?
     else {
         // The classic API answers a failed login with 400.
-        return Err(ApiError::BadRequest(
-            "invalid username/password supplied".to_owned(),
-        ));
+        return Err(BadRequest("invalid username/password supplied".to_owned()).into());
     };
     // A session without a refresh token (the classic API has no way to hand one out), so that
     // logout and user changes can end it like any other; it lives as long as the access token.
@@ -166,7 +179,7 @@ pub(super) async fn login_user(
         .sessions
         .start(&user.user.value.username, this.auth.tokens.access_ttl())
         .await
-        .map_err(session_fault)?;
+        .map_err(sessions_unavailable)?;
     let issued = this.issue_access(&user, &session.session_id)?;
     Ok(LoginUserResponse::Ok {
         body: Serialized::new(&issued.token),
@@ -179,7 +192,7 @@ pub(super) async fn create_token(
     this: &PetStore,
     ctx: &Ctx,
     request: CreateTokenRequest,
-) -> Outcome<CreateTokenResponse> {
+) -> Result<CreateTokenResponse, CreateTokenError> {
     let body = request.body;
     let user = this
         .check_password(ctx, &body.username, body.password)
@@ -190,7 +203,7 @@ pub(super) async fn create_token(
         .sessions
         .start(&user.user.value.username, this.settings.refresh_ttl)
         .await
-        .map_err(session_fault)?;
+        .map_err(sessions_unavailable)?;
     let access = this.issue_access(&user, &refresh.session_id)?;
     Ok(CreateTokenResponse::Ok(token_response(&access, &refresh)))
 }
@@ -198,7 +211,7 @@ pub(super) async fn create_token(
 pub(super) async fn refresh_token(
     this: &PetStore,
     request: RefreshTokenRequest,
-) -> Outcome<RefreshTokenResponse> {
+) -> Result<RefreshTokenResponse, RefreshTokenError> {
     let rotation = match this
         .auth
         .sessions
@@ -211,13 +224,13 @@ pub(super) async fn refresh_token(
             tracing::warn!(%session_id, "refresh token reused; session revoked");
             this.auth.tokens.revoke_session(&session_id);
             metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
-            return Err(invalid_credentials());
+            return Err(invalid_credentials().into());
         }
         Err(error) => {
-            if !matches!(error, SessionError::Unavailable(_)) {
+            if error.is_credential_error() {
                 metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
             }
-            return Err(session_fault(error));
+            return Err(refresh_refused(error).into());
         }
     };
     // Roles are read again, so a changed role takes effect at the next refresh.
@@ -226,7 +239,7 @@ pub(super) async fn refresh_token(
         let _ = this.auth.sessions.revoke(&rotation.session_id).await;
         this.auth.tokens.revoke_session(&rotation.session_id);
         metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Failure);
-        return Err(invalid_credentials());
+        return Err(invalid_credentials().into());
     };
     let access = this.issue_access(&user, &rotation.session_id)?;
     metrics::security().auth_attempt(CredentialKind::RefreshToken, AuthResult::Success);
@@ -236,7 +249,10 @@ pub(super) async fn refresh_token(
     )))
 }
 
-pub(super) async fn logout_user(this: &PetStore, ctx: &Ctx) -> Outcome<LogoutUserResponse> {
+pub(super) async fn logout_user(
+    this: &PetStore,
+    ctx: &Ctx,
+) -> Result<LogoutUserResponse, LogoutUserError> {
     // Logging out is idempotent: no valid token leaves nothing to end.
     let Some(principal) = &ctx.principal else {
         return Ok(LogoutUserResponse::Ok);
@@ -254,7 +270,7 @@ pub(super) async fn logout_user(this: &PetStore, ctx: &Ctx) -> Outcome<LogoutUse
                 .sessions
                 .revoke(session_id)
                 .await
-                .map_err(session_fault)?;
+                .map_err(sessions_unavailable)?;
         }
     }
     Ok(LogoutUserResponse::Ok)

@@ -1,32 +1,34 @@
 //! Users and their passwords. Signing in and out is in `sessions`.
 
-use super::{Outcome, PetStore, access::self_or};
+use petstore_api::{
+    Credential, Ctx, Role,
+    error::{Failure, Invalid, ServerError},
+    models::User,
+    operations::*,
+};
+
+use super::{PetStore, access::self_or};
 use crate::{
-    api::{Ctx, models::User, operations::*},
-    auth::{self, AuthError, Credential, Role},
-    error::ApiError,
+    auth::{self, AuthError},
+    rules::user_not_found,
     store::NewUser,
 };
 
 /// The role of every user created through the API; admins come from the configuration.
 const SIGN_UP_ROLE: Role = Role::Customer;
 
-fn not_found(username: &str) -> ApiError {
-    ApiError::NotFound(format!("user {username} not found"))
-}
-
 /// Password hashing failures are ours, not the client's.
-fn hashing_failed(error: AuthError) -> ApiError {
+fn hashing_failed(error: AuthError) -> ServerError {
     tracing::error!(%error, "password hashing failed");
-    ApiError::Internal
+    ServerError::Internal
 }
 
 /// Splits the write-only password off a user and hashes it; `path` names it in a 422.
-async fn with_hashed_password(mut user: User, path: &str) -> Result<NewUser, ApiError> {
+async fn with_hashed_password(mut user: User, path: &str) -> Result<NewUser, Failure<Invalid>> {
     let password = user
         .password
         .take()
-        .ok_or_else(|| ApiError::invalid_field(path, "is required to create a user"))?;
+        .ok_or_else(|| Failure::Refused(Invalid::field(path, "is required to create a user")))?;
     let password_hash = auth::hash_password_async(password)
         .await
         .map_err(hashing_failed)?;
@@ -40,30 +42,31 @@ async fn with_hashed_password(mut user: User, path: &str) -> Result<NewUser, Api
 pub(super) async fn create_user(
     this: &PetStore,
     request: CreateUserRequest,
-) -> Outcome<CreateUserResponse> {
+) -> Result<CreateUserResponse, CreateUserError> {
     let new_user = with_hashed_password(request.body, "password").await?;
     let created = this.store.create_users(vec![new_user]).await?;
-    let user = created.first().ok_or(ApiError::Internal)?;
+    let user = created.first().ok_or(ServerError::Internal)?;
     Ok(CreateUserResponse::Ok(user.user.json.clone()))
 }
 
 pub(super) async fn create_users_with_list_input(
     this: &PetStore,
     request: CreateUsersWithListInputRequest,
-) -> Outcome<CreateUsersWithListInputResponse> {
+) -> Result<CreateUsersWithListInputResponse, CreateUsersWithListInputError> {
     // Every user is checked before any password is hashed, so a bad list costs no hashing.
     if let Some(index) = request.body.iter().position(|user| user.password.is_none()) {
-        return Err(ApiError::invalid_field(
+        return Err(Invalid::field(
             format!("[{index}].password"),
             "is required to create a user",
-        ));
+        )
+        .into());
     }
     let mut new_users = Vec::with_capacity(request.body.len());
     for (index, user) in request.body.into_iter().enumerate() {
         new_users.push(with_hashed_password(user, &format!("[{index}].password")).await?);
     }
     let created = this.store.create_users(new_users).await?;
-    let last = created.last().ok_or(ApiError::Internal)?;
+    let last = created.last().ok_or(ServerError::Internal)?;
     Ok(CreateUsersWithListInputResponse::Ok(last.user.json.clone()))
 }
 
@@ -71,13 +74,13 @@ pub(super) async fn get_user_by_name(
     this: &PetStore,
     ctx: &Ctx,
     request: GetUserByNameRequest,
-) -> Outcome<GetUserByNameResponse> {
+) -> Result<GetUserByNameResponse, GetUserByNameError> {
     self_or(ctx, &request.username, Scope::UsersManage)?;
     let user = this
         .store
         .get_user(&request.username)
         .await?
-        .ok_or_else(|| not_found(&request.username))?;
+        .ok_or_else(|| user_not_found(&request.username))?;
     Ok(GetUserByNameResponse::Ok(user.user.json.clone()))
 }
 
@@ -85,7 +88,7 @@ pub(super) async fn update_user(
     this: &PetStore,
     ctx: &Ctx,
     request: UpdateUserRequest,
-) -> Outcome<UpdateUserResponse> {
+) -> Result<UpdateUserResponse, UpdateUserError> {
     let caller = self_or(ctx, &request.username, Scope::UsersManage)?;
     let mut user = request.body;
     let password_hash = match user.password.take() {
@@ -126,7 +129,7 @@ pub(super) async fn delete_user(
     this: &PetStore,
     ctx: &Ctx,
     request: DeleteUserRequest,
-) -> Outcome<DeleteUserResponse> {
+) -> Result<DeleteUserResponse, DeleteUserError> {
     self_or(ctx, &request.username, Scope::UsersManage)?;
     this.store.delete_user(&request.username).await?;
     this.publish_user_deleted(&request.username).await;

@@ -6,8 +6,9 @@
 //! - `breaker`: the circuit breaker itself.
 //! - `local_server`: [`LocalRedis`], a private `redis-server` for tests and benchmarks.
 //!
-//! Errors are mapped here, once, into the errors of the components that use Redis: an outage
-//! becomes `UNAVAILABLE` with `Retry-After`, anything else is a bug (`INTERNAL`).
+//! Errors are mapped here, once, into the contract's server error, which every component that
+//! uses Redis answers with: an outage becomes `UNAVAILABLE` with `Retry-After`, anything else is
+//! a bug (`INTERNAL`, the cause logged).
 
 mod breaker;
 mod client;
@@ -17,18 +18,24 @@ pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Refused};
 pub use client::{Idempotence, Redis, RedisError, RedisSettings};
 pub use local_server::{LocalRedis, Persistence};
 
-use crate::store::StoreError;
+use petstore_api::error::ServerError;
 
-impl From<RedisError> for StoreError {
+impl From<RedisError> for ServerError {
     fn from(error: RedisError) -> Self {
         if error.is_unavailable() {
-            tracing::warn!(%error, "store unavailable");
-            StoreError::Unavailable {
-                message: "storage is unavailable; try again later".to_owned(),
-                retry_after_secs: error.retry_after_secs(),
-            }
+            tracing::warn!(%error, "storage unavailable");
+            ServerError::unavailable(
+                "storage is unavailable; try again later",
+                error.retry_after_secs(),
+            )
         } else {
-            StoreError::Internal(error.to_string())
+            ServerError::internal(error)
         }
+    }
+}
+
+impl<R> From<RedisError> for petstore_api::error::Failure<R> {
+    fn from(error: RedisError) -> Self {
+        Self::Server(error.into())
     }
 }

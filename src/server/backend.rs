@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use crate::{
     auth::{
         RedisRevocations, RedisSessionStore, RevocationList, RevocationStore,
-        sessions::MemorySessionStore, sessions::SessionStore,
+        sessions::{MemorySessionStore, SessionStore},
     },
     cluster::{NodeInfo, NodeLoad, NodeRegistry},
     config::Config,

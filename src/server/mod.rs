@@ -10,25 +10,27 @@ use std::{fs, io, net::SocketAddr, sync::Arc, time::Duration};
 use futures_util::future::BoxFuture;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::http::serve::{self, ServeError, ServeSettings, TlsSettings};
+use crate::rest::serve::{self, ServeError, ServeSettings, TlsSettings};
 use crate::{
-    api::{
-        models::{User, schemas},
-        validation,
-    },
-    auth::{self, ApiKeys, AuthError, Authenticator, Role, TokenService, TokenSettings},
+    auth::{self, ApiKeys, AuthError, Authenticator, TokenService, TokenSettings},
     cluster::{NodeInfo, NodeLoad},
     config::Config,
     events::Hub,
     handlers::{AuthServices, HandlerSettings, PetStore},
-    http::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
     limits::{OriginPolicy, TrustedProxies},
     redis::{Redis, RedisError},
-    store::{self, DemoDataError, NewUser, Store, StoreError},
+    rest::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
+    store::{self, DemoDataError, NewUser, Store},
     telemetry,
     ws::WsService,
 };
 use backend::Backend;
+use petstore_api::{
+    ApiError, Role,
+    error::{Conflict, Failure},
+    models::{User, schemas},
+    validation,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +150,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
             Ok(_) => {}
             // Nodes starting together on one Redis: another node created the demo users first
             // (they are written before anything else, in one step), and loads the rest.
-            Err(DemoDataError::Store(StoreError::Conflict(_))) => {
+            Err(DemoDataError::Store(ApiError::Conflict(_))) => {
                 tracing::info!("demo data is being loaded by another node");
             }
             Err(error) => return Err(error.into()),
@@ -235,7 +237,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         },
         request_timeout: config.request_timeout(),
     };
-    let app = http::routes(handler, ws.clone(), ops, access, settings);
+    let app = rest::routes(handler, ws.clone(), ops, access, settings);
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();
@@ -307,7 +309,7 @@ async fn bootstrap_admin(
         {
             Ok(_) => true,
             // Another node of the cluster created it a moment ago: promote it like any other.
-            Err(StoreError::Conflict(_)) => false,
+            Err(Failure::Refused(Conflict(_))) => false,
             Err(error) => return Err(admin_error(error.to_string())),
         };
     if !created {

@@ -23,10 +23,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{NewUser, OrderUpdate, Store, StoreError};
-use crate::{
-    api::models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
-    auth::Role,
+use super::{NewUser, OrderUpdate, Store};
+use petstore_api::{
+    ApiError, Role,
+    error::Failure,
+    models::{Category, Order, OrderStatus, Pet, PetStatus, Tag, User},
 };
 
 /// Username of the demo customer; owns orders 1 and 3.
@@ -126,9 +127,16 @@ pub enum DemoDataError {
         /// The hasher's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The store refused a write.
+    /// The store refused a write or failed (`Conflict` when another node is loading the same
+    /// data into a shared store).
     #[error("storing the demo data failed: {0}")]
-    Store(#[from] StoreError),
+    Store(ApiError),
+}
+
+impl<R: Into<ApiError>> From<Failure<R>> for DemoDataError {
+    fn from(failure: Failure<R>) -> Self {
+        Self::Store(failure.into())
+    }
 }
 
 /// Loads the demo data into `store` unless it is already there.
@@ -270,7 +278,8 @@ pub(crate) mod tests {
     use std::{collections::BTreeMap, convert::Infallible, sync::Arc};
 
     use super::*;
-    use crate::{api::Serialized, store::MemoryStore};
+    use crate::store::MemoryStore;
+    use petstore_api::Serialized;
 
     fn fake_hash(password: &str) -> Result<String, Infallible> {
         Ok(format!("hashed:{password}"))

@@ -24,17 +24,17 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use petstore_api::{
+    Image, Role,
+    error::{Conflict, Failure, Forbidden, Invalid, NotFound, OneOf},
+    models::{Order, Pet, PetStatus, User},
+};
+
 use super::{
-    NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
-    normalize_roles, order_not_found, pet_not_found, public_user, updated_order, user_not_found,
+    NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored, StoredUser,
+    normalize_roles, public_user, refuse,
 };
-use crate::{
-    api::{
-        Image,
-        models::{Order, OrderStatus, Pet, PetStatus, User},
-    },
-    auth::Role,
-};
+use crate::rules::{self, order_not_found, pet_not_found, user_not_found};
 
 /// The in-memory [`Store`].
 #[derive(Debug, Default)]
@@ -115,12 +115,12 @@ impl Default for IdCounter {
 impl IdCounter {
     /// The id the next record without one would get: the first one from the sequence that
     /// `in_use` does not claim. Nothing is reserved until [`IdCounter::claim`].
-    fn peek(&self, kind: &str, in_use: impl Fn(i64) -> bool) -> StoreResult<i64> {
+    fn peek(&self, kind: &str, in_use: impl Fn(i64) -> bool) -> Result<i64, Conflict> {
         let mut id = self.next;
         while in_use(id) {
             id = id
                 .checked_add(1)
-                .ok_or_else(|| StoreError::Conflict(format!("no {kind} id is left to assign")))?;
+                .ok_or_else(|| Conflict(format!("no {kind} id is left to assign")))?;
         }
         Ok(id)
     }
@@ -169,10 +169,8 @@ impl MemoryStore {
         &self,
         username: &str,
         change: impl FnOnce(&mut StoredUser),
-    ) -> StoreResult<Arc<StoredUser>> {
-        let current = self
-            .user(username)
-            .ok_or_else(|| user_not_found(username))?;
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
+        let current = self.user(username).or_refuse(|| user_not_found(username))?;
         let mut next = StoredUser::clone(&current);
         change(&mut next);
         let stored = Arc::new(next);
@@ -203,17 +201,18 @@ impl Store for MemoryStore {
         Ok(self.pet(id))
     }
 
-    async fn create_pet(&self, mut pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn create_pet(&self, mut pet: Pet) -> StoreResult<Arc<Stored<Pet>>, Conflict> {
         let mut writer = self.writer.lock();
         let id = match pet.id {
             Some(id) if self.pets.contains_key(&id) => {
-                return Err(StoreError::Conflict(format!("pet {id} already exists")));
+                return refuse(Conflict(format!("pet {id} already exists")));
             }
             Some(id) => id,
             None => {
                 let id = writer
                     .pet_ids
-                    .peek("pet", |id| self.pets.contains_key(&id))?;
+                    .peek("pet", |id| self.pets.contains_key(&id))
+                    .map_err(Failure::Refused)?;
                 writer.pet_ids.claim(id);
                 id
             }
@@ -224,13 +223,13 @@ impl Store for MemoryStore {
         Ok(stored)
     }
 
-    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         let id = pet
             .id
-            .ok_or_else(|| StoreError::rule("id", "the pet's id is required"))?;
+            .ok_or_else(|| Failure::internal("replace_pet called for a pet without an id"))?;
         let _writer = self.writer.lock();
         if !self.pets.contains_key(&id) {
-            return Err(pet_not_found(id));
+            return refuse(pet_not_found(id));
         }
         let stored = Arc::new(Stored::new(pet));
         self.pets.insert(id, Arc::clone(&stored));
@@ -242,9 +241,9 @@ impl Store for MemoryStore {
         id: i64,
         name: Option<String>,
         status: Option<PetStatus>,
-    ) -> StoreResult<Arc<Stored<Pet>>> {
+    ) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         let _writer = self.writer.lock();
-        let current = self.pet(id).ok_or_else(|| pet_not_found(id))?;
+        let current = self.pet(id).or_refuse(|| pet_not_found(id))?;
         let mut pet = current.value.clone();
         if let Some(name) = name {
             pet.name = name;
@@ -257,9 +256,9 @@ impl Store for MemoryStore {
         Ok(stored)
     }
 
-    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         let mut writer = self.writer.lock();
-        let (_, removed) = self.pets.remove(&id).ok_or_else(|| pet_not_found(id))?;
+        let (_, removed) = self.pets.remove(&id).or_refuse(|| pet_not_found(id))?;
         for image_id in writer.images_by_pet.remove(&id).unwrap_or_default() {
             self.images.remove(&(id, image_id));
         }
@@ -303,19 +302,21 @@ impl Store for MemoryStore {
         pet_id: i64,
         image: NewImage,
         max_photos: usize,
-    ) -> StoreResult<Arc<Stored<Pet>>> {
+    ) -> StoreResult<Arc<Stored<Pet>>, OneOf<NotFound, Conflict>> {
         let mut writer = self.writer.lock();
-        let current = self.pet(pet_id).ok_or_else(|| pet_not_found(pet_id))?;
+        let current = self
+            .pet(pet_id)
+            .or_refuse(|| OneOf::First(pet_not_found(pet_id)))?;
         if current.value.photo_urls.len() >= max_photos {
-            return Err(StoreError::Conflict(format!(
+            return refuse(OneOf::Second(Conflict(format!(
                 "pet {pet_id} already has {max_photos} photos, the most it may have"
-            )));
+            ))));
         }
         if self.images.contains_key(&(pet_id, image.id)) {
-            return Err(StoreError::Conflict(format!(
+            return refuse(OneOf::Second(Conflict(format!(
                 "image {} of pet {pet_id} already exists",
                 image.id
-            )));
+            ))));
         }
         let mut pet = current.value.clone();
         pet.photo_urls.push(image.url);
@@ -344,49 +345,40 @@ impl Store for MemoryStore {
             .map(|entry| entry.value().image.clone()))
     }
 
-    async fn place_order(&self, mut order: Order, owner: &str) -> StoreResult<OrderWrite> {
+    async fn place_order(
+        &self,
+        order: Order,
+        owner: &str,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Conflict>> {
         let mut writer = self.writer.lock();
         let order_id_assigned = order.id.is_none();
         let id = match order.id {
             Some(id) if self.orders.contains_key(&id) => {
-                return Err(StoreError::Conflict(format!("order {id} already exists")));
+                return refuse(OneOf::Second(Conflict(format!(
+                    "order {id} already exists"
+                ))));
             }
             Some(id) => id,
             None => writer
                 .order_ids
-                .peek("order", |id| self.orders.contains_key(&id))?,
+                .peek("order", |id| self.orders.contains_key(&id))
+                .map_err(|conflict| Failure::Refused(OneOf::Second(conflict)))?,
         };
         let pet = self
             .pet(order.pet_id)
-            .ok_or_else(|| pet_not_found(order.pet_id))?;
-        if pet.value.status != Some(PetStatus::Available) {
-            return Err(StoreError::Conflict(format!(
-                "pet {} is not available",
-                order.pet_id
-            )));
-        }
+            .or_refuse(|| OneOf::First(pet_not_found(order.pet_id)))?;
+        let placement = rules::place_order(order, id, &pet.value)
+            .map_err(|conflict| Failure::Refused(OneOf::Second(conflict)))?;
 
-        let status = order.status.unwrap_or(OrderStatus::Placed);
-        let delivered = status == OrderStatus::Delivered;
-        order.id = Some(id);
-        order.status = Some(status);
-        order.quantity = Some(order.quantity.unwrap_or(1));
-        order.complete = Some(delivered || order.complete.unwrap_or(false));
-
-        let pet_status = if delivered {
-            PetStatus::Sold
-        } else {
-            PetStatus::Pending
-        };
-        let pet = self.set_pet_status(order.pet_id, &pet, pet_status);
-        if !delivered {
+        let pet = self.set_pet_status(placement.order.pet_id, &pet, placement.pet_status);
+        if placement.holds_pet {
             writer
                 .open_orders_by_pet
-                .entry(order.pet_id)
+                .entry(placement.order.pet_id)
                 .or_default()
                 .insert(id);
         }
-        let stored = Arc::new(Stored::new(order));
+        let stored = Arc::new(Stored::new(placement.order));
         self.orders.insert(
             id,
             OrderEntry {
@@ -420,24 +412,29 @@ impl Store for MemoryStore {
         Ok(self.order(id).map(|entry| entry.owner.to_string()))
     }
 
-    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite> {
+    async fn update_order(
+        &self,
+        id: i64,
+        update: OrderUpdate,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Invalid>> {
         let mut writer = self.writer.lock();
         let OrderEntry {
             order: current,
             owner,
-        } = self.order(id).ok_or_else(|| order_not_found(id))?;
-        let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
-        let order = updated_order(&current.value, &update)?;
-        let delivered = order.status == Some(OrderStatus::Delivered);
+        } = self
+            .order(id)
+            .or_refuse(|| OneOf::First(order_not_found(id)))?;
+        let change = rules::update_order(&current.value, &update)
+            .map_err(|invalid| Failure::Refused(OneOf::Second(invalid)))?;
 
         let mut pet = None;
-        if delivered && old_status != OrderStatus::Delivered {
-            writer.release(order.pet_id, id);
-            if let Some(current_pet) = self.pet(order.pet_id) {
-                pet = Some(self.set_pet_status(order.pet_id, &current_pet, PetStatus::Sold));
+        if change.delivers {
+            writer.release(change.order.pet_id, id);
+            if let Some(current_pet) = self.pet(change.order.pet_id) {
+                pet = Some(self.set_pet_status(change.order.pet_id, &current_pet, PetStatus::Sold));
             }
         }
-        let stored = Arc::new(Stored::new(order));
+        let stored = Arc::new(Stored::new(change.order));
         self.orders.insert(
             id,
             OrderEntry {
@@ -448,26 +445,29 @@ impl Store for MemoryStore {
         Ok(OrderWrite { order: stored, pet })
     }
 
-    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite> {
+    async fn delete_order(
+        &self,
+        id: i64,
+        only_owner: Option<&str>,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Forbidden>> {
         let mut writer = self.writer.lock();
         let belongs = |entry: &OrderEntry| only_owner.is_none_or(|owner| &*entry.owner == owner);
         let Some((_, OrderEntry { order: removed, .. })) =
             self.orders.remove_if(&id, |_, entry| belongs(entry))
         else {
-            return Err(match self.orders.contains_key(&id) {
-                true => StoreError::NotOwner(format!("order {id} belongs to someone else")),
-                false => order_not_found(id),
+            return refuse(match self.orders.contains_key(&id) {
+                true => OneOf::Second(Forbidden(format!("order {id} belongs to someone else"))),
+                false => OneOf::First(order_not_found(id)),
             });
         };
         let mut pet = None;
-        let was_last_hold = removed.value.status != Some(OrderStatus::Delivered)
-            && writer.release(removed.value.pet_id, id);
+        let was_last_hold =
+            rules::holds_pet(&removed.value) && writer.release(removed.value.pet_id, id);
         if was_last_hold
             && let Some(current_pet) = self.pet(removed.value.pet_id)
-            && current_pet.value.status == Some(PetStatus::Pending)
+            && let Some(status) = rules::released_pet_status(&current_pet.value)
         {
-            pet =
-                Some(self.set_pet_status(removed.value.pet_id, &current_pet, PetStatus::Available));
+            pet = Some(self.set_pet_status(removed.value.pet_id, &current_pet, status));
         }
         Ok(OrderWrite {
             order: removed,
@@ -475,30 +475,29 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>> {
+    async fn create_users(
+        &self,
+        users: Vec<NewUser>,
+    ) -> StoreResult<Vec<Arc<StoredUser>>, Conflict> {
         let mut writer = self.writer.lock();
         let mut names = HashSet::with_capacity(users.len());
         let mut ids = HashSet::new();
         for new in &users {
             let username = new.user.username.as_str();
             if self.users.contains_key(username) {
-                return Err(StoreError::Conflict(format!(
-                    "username {username} is already taken"
-                )));
+                return refuse(Conflict(format!("username {username} is already taken")));
             }
             if !names.insert(username) {
-                return Err(StoreError::Conflict(format!(
+                return refuse(Conflict(format!(
                     "username {username} appears more than once in the list"
                 )));
             }
             if let Some(id) = new.user.id {
                 if writer.usernames_by_id.contains_key(&id) {
-                    return Err(StoreError::Conflict(format!(
-                        "user id {id} is already taken"
-                    )));
+                    return refuse(Conflict(format!("user id {id} is already taken")));
                 }
                 if !ids.insert(id) {
-                    return Err(StoreError::Conflict(format!(
+                    return refuse(Conflict(format!(
                         "user id {id} appears more than once in the list"
                     )));
                 }
@@ -512,9 +511,11 @@ impl Store for MemoryStore {
             let id = match new.user.id {
                 Some(id) => id,
                 None => {
-                    let id = counter.peek("user", |id| {
-                        ids.contains(&id) || writer.usernames_by_id.contains_key(&id)
-                    })?;
+                    let id = counter
+                        .peek("user", |id| {
+                            ids.contains(&id) || writer.usernames_by_id.contains_key(&id)
+                        })
+                        .map_err(Failure::Refused)?;
                     counter.claim(id);
                     id
                 }
@@ -548,30 +549,30 @@ impl Store for MemoryStore {
         username: &str,
         user: User,
         password_hash: Option<String>,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, OneOf<NotFound, Conflict>> {
         let mut writer = self.writer.lock();
         let current = self
             .user(username)
-            .ok_or_else(|| user_not_found(username))?;
+            .or_refuse(|| OneOf::First(user_not_found(username)))?;
         let renamed = user.username != username;
         if renamed && self.users.contains_key(&user.username) {
-            return Err(StoreError::Conflict(format!(
+            return refuse(OneOf::Second(Conflict(format!(
                 "username {} is already taken",
                 user.username
-            )));
+            ))));
         }
         let old_id = current
             .user
             .value
             .id
-            .ok_or_else(|| StoreError::Internal(format!("stored user {username} has no id")))?;
+            .ok_or_else(|| Failure::internal(format!("stored user {username} has no id")))?;
         let id = user.id.unwrap_or(old_id);
         if let Some(holder) = writer.usernames_by_id.get(&id)
             && holder != username
         {
-            return Err(StoreError::Conflict(format!(
+            return refuse(OneOf::Second(Conflict(format!(
                 "user id {id} belongs to another user"
-            )));
+            ))));
         }
 
         let stored = Arc::new(StoredUser {
@@ -594,7 +595,7 @@ impl Store for MemoryStore {
         &self,
         username: &str,
         roles: Vec<Role>,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
         let _writer = self.writer.lock();
         let roles = normalize_roles(roles);
         self.replace_user(username, |user| user.roles = roles)
@@ -604,17 +605,17 @@ impl Store for MemoryStore {
         &self,
         username: &str,
         password_hash: String,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
         let _writer = self.writer.lock();
         self.replace_user(username, |user| user.password_hash = password_hash)
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>> {
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>, NotFound> {
         let mut writer = self.writer.lock();
         let (_, removed) = self
             .users
             .remove(username)
-            .ok_or_else(|| user_not_found(username))?;
+            .or_refuse(|| user_not_found(username))?;
         if let Some(id) = removed.user.value.id {
             writer.usernames_by_id.remove(&id);
         }

@@ -6,8 +6,14 @@
 //! implementation: [`MemoryStore`] serializes such steps behind one writer lock, and a Redis
 //! implementation runs each as one Lua script or `MULTI`/`WATCH` transaction.
 //!
-//! The store enforces the rules that need its atomicity (order and pet states move together, ids
-//! and usernames are unique); schema validation and authorization stay in the handlers. What the
+//! The store applies the rules that need its atomicity (order and pet states move together, ids
+//! and usernames are unique), deciding them with the pure functions of [`crate::rules`], so both
+//! stores decide alike; schema validation and authorization stay in the handlers.
+//!
+//! Each step says how it can refuse in its type: [`StoreResult<T, R>`] is `Result<T,
+//! Failure<R>>`, where `R` is the step's refusal (`NotFound`, `Conflict`, `OneOf` of two, or
+//! none) and `Failure::Server` an outage or a bug. A handler can then `?` a step only if its
+//! operation documents the step's refusals. What the
 //! handlers need to authorize is kept here though, beside the records it guards: each order's
 //! owner (the wire `Order` stays the classic Petstore schema, so the owner is not part of it) and
 //! each user's roles.
@@ -27,21 +33,19 @@ mod redis_store;
 #[cfg(test)]
 pub(crate) mod conformance;
 
-use std::{collections::BTreeMap, fmt, sync::Arc};
+use std::{collections::BTreeMap, convert::Infallible, fmt, sync::Arc};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use poem_openapi::types::ToJSON;
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{
-    api::{
-        Image, Serialized,
-        models::{Order, OrderStatus, Pet, PetStatus, User},
-    },
-    auth::Role,
-    error::ApiError,
+use petstore_api::{
+    Image, Role, Serialized,
+    error::{Conflict, Failure, Forbidden, Invalid, NotFound, OneOf},
+    models::{Order, Pet, PetStatus, User},
 };
+
+pub use crate::rules::OrderUpdate;
 
 pub use demo::{
     DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, DEMO_PASSWORD, DEMO_USER2_USERNAME, DEMO_USERNAME,
@@ -53,8 +57,8 @@ pub use redis_store::RedisStore;
 /// The store as the rest of the application holds it.
 pub type SharedStore = Arc<dyn Store>;
 
-/// The result of every store operation.
-pub type StoreResult<T> = Result<T, StoreError>;
+/// The result of a store step that refuses with `R` (nothing, by default).
+pub type StoreResult<T, R = Infallible> = Result<T, Failure<R>>;
 
 /// An entity together with its JSON, rendered once when it was written.
 ///
@@ -69,7 +73,7 @@ pub struct Stored<T> {
     pub json: Serialized<T>,
 }
 
-impl<T: ToJSON> Stored<T> {
+impl<T: Serialize> Stored<T> {
     /// Renders `value` and keeps both.
     pub fn new(value: T) -> Self {
         let json = Serialized::new(&value);
@@ -137,52 +141,21 @@ pub(crate) fn normalize_roles(mut roles: Vec<Role>) -> Vec<Role> {
     roles
 }
 
-// Rules and messages every store shares.
+/// A record the step needs, or its refusal: `self.pet(id).or_refuse(|| pet_not_found(id))?`.
+pub(crate) trait OrRefuse<T> {
+    /// The value, or the step's refusal.
+    fn or_refuse<R>(self, refusal: impl FnOnce() -> R) -> StoreResult<T, R>;
+}
 
-/// The position of a status on the one-way road of an order.
-fn stage(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::Placed => 0,
-        OrderStatus::Approved => 1,
-        OrderStatus::Delivered => 2,
+impl<T> OrRefuse<T> for Option<T> {
+    fn or_refuse<R>(self, refusal: impl FnOnce() -> R) -> StoreResult<T, R> {
+        self.ok_or_else(|| Failure::Refused(refusal()))
     }
 }
 
-/// `current` changed by `update` (`updateOrder`): the status only moves forward, delivering
-/// completes the order. A `Rule` error on `status` for a step back.
-pub(crate) fn updated_order(current: &Order, update: &OrderUpdate) -> StoreResult<Order> {
-    let old_status = current.status.unwrap_or(OrderStatus::Placed);
-    let new_status = update.status.unwrap_or(old_status);
-    if stage(new_status) < stage(old_status) {
-        return Err(StoreError::rule(
-            "status",
-            format!(
-                "an order that is {} cannot go back to {}",
-                old_status.as_str(),
-                new_status.as_str()
-            ),
-        ));
-    }
-    let delivered = new_status == OrderStatus::Delivered;
-    let mut order = current.clone();
-    order.status = Some(new_status);
-    if update.ship_date.is_some() {
-        order.ship_date = update.ship_date;
-    }
-    order.complete = Some(delivered || update.complete.or(order.complete).unwrap_or(false));
-    Ok(order)
-}
-
-pub(crate) fn pet_not_found(id: i64) -> StoreError {
-    StoreError::NotFound(format!("pet {id} not found"))
-}
-
-pub(crate) fn order_not_found(id: i64) -> StoreError {
-    StoreError::NotFound(format!("order {id} not found"))
-}
-
-pub(crate) fn user_not_found(username: &str) -> StoreError {
-    StoreError::NotFound(format!("user {username} not found"))
+/// A step's refusal, as its result.
+pub(crate) fn refuse<T, R>(refusal: R) -> StoreResult<T, R> {
+    Err(Failure::Refused(refusal))
 }
 
 /// A user record as stored: never with a password.
@@ -190,18 +163,6 @@ pub(crate) fn public_user(mut user: User, id: i64) -> User {
     user.id = Some(id);
     user.password = None;
     user
-}
-
-/// The fields of an order that `updateOrder` may change; `None` keeps the stored value.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OrderUpdate {
-    /// The new status; it may only move forward (`placed` → `approved` → `delivered`).
-    pub status: Option<OrderStatus>,
-    /// The new shipping date.
-    pub ship_date: Option<DateTime<Utc>>,
-    /// The new completion flag. Ignored once the order is `delivered`: a delivered order is
-    /// always complete.
-    pub complete: Option<bool>,
 }
 
 /// What an order operation wrote: the order and, when the step changed it, its pet.
@@ -229,75 +190,6 @@ pub struct NewImage {
     pub url: String,
 }
 
-/// Why a store operation failed.
-///
-/// `NotFound`, `Conflict` and `Rule` describe the request and their messages are shown to the
-/// client; `Unavailable` is shown too, so implementations keep its message generic;
-/// `Internal` is logged and never shown.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// A record the operation needs does not exist (HTTP 404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The operation clashes with the current state: a duplicate id or username, a pet that is
-    /// not available (HTTP 409).
-    #[error("{0}")]
-    Conflict(String),
-    /// The input is well-formed but breaks a business rule, e.g. an order status moving
-    /// backwards (HTTP 422). `path` names the offending input field, as in `FieldError`.
-    #[error("{path}: {message}")]
-    Rule {
-        /// The input field at fault, e.g. `status`.
-        path: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The record belongs to someone else than the operation was limited to (HTTP 403).
-    #[error("{0}")]
-    NotOwner(String),
-    /// The storage backend cannot be reached; retrying later may succeed (HTTP 503 with
-    /// `Retry-After`).
-    #[error("{message}")]
-    Unavailable {
-        /// What is unavailable, in words fit for the client.
-        message: String,
-        /// Whole seconds after which a retry is worth it.
-        retry_after_secs: u64,
-    },
-    /// A bug or corrupt data (HTTP 500). The message is logged, never sent.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl StoreError {
-    /// A business-rule violation on the input field `path`.
-    pub fn rule(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Rule {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(message) => ApiError::NotFound(message),
-            StoreError::Conflict(message) => ApiError::Conflict(message),
-            StoreError::NotOwner(message) => ApiError::Forbidden(message),
-            StoreError::Rule { path, message } => ApiError::invalid_field(path, message),
-            StoreError::Unavailable {
-                message,
-                retry_after_secs,
-            } => ApiError::unavailable(message, retry_after_secs),
-            StoreError::Internal(message) => {
-                tracing::error!(error = %message, "store failed");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
 /// The storage interface the handlers use.
 ///
 /// Every method is one atomic step: either all of its effects happen or none do, and concurrent
@@ -319,11 +211,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new pet (`addPet`). The id is assigned when `pet.id` is `None`; an id that is
     /// taken is a `Conflict`.
-    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>>;
+    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, Conflict>;
 
     /// Replaces the pet with `pet.id` by `pet` (`updatePet`). `NotFound` if there is no such
-    /// pet; a missing id is a `Rule` error on `id`. Uploaded images stay stored.
-    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>>;
+    /// pet; the caller supplies the id (a pet without one is an internal error). Uploaded
+    /// images stay stored.
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, NotFound>;
 
     /// Changes the given fields of a pet and keeps the others (`updatePetWithForm`).
     async fn update_pet_fields(
@@ -331,10 +224,10 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         name: Option<String>,
         status: Option<PetStatus>,
-    ) -> StoreResult<Arc<Stored<Pet>>>;
+    ) -> StoreResult<Arc<Stored<Pet>>, NotFound>;
 
     /// Deletes a pet and its images; returns the pet as it was. Its orders are kept.
-    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>>;
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>, NotFound>;
 
     /// Every pet whose status is one of `statuses`, ordered by id. Pets without a status never
     /// match; an empty `statuses` matches nothing (the handler supplies the default).
@@ -359,7 +252,7 @@ pub trait Store: Send + Sync + 'static {
         pet_id: i64,
         image: NewImage,
         max_photos: usize,
-    ) -> StoreResult<Arc<Stored<Pet>>>;
+    ) -> StoreResult<Arc<Stored<Pet>>, OneOf<NotFound, Conflict>>;
 
     /// An image uploaded for a pet.
     async fn get_pet_image(&self, pet_id: i64, image_id: Uuid) -> StoreResult<Option<Image>>;
@@ -368,14 +261,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Places an order (`placeOrder`) for `owner`, reserving its pet in the same step.
     ///
-    /// The id is assigned when `None` (`Conflict` if taken). The pet must exist (`NotFound`)
-    /// and be `available` (`Conflict`; a pet without status is not available). Defaults:
-    /// `status` `placed`, `quantity` 1, `complete` false. A `placed` or `approved` order marks
-    /// the pet `pending`; a `delivered` one marks it `sold` and is always `complete`.
+    /// The id is assigned when `None` (`Conflict` if taken). The pet must exist (`NotFound`);
+    /// the rest is [`crate::rules::place_order`].
     ///
     /// `owner` is who placed the order: the caller's username, or a service key's name. It is
     /// stored with the order in the same step, never changes, and goes when the order does.
-    async fn place_order(&self, order: Order, owner: &str) -> StoreResult<OrderWrite>;
+    async fn place_order(
+        &self,
+        order: Order,
+        owner: &str,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Conflict>>;
 
     /// The order with this id.
     async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>>;
@@ -392,26 +287,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Changes an order's status, ship date or completion flag (`updateOrder`).
     ///
-    /// The status only moves forward (`placed` → `approved` → `delivered`; staying is fine);
-    /// moving back is a `Rule` error on `status`. Delivering marks the order `complete` and its
-    /// pet, if it still exists, `sold`.
-    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite>;
+    /// [`crate::rules::update_order`] decides (moving back is `Invalid` on `status`);
+    /// delivering marks the pet, if it still exists, `sold`.
+    async fn update_order(
+        &self,
+        id: i64,
+        update: OrderUpdate,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Invalid>>;
 
     /// Deletes an order (`deleteOrder`); returns it as it was. Deleting an order that was not
     /// delivered releases its pet: a `pending` pet becomes `available` again, unless another
     /// undelivered order still holds it.
     ///
-    /// With `only_owner`, the order is deleted only if it belongs to that owner (`NotOwner`
+    /// With `only_owner`, the order is deleted only if it belongs to that owner (`Forbidden`
     /// otherwise), checked in the same atomic step: ids can be chosen by clients, so a separate
     /// check could pass for one order and the delete hit another placed under the same id.
-    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite>;
+    async fn delete_order(
+        &self,
+        id: i64,
+        only_owner: Option<&str>,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Forbidden>>;
 
     // ---- users ----
 
     /// Creates every user of the list or none (`createUser`, `createUsersWithListInput`);
     /// returns them as stored, in input order. A username or id that is taken, or that appears
     /// twice in the list, is a `Conflict`. Ids are assigned where `None`.
-    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>>;
+    async fn create_users(
+        &self,
+        users: Vec<NewUser>,
+    ) -> StoreResult<Vec<Arc<StoredUser>>, Conflict>;
 
     /// The user with this username (exact, case-sensitive match).
     async fn get_user(&self, username: &str) -> StoreResult<Option<Arc<StoredUser>>>;
@@ -427,7 +332,7 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         user: User,
         password_hash: Option<String>,
-    ) -> StoreResult<Arc<StoredUser>>;
+    ) -> StoreResult<Arc<StoredUser>, OneOf<NotFound, Conflict>>;
 
     /// Replaces the roles of user `username`; returns the user as stored now. Everything else
     /// stays. `NotFound` if there is no such user. The roles are sorted and deduplicated; an
@@ -436,7 +341,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         username: &str,
         roles: Vec<Role>,
-    ) -> StoreResult<Arc<StoredUser>>;
+    ) -> StoreResult<Arc<StoredUser>, NotFound>;
 
     /// Replaces the password hash of user `username`; returns the user as stored now. Everything
     /// else stays. `NotFound` if there is no such user. Meant for start-up (giving the
@@ -445,49 +350,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         username: &str,
         password_hash: String,
-    ) -> StoreResult<Arc<StoredUser>>;
+    ) -> StoreResult<Arc<StoredUser>, NotFound>;
 
     /// Deletes a user; returns it as it was.
-    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::models::FieldError;
-
-    #[test]
-    fn store_errors_map_to_the_documented_api_errors() {
-        let cases = [
-            (StoreError::NotFound("pet 1 not found".into()), 404),
-            (StoreError::Conflict("pet 1 is not available".into()), 409),
-            (StoreError::rule("status", "cannot go back"), 422),
-            (
-                StoreError::Unavailable {
-                    message: "storage is unavailable".into(),
-                    retry_after_secs: 3,
-                },
-                503,
-            ),
-            (StoreError::Internal("bad bytes in pet:1".into()), 500),
-        ];
-        for (error, status) in cases {
-            assert_eq!(ApiError::from(error).status(), status);
-        }
-        assert_eq!(
-            ApiError::from(StoreError::rule("status", "cannot go back")),
-            ApiError::Validation {
-                message: "status: cannot go back".into(),
-                errors: vec![FieldError {
-                    path: "status".into(),
-                    message: "cannot go back".into(),
-                }],
-            }
-        );
-        // The internal cause stays in the log.
-        assert_eq!(
-            ApiError::from(StoreError::Internal("bad bytes in pet:1".into())).to_string(),
-            "internal error"
-        );
-    }
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>, NotFound>;
 }

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use crate::api::ws::{Action, Event};
+use petstore_api::ws::{Action, Event};
 
 /// Requests the socket task may have queued before callers wait for room.
 const COMMAND_BUFFER: usize = 1024;

@@ -16,14 +16,13 @@ use serde_json::{Value, json};
 
 use super::{envelope::now_ms, session::Session};
 use crate::{
-    api::{
-        Ctx,
-        operations::{PetStoreApi, Scope},
-        ws::{Action, ControlAction, dispatch},
-    },
-    auth::{Authentication, Credential, Presented},
-    error::{ApiError, Challenge},
-    events::Topic,
+    auth::{Authentication, Presented},
+    edge::dispatch::dispatch,
+};
+use petstore_api::{
+    ApiError, Challenge, Credential, Ctx, Topic,
+    operations::{PetStoreApi, Scope},
+    ws::{Action, ControlAction},
 };
 
 /// What a control action answers.

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{
-    api::ws::{Action, Event},
-    error::ApiError,
+use petstore_api::{
+    ApiError,
+    ws::{Action, Event},
 };
 
 /// A request, read and checked.

@@ -47,18 +47,17 @@ use tokio_util::task::TaskTracker;
 
 pub use self::session::SessionState;
 use crate::{
-    api::operations::PetStoreApi,
     auth::{Authenticator, Presented},
-    error::ApiError,
     events::Hub,
-    http::access::AccessControl,
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
+    rest::{access::AccessControl, payload::HttpError},
     store::SharedStore,
     telemetry::metrics::{self, Upgrade},
 };
+use petstore_api::{ApiError, operations::PetStoreApi};
 
-/// Where the endpoint is served.
-pub const WS_PATH: &str = "/api/v3/ws";
+/// Where the endpoint is served: the channel address of `asyncapi.yaml`.
+pub use petstore_api::ws::WS_PATH;
 
 /// Limits and timeouts of WebSocket sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,7 +303,7 @@ impl<H: PetStoreApi> WsService<H> {
             || !matches!(caller.authentication.api_key, Presented::Absent);
         if presented && caller.authentication.principal().is_none() {
             return Err(ApiError::Unauthorized {
-                challenge: crate::error::Challenge::InvalidToken,
+                challenge: petstore_api::Challenge::InvalidToken,
             });
         }
         let permit = match caller.client_ip {
@@ -386,7 +385,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
         if request.method() != poem::http::Method::GET {
-            return Err(ApiError::MethodNotAllowed.into());
+            return Err(HttpError(ApiError::MethodNotAllowed).into());
         }
         let outcome = self.0.upgrade(&request).await;
         metrics::ws().upgrade(match &outcome {
@@ -398,7 +397,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
         });
         match outcome {
             Ok(response) => Ok(response),
-            Err(error) => Ok(crate::http::payload::error_response(&error).into_response()),
+            Err(error) => Ok(crate::rest::payload::error_response(&error).into_response()),
         }
     }
 }

@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 
-use crate::api::ws::Priority;
+use petstore_api::ws::Priority;
 
 /// The number of priority levels: one buffer each, indexed by [`Priority::index`] so that index 0
 /// (`Critical`) drains first.

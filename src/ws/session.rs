@@ -43,17 +43,17 @@ use super::{
     queue::{Admission, PriorityQueue},
 };
 use crate::{
-    api::{
-        Ctx,
-        messaging::Success,
-        operations::PetStoreApi,
-        ws::{Action, Event, dispatch},
-    },
-    auth::{Authentication, Credential},
-    error::ApiError,
+    auth::Authentication,
+    edge::dispatch::dispatch,
     events::{ConnectionId, Outbox, OutboxReceiver},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
+};
+use petstore_api::{
+    ApiError, Credential, Ctx,
+    operations::PetStoreApi,
+    payload::Success,
+    ws::{Action, Event},
 };
 
 /// Where a session is in its life (`asyncapi.yaml` describes the same states).

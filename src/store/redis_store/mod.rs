@@ -69,23 +69,28 @@ use fred::{
     interfaces::{HashesInterface, KeysInterface},
     types::Value,
 };
-use poem_openapi::types::ParseFromJSON;
 use rand::Rng;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
+
+use petstore_api::{
+    Image, Role, Serialized,
+    error::{Conflict, Failure, Forbidden, Invalid, NotFound, OneOf, ServerError},
+    models::{Order, Pet, PetStatus, User},
+};
 
 use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
 use super::{
-    NewImage, NewUser, OrderUpdate, OrderWrite, Store, StoreError, StoreResult, Stored, StoredUser,
-    normalize_roles, order_not_found, pet_not_found, public_user, updated_order, user_not_found,
+    NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored, StoredUser,
+    normalize_roles, public_user, refuse,
 };
 use crate::{
-    api::{
-        Image, Serialized,
-        models::{Order, OrderStatus, Pet, PetStatus, User},
-    },
-    auth::Role,
     redis::{Idempotence, Redis},
+    rules::{self, order_not_found, pet_not_found, user_not_found},
 };
+
+/// What the store's own reads and bookkeeping answer: a value, or an outage or corrupt data.
+type Fallible<T> = Result<T, ServerError>;
 
 /// How often a step reads again after a concurrent change before it gives up. Every retry
 /// means another step committed meanwhile, so the system as a whole always moves on; the bound
@@ -198,7 +203,7 @@ impl RedisStore {
     // ---- round trips ----
 
     /// Runs the reads of `snapshot` at one instant; one value per read.
-    async fn snapshot(&self, snapshot: Snapshot) -> StoreResult<Vec<Value>> {
+    async fn snapshot(&self, snapshot: Snapshot) -> Fallible<Vec<Value>> {
         let (keys, args) = snapshot.into_parts();
         let values: Value = self
             .redis
@@ -208,7 +213,7 @@ impl RedisStore {
     }
 
     /// Runs `commit`; false when a record it depends on changed since it was read.
-    async fn commit(&self, commit: Commit) -> StoreResult<bool> {
+    async fn commit(&self, commit: Commit) -> Fallible<bool> {
         let (keys, args) = commit.into_parts();
         let applied: i64 = self
             .redis
@@ -218,10 +223,10 @@ impl RedisStore {
     }
 
     /// Plans and commits a step until the commit goes through on unchanged records.
-    async fn run<T, F, Fut>(&self, mut plan: F) -> StoreResult<T>
+    async fn run<T, R, F, Fut>(&self, mut plan: F) -> StoreResult<T, R>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = StoreResult<Plan<T>>>,
+        Fut: Future<Output = StoreResult<Plan<T>, R>>,
     {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -238,10 +243,7 @@ impl RedisStore {
             attempts = MAX_ATTEMPTS,
             "store step kept meeting concurrent changes"
         );
-        Err(StoreError::Unavailable {
-            message: "storage is busy; try again later".to_owned(),
-            retry_after_secs: 1,
-        })
+        Err(ServerError::unavailable("storage is busy; try again later", 1).into())
     }
 
     /// `count` new ids of `sequence` that no record uses and that are not in `excluded`, taken
@@ -254,7 +256,7 @@ impl RedisStore {
         count: usize,
         excluded: &HashSet<i64>,
         commit: &mut Commit,
-    ) -> StoreResult<Vec<i64>> {
+    ) -> Fallible<Vec<i64>> {
         let seq_key = self.seq_key(sequence);
         let mut ids = Vec::with_capacity(count);
         while ids.len() < count {
@@ -288,7 +290,7 @@ impl RedisStore {
         Ok(ids)
     }
 
-    async fn get_bytes(&self, key: String) -> StoreResult<Option<Bytes>> {
+    async fn get_bytes(&self, key: String) -> Fallible<Option<Bytes>> {
         Ok(self
             .redis
             .read("store.get", move |client| {
@@ -298,14 +300,14 @@ impl RedisStore {
             .await?)
     }
 
-    async fn read_pet(&self, id: i64) -> StoreResult<Option<(Bytes, Stored<Pet>)>> {
+    async fn read_pet(&self, id: i64) -> Fallible<Option<(Bytes, Stored<Pet>)>> {
         match self.get_bytes(self.pet_key(id)).await? {
             Some(bytes) => Ok(Some((bytes.clone(), parse(&self.pet_key(id), bytes)?))),
             None => Ok(None),
         }
     }
 
-    async fn read_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+    async fn read_user(&self, username: &str) -> Fallible<Option<UserRecord>> {
         let key = self.user_key(username);
         let fields: Vec<Option<Bytes>> = {
             let key = key.clone();
@@ -385,13 +387,13 @@ impl RedisStore {
         &self,
         username: &str,
         change: impl Fn(&mut StoredUser),
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
         let change = &change;
         self.run(move || async move {
             let record = self
                 .read_user(username)
                 .await?
-                .ok_or_else(|| user_not_found(username))?;
+                .or_refuse(|| user_not_found(username))?;
             let mut commit = Commit::new();
             self.user_unchanged(&mut commit, username, &record);
             let mut user = record.user;
@@ -405,7 +407,7 @@ impl RedisStore {
         .await
     }
 
-    async fn find(&self, indexes: Vec<String>) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
+    async fn find(&self, indexes: Vec<String>) -> Fallible<Vec<Arc<Stored<Pet>>>> {
         if indexes.is_empty() {
             return Ok(Vec::new());
         }
@@ -427,7 +429,7 @@ impl RedisStore {
             let id = id.as_str().map(|id| id.into_owned()).unwrap_or_default();
             let key = self.redis.key(format_args!("pet:{id}"));
             let Some(json) = json.into_bytes() else {
-                return Err(StoreError::Internal(format!(
+                return Err(ServerError::internal(format!(
                     "an index names pet {id}, which does not exist"
                 )));
             };
@@ -446,7 +448,7 @@ struct UserRecord {
 }
 
 impl UserRecord {
-    fn from_fields(key: &str, fields: Vec<Option<Bytes>>) -> StoreResult<Option<Self>> {
+    fn from_fields(key: &str, fields: Vec<Option<Bytes>>) -> Fallible<Option<Self>> {
         let mut fields = fields.into_iter();
         let (Some(json), Some(hash), Some(roles)) = (
             fields.next().flatten(),
@@ -457,7 +459,7 @@ impl UserRecord {
         };
         let user = parse::<User>(key, json.clone())?;
         let password_hash = String::from_utf8(hash.to_vec())
-            .map_err(|_| StoreError::Internal(format!("{key}: the password hash is not UTF-8")))?;
+            .map_err(|_| ServerError::internal(format!("{key}: the password hash is not UTF-8")))?;
         let decoded_roles = decode_roles(key, &roles)?;
         Ok(Some(Self {
             user: StoredUser {
@@ -469,34 +471,28 @@ impl UserRecord {
         }))
     }
 
-    fn id(&self, key: &str) -> StoreResult<i64> {
+    fn id(&self, key: &str) -> Fallible<i64> {
         self.user
             .user
             .value
             .id
-            .ok_or_else(|| StoreError::Internal(format!("{key}: the stored user has no id")))
+            .ok_or_else(|| ServerError::internal(format!("{key}: the stored user has no id")))
     }
 }
 
 /// Parses a record written by this store; anything else is corrupt data.
-fn parse<T: ParseFromJSON>(key: &str, json: Bytes) -> StoreResult<Stored<T>> {
-    let value: serde_json::Value = serde_json::from_slice(&json)
-        .map_err(|error| StoreError::Internal(format!("{key}: corrupt JSON: {error}")))?;
-    let value = T::parse_from_json(Some(value)).map_err(|error| {
-        StoreError::Internal(format!(
-            "{key}: not a valid record: {}",
-            error.into_message()
-        ))
-    })?;
+fn parse<T: DeserializeOwned>(key: &str, json: Bytes) -> Fallible<Stored<T>> {
+    let value = serde_json::from_slice(&json)
+        .map_err(|error| ServerError::internal(format!("{key}: not a valid record: {error}")))?;
     Ok(Stored {
         value,
         json: Serialized::from_trusted_bytes(json),
     })
 }
 
-fn integer(value: &Value) -> StoreResult<i64> {
+fn integer(value: &Value) -> Fallible<i64> {
     value.as_i64().ok_or_else(|| {
-        StoreError::Internal(format!("expected an integer from redis, got {value:?}"))
+        ServerError::internal(format!("expected an integer from redis, got {value:?}"))
     })
 }
 
@@ -516,16 +512,16 @@ fn encode_roles(roles: &[Role]) -> String {
         .join(",")
 }
 
-fn decode_roles(key: &str, raw: &[u8]) -> StoreResult<Vec<Role>> {
+fn decode_roles(key: &str, raw: &[u8]) -> Fallible<Vec<Role>> {
     let text = std::str::from_utf8(raw)
-        .map_err(|_| StoreError::Internal(format!("{key}: the roles are not UTF-8")))?;
+        .map_err(|_| ServerError::internal(format!("{key}: the roles are not UTF-8")))?;
     let roles = text
         .split(',')
         .filter(|name| !name.is_empty())
         .map(|name| {
-            Role::from_str(name).map_err(|error| StoreError::Internal(format!("{key}: {error}")))
+            Role::from_str(name).map_err(|error| ServerError::internal(format!("{key}: {error}")))
         })
-        .collect::<StoreResult<Vec<_>>>()?;
+        .collect::<Fallible<Vec<_>>>()?;
     Ok(normalize_roles(roles))
 }
 
@@ -545,7 +541,7 @@ fn bytes_of(value: Value) -> Option<Bytes> {
 }
 
 /// An order hash's `json` and `owner`, as read by `HMGET`.
-fn order_fields(key: &str, value: Value) -> StoreResult<Option<(Bytes, Stored<Order>, Bytes)>> {
+fn order_fields(key: &str, value: Value) -> Fallible<Option<(Bytes, Stored<Order>, Bytes)>> {
     let mut fields = value.into_array().into_iter();
     let (Some(json), Some(owner)) = (
         fields.next().and_then(bytes_of),
@@ -557,9 +553,9 @@ fn order_fields(key: &str, value: Value) -> StoreResult<Option<(Bytes, Stored<Or
     Ok(Some((json, order, owner)))
 }
 
-fn owner_string(key: &str, owner: &Bytes) -> StoreResult<String> {
+fn owner_string(key: &str, owner: &Bytes) -> Fallible<String> {
     String::from_utf8(owner.to_vec())
-        .map_err(|_| StoreError::Internal(format!("{key}: the owner is not UTF-8")))
+        .map_err(|_| ServerError::internal(format!("{key}: the owner is not UTF-8")))
 }
 
 #[async_trait]
@@ -576,7 +572,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, Conflict> {
         let pet = &pet;
         self.run(move || async move {
             let mut commit = Commit::new();
@@ -586,7 +582,7 @@ impl Store for RedisStore {
                     reads.exists(self.pet_key(id));
                     let exists = self.snapshot(reads).await?;
                     if exists.first().map(integer).transpose()? != Some(0) {
-                        return Err(StoreError::Conflict(format!("pet {id} already exists")));
+                        return refuse(Conflict(format!("pet {id} already exists")));
                     }
                     commit.absent(self.pet_key(id));
                     id
@@ -611,13 +607,13 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn replace_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         let id = pet
             .id
-            .ok_or_else(|| StoreError::rule("id", "the pet's id is required"))?;
+            .ok_or_else(|| Failure::internal("replace_pet called for a pet without an id"))?;
         let pet = &pet;
         self.run(move || async move {
-            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let (old_bytes, old) = self.read_pet(id).await?.or_refuse(|| pet_not_found(id))?;
             let mut commit = Commit::new();
             let outcome = self.replace_pet_in(&mut commit, id, old_bytes, &old.value, pet.clone());
             Ok(Plan { commit, outcome })
@@ -630,10 +626,10 @@ impl Store for RedisStore {
         id: i64,
         name: Option<String>,
         status: Option<PetStatus>,
-    ) -> StoreResult<Arc<Stored<Pet>>> {
+    ) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         let name = &name;
         self.run(move || async move {
-            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let (old_bytes, old) = self.read_pet(id).await?.or_refuse(|| pet_not_found(id))?;
             let mut pet = old.value.clone();
             if let Some(name) = name {
                 pet.name = name.clone();
@@ -648,9 +644,9 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>> {
+    async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         self.run(move || async move {
-            let (old_bytes, old) = self.read_pet(id).await?.ok_or_else(|| pet_not_found(id))?;
+            let (old_bytes, old) = self.read_pet(id).await?.or_refuse(|| pet_not_found(id))?;
             let mut commit = Commit::new();
             let key = self.pet_key(id);
             commit.equals(key.clone(), old_bytes);
@@ -680,12 +676,14 @@ impl Store for RedisStore {
                 .collect(),
         )
         .await
+        .map_err(Failure::from)
     }
 
     async fn find_pets_by_tags(&self, tags: &[String]) -> StoreResult<Vec<Arc<Stored<Pet>>>> {
         let distinct: HashSet<&str> = tags.iter().map(String::as_str).collect();
         self.find(distinct.into_iter().map(|tag| self.tag_key(tag)).collect())
             .await
+            .map_err(Failure::from)
     }
 
     async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>> {
@@ -699,10 +697,11 @@ impl Store for RedisStore {
             .zip(counts.iter())
             .map(|(status, count)| {
                 let count = u64::try_from(integer(count)?)
-                    .map_err(|_| StoreError::Internal("a negative count".to_owned()))?;
+                    .map_err(|_| ServerError::internal("a negative count"))?;
                 Ok((*status, count))
             })
-            .collect()
+            .collect::<Fallible<_>>()
+            .map_err(Failure::from)
     }
 
     async fn add_pet_image(
@@ -710,7 +709,7 @@ impl Store for RedisStore {
         pet_id: i64,
         image: NewImage,
         max_photos: usize,
-    ) -> StoreResult<Arc<Stored<Pet>>> {
+    ) -> StoreResult<Arc<Stored<Pet>>, OneOf<NotFound, Conflict>> {
         let image_key = &self.image_key(pet_id, image.id);
         let image = &image;
         self.run(move || async move {
@@ -720,18 +719,18 @@ impl Store for RedisStore {
             let old_bytes = values
                 .next()
                 .and_then(bytes_of)
-                .ok_or_else(|| pet_not_found(pet_id))?;
+                .or_refuse(|| OneOf::First(pet_not_found(pet_id)))?;
             let old = parse::<Pet>(&self.pet_key(pet_id), old_bytes.clone())?;
             if old.value.photo_urls.len() >= max_photos {
-                return Err(StoreError::Conflict(format!(
+                return refuse(OneOf::Second(Conflict(format!(
                     "pet {pet_id} already has {max_photos} photos, the most it may have"
-                )));
+                ))));
             }
             if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
-                return Err(StoreError::Conflict(format!(
+                return refuse(OneOf::Second(Conflict(format!(
                     "image {} of pet {pet_id} already exists",
                     image.id
-                )));
+                ))));
             }
             let mut pet = old.value.clone();
             pet.photo_urls.push(image.url.clone());
@@ -768,14 +767,18 @@ impl Store for RedisStore {
         let content_type = IMAGE_TYPES
             .iter()
             .find(|known| known.as_bytes() == content_type.as_ref())
-            .ok_or_else(|| StoreError::Internal(format!("{key}: unknown content type")))?;
+            .ok_or_else(|| ServerError::internal(format!("{key}: unknown content type")))?;
         Ok(Some(Image {
             content_type,
             bytes,
         }))
     }
 
-    async fn place_order(&self, order: Order, owner: &str) -> StoreResult<OrderWrite> {
+    async fn place_order(
+        &self,
+        order: Order,
+        owner: &str,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Conflict>> {
         let order = &order;
         self.run(move || async move {
             let mut commit = Commit::new();
@@ -789,7 +792,9 @@ impl Store for RedisStore {
             let id = match order.id {
                 Some(id) => {
                     if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
-                        return Err(StoreError::Conflict(format!("order {id} already exists")));
+                        return refuse(OneOf::Second(Conflict(format!(
+                            "order {id} already exists"
+                        ))));
                     }
                     commit.absent(self.order_key(id));
                     id
@@ -800,39 +805,23 @@ impl Store for RedisStore {
                 }
             };
             let pet_key = self.pet_key(order.pet_id);
-            let pet_bytes = pet.ok_or_else(|| pet_not_found(order.pet_id))?;
+            let pet_bytes = pet.or_refuse(|| OneOf::First(pet_not_found(order.pet_id)))?;
             let current = parse::<Pet>(&pet_key, pet_bytes.clone())?;
-            if current.value.status != Some(PetStatus::Available) {
-                return Err(StoreError::Conflict(format!(
-                    "pet {} is not available",
-                    order.pet_id
-                )));
-            }
+            let placement = rules::place_order(order.clone(), id, &current.value)
+                .map_err(|conflict| Failure::Refused(OneOf::Second(conflict)))?;
 
-            let mut order = order.clone();
-            let status = order.status.unwrap_or(OrderStatus::Placed);
-            let delivered = status == OrderStatus::Delivered;
-            order.id = Some(id);
-            order.status = Some(status);
-            order.quantity = Some(order.quantity.unwrap_or(1));
-            order.complete = Some(delivered || order.complete.unwrap_or(false));
-            let pet_status = if delivered {
-                PetStatus::Sold
-            } else {
-                PetStatus::Pending
-            };
-
+            let pet_id = placement.order.pet_id;
             let pet = self.replace_pet_in(
                 &mut commit,
-                order.pet_id,
+                pet_id,
                 pet_bytes,
                 &current.value,
-                with_status(&current.value, pet_status),
+                with_status(&current.value, placement.pet_status),
             );
-            if !delivered {
-                commit.sadd(self.pet_holds_key(order.pet_id), id);
+            if placement.holds_pet {
+                commit.sadd(self.pet_holds_key(pet_id), id);
             }
-            let stored = Stored::new(order);
+            let stored = Stored::new(placement.order);
             let order_key = self.order_key(id);
             commit.hset(order_key.clone(), "json", stored.json.bytes().clone());
             commit.hset(order_key, "owner", owner.to_owned());
@@ -858,7 +847,9 @@ impl Store for RedisStore {
                 })
                 .await?
         };
-        json.map(|json| parse(&key, json).map(Arc::new)).transpose()
+        Ok(json
+            .map(|json| parse(&key, json).map(Arc::new))
+            .transpose()?)
     }
 
     async fn get_order_with_owner(
@@ -888,10 +879,14 @@ impl Store for RedisStore {
                 })
                 .await?
         };
-        owner.map(|owner| owner_string(&key, &owner)).transpose()
+        Ok(owner.map(|owner| owner_string(&key, &owner)).transpose()?)
     }
 
-    async fn update_order(&self, id: i64, update: OrderUpdate) -> StoreResult<OrderWrite> {
+    async fn update_order(
+        &self,
+        id: i64,
+        update: OrderUpdate,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Invalid>> {
         let key = &self.order_key(id);
         let update = &update;
         self.run(move || async move {
@@ -902,31 +897,30 @@ impl Store for RedisStore {
                 Some(value) => order_fields(key, value)?,
                 None => None,
             }
-            .ok_or_else(|| order_not_found(id))?;
-
-            let old_status = current.value.status.unwrap_or(OrderStatus::Placed);
-            let order = updated_order(&current.value, update)?;
-            let delivered = order.status == Some(OrderStatus::Delivered);
+            .or_refuse(|| OneOf::First(order_not_found(id)))?;
+            let change = rules::update_order(&current.value, update)
+                .map_err(|invalid| Failure::Refused(OneOf::Second(invalid)))?;
 
             let mut commit = Commit::new();
             commit.field_equals(key.clone(), "json", json);
             let mut pet = None;
-            if delivered && old_status != OrderStatus::Delivered {
-                commit.srem(self.pet_holds_key(order.pet_id), id);
-                match self.read_pet(order.pet_id).await? {
+            if change.delivers {
+                let pet_id = change.order.pet_id;
+                commit.srem(self.pet_holds_key(pet_id), id);
+                match self.read_pet(pet_id).await? {
                     Some((pet_bytes, current_pet)) => {
                         pet = Some(self.replace_pet_in(
                             &mut commit,
-                            order.pet_id,
+                            pet_id,
                             pet_bytes,
                             &current_pet.value,
                             with_status(&current_pet.value, PetStatus::Sold),
                         ));
                     }
-                    None => commit.absent(self.pet_key(order.pet_id)),
+                    None => commit.absent(self.pet_key(pet_id)),
                 }
             }
-            let stored = Stored::new(order);
+            let stored = Stored::new(change.order);
             commit.hset(key.clone(), "json", stored.json.bytes().clone());
             Ok(Plan {
                 commit,
@@ -939,7 +933,11 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn delete_order(&self, id: i64, only_owner: Option<&str>) -> StoreResult<OrderWrite> {
+    async fn delete_order(
+        &self,
+        id: i64,
+        only_owner: Option<&str>,
+    ) -> StoreResult<OrderWrite, OneOf<NotFound, Forbidden>> {
         let key = &self.order_key(id);
         self.run(move || async move {
             let mut reads = Snapshot::new();
@@ -949,11 +947,11 @@ impl Store for RedisStore {
                 Some(value) => order_fields(key, value)?,
                 None => None,
             }
-            .ok_or_else(|| order_not_found(id))?;
+            .or_refuse(|| OneOf::First(order_not_found(id)))?;
             if only_owner.is_some_and(|only| only.as_bytes() != owner.as_ref()) {
-                return Err(StoreError::NotOwner(format!(
+                return refuse(OneOf::Second(Forbidden(format!(
                     "order {id} belongs to someone else"
-                )));
+                ))));
             }
 
             let mut commit = Commit::new();
@@ -962,7 +960,7 @@ impl Store for RedisStore {
             commit.del(key.clone());
             let pet_id = removed.value.pet_id;
             let mut pet = None;
-            if removed.value.status != Some(OrderStatus::Delivered) {
+            if rules::holds_pet(&removed.value) {
                 let holds_key = self.pet_holds_key(pet_id);
                 let mut reads = Snapshot::new();
                 reads
@@ -984,13 +982,13 @@ impl Store for RedisStore {
                     commit.equals_or_absent(self.pet_key(pet_id), pet_bytes.clone());
                     if let Some(pet_bytes) = pet_bytes {
                         let current = parse::<Pet>(&self.pet_key(pet_id), pet_bytes.clone())?;
-                        if current.value.status == Some(PetStatus::Pending) {
+                        if let Some(status) = rules::released_pet_status(&current.value) {
                             pet = Some(self.replace_pet_in(
                                 &mut commit,
                                 pet_id,
                                 pet_bytes,
                                 &current.value,
-                                with_status(&current.value, PetStatus::Available),
+                                with_status(&current.value, status),
                             ));
                         }
                     }
@@ -1007,7 +1005,10 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn create_users(&self, users: Vec<NewUser>) -> StoreResult<Vec<Arc<StoredUser>>> {
+    async fn create_users(
+        &self,
+        users: Vec<NewUser>,
+    ) -> StoreResult<Vec<Arc<StoredUser>>, Conflict> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -1016,14 +1017,14 @@ impl Store for RedisStore {
         for new in &users {
             let username = new.user.username.as_str();
             if !names.insert(username) {
-                return Err(StoreError::Conflict(format!(
+                return refuse(Conflict(format!(
                     "username {username} appears more than once in the list"
                 )));
             }
             if let Some(id) = new.user.id
                 && !explicit.insert(id)
             {
-                return Err(StoreError::Conflict(format!(
+                return refuse(Conflict(format!(
                     "user id {id} appears more than once in the list"
                 )));
             }
@@ -1043,16 +1044,12 @@ impl Store for RedisStore {
             for new in users.iter() {
                 let username = new.user.username.as_str();
                 if taken.next().map(|v| integer(&v)).transpose()? != Some(0) {
-                    return Err(StoreError::Conflict(format!(
-                        "username {username} is already taken"
-                    )));
+                    return refuse(Conflict(format!("username {username} is already taken")));
                 }
                 commit.absent(self.user_key(username));
                 if let Some(id) = new.user.id {
                     if taken.next().map(|v| integer(&v)).transpose()? != Some(0) {
-                        return Err(StoreError::Conflict(format!(
-                            "user id {id} is already taken"
-                        )));
+                        return refuse(Conflict(format!("user id {id} is already taken")));
                     }
                     commit.absent(self.user_id_key(id));
                 }
@@ -1073,7 +1070,7 @@ impl Store for RedisStore {
                 let id = match new.user.id {
                     Some(id) => id,
                     None => assigned.next().ok_or_else(|| {
-                        StoreError::Internal("fewer user ids assigned than asked for".to_owned())
+                        Failure::internal("fewer user ids assigned than asked for")
                     })?,
                 };
                 let stored = StoredUser {
@@ -1105,7 +1102,7 @@ impl Store for RedisStore {
         username: &str,
         user: User,
         password_hash: Option<String>,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, OneOf<NotFound, Conflict>> {
         let renamed = user.username != username;
         let (user, password_hash) = (&user, &password_hash);
         self.run(move || async move {
@@ -1121,15 +1118,15 @@ impl Store for RedisStore {
                 .map(|value| value.into_array().into_iter().map(bytes_of).collect())
                 .unwrap_or_default();
             let record = UserRecord::from_fields(&old_key, fields)?
-                .ok_or_else(|| user_not_found(username))?;
+                .or_refuse(|| OneOf::First(user_not_found(username)))?;
             let mut commit = Commit::new();
             self.user_unchanged(&mut commit, username, &record);
             if renamed {
                 if values.next().map(|v| integer(&v)).transpose()? != Some(0) {
-                    return Err(StoreError::Conflict(format!(
+                    return refuse(OneOf::Second(Conflict(format!(
                         "username {} is already taken",
                         user.username
-                    )));
+                    ))));
                 }
                 commit.absent(self.user_key(&user.username));
             }
@@ -1142,9 +1139,9 @@ impl Store for RedisStore {
                 .as_ref()
                 .is_some_and(|holder| holder.as_ref() != username.as_bytes())
             {
-                return Err(StoreError::Conflict(format!(
+                return refuse(OneOf::Second(Conflict(format!(
                     "user id {id} belongs to another user"
-                )));
+                ))));
             }
             commit.equals_or_absent(id_key.clone(), holder);
 
@@ -1173,7 +1170,7 @@ impl Store for RedisStore {
         &self,
         username: &str,
         roles: Vec<Role>,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
         let roles = normalize_roles(roles);
         self.change_user(username, |user| user.roles = roles.clone())
             .await
@@ -1183,17 +1180,17 @@ impl Store for RedisStore {
         &self,
         username: &str,
         password_hash: String,
-    ) -> StoreResult<Arc<StoredUser>> {
+    ) -> StoreResult<Arc<StoredUser>, NotFound> {
         self.change_user(username, |user| user.password_hash = password_hash.clone())
             .await
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>> {
+    async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>, NotFound> {
         self.run(move || async move {
             let record = self
                 .read_user(username)
                 .await?
-                .ok_or_else(|| user_not_found(username))?;
+                .or_refuse(|| user_not_found(username))?;
             let key = self.user_key(username);
             let mut commit = Commit::new();
             self.user_unchanged(&mut commit, username, &record);

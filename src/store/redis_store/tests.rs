@@ -8,9 +8,13 @@ use uuid::Uuid;
 
 use super::RedisStore;
 use crate::{
-    api::models::{Order, Pet, PetStatus},
     redis::{BreakerSettings, LocalRedis, Persistence, Redis, RedisSettings},
-    store::{Store, StoreError},
+    store::Store,
+};
+use petstore_api::models::{Order, Pet, PetStatus};
+use petstore_api::{
+    ApiError,
+    error::{Conflict, Failure, OneOf, ServerError},
 };
 
 /// Settings for the shared test server under a prefix of this test's own.
@@ -95,7 +99,7 @@ async fn two_nodes_racing_for_one_pet_place_exactly_one_order() {
         for task in tasks {
             match task.await.unwrap() {
                 (owner, Ok(placed)) => winners.push((owner, placed.order.value.id.unwrap())),
-                (_, Err(StoreError::Conflict(_))) => {}
+                (_, Err(Failure::Refused(OneOf::Second(Conflict(_))))) => {}
                 (_, Err(other)) => panic!("round {round}: unexpected {other:?}"),
             }
         }
@@ -171,12 +175,13 @@ async fn an_unreachable_redis_is_unavailable_not_internal() {
         .unwrap();
     server.kill();
 
-    let unavailable = |result: Result<(), StoreError>| {
+    fn unavailable<R: Into<ApiError>>(result: Result<(), Failure<R>>) {
+        let error = result.err().map(ApiError::from);
         assert!(
-            matches!(result, Err(StoreError::Unavailable { .. })),
-            "{result:?}"
+            matches!(error, Some(ApiError::Unavailable { .. })),
+            "{error:?}"
         );
-    };
+    }
     // Connection errors first, then the open breaker: both are outages.
     for _ in 0..3 {
         unavailable(store.get_pet(id).await.map(|_| ()));
@@ -214,17 +219,17 @@ async fn corrupt_records_are_internal_errors() {
 
     assert!(matches!(
         store.get_pet(id).await,
-        Err(StoreError::Internal(_))
+        Err(Failure::Server(ServerError::Internal))
     ));
     assert!(matches!(
         store
             .update_pet_fields(id, None, Some(PetStatus::Sold))
             .await,
-        Err(StoreError::Internal(_))
+        Err(Failure::Server(ServerError::Internal))
     ));
     assert!(matches!(
         store.find_pets_by_status(&[PetStatus::Available]).await,
-        Err(StoreError::Internal(_))
+        Err(Failure::Server(ServerError::Internal))
     ));
     // JSON that is not a pet is corrupt too.
     let key = redis.key(format_args!("pet:{id}"));
@@ -241,7 +246,7 @@ async fn corrupt_records_are_internal_errors() {
         .unwrap();
     assert!(matches!(
         store.get_pet(id).await,
-        Err(StoreError::Internal(_))
+        Err(Failure::Server(ServerError::Internal))
     ));
 }
 

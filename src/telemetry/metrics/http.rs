@@ -30,7 +30,7 @@ use opentelemetry::{
 };
 use poem::http::{Method, StatusCode};
 
-use crate::api::operations::OPERATIONS;
+use petstore_api::operations::OPERATIONS;
 
 /// How many operations the spec has.
 const API_OPERATIONS: usize = OPERATIONS.len();

@@ -13,7 +13,7 @@ use opentelemetry::{
     metrics::{BoundCounter, BoundHistogram, Counter, Meter},
 };
 
-use crate::api::ws::Action;
+use petstore_api::ws::Action;
 
 /// Why an upgrade did not become a session, or that it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

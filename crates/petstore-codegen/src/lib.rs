@@ -1,0 +1,129 @@
+//! Generates the petstore-ws contract and its adapters from `openapi.yaml` and `asyncapi.yaml`.
+//!
+//! Two build scripts call [`build_script`]: the contract crate's (`petstore-api`, target
+//! [`Target::Contract`]) and the server's ([`Target::Server`]). The work is split into small
+//! passes that can each be tested:
+//!
+//! 1. [`parse`]: YAML (serde-saphyr, once per document) → `openapiv3::OpenAPI` → the
+//!    intermediate model in [`ir`], resolving `$ref`s and rejecting what the generator does not
+//!    support, with the spec location in every error ([`error`]).
+//! 2. [`asyncapi`]: the WebSocket actions and events, checked against the operations (every
+//!    operation is an action with the same parameters and results; every `$ref` resolves).
+//! 3. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
+//!    prettyplease: for the contract `models.rs`, `operations.rs` and `ws.rs`; for the server
+//!    `rest.rs` (the poem-openapi adapter) and `dispatch.rs` (operations carried as JSON
+//!    payloads).
+
+pub mod asyncapi;
+pub mod emit;
+pub mod error;
+pub mod ir;
+pub mod names;
+pub mod parse;
+
+use std::{fs, path::Path, process::ExitCode};
+
+pub use error::{GenError, GenErrors};
+
+/// Both documents, parsed once and checked against each other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Specs {
+    /// The REST operations and schemas of `openapi.yaml`.
+    pub api: ir::Api,
+    /// The WebSocket actions and events of `asyncapi.yaml`.
+    pub ws: asyncapi::WsApi,
+}
+
+/// Which document an error is about.
+#[derive(Debug)]
+pub struct DocumentError {
+    /// `openapi.yaml` or `asyncapi.yaml`.
+    pub document: &'static str,
+    /// What is wrong.
+    pub error: Box<dyn std::error::Error>,
+}
+
+/// Parses and checks both documents' texts.
+///
+/// # Errors
+/// Everything wrong with either document, with its location.
+pub fn load(openapi: &str, asyncapi: &str) -> Result<Specs, DocumentError> {
+    let (document, api) = parse::parse_document(openapi).map_err(|error| DocumentError {
+        document: "openapi.yaml",
+        error: error.into(),
+    })?;
+    let ws = asyncapi::parse(asyncapi, &document, &api).map_err(|error| DocumentError {
+        document: "asyncapi.yaml",
+        error: error.into(),
+    })?;
+    Ok(Specs { api, ws })
+}
+
+/// What a build script generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `petstore-api`: `models.rs`, `operations.rs`, `ws.rs`.
+    Contract,
+    /// The server: `rest.rs`, `dispatch.rs`.
+    Server,
+}
+
+impl Specs {
+    /// The generated files of `target`, by file name.
+    pub fn sources(&self, target: Target) -> Vec<(&'static str, String)> {
+        match target {
+            Target::Contract => vec![
+                ("models.rs", emit::models::emit(&self.api)),
+                ("operations.rs", emit::operations::emit(&self.api)),
+                ("ws.rs", emit::ws::emit(&self.api, &self.ws)),
+            ],
+            Target::Server => vec![
+                ("rest.rs", emit::rest::emit(&self.api)),
+                ("dispatch.rs", emit::dispatch::emit(&self.api, &self.ws)),
+            ],
+        }
+    }
+}
+
+/// Reads both documents from `spec_dir`, writes `target`'s files into `out_dir`.
+///
+/// # Errors
+/// A document that cannot be read, parsed or generated, or a file that cannot be written.
+pub fn generate(spec_dir: &Path, out_dir: &Path, target: Target) -> Result<(), DocumentError> {
+    let read = |name: &'static str| {
+        let path = spec_dir.join(name);
+        fs::read_to_string(&path).map_err(|error| DocumentError {
+            document: name,
+            error: format!("cannot read {}: {error}", path.display()).into(),
+        })
+    };
+    let specs = load(&read("openapi.yaml")?, &read("asyncapi.yaml")?)?;
+    for (name, source) in specs.sources(target) {
+        let path = out_dir.join(name);
+        // Rewriting identical output would make cargo rebuild the crate for nothing.
+        if fs::read_to_string(&path).ok().as_deref() != Some(source.as_str()) {
+            fs::write(&path, source).map_err(|error| DocumentError {
+                document: "output",
+                error: format!("cannot write {}: {error}", path.display()).into(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole of a build script: tells cargo when to run again, generates, and reports a
+/// failure as `cargo::error` lines naming the document, the location and the reason.
+pub fn build_script(spec_dir: &Path, out_dir: &Path, target: Target) -> ExitCode {
+    for name in ["openapi.yaml", "asyncapi.yaml"] {
+        println!("cargo::rerun-if-changed={}", spec_dir.join(name).display());
+    }
+    match generate(spec_dir, out_dir, target) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            for line in failure.error.to_string().lines() {
+                println!("cargo::error={} {line}", failure.document);
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

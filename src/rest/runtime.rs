@@ -1,0 +1,250 @@
+//! What the generated REST adapter (`rest.rs`) is written against: the caller's context, the
+//! request bodies, and answers that document themselves.
+//!
+//! An operation method answers [`Answer<Response, Error>`](Answer): the contract's success enum
+//! or its error enum, both closed. Each of them says which responses it can produce
+//! ([`Documented`], generated from the spec), so poem-openapi documents exactly the responses
+//! the spec lists, and renders them here: a success through [`Render`], an error through the one
+//! error rendering of the transport ([`error_response`](super::payload::error_response)).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use petstore_api::{
+    ApiError, Ctx, Image, Serialized, error::Denied, security::SecurityRequirement,
+};
+use poem::{
+    IntoResponse, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse,
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
+};
+
+pub use super::payload::{JsonBody, OctetStream};
+use super::{RequestId, access::Caller, payload::error_response as render_error};
+use crate::auth::{authorize, identify};
+
+/// What an operation answers: its success (`S`, the contract's `…Response`) or one of its
+/// documented errors (`E`, the contract's `…Error`).
+pub struct Answer<S, E>(pub Result<S, E>);
+
+/// The responses an outcome type can produce, as poem-openapi documents them.
+pub trait Documented {
+    /// One entry per status.
+    fn responses() -> Vec<MetaResponse>;
+
+    /// Registers the schemas the responses name.
+    fn register(registry: &mut Registry) {
+        let _ = registry;
+    }
+}
+
+/// Renders a success as an HTTP response.
+pub trait Render {
+    /// The response: status, body, headers.
+    fn render(self) -> Response;
+}
+
+impl<S: Documented, E: Documented> ApiResponse for Answer<S, E> {
+    fn meta() -> MetaResponses {
+        let mut responses = S::responses();
+        responses.extend(E::responses());
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        S::register(registry);
+        E::register(registry);
+    }
+}
+
+impl<S: Render + Send, E: Into<ApiError> + Send> IntoResponse for Answer<S, E> {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Ok(success) => success.render(),
+            Err(error) => render_error(&error.into()),
+        }
+    }
+}
+
+/// The context of a call to an operation that requires credentials, once the caller the edge
+/// verified ([`Caller`]) has passed the operation's security requirements.
+///
+/// # Errors
+/// 401 or 403 from [`authorize`].
+pub fn request_context(
+    request: &Request,
+    security: &'static [SecurityRequirement],
+) -> Result<Ctx, Denied> {
+    let (client_ip, principal) = with_caller(request, |caller| {
+        Ok::<_, Denied>((
+            caller.client_ip,
+            authorize(&caller.authentication, security)?,
+        ))
+    })?;
+    Ok(context(request, client_ip, principal))
+}
+
+/// The context of a call to an operation that does not require credentials (public, or with an
+/// anonymous alternative): whoever the caller validly is, if anyone.
+pub fn caller_context(request: &Request, security: &'static [SecurityRequirement]) -> Ctx {
+    let (client_ip, principal) = with_caller(request, |caller| {
+        (caller.client_ip, identify(&caller.authentication, security))
+    });
+    context(request, client_ip, principal)
+}
+
+/// Runs `f` on the caller the edge attached (an anonymous one from the socket address when the
+/// request did not pass the edge, as in tests of the adapter alone).
+fn with_caller<T>(request: &Request, f: impl FnOnce(&Caller) -> T) -> T {
+    match request.data::<Caller>() {
+        Some(caller) => f(caller),
+        None => f(&Caller {
+            client_ip: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+            ..Caller::default()
+        }),
+    }
+}
+
+fn context(
+    request: &Request,
+    client_ip: Option<std::net::IpAddr>,
+    principal: Option<std::sync::Arc<petstore_api::Principal>>,
+) -> Ctx {
+    Ctx {
+        request_id: request
+            .data::<RequestId>()
+            .and_then(|id| id.0.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_default(),
+        client_ip,
+        principal,
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// The content of a JSON response documented as a `T`.
+pub fn json_content<T: Type>() -> Vec<MetaMediaType> {
+    vec![MetaMediaType {
+        content_type: JSON,
+        schema: T::schema_ref(),
+    }]
+}
+
+/// The content of an image response: `image/*`, a binary string.
+pub fn image_content() -> Vec<MetaMediaType> {
+    vec![MetaMediaType {
+        content_type: "image/*",
+        schema: OctetStream::binary_schema(),
+    }]
+}
+
+/// A response header documented as a `T` (always sent).
+pub fn header<T: Type>(name: &str, description: Option<&str>) -> MetaHeader {
+    MetaHeader {
+        name: name.to_owned(),
+        description: description.map(str::to_owned),
+        required: T::IS_REQUIRED,
+        deprecated: false,
+        schema: T::schema_ref(),
+    }
+}
+
+/// A documented success response.
+pub fn success_response(
+    status: Option<u16>,
+    description: &'static str,
+    content: Vec<MetaMediaType>,
+    headers: Vec<MetaHeader>,
+) -> MetaResponse {
+    MetaResponse {
+        description,
+        status,
+        status_range: None,
+        content,
+        headers,
+    }
+}
+
+/// A documented error response (a status, or the `5XX` range).
+pub fn error_response(
+    status: Option<u16>,
+    status_range: Option<&str>,
+    description: &'static str,
+    content: Vec<MetaMediaType>,
+    headers: Vec<MetaHeader>,
+) -> MetaResponse {
+    MetaResponse {
+        description,
+        status,
+        status_range: status_range.map(str::to_owned),
+        content,
+        headers,
+    }
+}
+
+/// The read path: the stored bytes and a static header value, nothing copied.
+pub fn render_json<T>(status: StatusCode, body: Serialized<T>) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
+        .body(body.into_bytes())
+}
+
+/// An image with its own content type; images never change under their id.
+pub fn render_image(status: StatusCode, image: Image) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type(image.content_type)
+        .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
+        .header("x-content-type-options", "nosniff")
+        .body(image.bytes)
+}
+
+/// A response without a body.
+pub fn render_empty(status: StatusCode) -> Response {
+    Response::builder().status(status).finish()
+}
+
+/// A value a success response sends as a header.
+pub trait HeaderText {
+    /// The header's text.
+    fn header_text(&self) -> String;
+}
+
+impl HeaderText for i32 {
+    fn header_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl HeaderText for i64 {
+    fn header_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl HeaderText for String {
+    fn header_text(&self) -> String {
+        self.clone()
+    }
+}
+
+impl HeaderText for DateTime<Utc> {
+    /// RFC 3339, UTC, whole seconds (`2024-05-01T10:00:00Z`).
+    fn header_text(&self) -> String {
+        self.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+}
+
+/// Sets a success response's header `name` to `value`.
+pub fn set_header(response: &mut Response, name: &'static str, value: &impl HeaderText) {
+    if let (Ok(name), Ok(value)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(&value.header_text()),
+    ) {
+        response.headers_mut().insert(name, value);
+    }
+}
