@@ -31,6 +31,8 @@ mod prune;
 pub mod redis_revocation;
 pub mod redis_sessions;
 pub mod revocation;
+#[cfg(test)]
+mod revocation_conformance;
 pub mod roles;
 #[cfg(test)]
 mod session_conformance;
