@@ -207,90 +207,23 @@ impl ConnectionPermit {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
-    use std::sync::Barrier;
-
     use super::*;
 
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    /// A fresh in-process limiter, for the checks every connection limit shares.
+    async fn fresh(max_per_ip: u32) -> ConnectionLimits {
+        ConnectionLimiter::new(max_per_ip)
+    }
+
+    /// The checks every connection limit shares, apart from the ones of this limiter alone.
+    mod conformance {
+        crate::limits::connection_conformance::connection_limit_conformance_tests!(super::fresh);
     }
 
     #[test]
-    fn connections_beyond_the_limit_are_refused_per_address() {
-        let limiter = ConnectionLimiter::new(2);
-        let first = limiter.try_acquire(ip(1));
-        let second = limiter.try_acquire(ip(1));
-        assert!(first.is_ok() && second.is_ok());
-        assert_eq!(
-            limiter.try_acquire(ip(1)).err(),
-            Some(TooManyConnections { limit: 2 })
-        );
-        assert!(
-            limiter.try_acquire(ip(2)).is_ok(),
-            "other addresses are independent"
-        );
-        assert_eq!(limiter.current(ip(1)), 2);
-    }
-
-    #[test]
-    fn dropping_a_permit_frees_its_slot_and_forgets_idle_addresses() {
+    fn permits_of_a_local_limiter_are_not_shared() {
         let limiter = ConnectionLimiter::new(1);
-        let permit = limiter.try_acquire(ip(1)).unwrap();
-        assert_eq!(permit.ip(), ip(1));
-        assert_eq!(
-            (
-                limiter.current(ip(1)),
-                limiter.total(),
-                limiter.tracked_ips()
-            ),
-            (1, 1, 1)
-        );
-        assert!(limiter.try_acquire(ip(1)).is_err());
-        drop(permit);
-        assert_eq!(
-            (
-                limiter.current(ip(1)),
-                limiter.total(),
-                limiter.tracked_ips()
-            ),
-            (0, 0, 0)
-        );
-        assert!(limiter.try_acquire(ip(1)).is_ok());
-    }
-
-    #[test]
-    fn a_limit_of_zero_refuses_every_connection() {
-        let limiter = ConnectionLimiter::new(0);
-        assert_eq!(
-            limiter.try_acquire(ip(1)).err(),
-            Some(TooManyConnections { limit: 0 })
-        );
-        assert_eq!(limiter.tracked_ips(), 0);
-    }
-
-    #[test]
-    fn ipv6_clients_are_counted_per_slash_64_and_mapped_ipv4_as_ipv4() {
-        let limiter = ConnectionLimiter::new(1);
-        let a: Ipv6Addr = "2001:db8:0:1::a".parse().unwrap();
-        let b: Ipv6Addr = "2001:db8:0:1::b".parse().unwrap();
-        let _held = limiter.try_acquire(a.into()).unwrap();
-        assert!(limiter.try_acquire(b.into()).is_err());
-        let _v4 = limiter.try_acquire(ip(1)).unwrap();
-        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
-        assert!(limiter.try_acquire(mapped).is_err());
-        assert_eq!(limiter.current(mapped), 1);
-    }
-
-    #[test]
-    fn the_total_counts_connections_across_addresses() {
-        let limiter = ConnectionLimiter::new(3);
-        let permits: Vec<_> = [1, 1, 2, 3, 3, 3]
-            .into_iter()
-            .filter_map(|last| limiter.try_acquire(ip(last)).ok())
-            .collect();
-        assert_eq!(permits.len(), 6);
-        assert_eq!((limiter.total(), limiter.tracked_ips()), (6, 3));
+        let permit = limiter.try_acquire(std::net::Ipv4Addr::LOCALHOST.into());
+        assert!(permit.is_ok_and(|permit| !permit.is_shared()));
     }
 
     #[test]
@@ -299,72 +232,5 @@ mod tests {
             TooManyConnections { limit: 4 }.to_string(),
             "too many concurrent connections from this address (limit 4)"
         );
-    }
-
-    #[test]
-    fn concurrent_acquires_never_exceed_the_limit_and_all_slots_come_back() {
-        const MAX: u32 = 3;
-        const THREADS: usize = 8;
-        const ROUNDS: usize = 2_000;
-        let limiter = ConnectionLimiter::new(MAX);
-        let barrier = Barrier::new(THREADS);
-        std::thread::scope(|scope| {
-            for thread in 0..THREADS {
-                let limiter = &limiter;
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    let mut held = Vec::new();
-                    for round in 0..ROUNDS {
-                        // Half the threads share one address, the rest spread over two.
-                        let address = ip(if thread % 2 == 0 {
-                            1
-                        } else {
-                            2 + (round % 2) as u8
-                        });
-                        if let Ok(permit) = limiter.try_acquire(address) {
-                            let now = limiter.current(address);
-                            assert!(now <= MAX, "{now} connections from {address}");
-                            held.push(permit);
-                        }
-                        if round % 3 == 0 || held.len() > 2 {
-                            held.clear();
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(limiter.total(), 0);
-        assert_eq!(limiter.tracked_ips(), 0, "no entries are left behind");
-        for last in 1..=3 {
-            assert_eq!(limiter.current(ip(last)), 0);
-        }
-    }
-
-    #[test]
-    fn concurrent_acquires_grant_exactly_the_limit() {
-        const MAX: u32 = 5;
-        let limiter = ConnectionLimiter::new(MAX);
-        let barrier = Barrier::new(16);
-        let granted: Vec<ConnectionPermit> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..16)
-                .map(|_| {
-                    let limiter = &limiter;
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        barrier.wait();
-                        limiter.try_acquire(ip(1)).ok()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|handle| handle.join().ok().flatten())
-                .collect()
-        });
-        assert_eq!(granted.len(), MAX as usize);
-        assert_eq!(limiter.current(ip(1)), MAX);
-        drop(granted);
-        assert_eq!(limiter.tracked_ips(), 0);
     }
 }

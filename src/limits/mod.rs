@@ -23,7 +23,8 @@
 //! enough once the server runs as several instances: the cluster-wide GCRA in Redis
 //! ([`RedisRateLimiter`]) implements [`RateLimiter`] and replaces [`LocalRateLimiter`], and the
 //! Redis counts ([`SharedConnectionLimiter`]) implement [`ConnectionLimit`] in place of
-//! [`ConnectionLimiter`], without any caller changing.
+//! [`ConnectionLimiter`], without any caller changing. Each trait has one conformance suite both
+//! of its implementations pass.
 
 pub mod client_ip;
 pub mod connections;
@@ -35,6 +36,8 @@ pub mod shared_connections;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod connection_conformance;
 
 pub use client_ip::{InvalidNetwork, TrustedProxies, ip_bucket, parse_networks};
 pub use connections::{

@@ -266,6 +266,17 @@ mod tests {
             .expect("the test redis-server answers")
     }
 
+    /// A single node under a prefix of its own (it need not be registered: its own count always
+    /// counts), for the checks every connection limit shares.
+    async fn fresh(max_per_ip: u32) -> ConnectionLimits {
+        SharedConnectionLimiter::new(connect(&fresh_prefix()).await, "a", max_per_ip)
+    }
+
+    /// The checks every connection limit shares, apart from the ones of the cluster alone.
+    mod conformance {
+        crate::limits::connection_conformance::connection_limit_conformance_tests!(super::fresh);
+    }
+
     /// A node `id` with its own connection, its registry record written (as the registry
     /// would) so the other nodes count it as alive.
     async fn live_node(prefix: &str, id: &str, max: u32) -> Arc<SharedConnectionLimiter> {
@@ -529,16 +540,5 @@ mod tests {
         assert!(permit.is_ok(), "the lost release must not hold the slot");
         assert!(limiter.cluster.owed.is_empty());
         assert_eq!(counts(&limiter, ip(1)).await, [("a".into(), 1)]);
-    }
-
-    #[tokio::test]
-    async fn local_limits_take_and_give_back_slots_in_process() {
-        let limits: ConnectionLimits = ConnectionLimiter::new(1);
-        let permit = limits.try_acquire(ip(1)).await;
-        assert!(permit.is_ok());
-        assert!(limits.try_acquire(ip(1)).await.is_err());
-        assert_eq!(limits.max_per_ip(), 1);
-        drop(permit);
-        assert!(limits.try_acquire(ip(1)).await.is_ok());
     }
 }
