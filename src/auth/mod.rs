@@ -31,6 +31,8 @@ pub mod redis_revocation;
 pub mod redis_sessions;
 pub mod revocation;
 #[cfg(test)]
+mod revocation_conformance;
+#[cfg(test)]
 mod session_conformance;
 pub mod sessions;
 pub mod tokens;

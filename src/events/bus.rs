@@ -82,3 +82,15 @@ impl EventBus for LocalEventBus {
         self.hub.has_subscribers(topic)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A local bus delivering to `hub`, for the checks every bus shares.
+    async fn fresh(hub: Arc<Hub>) -> Arc<dyn EventBus> {
+        Arc::new(LocalEventBus::new(hub))
+    }
+
+    crate::events::conformance::event_bus_conformance_tests!(fresh);
+}

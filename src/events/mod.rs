@@ -19,6 +19,8 @@
 //! Which topics a caller may subscribe to is decided by the WebSocket session, not here.
 
 mod bus;
+#[cfg(test)]
+mod conformance;
 mod hub;
 mod redis_bus;
 

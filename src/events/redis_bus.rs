@@ -372,6 +372,17 @@ mod tests {
         Node { redis, hub, bus }
     }
 
+    /// A Redis bus under a prefix of its own delivering to `hub`, for the checks every bus
+    /// shares.
+    async fn fresh(hub: Arc<Hub>) -> Arc<dyn EventBus> {
+        let redis = Redis::connect(settings(LocalRedis::shared().url(), &unique_prefix()))
+            .await
+            .expect("connects");
+        RedisEventBus::start(redis, hub).await.expect("subscribes")
+    }
+
+    crate::events::conformance::event_bus_conformance_tests!(fresh);
+
     fn follow(hub: &Hub, topic: Topic) -> OutboxReceiver {
         let id = hub.next_connection_id();
         let (outbox, receiver) = Outbox::new(64);

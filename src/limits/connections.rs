@@ -1,24 +1,59 @@
-//! Per-client limit on concurrent connections.
+//! Per-client limit on concurrent connections: the interface every such limit offers
+//! ([`ConnectionLimit`]), the permit a connection holds, and the in-process limiter.
 //!
 //! A request rate limit does nothing against a client that opens connections and then sits on
 //! them (slow requests, idle WebSockets); this caps how many one address may hold at once.
 //! Each accepted connection holds a [`ConnectionPermit`] that gives its slot back when dropped.
+//!
+//! The cluster-wide limiter (`shared_connections`) builds on this module, never the other way
+//! round: it composes a [`ConnectionLimiter`] for this node's share and hangs its Redis slot on
+//! the permit as a [`RemoteSlot`], which this module knows only as "something to drop".
 
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::client_ip::ip_bucket;
-use super::shared_connections::SharedSlot;
 
-/// Counts open connections per client address (per [`ip_bucket`], so an IPv6 client is
-/// counted per `/64`) and refuses those beyond the limit.
+/// A cap on concurrent connections per client address (per [`ip_bucket`], so an IPv6 client is
+/// counted per `/64`): this process's alone ([`ConnectionLimiter`]) or a cluster's
+/// ([`SharedConnectionLimiter`](super::SharedConnectionLimiter)). The WebSocket upgrade holds
+/// one as [`ConnectionLimits`] and does not know which.
+#[async_trait]
+pub trait ConnectionLimit: Send + Sync + fmt::Debug + 'static {
+    /// Takes a slot for a connection from `ip`, or refuses if the address already holds the
+    /// maximum. Concurrent calls never grant more than the maximum; a refusal takes nothing.
+    /// The permit gives the slot back when dropped.
+    async fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections>;
+
+    /// The maximum number of concurrent connections per address.
+    fn max_per_ip(&self) -> u32;
+
+    /// The connections this process holds, whichever the limit (for `/health` and metrics).
+    /// They change as soon as a permit is granted or dropped.
+    fn local(&self) -> &ConnectionLimiter;
+}
+
+/// The per-address connection limit the WebSocket upgrade applies: this process's alone, or
+/// the cluster's, chosen once at start-up.
+pub type ConnectionLimits = Arc<dyn ConnectionLimit>;
+
+/// Counts open connections per client address in this process and refuses those beyond the
+/// limit.
 #[derive(Debug)]
 pub struct ConnectionLimiter {
     max_per_ip: u32,
+    /// Shared with the permits, which give their slot back here when dropped.
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
     open: DashMap<IpAddr, u32>,
     total: AtomicUsize,
 }
@@ -32,12 +67,12 @@ pub struct TooManyConnections {
 }
 
 impl ConnectionLimiter {
-    /// A limiter allowing `max_per_ip` concurrent connections per address (0 refuses all).
+    /// A limiter allowing `max_per_ip` concurrent connections per address (0 refuses all);
+    /// in an `Arc`, as it is shared (and usable as [`ConnectionLimits`] as it is).
     pub fn new(max_per_ip: u32) -> Arc<Self> {
         Arc::new(Self {
             max_per_ip,
-            open: DashMap::new(),
-            total: AtomicUsize::new(0),
+            counts: Arc::default(),
         })
     }
 
@@ -46,17 +81,15 @@ impl ConnectionLimiter {
         self.max_per_ip
     }
 
-    /// Takes a slot for a connection from `ip`, or refuses if it already holds the maximum.
+    /// [`ConnectionLimit::try_acquire`] without the `async`: counting in memory never waits,
+    /// and the shared limiter takes its local slot through this before it asks Redis.
     /// The check and the increment happen under one lock, so concurrent calls never overshoot.
-    pub fn try_acquire(
-        self: &Arc<Self>,
-        ip: IpAddr,
-    ) -> Result<ConnectionPermit, TooManyConnections> {
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections> {
         let bucket = ip_bucket(ip);
         let refused = TooManyConnections {
             limit: self.max_per_ip,
         };
-        match self.open.entry(bucket) {
+        match self.counts.open.entry(bucket) {
             Entry::Occupied(mut open) => {
                 if *open.get() >= self.max_per_ip {
                     return Err(refused);
@@ -70,29 +103,48 @@ impl ConnectionLimiter {
                 slot.insert(1);
             }
         }
-        self.total.fetch_add(1, Ordering::Relaxed);
+        self.counts.total.fetch_add(1, Ordering::Relaxed);
         Ok(ConnectionPermit {
-            limiter: Arc::clone(self),
-            bucket,
-            shared: None,
+            local: LocalSlot {
+                counts: Arc::clone(&self.counts),
+                bucket,
+            },
+            remote: None,
         })
     }
 
     /// How many connections `ip` holds now.
     pub fn current(&self, ip: IpAddr) -> u32 {
-        self.open.get(&ip_bucket(ip)).map_or(0, |open| *open)
+        self.counts.open.get(&ip_bucket(ip)).map_or(0, |open| *open)
     }
 
     /// How many connections are open in total, across all addresses.
     pub fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
+        self.counts.total.load(Ordering::Relaxed)
     }
 
     /// How many addresses hold at least one connection (the number of entries kept).
     pub fn tracked_ips(&self) -> usize {
-        self.open.len()
+        self.counts.open.len()
+    }
+}
+
+#[async_trait]
+impl ConnectionLimit for ConnectionLimiter {
+    async fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections> {
+        ConnectionLimiter::try_acquire(self, ip)
     }
 
+    fn max_per_ip(&self) -> u32 {
+        self.max_per_ip
+    }
+
+    fn local(&self) -> &ConnectionLimiter {
+        self
+    }
+}
+
+impl Counts {
     /// Gives back one slot of `bucket`, removing the entry when it reaches zero.
     fn release(&self, bucket: IpAddr) {
         if let Entry::Occupied(mut open) = self.open.entry(bucket) {
@@ -106,128 +158,72 @@ impl ConnectionLimiter {
     }
 }
 
-/// One open connection's slot; dropping it gives the slot back (in this process, and in Redis
-/// when it was taken from a [`SharedConnectionLimiter`](super::SharedConnectionLimiter)).
+/// The part of a connection's slot a limiter holds outside this process (a count in Redis).
+/// The permit owns it and drops it after giving the local slot back; its own `Drop` gives the
+/// rest back.
+pub(super) trait RemoteSlot: Send + Sync + fmt::Debug {}
+
+/// One open connection's slot; dropping it gives the slot back (in this process, and wherever
+/// else the limit that granted it counts, Redis for a shared one).
 #[derive(Debug)]
 #[must_use = "the slot is released as soon as the permit is dropped"]
 pub struct ConnectionPermit {
-    limiter: Arc<ConnectionLimiter>,
+    // Fields drop in order: this process's count first, then the remote one.
+    local: LocalSlot,
+    remote: Option<Box<dyn RemoteSlot>>,
+}
+
+/// This process's share of a permit.
+#[derive(Debug)]
+struct LocalSlot {
+    counts: Arc<Counts>,
     bucket: IpAddr,
-    /// The cluster-wide slot, released after the local one (by its own `Drop`).
-    shared: Option<SharedSlot>,
+}
+
+impl Drop for LocalSlot {
+    fn drop(&mut self) {
+        self.counts.release(self.bucket);
+    }
 }
 
 impl ConnectionPermit {
-    /// This permit also holding a cluster-wide slot.
-    pub(super) fn with_shared(mut self, slot: SharedSlot) -> Self {
-        self.shared = Some(slot);
+    /// This permit also holding `slot`, given back when the permit is dropped.
+    pub(super) fn with_remote(mut self, slot: impl RemoteSlot + 'static) -> Self {
+        self.remote = Some(Box::new(slot));
         self
     }
 
-    /// Whether the slot is counted across the cluster (false for a local limiter, and for a
+    /// Whether the slot is counted beyond this process (false for a local limiter, and for a
     /// shared one that fell back to this node's count while Redis was unavailable).
     pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
+        self.remote.is_some()
     }
 
     /// The address (per [`ip_bucket`]) this slot is counted against.
     pub fn ip(&self) -> IpAddr {
-        self.bucket
-    }
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        self.limiter.release(self.bucket);
+        self.local.bucket
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
-    use std::sync::Barrier;
-
     use super::*;
 
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    /// A fresh in-process limiter, for the checks every connection limit shares.
+    async fn fresh(max_per_ip: u32) -> ConnectionLimits {
+        ConnectionLimiter::new(max_per_ip)
+    }
+
+    /// The checks every connection limit shares, apart from the ones of this limiter alone.
+    mod conformance {
+        crate::limits::connection_conformance::connection_limit_conformance_tests!(super::fresh);
     }
 
     #[test]
-    fn connections_beyond_the_limit_are_refused_per_address() {
-        let limiter = ConnectionLimiter::new(2);
-        let first = limiter.try_acquire(ip(1));
-        let second = limiter.try_acquire(ip(1));
-        assert!(first.is_ok() && second.is_ok());
-        assert_eq!(
-            limiter.try_acquire(ip(1)).err(),
-            Some(TooManyConnections { limit: 2 })
-        );
-        assert!(
-            limiter.try_acquire(ip(2)).is_ok(),
-            "other addresses are independent"
-        );
-        assert_eq!(limiter.current(ip(1)), 2);
-    }
-
-    #[test]
-    fn dropping_a_permit_frees_its_slot_and_forgets_idle_addresses() {
+    fn permits_of_a_local_limiter_are_not_shared() {
         let limiter = ConnectionLimiter::new(1);
-        let permit = limiter.try_acquire(ip(1)).unwrap();
-        assert_eq!(permit.ip(), ip(1));
-        assert_eq!(
-            (
-                limiter.current(ip(1)),
-                limiter.total(),
-                limiter.tracked_ips()
-            ),
-            (1, 1, 1)
-        );
-        assert!(limiter.try_acquire(ip(1)).is_err());
-        drop(permit);
-        assert_eq!(
-            (
-                limiter.current(ip(1)),
-                limiter.total(),
-                limiter.tracked_ips()
-            ),
-            (0, 0, 0)
-        );
-        assert!(limiter.try_acquire(ip(1)).is_ok());
-    }
-
-    #[test]
-    fn a_limit_of_zero_refuses_every_connection() {
-        let limiter = ConnectionLimiter::new(0);
-        assert_eq!(
-            limiter.try_acquire(ip(1)).err(),
-            Some(TooManyConnections { limit: 0 })
-        );
-        assert_eq!(limiter.tracked_ips(), 0);
-    }
-
-    #[test]
-    fn ipv6_clients_are_counted_per_slash_64_and_mapped_ipv4_as_ipv4() {
-        let limiter = ConnectionLimiter::new(1);
-        let a: Ipv6Addr = "2001:db8:0:1::a".parse().unwrap();
-        let b: Ipv6Addr = "2001:db8:0:1::b".parse().unwrap();
-        let _held = limiter.try_acquire(a.into()).unwrap();
-        assert!(limiter.try_acquire(b.into()).is_err());
-        let _v4 = limiter.try_acquire(ip(1)).unwrap();
-        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
-        assert!(limiter.try_acquire(mapped).is_err());
-        assert_eq!(limiter.current(mapped), 1);
-    }
-
-    #[test]
-    fn the_total_counts_connections_across_addresses() {
-        let limiter = ConnectionLimiter::new(3);
-        let permits: Vec<_> = [1, 1, 2, 3, 3, 3]
-            .into_iter()
-            .filter_map(|last| limiter.try_acquire(ip(last)).ok())
-            .collect();
-        assert_eq!(permits.len(), 6);
-        assert_eq!((limiter.total(), limiter.tracked_ips()), (6, 3));
+        let permit = limiter.try_acquire(std::net::Ipv4Addr::LOCALHOST.into());
+        assert!(permit.is_ok_and(|permit| !permit.is_shared()));
     }
 
     #[test]
@@ -236,72 +232,5 @@ mod tests {
             TooManyConnections { limit: 4 }.to_string(),
             "too many concurrent connections from this address (limit 4)"
         );
-    }
-
-    #[test]
-    fn concurrent_acquires_never_exceed_the_limit_and_all_slots_come_back() {
-        const MAX: u32 = 3;
-        const THREADS: usize = 8;
-        const ROUNDS: usize = 2_000;
-        let limiter = ConnectionLimiter::new(MAX);
-        let barrier = Barrier::new(THREADS);
-        std::thread::scope(|scope| {
-            for thread in 0..THREADS {
-                let limiter = &limiter;
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    let mut held = Vec::new();
-                    for round in 0..ROUNDS {
-                        // Half the threads share one address, the rest spread over two.
-                        let address = ip(if thread % 2 == 0 {
-                            1
-                        } else {
-                            2 + (round % 2) as u8
-                        });
-                        if let Ok(permit) = limiter.try_acquire(address) {
-                            let now = limiter.current(address);
-                            assert!(now <= MAX, "{now} connections from {address}");
-                            held.push(permit);
-                        }
-                        if round % 3 == 0 || held.len() > 2 {
-                            held.clear();
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(limiter.total(), 0);
-        assert_eq!(limiter.tracked_ips(), 0, "no entries are left behind");
-        for last in 1..=3 {
-            assert_eq!(limiter.current(ip(last)), 0);
-        }
-    }
-
-    #[test]
-    fn concurrent_acquires_grant_exactly_the_limit() {
-        const MAX: u32 = 5;
-        let limiter = ConnectionLimiter::new(MAX);
-        let barrier = Barrier::new(16);
-        let granted: Vec<ConnectionPermit> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..16)
-                .map(|_| {
-                    let limiter = &limiter;
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        barrier.wait();
-                        limiter.try_acquire(ip(1)).ok()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|handle| handle.join().ok().flatten())
-                .collect()
-        });
-        assert_eq!(granted.len(), MAX as usize);
-        assert_eq!(limiter.current(ip(1)), MAX);
-        drop(granted);
-        assert_eq!(limiter.tracked_ips(), 0);
     }
 }

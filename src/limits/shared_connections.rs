@@ -1,5 +1,5 @@
-//! The per-address connection limit across a cluster, and the one door the WebSocket upgrade
-//! uses for either mode ([`ConnectionLimits`]).
+//! The per-address connection limit across a cluster: [`SharedConnectionLimiter`], the
+//! [`ConnectionLimit`] a node of a cluster hands the WebSocket upgrade.
 //!
 //! Each address (per [`ip_bucket`]) has one Redis hash, `{prefix}:conn:{bucket}`, whose fields
 //! are node ids and whose values are how many connections from that address the node holds.
@@ -21,12 +21,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use dashmap::DashMap;
 use fred::types::Value;
 use fred::types::scripts::Script;
 
 use super::client_ip::ip_bucket;
-use super::connections::{ConnectionLimiter, ConnectionPermit, TooManyConnections};
+use super::connections::{
+    ConnectionLimit, ConnectionLimiter, ConnectionPermit, RemoteSlot, TooManyConnections,
+};
 use crate::redis::{Idempotence, Redis, RedisError};
 
 /// Takes a slot: see the module documentation.
@@ -81,9 +84,17 @@ pub const HASH_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Caps concurrent connections per address across every node sharing one Redis.
 #[derive(Debug)]
 pub struct SharedConnectionLimiter {
+    /// This node's count: the per-node cap, `/health`, and the fallback.
+    local: Arc<ConnectionLimiter>,
+    /// Shared with the permits' Redis slots, which give their count back through it.
+    cluster: Arc<ClusterCounts>,
+}
+
+/// This node's side of the counts in Redis.
+#[derive(Debug)]
+struct ClusterCounts {
     redis: Redis,
     node_id: String,
-    local: Arc<ConnectionLimiter>,
     /// Releases that could not reach Redis, per address: paid back by the next acquire for that
     /// address on this node, so a Redis blip does not leak slots for the life of the node.
     owed: DashMap<IpAddr, u32>,
@@ -96,67 +107,57 @@ impl SharedConnectionLimiter {
     /// restarts under the same id finds its predecessor's counts as its own until they expire.
     pub fn new(redis: Redis, node_id: impl Into<String>, max_per_ip: u32) -> Arc<Self> {
         Arc::new(Self {
-            redis,
-            node_id: node_id.into(),
             local: ConnectionLimiter::new(max_per_ip),
-            owed: DashMap::new(),
+            cluster: Arc::new(ClusterCounts {
+                redis,
+                node_id: node_id.into(),
+                owed: DashMap::new(),
+            }),
         })
-    }
-
-    /// This node's own counts (for `/health` and metrics; also the fallback limiter).
-    pub fn local(&self) -> &Arc<ConnectionLimiter> {
-        &self.local
-    }
-
-    /// The maximum number of concurrent connections per address.
-    pub fn max_per_ip(&self) -> u32 {
-        self.local.max_per_ip()
     }
 
     /// The id this node counts under.
     pub fn node_id(&self) -> &str {
-        &self.node_id
+        &self.cluster.node_id
     }
 
     /// The Redis hash counting the connections of `ip`'s bucket:
     /// `{prefix}:conn:192.0.2.1` or `{prefix}:conn:2001:db8::/64`.
     pub fn redis_key(&self, ip: IpAddr) -> String {
-        match ip_bucket(ip) {
-            IpAddr::V4(v4) => self.redis.key(format_args!("conn:{v4}")),
-            IpAddr::V6(v6) => self.redis.key(format_args!("conn:{v6}/64")),
-        }
+        self.cluster.key(ip)
     }
+}
 
-    /// Takes a slot for a connection from `ip`, or refuses if the address holds the maximum
-    /// across the cluster (or on this node alone). When Redis cannot be reached the slot is
-    /// taken from this node's limiter only (see the module documentation).
-    pub async fn try_acquire(
-        self: &Arc<Self>,
-        ip: IpAddr,
-    ) -> Result<ConnectionPermit, TooManyConnections> {
+#[async_trait]
+impl ConnectionLimit for SharedConnectionLimiter {
+    /// Refuses if the address holds the maximum across the cluster (or on this node alone).
+    /// When Redis cannot be reached the slot is taken from this node's limiter only (see the
+    /// module documentation).
+    async fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections> {
         let permit = self.local.try_acquire(ip)?;
         let bucket = permit.ip();
-        let owed = self.owed.remove(&bucket).map_or(0, |(_, owed)| owed);
+        let cluster = &self.cluster;
+        let owed = cluster.owed.remove(&bucket).map_or(0, |(_, owed)| owed);
         let args = vec![
-            Value::from(self.node_id.as_str()),
+            Value::from(cluster.node_id.as_str()),
             Value::from(i64::from(self.max_per_ip())),
             Value::from(i64::try_from(HASH_TTL.as_millis()).unwrap_or(i64::MAX)),
-            Value::from(self.redis.key("node:")),
+            Value::from(cluster.redis.key("node:")),
             Value::from(i64::from(owed)),
         ];
-        let outcome: Result<(i64, i64), RedisError> = self
+        let outcome: Result<(i64, i64), RedisError> = cluster
             .redis
             .script(
                 "conn_acquire",
                 Idempotence::Write,
                 &ACQUIRE,
-                vec![self.redis_key(bucket)],
+                vec![cluster.key(bucket)],
                 args,
             )
             .await;
         match outcome {
-            Ok((1, _)) => Ok(permit.with_shared(SharedSlot {
-                limiter: Arc::clone(self),
+            Ok((1, _)) => Ok(permit.with_remote(SharedSlot {
+                cluster: Arc::clone(cluster),
                 bucket,
                 runtime: tokio::runtime::Handle::current(),
             })),
@@ -168,11 +169,29 @@ impl SharedConnectionLimiter {
                 // paying it twice frees one slot early (bounded, and only this node's field),
                 // while forgetting it would hold a slot for the life of the node.
                 if owed > 0 {
-                    *self.owed.entry(bucket).or_insert(0) += owed;
+                    *cluster.owed.entry(bucket).or_insert(0) += owed;
                 }
                 tracing::warn!(%error, "shared connection limit unavailable; limiting this node only");
                 Ok(permit)
             }
+        }
+    }
+
+    fn max_per_ip(&self) -> u32 {
+        self.local.max_per_ip()
+    }
+
+    /// Also the fallback limiter while Redis is unavailable.
+    fn local(&self) -> &ConnectionLimiter {
+        &self.local
+    }
+}
+
+impl ClusterCounts {
+    fn key(&self, ip: IpAddr) -> String {
+        match ip_bucket(ip) {
+            IpAddr::V4(v4) => self.redis.key(format_args!("conn:{v4}")),
+            IpAddr::V6(v6) => self.redis.key(format_args!("conn:{v6}/64")),
         }
     }
 
@@ -184,7 +203,7 @@ impl SharedConnectionLimiter {
                 "conn_release",
                 Idempotence::Write,
                 &RELEASE,
-                vec![self.redis_key(bucket)],
+                vec![self.key(bucket)],
                 vec![Value::from(self.node_id.as_str())],
             )
             .await;
@@ -198,56 +217,24 @@ impl SharedConnectionLimiter {
 /// The cluster half of a [`ConnectionPermit`]: dropping it gives the slot back in Redis, on
 /// the runtime the slot was taken on (a drop cannot wait for Redis).
 #[derive(Debug)]
-pub(super) struct SharedSlot {
-    limiter: Arc<SharedConnectionLimiter>,
+struct SharedSlot {
+    cluster: Arc<ClusterCounts>,
     bucket: IpAddr,
     runtime: tokio::runtime::Handle,
 }
 
+impl RemoteSlot for SharedSlot {}
+
 impl Drop for SharedSlot {
     fn drop(&mut self) {
-        let limiter = Arc::clone(&self.limiter);
+        let cluster = Arc::clone(&self.cluster);
         let bucket = self.bucket;
         // If the runtime is already shutting down the release never runs: the node is going
         // away, and its counts go with its registry record.
         drop(
             self.runtime
-                .spawn(async move { limiter.release(bucket).await }),
+                .spawn(async move { cluster.release(bucket).await }),
         );
-    }
-}
-
-/// The per-address connection limit the WebSocket upgrade applies: this process's alone, or
-/// the cluster's.
-#[derive(Debug, Clone)]
-pub enum ConnectionLimits {
-    /// Counted in this process only.
-    Local(Arc<ConnectionLimiter>),
-    /// Counted across the cluster in Redis (falling back to this node's count while Redis is
-    /// unavailable).
-    Shared(Arc<SharedConnectionLimiter>),
-}
-
-impl ConnectionLimits {
-    /// Takes a slot for a connection from `ip`; the permit gives it back when dropped.
-    pub async fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections> {
-        match self {
-            Self::Local(limiter) => limiter.try_acquire(ip),
-            Self::Shared(limiter) => limiter.try_acquire(ip).await,
-        }
-    }
-
-    /// This node's counts, whichever the mode (for `/health` and metrics).
-    pub fn local(&self) -> &Arc<ConnectionLimiter> {
-        match self {
-            Self::Local(limiter) => limiter,
-            Self::Shared(limiter) => limiter.local(),
-        }
-    }
-
-    /// The maximum number of concurrent connections per address.
-    pub fn max_per_ip(&self) -> u32 {
-        self.local().max_per_ip()
     }
 }
 
@@ -259,6 +246,7 @@ mod tests {
     use fred::interfaces::{HashesInterface, KeysInterface};
 
     use super::*;
+    use crate::limits::ConnectionLimits;
     use crate::redis::{LocalRedis, Persistence, RedisSettings};
 
     fn ip(last: u8) -> IpAddr {
@@ -276,6 +264,17 @@ mod tests {
         Redis::connect(settings)
             .await
             .expect("the test redis-server answers")
+    }
+
+    /// A single node under a prefix of its own (it need not be registered: its own count always
+    /// counts), for the checks every connection limit shares.
+    async fn fresh(max_per_ip: u32) -> ConnectionLimits {
+        SharedConnectionLimiter::new(connect(&fresh_prefix()).await, "a", max_per_ip)
+    }
+
+    /// The checks every connection limit shares, apart from the ones of the cluster alone.
+    mod conformance {
+        crate::limits::connection_conformance::connection_limit_conformance_tests!(super::fresh);
     }
 
     /// A node `id` with its own connection, its registry record written (as the registry
@@ -322,6 +321,7 @@ mod tests {
     async fn counts(limiter: &SharedConnectionLimiter, ip: IpAddr) -> Vec<(String, i64)> {
         let key = limiter.redis_key(ip);
         let mut counts: Vec<(String, i64)> = limiter
+            .cluster
             .redis
             .read("hgetall", |client| {
                 let key = key.clone();
@@ -371,6 +371,7 @@ mod tests {
         let held_a = [a.try_acquire(ip(1)).await, a.try_acquire(ip(1)).await];
         let held_b = b.try_acquire(ip(1)).await;
         assert!(held_a.iter().all(Result::is_ok) && held_b.is_ok());
+        assert!(held_b.as_ref().is_ok_and(ConnectionPermit::is_shared));
         assert_eq!(
             b.try_acquire(ip(1)).await.err(),
             Some(TooManyConnections { limit: 3 })
@@ -414,7 +415,7 @@ mod tests {
         assert_eq!(held.len(), 2);
         assert!(b.try_acquire(ip(1)).await.is_err());
         // Node a dies: its registry record expires, and its permits are never dropped.
-        kill_node(&b.redis, "a").await;
+        kill_node(&b.cluster.redis, "a").await;
         std::mem::forget(held);
         let taken = b.try_acquire(ip(1)).await;
         assert!(taken.is_ok(), "the dead node's slots come back");
@@ -447,6 +448,7 @@ mod tests {
         assert!(permit.is_ok(), "the slot is free for any node");
         let key = a.redis_key(ip(1));
         let ttl: i64 = a
+            .cluster
             .redis
             .read("pttl", |client| {
                 let key = key.clone();
@@ -491,12 +493,13 @@ mod tests {
         settings.prefix = fresh_prefix();
         settings.command_timeout = Duration::from_millis(300);
         let redis = Redis::connect(settings).await.expect("connects");
-        let limits = ConnectionLimits::Shared(SharedConnectionLimiter::new(redis, "a", 2));
+        let limits: ConnectionLimits = SharedConnectionLimiter::new(redis, "a", 2);
         server.kill();
         let first = limits.try_acquire(ip(1)).await;
         let second = limits.try_acquire(ip(1)).await;
         assert!(
-            first.is_ok() && second.is_ok(),
+            first.as_ref().is_ok_and(|permit| !permit.is_shared())
+                && second.as_ref().is_ok_and(|permit| !permit.is_shared()),
             "fails open to the local limit"
         );
         assert_eq!(
@@ -521,32 +524,21 @@ mod tests {
         server.kill();
         drop(permit);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while limiter.owed.get(&ip(1)).map_or(0, |owed| *owed) == 0 {
+        while limiter.cluster.owed.get(&ip(1)).map_or(0, |owed| *owed) == 0 {
             assert!(Instant::now() < deadline, "the release never failed");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Redis comes back with the count the lost release should have removed.
         server.restart().expect("redis-server comes back");
         let deadline = Instant::now() + Duration::from_secs(15);
-        while limiter.redis.ping().await.is_err() {
+        while limiter.cluster.redis.ping().await.is_err() {
             assert!(Instant::now() < deadline, "redis never answered again");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(counts(&limiter, ip(1)).await, [("a".into(), 1)]);
         let permit = limiter.try_acquire(ip(1)).await;
         assert!(permit.is_ok(), "the lost release must not hold the slot");
-        assert!(limiter.owed.is_empty());
+        assert!(limiter.cluster.owed.is_empty());
         assert_eq!(counts(&limiter, ip(1)).await, [("a".into(), 1)]);
-    }
-
-    #[tokio::test]
-    async fn local_limits_take_and_give_back_slots_in_process() {
-        let limits = ConnectionLimits::Local(ConnectionLimiter::new(1));
-        let permit = limits.try_acquire(ip(1)).await;
-        assert!(permit.is_ok());
-        assert!(limits.try_acquire(ip(1)).await.is_err());
-        assert_eq!(limits.max_per_ip(), 1);
-        drop(permit);
-        assert!(limits.try_acquire(ip(1)).await.is_ok());
     }
 }

@@ -68,9 +68,7 @@ impl Backend {
             login_throttle: Arc::new(login_throttle),
             sessions: Arc::new(MemorySessionStore::new()),
             revocations: Arc::new(RevocationList::new()),
-            connections: ConnectionLimits::Local(ConnectionLimiter::new(
-                config.ws_max_connections_per_ip,
-            )),
+            connections: ConnectionLimiter::new(config.ws_max_connections_per_ip),
             redis: None,
             cluster: None,
         }
@@ -96,11 +94,11 @@ impl Backend {
             RateQuota::per_minute(config.login_attempts_per_minute),
             RateQuota::per_minute(config.login_attempts_per_ip_per_minute),
         );
-        let connections = ConnectionLimits::Shared(SharedConnectionLimiter::new(
+        let connections = SharedConnectionLimiter::new(
             redis.clone(),
             node_id.to_owned(),
             config.ws_max_connections_per_ip,
-        ));
+        );
         Ok(Self {
             store: Arc::new(RedisStore::new(redis.clone())),
             events: events.clone(),

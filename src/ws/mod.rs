@@ -199,8 +199,7 @@ impl<H: PetStoreApi> WsService<H> {
         access: Arc<AccessControl>,
         settings: WsSettings,
     ) -> Arc<Self> {
-        let connections =
-            ConnectionLimits::Local(ConnectionLimiter::new(settings.max_connections_per_ip));
+        let connections = ConnectionLimiter::new(settings.max_connections_per_ip);
         Self::with_connection_limits(
             handler,
             hub,
