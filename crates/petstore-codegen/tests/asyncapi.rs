@@ -1,40 +1,36 @@
 //! The cross-check of `asyncapi.yaml` against `openapi.yaml`: the project's own documents pass,
-//! and each way the two can disagree is reported with its location.
+//! and each way the two can disagree is reported with its location; and what the WebSocket side
+//! generates from them (the contract's `ws.rs`, the server's `dispatch.rs`).
 //!
 //! Every failing case starts from the real documents and breaks one thing in a copy of
-//! `asyncapi.yaml` (edited as a JSON value and handed over as JSON text, which is YAML too), so
-//! each error shown here is one the build would report for a plausible edit of the real file.
+//! `asyncapi.yaml` (edited as a JSON value and handed over as JSON text, which is YAML too) or
+//! moves the server of `openapi.yaml`, so each error shown here is one the build would report
+//! for a plausible edit of the real files.
 
-mod common;
+mod project;
 
-use std::{fs, path::Path, sync::LazyLock};
+use std::sync::LazyLock;
 
-use common::OPERATION_IDS;
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 use petstore_codegen::{
-    GenError,
-    asyncapi::{self, Priority, WsApi},
-    generate_ws_source,
+    GenError, Target,
+    asyncapi::{self, PayloadLimit, Priority, WS_SUFFIX, WsApi},
     ir::Api,
-    parse::parse_spec,
+    parse::parse_document,
 };
+use project::{ASYNCAPI, OPENAPI, OPERATION_IDS, load_or_panic, specs};
 use serde_json::{Value, json};
 
-/// A document of the project, next to the codegen crate.
-fn project_file(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
-    match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) => panic!("cannot read {}: {error}", path.display()),
+/// `openapi.yaml` parsed once: the document as JSON (what `$ref`s resolve against) and its
+/// intermediate model (what the actions are checked against).
+static OPENAPI_DOCUMENT: LazyLock<(Value, Api)> = LazyLock::new(|| parse_openapi(OPENAPI));
+
+fn parse_openapi(text: &str) -> (Value, Api) {
+    match parse_document(text) {
+        Ok(parsed) => parsed,
+        Err(errors) => panic!("openapi.yaml is rejected:\n{errors}"),
     }
 }
-
-static OPENAPI: LazyLock<String> = LazyLock::new(|| project_file("openapi.yaml"));
-static ASYNCAPI: LazyLock<String> = LazyLock::new(|| project_file("asyncapi.yaml"));
-static API: LazyLock<Api> = LazyLock::new(|| match parse_spec(&OPENAPI) {
-    Ok(api) => api,
-    Err(errors) => panic!("openapi.yaml is rejected:\n{errors}"),
-});
 
 /// The session's own actions.
 const CONTROL_ACTIONS: [&str; 5] = [
@@ -63,7 +59,7 @@ const EVENTS: [&str; 12] = [
 
 /// `asyncapi.yaml` as a JSON value, to be edited.
 fn document() -> Value {
-    match serde_saphyr::from_str(&ASYNCAPI) {
+    match serde_saphyr::from_str(ASYNCAPI) {
         Ok(document) => document,
         Err(error) => panic!("asyncapi.yaml is not YAML: {error}"),
     }
@@ -71,11 +67,16 @@ fn document() -> Value {
 
 /// The cross-check of `document` (as JSON text) against the real `openapi.yaml`.
 fn check(document: &Value) -> Result<WsApi, Vec<GenError>> {
+    check_against(document, &OPENAPI_DOCUMENT)
+}
+
+/// The cross-check of `document` (as JSON text) against a parsed OpenAPI document.
+fn check_against(document: &Value, (openapi, api): &(Value, Api)) -> Result<WsApi, Vec<GenError>> {
     let text = match serde_json::to_string_pretty(document) {
         Ok(text) => text,
         Err(error) => panic!("cannot serialize the document: {error}"),
     };
-    asyncapi::parse(&text, &OPENAPI, &API).map_err(|errors| errors.0)
+    asyncapi::parse(&text, openapi, api).map_err(|errors| errors.0)
 }
 
 /// The errors of a document that must be rejected.
@@ -89,7 +90,11 @@ fn errors_of(document: &Value) -> Vec<GenError> {
 /// Asserts that `document` is rejected with exactly the errors `expected` lists, each as
 /// `(location, a fragment of its message)`, in any order.
 fn assert_errors(document: &Value, expected: &[(&str, &str)]) {
-    let errors = errors_of(document);
+    assert_listed(errors_of(document), expected);
+}
+
+/// Asserts that `errors` are exactly those `expected` lists (see [`assert_errors`]).
+fn assert_listed(errors: Vec<GenError>, expected: &[(&str, &str)]) {
     let listing = errors
         .iter()
         .map(ToString::to_string)
@@ -154,7 +159,8 @@ fn success_payload(action: &str) -> String {
 
 #[test]
 fn the_project_documents_agree() {
-    let ws = match asyncapi::parse(&ASYNCAPI, &OPENAPI, &API) {
+    let (openapi, api) = &*OPENAPI_DOCUMENT;
+    let ws = match asyncapi::parse(ASYNCAPI, openapi, api) {
         Ok(ws) => ws,
         Err(errors) => panic!("asyncapi.yaml is rejected:\n{errors}"),
     };
@@ -219,48 +225,351 @@ fn the_document_as_json_text_passes_too() {
     assert_eq!(ws.events.len(), 12);
 }
 
-#[test]
-fn the_generated_source_has_the_action_enum_and_a_dispatch_arm_per_operation() {
-    let generated = match generate_ws_source(&OPENAPI, &ASYNCAPI) {
-        Ok(generated) => generated.ws,
-        Err(errors) => panic!("generation failed:\n{errors}"),
+/// A generated file of the project, [`compact`].
+fn generated(target: Target, name: &str) -> String {
+    let Some((_, source)) = specs()
+        .sources(target)
+        .into_iter()
+        .find(|(file, _)| *file == name)
+    else {
+        panic!("{target:?} has no {name}");
     };
-    if let Err(error) = syn::parse_file(&generated) {
-        panic!("the generated source is not Rust: {error}");
+    if let Err(error) = syn::parse_file(&source) {
+        panic!("{name} is not Rust: {error}\n{source}");
     }
+    compact(&source)
+}
+
+/// `text` without whitespace and trailing commas, so prettyplease's line breaking does not
+/// matter to the checks.
+fn compact(text: &str) -> String {
+    let text: String = text.split_whitespace().collect();
+    [">", ")", "]", "}"].iter().fold(text, |text, close| {
+        text.replace(&format!(",{close}"), close)
+    })
+}
+
+#[test]
+fn the_contract_ws_rs_has_the_actions_events_priorities_and_address() {
+    let ws = generated(Target::Contract, "ws.rs");
     for item in [
         "pub enum Action",
         "pub enum ControlAction",
         "pub enum Event",
-        "pub async fn dispatch<H: PetStoreApi>",
+        "pub enum Priority",
+        "pub const WS_PATH: &str = \"/api/v3/ws\";",
     ] {
-        assert!(generated.contains(item), "no `{item}` in ws.rs");
+        assert!(ws.contains(&compact(item)), "no `{item}` in ws.rs");
     }
-    for id in OPERATION_IDS {
+    // The contract knows the actions; running them is the server's (`dispatch.rs`).
+    assert!(!ws.contains("dispatch"), "ws.rs still dispatches");
+    for (index, id) in OPERATION_IDS.iter().enumerate() {
         let variant = id.to_upper_camel_case();
-        let method = id.to_snake_case();
-        let arm = format!("Action::{variant} => {{");
-        let call = format!(".{method}(&ctx, request)");
-        assert!(generated.contains(&arm), "no dispatch arm `{arm}`");
-        assert!(generated.contains(&call), "no handler call `{call}`");
-        assert!(
-            generated.contains(&format!("{id:?} => Some(Action::{variant})")),
-            "`{id}` is not read by Action::from_name"
-        );
+        for expected in [
+            format!("{id:?} => Some(Action::{variant})"),
+            format!("Action::{variant} => Some(&OPERATIONS[{index}])"),
+            format!("Action::{variant} => None"),
+        ] {
+            assert!(ws.contains(&compact(&expected)), "no `{expected}` in ws.rs");
+        }
     }
     for control in CONTROL_ACTIONS {
         let variant = control.to_upper_camel_case();
-        assert!(
-            generated.contains(&format!(
-                "Action::{variant} => Some(ControlAction::{variant})"
-            )),
-            "`{control}` is not a control action"
-        );
+        for expected in [
+            format!("Action::{variant} => Some(ControlAction::{variant})"),
+            format!("Action::{variant} => Priority::Critical"),
+            format!("ControlAction::{variant} => Action::{variant}"),
+        ] {
+            assert!(ws.contains(&compact(&expected)), "no `{expected}` in ws.rs");
+        }
     }
     for event in EVENTS {
         assert!(
-            generated.contains(&format!("{event:?} => Some(Event::")),
+            ws.contains(&compact(&format!("{event:?} => Some(Event::"))),
             "`{event}` is not read by Event::from_name"
+        );
+    }
+}
+
+#[test]
+fn the_priority_enum_of_ws_rs_is_the_generators_table() {
+    let ws = generated(Target::Contract, "ws.rs");
+    let variants: Vec<String> = Priority::ALL
+        .iter()
+        .map(|level| format!("/// {} {}", level.meaning(), level.variant()))
+        .collect();
+    let declaration = format!("pub enum Priority {{ {}, }}", variants.join(", "));
+    assert!(ws.contains(&compact(&declaration)), "no `{declaration}`");
+    let all: Vec<String> = Priority::ALL
+        .iter()
+        .map(|level| format!("Priority::{}", level.variant()))
+        .collect();
+    let all = format!(
+        "pub const ALL: [Priority; {}] = [{}];",
+        Priority::ALL.len(),
+        all.join(", ")
+    );
+    assert!(ws.contains(&compact(&all)), "no `{all}`");
+    let sheddable: Vec<String> = Priority::ALL
+        .iter()
+        .filter(|level| level.is_sheddable())
+        .map(|level| format!("Priority::{}", level.variant()))
+        .collect();
+    assert_eq!(sheddable, ["Priority::Low", "Priority::Background"]);
+    let sheddable = format!("matches!(self, {})", sheddable.join(" | "));
+    assert!(ws.contains(&compact(&sheddable)), "no `{sheddable}`");
+    for level in Priority::ALL {
+        let name = format!("Priority::{} => {:?}", level.variant(), level.name());
+        assert!(ws.contains(&compact(&name)), "no `{name}`");
+    }
+}
+
+#[test]
+fn the_control_payload_limits_are_constants_of_ws_rs() {
+    let ws = generated(Target::Contract, "ws.rs");
+    let limits = compact(
+        "pub mod limits {
+             /// `authenticate`: `token` has `minLength: 1`.
+             pub const AUTHENTICATE_TOKEN_MIN_LENGTH: usize = 1;
+             /// `authenticate`: `token` has `maxLength: 8192`.
+             pub const AUTHENTICATE_TOKEN_MAX_LENGTH: usize = 8192;
+             /// `refresh`: `refreshToken` has `minLength: 1`.
+             pub const REFRESH_REFRESH_TOKEN_MIN_LENGTH: usize = 1;
+             /// `refresh`: `refreshToken` has `maxLength: 512`.
+             pub const REFRESH_REFRESH_TOKEN_MAX_LENGTH: usize = 512;
+             /// `subscribe`: `topics` has `minItems: 1`.
+             pub const SUBSCRIBE_TOPICS_MIN_ITEMS: usize = 1;
+             /// `subscribe`: `topics` has `maxItems: 50`.
+             pub const SUBSCRIBE_TOPICS_MAX_ITEMS: usize = 50;
+             /// `unsubscribe`: `topics` has `minItems: 1`.
+             pub const UNSUBSCRIBE_TOPICS_MIN_ITEMS: usize = 1;
+             /// `unsubscribe`: `topics` has `maxItems: 50`.
+             pub const UNSUBSCRIBE_TOPICS_MAX_ITEMS: usize = 50;
+         }",
+    );
+    assert!(ws.contains(&limits), "no `{limits}` in:\n{ws}");
+}
+
+#[test]
+fn the_server_dispatch_rs_runs_every_operation_through_its_security_check() {
+    let dispatch = generated(Target::Server, "dispatch.rs");
+    assert!(dispatch.contains(&compact(
+        "pub async fn dispatch<H: PetStoreApi>(
+             handler: &H,
+             authentication: &Authentication,
+             ctx: Ctx,
+             action: Action,
+             payload: serde_json::Value,
+         ) -> Result<Success, ApiError>"
+    )));
+    let (_, api) = &*OPENAPI_DOCUMENT;
+    for operation in &api.operations {
+        let id = &operation.id;
+        let variant = id.to_upper_camel_case();
+        let security = id.to_shouty_snake_case();
+        let principal = if operation.requires_credentials() {
+            format!("principal: authorize(authentication, security::{security})?")
+        } else {
+            format!("principal: identify(authentication, security::{security})")
+        };
+        for expected in [
+            format!("Action::{variant} => {{"),
+            format!("handler.{}(&ctx, request).await?", id.to_snake_case()),
+            principal,
+        ] {
+            assert!(
+                dispatch.contains(&compact(&expected)),
+                "no `{expected}` in dispatch.rs"
+            );
+        }
+    }
+    // Control actions are the session's own: reaching `dispatch` with one is a bug, answered
+    // as a server error.
+    let controls: Vec<String> = CONTROL_ACTIONS
+        .iter()
+        .map(|control| format!("Action::{}", control.to_upper_camel_case()))
+        .collect();
+    let arm = format!("{} => {{", controls.join(" | "));
+    assert!(
+        dispatch.contains(&compact(&arm)),
+        "no `{arm}` in dispatch.rs"
+    );
+    assert!(dispatch.contains(&compact("Err(ApiError::Internal)")));
+}
+
+// ---- the WebSocket address ----
+
+#[test]
+fn the_websocket_address_is_the_rest_base_path_and_the_ws_suffix() {
+    let ws = check(&document()).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    let (_, api) = &*OPENAPI_DOCUMENT;
+    assert_eq!(WS_SUFFIX, "/ws");
+    assert_eq!(ws.address, format!("{}{WS_SUFFIX}", api.base_path));
+    assert_eq!(ws.address, "/api/v3/ws");
+}
+
+/// `openapi.yaml` served under `url` instead of its own server URL.
+fn openapi_served_under(url: &str) -> String {
+    let original = "servers:\n  - url: /api/v3\n";
+    assert_eq!(
+        OPENAPI.matches(original).count(),
+        1,
+        "the servers of openapi.yaml moved; update this test"
+    );
+    OPENAPI.replace(original, &format!("servers:\n  - url: {url}\n"))
+}
+
+#[test]
+fn a_channel_address_left_behind_by_a_new_base_path_is_reported() {
+    let moved = parse_openapi(&openapi_served_under("/api/v4"));
+    let errors = match check_against(&document(), &moved) {
+        Ok(_) => panic!("the old address was accepted under the new base path"),
+        Err(errors) => errors,
+    };
+    assert_listed(
+        errors,
+        &[(
+            "#/channels/petstore/address",
+            "the server has one WebSocket endpoint, under the REST base path of openapi.yaml; \
+             the address must be `/api/v4/ws`",
+        )],
+    );
+}
+
+#[test]
+fn a_channel_address_that_follows_the_base_path_is_accepted() {
+    let moved = openapi_served_under("/api/v4");
+    let mut document = document();
+    set(
+        &mut document,
+        "/channels/petstore",
+        "address",
+        json!("/api/v4/ws"),
+    );
+    let ws = check_against(&document, &parse_openapi(&moved))
+        .unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    assert_eq!(ws.address, "/api/v4/ws");
+    // And the generated contract says so.
+    let text = match serde_json::to_string_pretty(&document) {
+        Ok(text) => text,
+        Err(error) => panic!("cannot serialize the document: {error}"),
+    };
+    let specs = load_or_panic(&moved, &text);
+    let ws_rs = specs
+        .sources(Target::Contract)
+        .into_iter()
+        .find(|(name, _)| *name == "ws.rs")
+        .map(|(_, source)| source)
+        .unwrap_or_default();
+    assert!(ws_rs.contains("pub const WS_PATH: &str = \"/api/v4/ws\";"));
+}
+
+#[test]
+fn without_a_server_the_websocket_lives_at_the_root() {
+    let original = "servers:\n  - url: /api/v3\n";
+    let rootless = parse_openapi(&OPENAPI.replace(original, ""));
+    assert_eq!(rootless.1.base_path, "");
+    assert_listed(
+        match check_against(&document(), &rootless) {
+            Ok(_) => panic!("`/api/v3/ws` was accepted without a base path"),
+            Err(errors) => errors,
+        },
+        &[("#/channels/petstore/address", "the address must be `/ws`")],
+    );
+    let mut document = document();
+    set(&mut document, "/channels/petstore", "address", json!("/ws"));
+    let ws =
+        check_against(&document, &rootless).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    assert_eq!(ws.address, "/ws");
+}
+
+// ---- control payload limits ----
+
+/// A payload limit as `(field, keyword, value)`.
+type Limit<'a> = (&'a str, &'static str, usize);
+
+/// `(action, [limit])` for every action, in document order.
+fn limits_of(ws: &WsApi) -> Vec<(&str, Vec<Limit<'_>>)> {
+    ws.actions
+        .iter()
+        .map(|action| {
+            let limits = action
+                .limits
+                .iter()
+                .map(
+                    |PayloadLimit {
+                         field,
+                         keyword,
+                         value,
+                     }| (field.as_str(), *keyword, *value),
+                )
+                .collect();
+            (action.name.as_str(), limits)
+        })
+        .collect()
+}
+
+#[test]
+fn control_actions_record_the_size_limits_of_their_payloads() {
+    let ws = check(&document()).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    let limits = limits_of(&ws);
+    let controls: Vec<_> = limits
+        .iter()
+        .filter(|(name, _)| CONTROL_ACTIONS.contains(name))
+        .cloned()
+        .collect();
+    assert_eq!(
+        controls,
+        [
+            (
+                "authenticate",
+                vec![("token", "minLength", 1), ("token", "maxLength", 8192)]
+            ),
+            (
+                "refresh",
+                vec![
+                    ("refreshToken", "minLength", 1),
+                    ("refreshToken", "maxLength", 512)
+                ]
+            ),
+            (
+                "subscribe",
+                vec![("topics", "minItems", 1), ("topics", "maxItems", 50)]
+            ),
+            (
+                "unsubscribe",
+                vec![("topics", "minItems", 1), ("topics", "maxItems", 50)]
+            ),
+            ("ping", vec![]),
+        ]
+    );
+    // Operations' payloads are the operations' parameters; their limits are in openapi.yaml.
+    for (name, operation_limits) in &limits {
+        if !CONTROL_ACTIONS.contains(name) {
+            assert!(operation_limits.is_empty(), "{name}: {operation_limits:?}");
+        }
+    }
+}
+
+#[test]
+fn a_limit_edited_in_a_control_payload_is_recorded() {
+    let mut document = document();
+    set(
+        &mut document,
+        "/components/schemas/TopicsPayload/properties/topics",
+        "maxItems",
+        json!(10),
+    );
+    let ws = check(&document).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
+    let limits = limits_of(&ws);
+    for action in ["subscribe", "unsubscribe"] {
+        let Some((_, action_limits)) = limits.iter().find(|(name, _)| *name == action) else {
+            panic!("no action {action}");
+        };
+        assert_eq!(
+            action_limits,
+            &[("topics", "minItems", 1), ("topics", "maxItems", 10)],
+            "{action}"
         );
     }
 }

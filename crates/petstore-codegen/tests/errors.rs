@@ -3,10 +3,65 @@
 
 mod common;
 
-use common::{
-    SCHEMES, assert_error, errors, rejected, secured_spec, single_error, single_error_in,
+use common::{SCHEMES, api, secured_spec, spec, valid, with_servers};
+use petstore_codegen::{
+    GenError, GenErrors,
+    ir::ResponseContent,
+    names::ERROR_KINDS,
+    parse::{parse_document, parse_spec},
 };
-use petstore_codegen::parse::parse_spec;
+
+/// The errors of a complete document that must be rejected.
+fn rejected(text: &str) -> Vec<GenError> {
+    match parse_spec(text) {
+        Ok(api) => panic!("expected errors, got a model: {api:#?}"),
+        Err(GenErrors(errors)) => errors,
+    }
+}
+
+/// The errors of a document that must be rejected.
+fn errors(paths: &str, schemas: &str) -> Vec<GenError> {
+    rejected(&spec(paths, schemas))
+}
+
+/// The one error of a document with exactly one problem; asserts its location and that the
+/// message names the construct.
+fn single_error(paths: &str, schemas: &str, location: &str, construct: &str) -> GenError {
+    single_error_in(&spec(paths, schemas), location, construct)
+}
+
+/// [`single_error`] for a complete document.
+fn single_error_in(text: &str, location: &str, construct: &str) -> GenError {
+    let mut errors = rejected(text);
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error, got:\n{}",
+        list(&errors)
+    );
+    assert_error(&errors, location, construct);
+    errors.remove(0)
+}
+
+/// Asserts that one of `errors` is at `location` and mentions `construct`.
+#[track_caller]
+fn assert_error(errors: &[GenError], location: &str, construct: &str) {
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.location == location && error.message.contains(construct)),
+        "no error at `{location}` mentioning `{construct}` among:\n{}",
+        list(errors)
+    );
+}
+
+fn list(errors: &[GenError]) -> String {
+    errors
+        .iter()
+        .map(|error| format!("  {error}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// The responses every operation documents besides a 2xx and `5XX`: the edge's timeout and rate
 /// limit.
@@ -205,7 +260,7 @@ fn binary_body_needs_no_json_error_statuses() {
       '408': {$ref: '#/components/responses/Error'}
       '429': {$ref: '#/components/responses/TooManyRequests'}
       5XX: {$ref: '#/components/responses/ServerError'}";
-    assert!(parse_spec(&common::spec(paths, "")).is_ok());
+    api(paths, "");
 }
 
 #[test]
@@ -564,13 +619,29 @@ fn unsupported_method() {
 
 #[test]
 fn text_that_is_not_an_openapi_document() {
-    let errors = match parse_spec("openapi: [not, a, document") {
-        Ok(api) => panic!("accepted: {api:?}"),
-        Err(errors) => errors.0,
-    };
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].location, "#");
-    assert!(errors[0].message.contains("not a valid OpenAPI"));
+    for text in [
+        "openapi: [not, a, document",
+        "openapi: 3.0.3\ninfo: {title: t}\n",
+    ] {
+        let errors = match parse_spec(text) {
+            Ok(api) => panic!("accepted: {api:?}"),
+            Err(errors) => errors.0,
+        };
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].location, "#");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("not a valid OpenAPI 3.0 document: "),
+            "{}",
+            errors[0].message
+        );
+        // The one-parse entry point `load` uses refuses it alike.
+        match parse_document(text) {
+            Ok((value, _)) => panic!("accepted: {value}"),
+            Err(GenErrors(document_errors)) => assert_eq!(document_errors, errors),
+        }
+    }
 }
 
 #[test]
@@ -595,18 +666,23 @@ fn every_problem_is_reported_in_one_run() {
     responses:
       '200': {{description: ok}}
       '408': {{$ref: '#/components/responses/Error'}}
+      '418': {{$ref: '#/components/responses/Error'}}
       '429': {{$ref: '#/components/responses/TooManyRequests'}}
       default: {{$ref: '#/components/responses/Error'}}"
     );
-    let errors = errors(
-        &paths,
-        "
+    let text = with_servers(
+        &spec(
+            &paths,
+            "
 Pet:
   type: object
   properties:
     kind: {type: string, enum: [cat, dog]}
     nickname: {type: string, nullable: true}",
+        ),
+        &["https://petstore.example.com/api/v3"],
     );
+    let errors = rejected(&text);
     let locations: Vec<_> = errors.iter().map(|e| e.location.as_str()).collect();
     assert_eq!(
         locations,
@@ -617,14 +693,18 @@ Pet:
             "#/paths/~1pet/post/requestBody",
             "#/paths/~1store/get/parameters/0",
             "#/paths/~1store/get/responses/default",
+            "#/paths/~1store/get/responses/418",
             "#/paths/~1store/get/responses",
+            "#/servers/0/url",
         ],
         "{errors:#?}"
     );
     // The rendered list names every location, one per line.
-    let rendered = petstore_codegen::GenErrors(errors).to_string();
-    assert_eq!(rendered.lines().count(), 7, "{rendered}");
+    let rendered = GenErrors(errors).to_string();
+    assert_eq!(rendered.lines().count(), 9, "{rendered}");
     assert!(rendered.contains("#/paths/~1store/get/parameters/0: cookie parameters"));
+    assert!(rendered.contains("#/paths/~1store/get/responses/418: error status 418"));
+    assert!(rendered.contains("#/servers/0/url: the server URL must be a path"));
 }
 
 /// `responses` for an operation that requires credentials.
@@ -832,7 +912,7 @@ fn an_anonymous_alternative_needs_no_401_or_403() {
     let paths = format!(
         "/user/logout:\n  get:\n    operationId: logoutUser\n    security:\n      - bearerAuth: []\n      - {{}}\n    responses:{OK}"
     );
-    assert!(parse_spec(&secured_spec(&paths, SCHEMES, None)).is_ok());
+    valid(&secured_spec(&paths, SCHEMES, None));
 }
 
 #[test]
@@ -863,8 +943,8 @@ fn error_response_header_that_is_neither_a_string_nor_an_integer() {
   get:
     operationId: findPets
     responses:{OK}
-      '503':
-        description: Unavailable.
+      '409':
+        description: Conflict.
         headers:
           Retry-After:
             required: true
@@ -874,7 +954,83 @@ fn error_response_header_that_is_neither_a_string_nor_an_integer() {
             schema: {{$ref: '#/components/schemas/ErrorResponse'}}"
         ),
         "",
-        "#/paths/~1pet/get/responses/503/headers/Retry-After/schema",
+        "#/paths/~1pet/get/responses/409/headers/Retry-After/schema",
         "headers of error responses must be `type: string` (no format) or `type: integer`",
     );
+}
+
+// ---- error kinds ----
+
+/// `/pet` answering `status` with the shared client error, besides what every operation
+/// documents.
+fn get_answering(status: &str) -> String {
+    format!(
+        "/pet:\n  get:\n    operationId: findPets\n    responses:{OK}\n      '{status}': {{$ref: '#/components/responses/Error'}}"
+    )
+}
+
+#[test]
+fn error_status_without_an_error_kind() {
+    // 503 is a server error, but only the `5XX` range has a kind; 3xx statuses are not
+    // successes, so they are error statuses too.
+    for status in ["302", "405", "418", "503"] {
+        let error = single_error(
+            &get_answering(status),
+            "",
+            &format!("#/paths/~1pet/get/responses/{status}"),
+            &format!("error status {status} has no error kind"),
+        );
+        assert_eq!(
+            error.message,
+            format!(
+                "error status {status} has no error kind in the contract (known: 400, 401, 403, \
+                 404, 408, 409, 413, 415, 422, 429 and `5XX`); add the kind to petstore-api's \
+                 `error` module and to `names::ERROR_KINDS`"
+            )
+        );
+    }
+}
+
+#[test]
+fn every_status_with_an_error_kind_is_accepted_as_an_error() {
+    let extra: String = ERROR_KINDS
+        .iter()
+        .map(|(status, _)| *status)
+        .filter(|status| ![408, 429].contains(status))
+        .map(|status| format!("\n      '{status}': {{$ref: '#/components/responses/Error'}}"))
+        .collect();
+    let api = api(
+        &format!("/pet:\n  get:\n    operationId: findPets\n    responses:{OK}{extra}"),
+        "",
+    );
+    let errors = api.operations[0]
+        .responses
+        .iter()
+        .filter(|response| response.content == ResponseContent::Error)
+        .count();
+    // Every kind, and `5XX`.
+    assert_eq!(errors, ERROR_KINDS.len() + 1);
+}
+
+// ---- servers ----
+
+#[test]
+fn server_url_that_is_not_a_path() {
+    for url in [
+        "https://petstore.example.com/api/v3",
+        "api/v3",
+        "{scheme}://petstore.example.com",
+    ] {
+        let error = single_error_in(
+            &with_servers(&spec("", ""), &[url]),
+            "#/servers/0/url",
+            "the server URL must be a path",
+        );
+        assert_eq!(
+            error.message,
+            "the server URL must be a path (`/api/v3`): the server is reached at whatever host \
+             serves it",
+            "{url}"
+        );
+    }
 }

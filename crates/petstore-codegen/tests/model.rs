@@ -2,11 +2,12 @@
 
 mod common;
 
-use common::{SCHEMES, api, secured_spec, valid};
+use common::{SCHEMES, api, secured_spec, spec, valid, with_servers};
 use petstore_codegen::ir::{
     Body, BodyContent, Bound, Constraints, Field, IntFormat, Kind, Method, Model, ParamLocation,
     Requirement, ResponseContent, Schema, SchemeKind, SecuritySchemeInfo, Status, StringFormat,
 };
+use petstore_codegen::parse::{parse_document, parse_spec};
 
 /// A schema without constraints.
 fn plain(kind: Kind) -> Schema {
@@ -615,14 +616,11 @@ fn scalars_map_formats_and_bounds() {
 
 #[test]
 fn tags_keep_their_descriptions() {
-    let text = common::spec("", "").replace(
+    let text = spec("", "").replace(
         "paths: {}",
         "tags:\n  - {name: pet, description: Pets.}\n  - name: store\npaths: {}",
     );
-    let api = match petstore_codegen::parse::parse_spec(&text) {
-        Ok(api) => api,
-        Err(errors) => panic!("{errors}"),
-    };
+    let api = valid(&text);
     let tags: Vec<_> = api
         .tags
         .iter()
@@ -797,4 +795,67 @@ fn a_spec_without_security_has_no_schemes_scopes_or_requirements() {
     assert!(api.security_schemes.is_empty());
     assert!(api.scopes.is_empty());
     assert!(api.operations[0].security.is_empty());
+}
+
+// ---- the server ----
+
+#[test]
+fn the_base_path_is_the_first_server_url_without_a_trailing_slash() {
+    for (urls, base_path) in [
+        (&["/api/v3"][..], "/api/v3"),
+        (&["/api/v3/"][..], "/api/v3"),
+        (&["/"][..], ""),
+        (&["/v1", "https://mirror.example.com/v2"][..], "/v1"),
+    ] {
+        let api = valid(&with_servers(&spec("", ""), urls));
+        assert_eq!(api.base_path, base_path, "{urls:?}");
+    }
+}
+
+#[test]
+fn a_document_without_servers_is_served_at_the_root() {
+    assert_eq!(api("", "").base_path, "");
+}
+
+// ---- one parse per document ----
+
+#[test]
+fn parse_document_returns_the_document_as_json_and_the_same_model() {
+    let text = with_servers(
+        &spec(
+            "
+            /pet/{petId}:
+              get:
+                operationId: getPetById
+                parameters:
+                  - {name: petId, in: path, required: true, schema: {$ref: '#/components/schemas/EntityId'}}
+                responses:
+                  '200': {description: ok}
+                  '408': {$ref: '#/components/responses/Error'}
+                  '429': {$ref: '#/components/responses/TooManyRequests'}
+                  5XX: {$ref: '#/components/responses/ServerError'}
+            ",
+            PET,
+        ),
+        &["/api/v3"],
+    );
+    let (document, api) = match parse_document(&text) {
+        Ok(parsed) => parsed,
+        Err(errors) => panic!("{errors}"),
+    };
+    assert_eq!(Ok(api), parse_spec(&text));
+    // What `$ref`s from asyncapi.yaml are resolved against: the document as written, `$ref`s
+    // and aliases left as they are.
+    assert_eq!(
+        document.pointer("/paths/~1pet~1{petId}/get/parameters/0/schema"),
+        Some(&serde_json::json!({ "$ref": "#/components/schemas/EntityId" }))
+    );
+    assert_eq!(
+        document.pointer("/components/schemas/EntityId"),
+        Some(&serde_json::json!({ "type": "integer", "format": "int64", "minimum": 1 }))
+    );
+    assert_eq!(
+        document.pointer("/servers/0/url"),
+        Some(&serde_json::json!("/api/v3"))
+    );
 }

@@ -1,37 +1,10 @@
-//! Helpers shared by the generator tests: a minimal valid document around a snippet,
-//! assertions on the errors it yields, and what the project's own `openapi.yaml` declares.
+//! Small documents for the generator tests: a minimal valid OpenAPI document around a snippet,
+//! with security schemes or a server when a test needs them, and its intermediate model.
+//!
+//! Every test crate that includes this module (`errors`, `model`, `emit`) uses all of it; the
+//! project's own documents are in `tests/project`.
 
-#![allow(dead_code)] // Each test crate uses its own subset.
-
-use petstore_codegen::{GenError, GenErrors, ir::Api, parse::parse_spec};
-
-/// The operationIds of `openapi.yaml`, in spec order (Petstore v3 plus `getPetImage` and the
-/// token endpoints).
-pub const OPERATION_IDS: [&str; 23] = [
-    "updatePet",
-    "addPet",
-    "findPetsByStatus",
-    "findPetsByTags",
-    "getPetById",
-    "updatePetWithForm",
-    "deletePet",
-    "uploadFile",
-    "getPetImage",
-    "getInventory",
-    "placeOrder",
-    "getOrderById",
-    "updateOrder",
-    "deleteOrder",
-    "createUser",
-    "createUsersWithListInput",
-    "loginUser",
-    "logoutUser",
-    "getUserByName",
-    "updateUser",
-    "deleteUser",
-    "createToken",
-    "refreshToken",
-];
+use petstore_codegen::{ir::Api, parse::parse_spec};
 
 /// The two security schemes [`secured_spec`] declares unless told otherwise.
 pub const SCHEMES: &str = "
@@ -48,7 +21,8 @@ api_key:
 /// A complete OpenAPI document: `paths` and extra `components/schemas` from the snippets
 /// (written at any indentation), plus the `ErrorResponse` schema and the error responses every
 /// operation can reference: `Error` (any 4xx), `Unauthorized` (401, with `WWW-Authenticate`),
-/// `TooManyRequests` (429, with `Retry-After`) and `ServerError` (5XX).
+/// `TooManyRequests` (429, with `Retry-After`) and `ServerError` (5XX). It names no server, so
+/// operations are served at the root.
 pub fn spec(paths: &str, schemas: &str) -> String {
     let paths = if paths.trim().is_empty() {
         " {}".to_owned()
@@ -117,13 +91,25 @@ pub fn secured_spec(paths: &str, schemes: &str, root_security: Option<&str>) -> 
     let mut text = spec(paths, "");
     text.push_str(&format!("  securitySchemes:\n{}\n", indent(schemes, 4)));
     if let Some(security) = root_security {
-        text = text.replacen(
-            "\npaths:",
-            &format!("\nsecurity:\n{}\npaths:", indent(security, 2)),
-            1,
-        );
+        text = before_paths(&text, &format!("security:\n{}", indent(security, 2)));
     }
     text
+}
+
+/// A complete document (from [`spec`] or [`secured_spec`]) with `servers`, one per URL, in
+/// order.
+pub fn with_servers(text: &str, urls: &[&str]) -> String {
+    let servers: Vec<String> = urls.iter().map(|url| format!("  - url: '{url}'")).collect();
+    before_paths(text, &format!("servers:\n{}", servers.join("\n")))
+}
+
+/// Inserts a top-level `section` before `paths`.
+fn before_paths(text: &str, section: &str) -> String {
+    assert!(
+        text.contains("\npaths:"),
+        "not a document from `spec`:\n{text}"
+    );
+    text.replacen("\npaths:", &format!("\n{section}\npaths:"), 1)
 }
 
 /// The intermediate model of a document that must be valid.
@@ -139,59 +125,8 @@ pub fn valid(text: &str) -> Api {
     }
 }
 
-/// The errors of a complete document that must be rejected.
-pub fn rejected(text: &str) -> Vec<GenError> {
-    match parse_spec(text) {
-        Ok(api) => panic!("expected errors, got a model: {api:#?}"),
-        Err(GenErrors(errors)) => errors,
-    }
-}
-
-/// The errors of a document that must be rejected.
-pub fn errors(paths: &str, schemas: &str) -> Vec<GenError> {
-    rejected(&spec(paths, schemas))
-}
-
-/// The one error of a document with exactly one problem; asserts its location and that the
-/// message names the construct.
-pub fn single_error(paths: &str, schemas: &str, location: &str, construct: &str) -> GenError {
-    single_error_in(&spec(paths, schemas), location, construct)
-}
-
-/// [`single_error`] for a complete document.
-pub fn single_error_in(text: &str, location: &str, construct: &str) -> GenError {
-    let mut errors = rejected(text);
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected one error, got:\n{}",
-        list(&errors)
-    );
-    assert_error(&errors, location, construct);
-    errors.remove(0)
-}
-
-/// Asserts that one of `errors` is at `location` and mentions `construct`.
-pub fn assert_error(errors: &[GenError], location: &str, construct: &str) {
-    assert!(
-        errors
-            .iter()
-            .any(|error| error.location == location && error.message.contains(construct)),
-        "no error at `{location}` mentioning `{construct}` among:\n{}",
-        list(errors)
-    );
-}
-
-fn list(errors: &[GenError]) -> String {
-    errors
-        .iter()
-        .map(|error| format!("  {error}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Re-indents a snippet: strips the indentation common to its lines, then indents by `by`.
-pub fn indent(text: &str, by: usize) -> String {
+fn indent(text: &str, by: usize) -> String {
     let common = text
         .lines()
         .filter(|line| !line.trim().is_empty())
