@@ -74,6 +74,32 @@ pub mod base64_bytes {
             .map(Bytes::from)
             .map_err(D::Error::custom)
     }
+
+    /// The same for an optional field (absent or `null` is `None`).
+    pub mod option {
+        use bytes::Bytes;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `value` as base64 (the field is skipped when `None`).
+        pub fn serialize<S: Serializer>(
+            value: &Option<Bytes>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads optional base64 text.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Bytes>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] Bytes);
+            Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(value)| value))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +117,35 @@ mod tests {
             skip_serializing_if = "Option::is_none"
         )]
         maybe: Option<DateTime<Utc>>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Upload {
+        #[serde(with = "super::base64_bytes")]
+        file: bytes::Bytes,
+        #[serde(
+            with = "super::base64_bytes::option",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        thumbnail: Option<bytes::Bytes>,
+    }
+
+    #[test]
+    fn bytes_travel_as_base64_whether_required_or_optional() {
+        let upload = Upload {
+            file: bytes::Bytes::from_static(b"abc"),
+            thumbnail: Some(bytes::Bytes::from_static(b"de")),
+        };
+        let json = serde_json::to_string(&upload).expect("serializes");
+        assert_eq!(json, r#"{"file":"YWJj","thumbnail":"ZGU="}"#);
+        assert_eq!(
+            serde_json::from_str::<Upload>(&json).expect("parses"),
+            upload
+        );
+        let bare: Upload = serde_json::from_str(r#"{"file":""}"#).expect("parses");
+        assert_eq!(bare.thumbnail, None);
+        assert!(serde_json::from_str::<Upload>(r#"{"file":"***"}"#).is_err());
     }
 
     #[test]

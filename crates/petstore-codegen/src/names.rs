@@ -65,3 +65,21 @@ pub fn error_kind(status: u16) -> Option<&'static str> {
         .find(|(code, _)| *code == status)
         .map(|(_, kind)| *kind)
 }
+
+/// The Rust field (or variable) name of a wire name: snake case (`photoUrls` → `photo_urls`).
+/// Keywords that can be raw identifiers become `r#type`; the emitters write exactly this name.
+pub fn field_name(wire: &str) -> String {
+    heck::ToSnakeCase::to_snake_case(wire)
+}
+
+/// Whether `wire` can name a Rust field: its snake-case form is an identifier (a keyword other
+/// than `self`, `super`, `crate` and `Self` is written as a raw identifier).
+pub fn is_field_name(wire: &str) -> bool {
+    let name = field_name(wire);
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name != "_"
+        && !["self", "super", "crate", "Self"].contains(&name.as_str())
+}

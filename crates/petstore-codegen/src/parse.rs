@@ -163,6 +163,36 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// Checks that a property, parameter or header name becomes a Rust name of its own among
+    /// `taken` (Rust name → the wire name it came from); reports it at `at` otherwise.
+    fn field_name_is_free(
+        &mut self,
+        wire: &str,
+        taken: &mut HashMap<String, String>,
+        at: &str,
+    ) -> bool {
+        if !names::is_field_name(wire) {
+            self.errors.push(GenError::new(
+                at,
+                format!(
+                    "`{wire}` cannot become a Rust name (`{}`): names must start with a letter \
+                     and hold letters, digits, `_` or `-`, and not be `self`, `super` or `crate`",
+                    names::field_name(wire)
+                ),
+            ));
+            return false;
+        }
+        let rust = names::field_name(wire);
+        if let Some(first) = taken.insert(rust.clone(), wire.to_owned()) {
+            self.errors.push(GenError::new(
+                at,
+                format!("`{wire}` and `{first}` would both become the Rust name `{rust}`"),
+            ));
+            return false;
+        }
+        true
+    }
+
     fn security_schemes(&mut self) -> Vec<SecuritySchemeInfo> {
         let Some(schemes) = self
             .document
@@ -308,8 +338,12 @@ impl<'a> Lowering<'a> {
                         ));
                     }
                     let mut fields = Vec::new();
+                    let mut rust_names = HashMap::new();
                     for (field_name, field_schema) in &object.properties {
                         let field_at = pointer(&pointer(&at, "properties"), field_name);
+                        if !self.field_name_is_free(field_name, &mut rust_names, &field_at) {
+                            continue;
+                        }
                         let Some(field_schema) =
                             self.schema(&field_schema.clone().unbox(), &field_at)
                         else {
@@ -434,9 +468,13 @@ impl<'a> Lowering<'a> {
         let errors_before = self.errors.len();
 
         let mut params = Vec::new();
+        // The request struct holds the body as `body`, next to the parameters.
+        let mut rust_names = HashMap::from([("body".to_owned(), "the request body".to_owned())]);
         for (index, parameter) in operation.parameters.iter().enumerate() {
             let param_at = pointer(&pointer(at, "parameters"), &index.to_string());
-            if let Some(param) = self.parameter(parameter, &param_at) {
+            if let Some(param) = self.parameter(parameter, &param_at)
+                && self.field_name_is_free(&param.name, &mut rust_names, &param_at)
+            {
                 params.push(param);
             }
         }
@@ -783,8 +821,13 @@ impl<'a> Lowering<'a> {
             }
         };
         let mut headers = Vec::new();
+        // A success variant with headers holds the body as `body`, next to them.
+        let mut rust_names = HashMap::from([("body".to_owned(), "the body".to_owned())]);
         for (name, header) in &response.headers {
             let header_at = pointer(&pointer(at, "headers"), name);
+            if !self.field_name_is_free(name, &mut rust_names, &header_at) {
+                continue;
+            }
             let Some(header) = header.as_item() else {
                 self.errors
                     .push(GenError::new(header_at, "$ref headers are not supported"));

@@ -1034,3 +1034,62 @@ fn server_url_that_is_not_a_path() {
         );
     }
 }
+
+#[test]
+fn a_property_name_that_cannot_become_a_rust_name() {
+    for name in ["2fa", "self", "crate", "_"] {
+        let schema = format!(
+            "
+Pet:
+  type: object
+  properties:
+    '{name}': {{type: string}}"
+        );
+        let error = single_error(
+            POST_PET,
+            &schema,
+            &format!("#/components/schemas/Pet/properties/{name}"),
+            "cannot become a Rust name",
+        );
+        assert!(error.message.contains(&format!("`{name}`")), "{error}");
+    }
+}
+
+#[test]
+fn two_property_names_that_become_one_rust_name() {
+    single_error(
+        POST_PET,
+        "
+Pet:
+  type: object
+  properties:
+    petId: {type: integer}
+    pet_id: {type: integer}",
+        "#/components/schemas/Pet/properties/pet_id",
+        "`pet_id` and `petId` would both become the Rust name `pet_id`",
+    );
+}
+
+#[test]
+fn two_parameter_names_that_become_one_rust_name() {
+    single_error(
+        &get_with_params(
+            "
+- {name: petId, in: query, schema: {type: integer}}
+- {name: pet-id, in: header, schema: {type: integer}}",
+        ),
+        "",
+        "#/paths/~1pet/get/parameters/1",
+        "`pet-id` and `petId` would both become the Rust name `pet_id`",
+    );
+}
+
+#[test]
+fn a_parameter_named_like_the_request_body_field() {
+    single_error(
+        &get_with_params("\n- {name: body, in: query, schema: {type: string}}"),
+        "",
+        "#/paths/~1pet/get/parameters/0",
+        "`body` and `the request body` would both become the Rust name `body`",
+    );
+}

@@ -26,7 +26,7 @@ pub mod ws;
 
 use std::collections::BTreeSet;
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use heck::ToUpperCamelCase;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -69,7 +69,7 @@ pub(crate) fn docs(text: Option<&str>) -> TokenStream {
 
 /// A field or variable name for a wire name (`photoUrls` → `photo_urls`, `type` → `r#type`).
 pub(crate) fn field_ident(name: &str) -> Ident {
-    let snake = name.to_snake_case();
+    let snake = crate::names::field_name(name);
     if syn::parse_str::<Ident>(&snake).is_ok() {
         Ident::new(&snake, Span::call_site())
     } else {
@@ -405,4 +405,17 @@ pub(crate) fn operation_types(operation_id: &str) -> (Ident, Ident, Ident) {
 /// A `usize` literal without suffix.
 pub(crate) fn usize_literal(n: usize) -> Literal {
     Literal::usize_unsuffixed(n)
+}
+
+/// The names among `candidates` that `tokens` mention as whole words, for an exact `use` list.
+pub(crate) fn used_names(candidates: &[&str], tokens: &TokenStream) -> Vec<Ident> {
+    let text = tokens.to_string();
+    candidates
+        .iter()
+        .filter(|name| {
+            text.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|word| word == **name)
+        })
+        .map(|name| format_ident!("{name}"))
+        .collect()
 }

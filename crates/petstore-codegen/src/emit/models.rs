@@ -104,6 +104,7 @@ fn serde_attributes(field: &Field) -> TokenStream {
         (Kind::String(StringFormat::DateTime), true) => Some("crate::wire::date_time"),
         (Kind::String(StringFormat::DateTime), false) => Some("crate::wire::date_time::option"),
         (Kind::String(StringFormat::Binary), true) => Some("crate::wire::base64_bytes"),
+        (Kind::String(StringFormat::Binary), false) => Some("crate::wire::base64_bytes::option"),
         _ => None,
     };
     if let Some(with) = with {
@@ -159,7 +160,11 @@ fn object_type(model: &ObjectModel) -> TokenStream {
             text.push_str("\n\nRead-only: sent, never accepted.");
         }
         if field.write_only {
-            text.push_str("\n\nWrite-only: accepted, never sent (stores keep it `None`).");
+            text.push_str(if field.required {
+                "\n\nWrite-only: accepted, never sent."
+            } else {
+                "\n\nWrite-only: accepted, never sent (stores keep it `None`)."
+            });
         }
         let doc = docs(Some(&text));
         let attributes = serde_attributes(field);

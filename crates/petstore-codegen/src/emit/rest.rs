@@ -22,7 +22,7 @@ use quote::{format_ident, quote};
 
 use super::{
     Source, Uses, const_ident, docs, field_ident, format_file, method_ident, operation_types,
-    poem_validator, rust_type, status_variant, type_ident,
+    poem_validator, rust_type, status_variant, type_ident, used_names,
 };
 use crate::ir::{
     Api, Body, BodyContent, Constraints, EnumModel, Header, Kind, Model, ObjectModel, Operation,
@@ -201,19 +201,6 @@ pub fn emit(api: &Api) -> String {
     )
 }
 
-/// The names among `candidates` that `tokens` mention as whole words, for an exact `use` list.
-pub(crate) fn used_names(candidates: &[&str], tokens: &TokenStream) -> Vec<Ident> {
-    let text = tokens.to_string();
-    candidates
-        .iter()
-        .filter(|name| {
-            text.split(|c: char| !c.is_alphanumeric() && c != '_')
-                .any(|word| word == **name)
-        })
-        .map(|name| format_ident!("{name}"))
-        .collect()
-}
-
 /// Whether no operation needs a body documentation type.
 fn body_doc_names_empty(api: &Api) -> bool {
     api.operations
@@ -360,9 +347,9 @@ impl SharedErrors {
                 let description = &response.description;
                 let (status, range) = status_parts(response.status);
                 let headers = response.headers.iter().map(header_meta);
-                let doc = format!(" {}", response.description);
+                let doc = docs(Some(&response.description));
                 quote! {
-                    #[doc = #doc]
+                    #doc
                     pub(super) fn #ident() -> MetaResponse {
                         error_response(
                             #status,
