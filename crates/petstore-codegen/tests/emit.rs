@@ -1398,9 +1398,7 @@ fn dispatch_checks_credentials_where_rest_does_and_imports_only_what_it_uses() {
                  ..ctx
              };
              let request = AddPetRequest {};
-             match handler.add_pet(&ctx, request).await? {
-                 AddPetResponse::Ok => Ok(Success::empty(200)),
-             }
+             Ok(handler.add_pet(&ctx, request).await?.into())
          }",
     );
     assert_contains(
@@ -1436,25 +1434,36 @@ fn dispatch_checks_a_json_body_after_the_credentials() {
              };
              let body = parse_body(body, body_schemas::ADD_PET)?;
              let request = AddPetRequest { body };
-             match handler.add_pet(&ctx, request).await? {
-                 AddPetResponse::Ok(body) => Ok(Success::json(200, body.into_bytes())),
-             }
+             Ok(handler.add_pet(&ctx, request).await?.into())
          }",
     );
     assert_contains(&dispatch, "use petstore_api::validation::parse_body;");
+}
+
+#[test]
+fn every_success_becomes_a_payload_with_its_status_and_without_its_headers() {
+    let operations = store().operations;
     assert_contains(
-        &dispatch,
-        "LoginUserResponse::Ok { body, .. } => {
-             Ok(Success::json(200, body.into_bytes()))
+        &operations,
+        "use crate::{Image, Serialized, Ctx, payload::Success};",
+    );
+    assert_contains(
+        &operations,
+        "impl From<LoginUserResponse> for Success {
+             fn from(response: LoginUserResponse) -> Self {
+                 match response {
+                     LoginUserResponse::Ok { body, .. } => Success::json(200, body.into_bytes()),
+                 }
+             }
          }",
     );
     assert_contains(
-        &dispatch,
-        "GetPetImageResponse::Ok(image) => Ok(Success::image(200, &image)),",
+        &operations,
+        "GetPetImageResponse::Ok(image) => Success::image(200, &image),",
     );
     assert_contains(
-        &dispatch,
-        "UploadFileResponse::Created => Ok(Success::empty(201)),",
+        &operations,
+        "UploadFileResponse::Created => Success::empty(201),",
     );
 }
 

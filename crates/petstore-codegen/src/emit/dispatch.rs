@@ -5,8 +5,8 @@
 //! Per operation it reads the parameters by name and `body` from the payload with the spec's
 //! validators, checks the operation's security requirements at the same point the REST adapter
 //! does (after the parameters and the presence of the body, before the body's schema), calls
-//! the handler, and turns the success variant into a [`Success`] payload; every error becomes
-//! the `ApiError` REST would have answered.
+//! the handler, and answers its success as a `Success` payload (the contract's
+//! `From<XResponse> for Success`); every error becomes the `ApiError` REST would have answered.
 //!
 //! Runtime items used: `petstore_api::{Ctx, payload::{Payload, Success}}`,
 //! `petstore_api::validation::parse_body` and `crate::auth::{Authentication, authorize,
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     asyncapi::WsApi,
-    ir::{Api, BodyContent, Kind, Operation, Response, ResponseContent, Status},
+    ir::{Api, BodyContent, Kind, Operation},
 };
 
 /// Emits `dispatch.rs`.
@@ -91,7 +91,7 @@ pub fn emit(api: &Api, ws: &WsApi) -> String {
 fn dispatch_arm(operation: &Operation) -> TokenStream {
     let variant = type_ident(&operation.id);
     let method = method_ident(&operation.id);
-    let (request, response, _) = operation_types(&operation.id);
+    let (request, _, _) = operation_types(&operation.id);
     let security = const_ident(&operation.id);
 
     let mut reads = Vec::new();
@@ -136,11 +136,6 @@ fn dispatch_arm(operation: &Operation) -> TokenStream {
     } else {
         quote!(identify(authentication, security::#security))
     };
-    let outcomes = operation
-        .responses
-        .iter()
-        .filter(|outcome| outcome.content != ResponseContent::Error)
-        .map(|outcome| outcome_arm(outcome, &response));
     quote! {
         Action::#variant => {
             #payload_binding
@@ -149,40 +144,7 @@ fn dispatch_arm(operation: &Operation) -> TokenStream {
             let ctx = Ctx { principal: #principal, ..ctx };
             #check_body
             let request = #request { #(#fields),* };
-            match handler.#method(&ctx, request).await? {
-                #(#outcomes)*
-            }
-        }
-    }
-}
-
-/// The arm that turns one success variant into the action's result: the body as it is (already
-/// serialized) under the variant's status.
-fn outcome_arm(response: &Response, outcome: &proc_macro2::Ident) -> TokenStream {
-    let variant = super::status_variant(response.status);
-    let code = match response.status {
-        Status::Code(code) => proc_macro2::Literal::u16_unsuffixed(code),
-        Status::ServerErrors => proc_macro2::Literal::u16_unsuffixed(500),
-    };
-    let has_headers = !response.headers.is_empty();
-    match &response.content {
-        ResponseContent::Json(_) if has_headers => {
-            quote!(#outcome::#variant { body, .. } => Ok(Success::json(#code, body.into_bytes())),)
-        }
-        ResponseContent::Json(_) => {
-            quote!(#outcome::#variant(body) => Ok(Success::json(#code, body.into_bytes())),)
-        }
-        ResponseContent::Image if has_headers => {
-            quote!(#outcome::#variant { body, .. } => Ok(Success::image(#code, &body)),)
-        }
-        ResponseContent::Image => {
-            quote!(#outcome::#variant(image) => Ok(Success::image(#code, &image)),)
-        }
-        ResponseContent::Empty if has_headers => {
-            quote!(#outcome::#variant { .. } => Ok(Success::empty(#code)),)
-        }
-        ResponseContent::Empty | ResponseContent::Error => {
-            quote!(#outcome::#variant => Ok(Success::empty(#code)),)
+            Ok(handler.#method(&ctx, request).await?.into())
         }
     }
 }

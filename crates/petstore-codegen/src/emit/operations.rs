@@ -135,7 +135,7 @@ pub fn emit(api: &Api) -> String {
         #library_imports
         use serde::Serialize;
 
-        use crate::{#image_import #serialized_import Ctx};
+        use crate::{#image_import #serialized_import Ctx, payload::Success};
         use crate::error::{#denied_import #(#kinds),*};
         #model_imports
         #security_imports
@@ -499,6 +499,7 @@ fn operation_types_of(operation: &Operation) -> TokenStream {
         }
     });
 
+    let success = success_payload(operation);
     quote! {
         #request_doc
         #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -521,6 +522,56 @@ fn operation_types_of(operation: &Operation) -> TokenStream {
         crate::error::operation_errors!(#error { #(#conversions),* });
 
         #denied
+
+        #success
+    }
+}
+
+/// `From<XResponse> for Success`: the payload a success is carried as where the operation's
+/// answer travels inside a message (a WebSocket reply, a tool result) rather than as an HTTP
+/// response: the HTTP-equivalent status and the body as JSON (headers do not travel).
+fn success_payload(operation: &Operation) -> TokenStream {
+    let (_, response, _) = operation_types(&operation.id);
+    let arms = operation
+        .responses
+        .iter()
+        .filter(|outcome| outcome.content != ResponseContent::Error)
+        .map(|outcome| {
+            let variant = status_variant(outcome.status);
+            let code = match outcome.status {
+                Status::Code(code) => Literal::u16_unsuffixed(code),
+                Status::ServerErrors => Literal::u16_unsuffixed(500),
+            };
+            let has_headers = !outcome.headers.is_empty();
+            match (&outcome.content, has_headers) {
+                (ResponseContent::Json(_), true) => {
+                    quote!(#response::#variant { body, .. } => Success::json(#code, body.into_bytes()),)
+                }
+                (ResponseContent::Json(_), false) => {
+                    quote!(#response::#variant(body) => Success::json(#code, body.into_bytes()),)
+                }
+                (ResponseContent::Image, true) => {
+                    quote!(#response::#variant { body, .. } => Success::image(#code, &body),)
+                }
+                (ResponseContent::Image, false) => {
+                    quote!(#response::#variant(image) => Success::image(#code, &image),)
+                }
+                (ResponseContent::Empty | ResponseContent::Error, true) => {
+                    quote!(#response::#variant { .. } => Success::empty(#code),)
+                }
+                (ResponseContent::Empty | ResponseContent::Error, false) => {
+                    quote!(#response::#variant => Success::empty(#code),)
+                }
+            }
+        });
+    quote! {
+        impl From<#response> for Success {
+            fn from(response: #response) -> Self {
+                match response {
+                    #(#arms)*
+                }
+            }
+        }
     }
 }
 
