@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     error::{GenError, GenErrors, pointer},
-    ir::{Api, BodyContent, Operation, ResponseContent, Status},
+    ir::{Api, BodyContent, Operation, ResponseContent},
 };
 
 /// Where the WebSocket endpoint lives under the REST base path; the channel's `address` must say
@@ -779,15 +779,9 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// The content of an operation's success response (the lowest 2xx).
+/// The content of an operation's success response ([`Operation::success`]).
 fn success(operation: &Operation) -> Option<&ResponseContent> {
-    operation
-        .responses
-        .iter()
-        .find(
-            |response| matches!(response.status, Status::Code(code) if (200..300).contains(&code)),
-        )
-        .map(|response| &response.content)
+    operation.success().map(|response| &response.content)
 }
 
 /// Whether an AsyncAPI schema says the same as an OpenAPI one: references into `openapi.yaml`

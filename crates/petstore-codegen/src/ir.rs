@@ -255,6 +255,15 @@ impl Operation {
     pub fn requires_credentials(&self) -> bool {
         requires_credentials(&self.security)
     }
+
+    /// The success response: the first 2xx in spec order. A transport that answers without a
+    /// status (a WebSocket success payload) carries this one's body; `asyncapi.yaml` is checked
+    /// against it, and the typed client reads it.
+    pub fn success(&self) -> Option<&Response> {
+        self.responses.iter().find(
+            |response| matches!(response.status, Status::Code(code) if (200..300).contains(&code)),
+        )
+    }
 }
 
 /// Whether `security` can only be met with credentials (see [`Operation::requires_credentials`]).

@@ -1,7 +1,8 @@
 //! Generates the petstore-ws contract and its adapters from `openapi.yaml` and `asyncapi.yaml`.
 //!
-//! Two build scripts call [`build_script`]: the contract crate's (`petstore-api`, target
-//! [`Target::Contract`]) and the server's ([`Target::Server`]). The work is split into small
+//! Three build scripts call [`build_script`]: the contract crate's (`petstore-api`, target
+//! [`Target::Contract`]), the server's ([`Target::Server`]) and the typed client's
+//! (`petstore-client`, [`Target::Client`]). The work is split into small
 //! passes that can each be tested:
 //!
 //! 1. [`parse`]: YAML (serde-saphyr, once per document) → `openapiv3::OpenAPI` → the
@@ -12,7 +13,7 @@
 //! 3. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
 //!    prettyplease: for the contract `models.rs`, `operations.rs` and `ws.rs`; for the server
 //!    `rest.rs` (the poem-openapi adapter) and `dispatch.rs` (operations carried as JSON
-//!    payloads).
+//!    payloads); for the client `client.rs` (one typed WebSocket call per operation).
 
 pub mod asyncapi;
 pub mod emit;
@@ -66,6 +67,8 @@ pub enum Target {
     Contract,
     /// The server: `rest.rs`, `dispatch.rs`.
     Server,
+    /// `petstore-client`: `client.rs`.
+    Client,
 }
 
 impl Specs {
@@ -81,6 +84,7 @@ impl Specs {
                 ("rest.rs", emit::rest::emit(&self.api)),
                 ("dispatch.rs", emit::dispatch::emit(&self.api, &self.ws)),
             ],
+            Target::Client => vec![("client.rs", emit::client::emit(&self.api))],
         }
     }
 }

@@ -15,9 +15,14 @@
 //! - [`dispatch`] → `dispatch.rs`: an operation named by a JSON payload (WebSocket actions)
 //!   onto the same handler trait.
 //!
+//! For the typed WebSocket client (`petstore-client`):
+//! - [`client`] → `client.rs`: one method per operation, the request struct in, the success
+//!   body's type out.
+//!
 //! The generated code is written against a few hand-written runtime items, named in the module
 //! doc of each emitter.
 
+pub mod client;
 pub mod dispatch;
 pub mod models;
 pub mod operations;
