@@ -19,7 +19,7 @@
 //!   deliveries per event, one node doing them all);
 //! * **standalone**: publisher and `2n` subscribers on the server without Redis.
 //!
-//! Subscribers are typed clients (`petstore_ws::ws::client::WsClient`) signed in as the demo
+//! Subscribers are typed clients (`petstore_client::WsClient`) signed in as the demo
 //! customer with a bearer token on the upgrade. The publisher is the demo administrator
 //! sending `updatePet` over REST (with a new name carrying the event's number) at a steady
 //! rate: a fixed schedule, not waiting for deliveries. The scenarios take turns in rounds, the
@@ -50,11 +50,10 @@ use std::{
 };
 
 use futures_util::{StreamExt, stream};
-use petstore_ws::{
-    redis::{LocalRedis, Persistence},
-    store::{DEMO_PASSWORD, DEMO_USERNAME},
-    ws::client::{ClientOptions, WsClient},
-};
+use petstore_api::Topic;
+use petstore_client::{ClientOptions, Notifications, WsClient};
+use petstore_testkit::redis::{LocalRedis, Persistence};
+use petstore_ws::store::{DEMO_PASSWORD, DEMO_USERNAME};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, median, ms, percentile};
@@ -176,7 +175,7 @@ struct Receipts {
 async fn open_subscribers(
     url: &str,
     token: &str,
-    topic: &str,
+    topic: &Topic,
     count: usize,
     received: &Arc<AtomicUsize>,
     stop: &watch::Receiver<bool>,
@@ -192,13 +191,10 @@ async fn open_subscribers(
                 .map_err(|error| format!("connect to {url}: {error}"))?;
             // Before subscribing, so that no notification can slip past.
             let notifications = client.notifications();
-            let reply = client
-                .subscribe(&[topic])
+            client
+                .subscribe(std::slice::from_ref(topic))
                 .await
                 .map_err(|error| format!("subscribe to {topic}: {error}"))?;
-            if !reply.is_success() {
-                return Err(format!("subscribe to {topic} refused: {reply:?}"));
-            }
             Ok::<_, String>((client, notifications))
         })
         .buffer_unordered(CONNECTING_AT_ONCE);
@@ -219,7 +215,7 @@ async fn open_subscribers(
 /// Reads notifications until told to stop.
 async fn receive(
     client: WsClient,
-    mut notifications: petstore_ws::ws::client::Notifications,
+    mut notifications: Notifications,
     received: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) -> Receipts {
@@ -370,7 +366,7 @@ async fn parent_main(plan: Plan) -> Result<(), String> {
                 (node::NODE_ID_ENV, node_id),
             ]);
         }
-        ChildServer::start(NODE_ROLE, &env)
+        ws_support::start_server(NODE_ROLE, &env)
     };
     let node_a = start(Some("bench-a"))?;
     let node_b = start(Some("bench-b"))?;
@@ -405,7 +401,7 @@ async fn parent_main(plan: Plan) -> Result<(), String> {
             Scenario::Standalone => (&standalone, &standalone_admin, &standalone_customer),
         };
         let pet = create_pet(&http, &publishing.base_url(), token).await?;
-        let topic = format!("pet:{pet}");
+        let topic = Topic::Pet(pet);
         let listening: Vec<(&ChildServer, usize)> = match scenario {
             Scenario::CrossNode => vec![(&node_b, plan.subscribers), (&node_c, plan.subscribers)],
             Scenario::SameNode => vec![(&node_a, 2 * plan.subscribers)],

@@ -34,8 +34,6 @@
 //! Run with `cargo bench --bench store_backends` (about 2 minutes). Without `--bench` on the
 //! command line (as under `cargo test --all-targets`) it does a smoke run of the same code.
 
-#[path = "support/child.rs"]
-mod child;
 #[path = "support/http_load.rs"]
 mod http_load;
 #[path = "support/node.rs"]
@@ -43,6 +41,7 @@ mod node;
 #[path = "support/stats.rs"]
 mod stats;
 
+use petstore_testkit::child;
 use std::{
     net::SocketAddr,
     num::NonZeroU32,
@@ -59,9 +58,9 @@ use http_body_util::Full;
 use http_load::{Sample, Window, Workload};
 use hyper::{Method, Request, StatusCode};
 use parking_lot::Mutex;
+use petstore_testkit::redis::{LocalRedis, Persistence};
 use petstore_ws::{
     config::Config,
-    redis::{LocalRedis, Persistence},
     server,
     store::{DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, DEMO_PASSWORD, DEMO_USERNAME},
     telemetry,

@@ -633,7 +633,8 @@ fn burst_figures(burst: &Burst, arrivals: &[Vec<Instant>]) -> BurstFigures {
 }
 
 async fn run_target(target: Target, plan: Plan) -> Result<Figures, String> {
-    let server = ChildServer::start(target.role(), &[(CONNECTIONS_ENV, &plan.large.to_string())])?;
+    let server =
+        ws_support::start_server(target.role(), &[(CONNECTIONS_ENV, &plan.large.to_string())])?;
     let url = server.ws_url();
     let (publisher, token) = match target {
         Target::Ours => {

@@ -37,7 +37,7 @@ use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
-use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, RawSocket};
+use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, RawSocket};
 
 /// Padding of the large request of [`Target::OursAfterLargeMessage`].
 const LARGE_MESSAGE_BYTES: usize = 48 * 1024;
@@ -211,7 +211,7 @@ impl Row {
 
 async fn measure(target: Target, plan: Plan) -> Result<Row, String> {
     let total = plan.warm_up + plan.measured;
-    let server = ChildServer::start(target.role(), &[(CONNECTIONS_ENV, &total.to_string())])?;
+    let server = ws_support::start_server(target.role(), &[(CONNECTIONS_ENV, &total.to_string())])?;
     let url = server.ws_url();
     let token = match target {
         Target::OursSubscribed | Target::OursAfterLargeMessage => {

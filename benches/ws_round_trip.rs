@@ -208,11 +208,11 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
         .build()
         .map_err(|error| format!("cannot build the load generator runtime: {error}"))?;
     let connections = plan.connections.to_string();
-    let ours = ChildServer::start(Target::Ours.role(), &[(CONNECTIONS_ENV, &connections)])?;
+    let ours = ws_support::start_server(Target::Ours.role(), &[(CONNECTIONS_ENV, &connections)])?;
     let response = runtime
         .block_on(probe(&ours.ws_url(), true))
         .map_err(|reason| format!("petstore-ws: {reason}"))?;
-    let bare = ChildServer::start(Target::Bare.role(), &[(RESPONSE_ENV, &response)])?;
+    let bare = ws_support::start_server(Target::Bare.role(), &[(RESPONSE_ENV, &response)])?;
     let echoed = runtime
         .block_on(probe(&bare.ws_url(), false))
         .map_err(|reason| format!("tungstenite (bare): {reason}"))?;

@@ -35,21 +35,16 @@ use tokio_tungstenite::{
     },
 };
 
-#[path = "../support/child.rs"]
-mod child;
 #[path = "../support/stats.rs"]
 mod stats;
 
-use child::process_cpu_time;
-pub use child::{ChildServer, announce};
+use petstore_testkit::child::process_cpu_time;
+pub use petstore_testkit::child::{ChildServer, announce};
 #[allow(unused_imports)]
 pub use stats::{median, ms, percentile, ratio};
 
 /// Environment variable that turns the bench binary into one of its servers.
 pub const ROLE_ENV: &str = "WS_BENCH_ROLE";
-
-/// The WebSocket endpoint's path.
-pub const WS_PATH: &str = "/api/v3/ws";
 
 /// Environment variable telling our server how many connections to admit (`ws_round_trip`
 /// also takes its connection count from it).
@@ -213,22 +208,10 @@ where
 /// closes, before it is killed (its shutdown alone may take the 5 s it is given).
 const STOP_WAIT: Duration = Duration::from_secs(8);
 
-impl ChildServer {
-    /// Re-executes this bench binary as the server `role`, with `env` added.
-    pub fn start(role: &str, env: &[(&str, &str)]) -> Result<Self, String> {
-        Self::spawn(ROLE_ENV, role, env, STOP_WAIT)
-            .map_err(|reason| format!("cannot start the {role} server: {reason}"))
-    }
-
-    /// `ws://ADDR/api/v3/ws`.
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}{WS_PATH}", self.addr)
-    }
-
-    /// `http://ADDR`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
+/// Re-executes this bench binary as the server `role`, with `env` added.
+pub fn start_server(role: &str, env: &[(&str, &str)]) -> Result<ChildServer, String> {
+    ChildServer::spawn(ROLE_ENV, role, env, STOP_WAIT)
+        .map_err(|reason| format!("cannot start the {role} server: {reason}"))
 }
 
 /// CPU time this process (the load generator) has used so far.

@@ -1,4 +1,4 @@
-//! Three nodes on one Redis behind HAProxy, all real processes (see `tests/common/cluster.rs`):
+//! Three nodes on one Redis behind HAProxy, all real processes (see `petstore_testkit::cluster`):
 //! each balancing strategy of `deploy/haproxy/haproxy.cfg` spreads traffic as documented, data
 //! and notifications cross nodes, and a node that is stopped drains: HAProxy takes it out of
 //! rotation while it still serves, and its WebSocket clients are closed with 1012 and come back
@@ -7,23 +7,28 @@
 //! Which node served a request is read from `/health`'s `nodeId` (each node's
 //! `PETSTORE_NODE_ID`). No assertion measures time; waits are hang guards.
 
-mod common;
-
 use std::{collections::BTreeMap, net::IpAddr};
 
-use common::cluster::{
+use petstore_api::Topic;
+use petstore_testkit::app::{bearer, body_json, id_of, new_pet, ok_json, send};
+use petstore_testkit::cluster::{
     Balance, Cluster, ClusterOptions, eventually, expect_pet_created, guard, ws_connect,
     ws_subscribe,
 };
-use common::{bearer, body_json, new_pet, ok_json, send};
 use serde_json::json;
+
+use crate::BINARY;
 
 /// Requests sent through the balancer to see how it spreads them.
 const REQUESTS: usize = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_sends_requests_to_each_node_in_turn() {
-    let cluster = Cluster::start(ClusterOptions::nodes(3).balanced(Balance::RoundRobin)).await;
+    let cluster = Cluster::start(
+        BINARY,
+        ClusterOptions::nodes(3).balanced(Balance::RoundRobin),
+    )
+    .await;
     let balancer = cluster.balancer().base_url();
     let mut served: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..REQUESTS {
@@ -48,7 +53,7 @@ async fn round_robin_sends_requests_to_each_node_in_turn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_affinity_keeps_each_client_address_on_one_node() {
-    let cluster = Cluster::start(ClusterOptions::nodes(3).balanced(Balance::Source)).await;
+    let cluster = Cluster::start(BINARY, ClusterOptions::nodes(3).balanced(Balance::Source)).await;
     let health = cluster.balancer().url("/health");
     // Every request on a new connection (the cluster client keeps none), all from 127.0.0.1.
     let mut served = Vec::new();
@@ -90,7 +95,11 @@ async fn source_affinity_keeps_each_client_address_on_one_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_connections_sends_a_new_websocket_to_the_node_without_one() {
-    let cluster = Cluster::start(ClusterOptions::nodes(3).balanced(Balance::LeastConn)).await;
+    let cluster = Cluster::start(
+        BINARY,
+        ClusterOptions::nodes(3).balanced(Balance::LeastConn),
+    )
+    .await;
     let balancer = cluster.balancer();
     let token = cluster.admin_token(&balancer.base_url()).await;
     let ids = cluster.node_ids();
@@ -125,7 +134,11 @@ async fn least_connections_sends_a_new_websocket_to_the_node_without_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pet_written_through_one_node_is_read_through_every_other() {
-    let cluster = Cluster::start(ClusterOptions::nodes(3).balanced(Balance::RoundRobin)).await;
+    let cluster = Cluster::start(
+        BINARY,
+        ClusterOptions::nodes(3).balanced(Balance::RoundRobin),
+    )
+    .await;
     let [node1, node2, node3] = [
         cluster.node("node1"),
         cluster.node("node2"),
@@ -138,7 +151,7 @@ async fn a_pet_written_through_one_node_is_read_through_every_other() {
         send(bearer(anonymous.post(node1.url("/api/v3/pet")), &token).json(&new_pet("Rex"))).await,
     )
     .await;
-    let id = common::id_of(&created);
+    let id = id_of(&created);
     for node in [node1, node2, node3] {
         let pet = ok_json(send(anonymous.get(node.url(&format!("/api/v3/pet/{id}")))).await).await;
         assert_eq!(pet, created, "as read through {}", node.id);
@@ -162,13 +175,13 @@ async fn a_pet_written_through_one_node_is_read_through_every_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_notification_crosses_nodes_once() {
-    let cluster = Cluster::start(ClusterOptions::nodes(3)).await;
+    let cluster = Cluster::start(BINARY, ClusterOptions::nodes(3)).await;
     let token = cluster.admin_token(&cluster.node("node1").base_url()).await;
     let mut subscribers = Vec::new();
     for id in cluster.node_ids() {
         let client = ws_connect(&cluster.node(id).ws_url(), &token, false).await;
         let notifications = client.notifications();
-        ws_subscribe(&client, &["pets"]).await;
+        ws_subscribe(&client, &[Topic::Pets]).await;
         subscribers.push((id, client, notifications));
     }
 
@@ -198,6 +211,7 @@ async fn a_websocket_notification_crosses_nodes_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_gets_no_new_traffic_and_its_websockets_move_with_1012() {
     let mut cluster = Cluster::start(
+        BINARY,
         ClusterOptions::nodes(3)
             .balanced(Balance::LeastConn)
             .drain_secs(10),
@@ -210,7 +224,7 @@ async fn a_draining_node_gets_no_new_traffic_and_its_websockets_move_with_1012()
     for _ in 0..3 {
         let client = ws_connect(&ws_url, &token, true).await;
         let notifications = client.notifications();
-        ws_subscribe(&client, &["pets"]).await;
+        ws_subscribe(&client, &[Topic::Pets]).await;
         clients.push((client, notifications));
     }
     let ids = cluster.node_ids();

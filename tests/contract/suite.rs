@@ -13,8 +13,6 @@
 //! demo administrator's username and password, which the round trip of the `auth` tag exchanges
 //! for bearer tokens.
 
-mod common;
-
 use std::{
     path::Path,
     process::{Command, ExitStatus, Stdio},
@@ -22,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{ADMIN_API_KEY, spawn_app};
+use petstore_testkit::app::{ADMIN_API_KEY, spawn_app};
 use petstore_ws::store::{DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME};
 
 /// Upper bound for the whole Python run (tool install on a fresh machine included), so a hung

@@ -7,8 +7,6 @@
 //! fixtures, and the status must be the cell's. "own" and "other" cells are performed twice, on
 //! the customer's own order or user and on someone else's.
 
-mod common;
-
 use std::{
     collections::BTreeSet,
     fmt,
@@ -18,15 +16,15 @@ use std::{
     },
 };
 
-use common::*;
 use petstore_api::operations::OPERATIONS;
+use petstore_testkit::app::*;
 use petstore_ws::config::Secret;
 use reqwest::{Method, RequestBuilder, header};
 use serde_json::{Value, json};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 /// The README, where the matrix is documented.
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The heading the matrix table follows.
 const MATRIX_HEADING: &str = "**The matrix**";

@@ -1,9 +1,7 @@
 //! The store over HTTP: `getInventory`, `placeOrder`, `getOrderById`, `updateOrder` and
 //! `deleteOrder`, and the rules that tie an order to its pet's status.
 
-mod common;
-
-use common::*;
+use petstore_testkit::app::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -4,13 +4,11 @@
 //! answered out of order, backpressure and shedding, slow consumers, dead and idle peers, and
 //! the graceful shutdown.
 //!
-//! Most tests talk through the crate's typed client ([`WsClient`]); those that must send
+//! Most tests talk through the typed client ([`WsClient`], `petstore-client`); those that must send
 //! malformed or oversized frames, control exactly which frames leave in one write, or stop
 //! reading use raw tungstenite sockets or plain TCP. Every test configures the limits it is
 //! about, with deadlines of a few hundred milliseconds; [`HANG_GUARD`] only bounds how long a
 //! test may hang, it measures nothing.
-
-mod common;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,12 +17,15 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use common::{ws::*, *};
 use futures_util::future::join_all;
-use petstore_api::ws::Action;
-use petstore_ws::ws::client::{
-    ClientError, ClientOptions, CloseInfo, Notifications, Reply, WsClient,
+use petstore_api::{
+    Topic,
+    operations::{GetInventoryRequest, GetPetByIdRequest, GetUserByNameRequest, LoginUserRequest},
 };
+use petstore_client::{
+    ClientError, ClientOptions, CloseInfo, Notifications, SessionInfo, WsClient,
+};
+use petstore_testkit::{app::*, ws::*};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -54,8 +55,8 @@ async fn server_close(client: &WsClient) -> CloseInfo {
 /// Asserts that `client` is connected and answers a ping.
 async fn assert_usable(client: &WsClient) {
     assert!(client.is_connected(), "the connection is gone");
-    let pong = reply_success(&answered(client.ping()).await);
-    assert!(pong["timestamp"].is_i64(), "ping payload {pong}");
+    let pong = answered(client.ping()).await;
+    assert!(pong.timestamp > 0, "ping payload {pong:?}");
 }
 
 /// Asserts that a raw socket still answers a ping.
@@ -91,9 +92,32 @@ async fn sleep_until(at: DateTime<Utc>) {
     }
 }
 
+/// When the credentials of a session expire; access tokens always do.
+fn expiry(session: &SessionInfo) -> DateTime<Utc> {
+    match session.expires_at {
+        Some(at) => at,
+        None => panic!("no expiresAt in {session:?}"),
+    }
+}
+
 /// The `loginUser` payload of a user created with [`PASSWORD`].
 fn login_payload(username: &str) -> Value {
     json!({ "username": username, "password": PASSWORD })
+}
+
+/// The typed `loginUser` request of a user created with [`PASSWORD`].
+fn login_request(username: &str) -> LoginUserRequest {
+    LoginUserRequest {
+        username: username.to_owned(),
+        password: PASSWORD.to_owned(),
+    }
+}
+
+/// The `getUserByName` request for `username`.
+fn user_lookup(username: &str) -> GetUserByNameRequest {
+    GetUserByNameRequest {
+        username: username.to_owned(),
+    }
 }
 
 // ---- lifecycle and deadlines ----
@@ -116,16 +140,13 @@ async fn authenticate_answers_who_the_session_is_and_lifts_the_deadline() {
     let signed_in = app.ws_connect().await;
     let anonymous = app.ws_connect().await;
 
-    let who = reply_success(&answered(signed_in.authenticate(&token)).await);
-    assert_eq!(who["subject"], "alice", "{who}");
-    assert_eq!(who["roles"], json!(["customer"]), "{who}");
-    let scopes: Vec<&str> = match who["scopes"].as_array() {
-        Some(scopes) => scopes.iter().filter_map(Value::as_str).collect(),
-        None => panic!("no scopes in {who}"),
-    };
-    assert!(scopes.contains(&"users:read"), "{who}");
-    assert!(!scopes.contains(&"inventory:read"), "{who}");
-    assert!(instant(&who["expiresAt"]) > Utc::now(), "{who}");
+    let who = answered(signed_in.authenticate(&token)).await;
+    assert_eq!(who.subject, "alice", "{who:?}");
+    assert_eq!(who.roles, ["customer"], "{who:?}");
+    let scopes: Vec<&str> = who.scopes.iter().map(String::as_str).collect();
+    assert!(scopes.contains(&"users:read"), "{who:?}");
+    assert!(!scopes.contains(&"inventory:read"), "{who:?}");
+    assert!(expiry(&who) > Utc::now(), "{who:?}");
     let (_, authenticated) = app.ws_sessions().await;
     assert_eq!(authenticated, 1);
 
@@ -146,19 +167,20 @@ async fn authenticate_with_a_bad_token_is_refused_and_the_connection_stays_open(
 
     let tampered = format!("{}x", &token[..token.len() - 1]);
     for bad in ["not-a-token", tampered.as_str()] {
-        let reply = answered(client.authenticate(bad)).await;
-        reply_error(&reply, "UNAUTHORIZED", 401);
+        refused(client.authenticate(bad), "UNAUTHORIZED", 401).await;
         assert_usable(&client).await;
     }
     // Still anonymous: a secured operation is refused...
-    let reply = answered(client.call(Action::GetUserByName, json!({ "username": "bruno" }))).await;
-    reply_error(&reply, "UNAUTHORIZED", 401);
+    refused(
+        client.get_user_by_name(user_lookup("bruno")),
+        "UNAUTHORIZED",
+        401,
+    )
+    .await;
     // ...until a good token is presented.
-    reply_success(&answered(client.authenticate(&token)).await);
-    let user = reply_success(
-        &answered(client.call(Action::GetUserByName, json!({ "username": "bruno" }))).await,
-    );
-    assert_eq!(user["username"], "bruno");
+    answered(client.authenticate(&token)).await;
+    let user = answered(client.get_user_by_name(user_lookup("bruno"))).await;
+    assert_eq!(user.username, "bruno");
     app.shutdown().await;
 }
 
@@ -168,13 +190,16 @@ async fn before_authentication_secured_operations_are_refused_and_public_ones_wo
     let pet_id = app.add_available_pet("Rex").await;
     let client = app.ws_connect().await;
 
-    let reply = answered(client.call(Action::GetInventory, json!({}))).await;
-    reply_error(&reply, "UNAUTHORIZED", 401);
+    refused(
+        client.get_inventory(GetInventoryRequest {}),
+        "UNAUTHORIZED",
+        401,
+    )
+    .await;
 
-    let pet =
-        reply_success(&answered(client.call(Action::GetPetById, json!({ "petId": pet_id }))).await);
-    assert_eq!(pet["id"], json!(pet_id));
-    assert_eq!(pet["name"], "Rex");
+    let pet = answered(client.get_pet_by_id(GetPetByIdRequest { pet_id })).await;
+    assert_eq!(pet.id, Some(pet_id));
+    assert_eq!(pet.name, "Rex");
     assert_usable(&client).await;
     app.shutdown().await;
 }
@@ -183,18 +208,20 @@ async fn before_authentication_secured_operations_are_refused_and_public_ones_wo
 async fn a_bearer_token_on_the_upgrade_authenticates_the_session() {
     let app = spawn_app(|_| {}).await;
     let (token, _) = app.customer_tokens("clara", PASSWORD).await;
-    let lookup = json!({ "username": "clara" });
-
     let anonymous = app.ws_connect().await;
-    let reply = answered(anonymous.call(Action::GetUserByName, lookup.clone())).await;
-    reply_error(&reply, "UNAUTHORIZED", 401);
+    refused(
+        anonymous.get_user_by_name(user_lookup("clara")),
+        "UNAUTHORIZED",
+        401,
+    )
+    .await;
 
     let client = app
         .ws_connect_with(ClientOptions::default().bearer_token(&token))
         .await;
-    let user = reply_success(&answered(client.call(Action::GetUserByName, lookup)).await);
-    assert_eq!(user["username"], "clara");
-    assert!(user.get("password").is_none(), "{user}");
+    let user = answered(client.get_user_by_name(user_lookup("clara"))).await;
+    assert_eq!(user.username, "clara");
+    assert!(user.password.is_none(), "{user:?}");
     app.shutdown().await;
 }
 
@@ -252,8 +279,8 @@ async fn an_expiring_token_is_warned_then_expired_then_closed_with_1008() {
     let (token, _) = app.customer_tokens("dora", PASSWORD).await;
     let client = app.ws_connect().await;
     let mut notifications = client.notifications();
-    let who = reply_success(&answered(client.authenticate(&token)).await);
-    let expires_at = instant(&who["expiresAt"]);
+    let who = answered(client.authenticate(&token)).await;
+    let expires_at = expiry(&who);
 
     // Warned first, while the token is still good...
     let warning = match guard("waiting for session.expiring", notifications.recv()).await {
@@ -286,8 +313,8 @@ async fn refresh_keeps_the_session_alive_past_the_first_tokens_expiry() {
     let (token, refresh_token) = app.customer_tokens("emil", PASSWORD).await;
     let client = app.ws_connect().await;
     let mut notifications = client.notifications();
-    let first = reply_success(&answered(client.authenticate(&token)).await);
-    let first_expiry = instant(&first["expiresAt"]);
+    let first = answered(client.authenticate(&token)).await;
+    let first_expiry = expiry(&first);
 
     // Warned, the client refreshes; the new token expires at least a second later.
     let warning = guard("waiting for session.expiring", notifications.recv()).await;
@@ -295,11 +322,8 @@ async fn refresh_keeps_the_session_alive_past_the_first_tokens_expiry() {
         warning.map(|notification| notification.event).as_deref(),
         Some("session.expiring")
     );
-    let tokens = reply_success(&answered(client.refresh(&refresh_token)).await);
-    let Some(access_token) = tokens["accessToken"].as_str() else {
-        panic!("no accessToken in {tokens}");
-    };
-    assert_ne!(access_token, token);
+    let tokens = answered(client.refresh(&refresh_token)).await;
+    assert_ne!(tokens.access_token, token);
 
     sleep_until(first_expiry + chrono::TimeDelta::milliseconds(500)).await;
     assert_usable(&client).await;
@@ -321,22 +345,19 @@ async fn refresh_keeps_the_session_alive_past_the_first_tokens_expiry() {
 async fn a_token_revoked_by_rest_logout_ends_the_session_at_its_next_request() {
     let app = spawn_app(|_| {}).await;
     let (token, _) = app.customer_tokens("fritz", PASSWORD).await;
-    let lookup = json!({ "username": "fritz" });
     let client = app.ws_connect().await;
-    reply_success(&answered(client.authenticate(&token)).await);
-    reply_success(&answered(client.call(Action::GetUserByName, lookup.clone())).await);
+    answered(client.authenticate(&token)).await;
+    answered(client.get_user_by_name(user_lookup("fritz"))).await;
     let mut notifications = client.notifications();
 
     ok_text(send(bearer(app.anonymous.get(app.api("/user/logout")), &token)).await).await;
 
     let outcome = guard(
         "the request after the logout",
-        client.call(Action::GetUserByName, lookup),
+        client.get_user_by_name(user_lookup("fritz")),
     )
     .await;
-    if let Ok(reply) = outcome {
-        panic!("a request with a revoked token was answered: {reply:?}");
-    }
+    unanswered(outcome, "a request with a revoked token");
     let close = server_close(&client).await;
     assert_eq!(close.code, 1008, "{close:?}");
     assert_eq!(events_so_far(&mut notifications), ["session.expired"]);
@@ -348,7 +369,7 @@ async fn a_revoked_session_cannot_subscribe() {
     let app = spawn_app(|_| {}).await;
     let (token, _) = app.customer_tokens("gerda", PASSWORD).await;
     let client = app.ws_connect().await;
-    reply_success(&answered(client.authenticate(&token)).await);
+    answered(client.authenticate(&token)).await;
     let mut notifications = client.notifications();
 
     ok_text(send(bearer(app.anonymous.get(app.api("/user/logout")), &token)).await).await;
@@ -356,12 +377,10 @@ async fn a_revoked_session_cannot_subscribe() {
     // Following a topic is a request like any other: it must not outlive the token.
     let outcome = guard(
         "the subscription after the logout",
-        client.subscribe(&["pets"]),
+        client.subscribe(&[Topic::Pets]),
     )
     .await;
-    if let Ok(reply) = outcome {
-        panic!("a subscription with a revoked token was answered: {reply:?}");
-    }
+    unanswered(outcome, "a subscription with a revoked token");
     let close = server_close(&client).await;
     assert_eq!(close.code, 1008, "{close:?}");
     assert_eq!(events_so_far(&mut notifications), ["session.expired"]);
@@ -373,7 +392,7 @@ async fn a_revoked_session_ends_at_the_next_heartbeat_without_a_request() {
     let app = spawn_app(|config| config.ws_heartbeat_ms = 100).await;
     let (token, _) = app.customer_tokens("henrik", PASSWORD).await;
     let client = app.ws_connect().await;
-    reply_success(&answered(client.authenticate(&token)).await);
+    answered(client.authenticate(&token)).await;
     let mut notifications = client.notifications();
     // Heartbeats alone do not end a valid session.
     sleep(Duration::from_millis(500)).await;
@@ -507,14 +526,17 @@ async fn requests_over_the_message_burst_are_rate_limited_and_the_connection_sta
     let client = app.ws_connect().await;
 
     // Four at once, in one write.
-    let replies = join_all((0..4).map(|_| answered(client.ping()))).await;
-    let refused: Vec<&Reply> = replies.iter().filter(|reply| !reply.is_success()).collect();
-    assert_eq!(refused.len(), 1, "{replies:?}");
-    let details = reply_error(refused[0], "RATE_LIMITED", 429);
-    let Some(retry_after) = details["retryAfter"].as_u64() else {
-        panic!("no retryAfter in {details}");
+    let outcomes = join_all((0..4).map(|_| guard("a ping", client.ping()))).await;
+    let refused: Vec<&ClientError> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .collect();
+    assert_eq!(refused.len(), 1, "{outcomes:?}");
+    let error = refusal(refused[0], "RATE_LIMITED", 429);
+    let Some(retry_after) = error.details.retry_after() else {
+        panic!("no retryAfter in {error:?}");
     };
-    assert!(retry_after >= 1, "{details}");
+    assert!(retry_after >= 1, "{error:?}");
 
     // Still connected, and served again once the budget has refilled.
     assert!(client.is_connected());
@@ -578,8 +600,7 @@ async fn a_request_over_the_request_timeout_is_answered_with_timeout() {
     let client = app.ws_connect().await;
 
     // Argon2 takes milliseconds.
-    let reply = answered(client.call(Action::LoginUser, login_payload("greta"))).await;
-    reply_error(&reply, "TIMEOUT", 408);
+    refused(client.login_user(login_request("greta")), "TIMEOUT", 408).await;
     assert_usable(&client).await;
     app.shutdown().await;
 }
@@ -730,8 +751,8 @@ async fn a_subscriber_that_stops_reading_is_closed_with_1013() {
     .await;
     let reader = app.ws_connect().await;
     let (token, _) = app.customer_tokens("jonas", PASSWORD).await;
-    reply_success(&answered(reader.authenticate(&token)).await);
-    reply_success(&answered(reader.subscribe(&["pets"])).await);
+    answered(reader.authenticate(&token)).await;
+    answered(reader.subscribe(&[Topic::Pets])).await;
     let mut seen = reader.notifications();
 
     let slow_closes_before = ws_closes(&app, 1013).await;
@@ -883,9 +904,9 @@ async fn an_idle_session_is_closed_with_1000_unless_it_follows_a_topic() {
     let (token, _) = app.customer_tokens("karla", PASSWORD).await;
     let idle = app.ws_connect().await;
     let follower = app.ws_connect().await;
-    reply_success(&answered(idle.authenticate(&token)).await);
-    reply_success(&answered(follower.authenticate(&token)).await);
-    reply_success(&answered(follower.subscribe(&["pets"])).await);
+    answered(idle.authenticate(&token)).await;
+    answered(follower.authenticate(&token)).await;
+    answered(follower.subscribe(&[Topic::Pets])).await;
 
     let close = server_close(&idle).await;
     assert_eq!(close.code, 1000, "{close:?}");

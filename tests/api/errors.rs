@@ -1,9 +1,7 @@
 //! The edge of the server: unknown routes and methods, the request id, the operational
 //! endpoints (`/health`, the API documents, Swagger UI) and the demo data switch.
 
-mod common;
-
-use common::*;
+use petstore_testkit::app::*;
 use petstore_ws::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -189,7 +187,7 @@ async fn the_openapi_document_is_served_as_yaml_and_as_json() {
     let response = app.get("/openapi.yaml").await;
     assert!(content_type(&response).contains("yaml"), "{response:?}");
     let yaml = ok_text(response).await;
-    assert_eq!(yaml, include_str!("../openapi.yaml"));
+    assert_eq!(yaml, include_str!("../../openapi.yaml"));
 
     let json = ok_json(app.get("/openapi.json").await).await;
     let from_yaml: Value = match serde_saphyr::from_str(&yaml) {

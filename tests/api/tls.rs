@@ -2,8 +2,6 @@
 //! plain HTTP on that port), and a certificate or key that cannot be used stops the start with
 //! an error naming the problem.
 
-mod common;
-
 use std::{
     net::{IpAddr, Ipv4Addr},
     path::PathBuf,
@@ -12,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::spawn_app;
+use petstore_testkit::app::{ok_json, send, spawn_app};
 use petstore_ws::{config::Config, server};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -130,9 +128,9 @@ async fn health_and_get_pet_by_id_are_served_over_https() {
     );
     let client = https_client(&pki.cert_pem, |builder| builder);
 
-    let health = common::send(client.get(app.url("/health"))).await;
+    let health = send(client.get(app.url("/health"))).await;
     assert_eq!(health.status(), 200);
-    let pet = common::ok_json(common::send(client.get(app.api("/pet/1"))).await).await;
+    let pet = ok_json(send(client.get(app.api("/pet/1"))).await).await;
     assert_eq!(pet["id"], 1, "{pet}");
 
     // The certificate also names `localhost`.
@@ -140,7 +138,7 @@ async fn health_and_get_pet_by_id_are_served_over_https() {
     let client = https_client(&pki.cert_pem, |builder| {
         builder.resolve("localhost", app.addr)
     });
-    assert_eq!(common::send(client.get(by_name)).await.status(), 200);
+    assert_eq!(send(client.get(by_name)).await.status(), 200);
     app.shutdown().await;
 }
 

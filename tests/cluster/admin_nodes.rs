@@ -1,9 +1,7 @@
 //! `GET /admin/nodes`: the cluster's live nodes, for administrators only. A server without
 //! Redis lists itself.
 
-mod common;
-
-use common::{
+use petstore_testkit::app::{
     ADMIN_API_KEY, api_key_spec, expect_error, expect_invalid_token, expect_unauthorized,
     header_text, ok_json, send, spawn_app,
 };

@@ -7,8 +7,6 @@
 //! thing at a time. Every forgery is paired with its correctly signed twin, which must be
 //! accepted: a rejection that would also hit a good token proves nothing.
 
-mod common;
-
 use std::sync::LazyLock;
 
 use aws_lc_rs::{
@@ -19,8 +17,8 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use petstore_testkit::app::*;
 use petstore_ws::{auth::tokens::generate_ephemeral_key_pem, config::Secret};
 use reqwest::{Response, header};
 use serde_json::{Value, json};

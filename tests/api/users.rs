@@ -1,10 +1,8 @@
 //! Users over HTTP: `createUser`, `createUsersWithListInput`, `loginUser`, `logoutUser`,
 //! `getUserByName`, `updateUser` and `deleteUser`.
 
-mod common;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::*;
+use petstore_testkit::app::*;
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 

@@ -1,4 +1,4 @@
-//! Faults with real processes (see `tests/common/cluster.rs`): Redis killed under load and
+//! Faults with real processes (see `petstore_testkit::cluster`): Redis killed under load and
 //! brought back on the same port and append-only file, and one of three nodes killed with
 //! SIGKILL. What must hold: no panic, fast `503 UNAVAILABLE` with `Retry-After` while Redis is
 //! gone, the outage visible in `/health` and `/ready`, recovery once Redis is back, WebSocket
@@ -7,8 +7,6 @@
 //!
 //! The loads are a few loopback clients that stop when told, and in any case after
 //! [`LOAD_LIMIT`]. No assertion measures time; waits are hang guards.
-
-mod common;
 
 use std::{
     collections::BTreeMap,
@@ -19,15 +17,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::cluster::{
+use parking_lot::Mutex;
+use petstore_api::{Topic, operations::GetPetByIdRequest};
+use petstore_client::ClientError;
+use petstore_testkit::app::{assert_error_body, body_json, header_text, new_pet, send};
+use petstore_testkit::cluster::{
     Balance, Cluster, ClusterOptions, eventually, expect_pet_created, guard, ws_connect,
     ws_subscribe,
 };
-use common::{assert_error_body, body_json, new_pet, send};
-use parking_lot::Mutex;
-use petstore_api::ws::Action;
-use petstore_ws::ws::client::Reply;
 use serde_json::{Value, json};
+
+use crate::BINARY;
 
 /// Concurrent writers of a load.
 const WRITERS: usize = 4;
@@ -125,13 +125,13 @@ async fn assert_all_readable(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowledged_writes() {
-    let mut cluster = Cluster::start(ClusterOptions::nodes(2)).await;
+    let mut cluster = Cluster::start(BINARY, ClusterOptions::nodes(2)).await;
     let node1 = cluster.node("node1").base_url();
     let node2 = cluster.node("node2").base_url();
     let token = cluster.admin_token(&node1).await;
     let subscriber = ws_connect(&cluster.node("node2").ws_url(), &token, true).await;
     let mut notifications = subscriber.notifications();
-    ws_subscribe(&subscriber, &["pets"]).await;
+    ws_subscribe(&subscriber, &[Topic::Pets]).await;
 
     let load = Load::start(&cluster.client, vec![node1.clone(), node2.clone()]);
     eventually("writes acknowledged before the kill", || async {
@@ -146,7 +146,7 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
         if response.status() != 503 {
             return None;
         }
-        let retry_after = common::header_text(&response, "retry-after");
+        let retry_after = header_text(&response, "retry-after");
         Some((body_json(response).await, retry_after))
     })
     .await;
@@ -175,14 +175,14 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
     );
     let ready = send(cluster.client.get(format!("{node2}/ready"))).await;
     assert_eq!(ready.status(), 503);
-    let reply = guard(
+    let outcome = guard(
         "a WebSocket read while Redis is down",
-        subscriber.call(Action::GetPetById, json!({ "petId": 1 })),
+        subscriber.get_pet_by_id(GetPetByIdRequest { pet_id: 1 }),
     )
     .await;
-    match reply {
-        Ok(Reply::Error { code, status, .. }) => {
-            assert_eq!((code.as_str(), status), ("UNAVAILABLE", 503));
+    match outcome {
+        Err(ClientError::Api(error)) => {
+            assert_eq!((error.code.as_str(), error.status), ("UNAVAILABLE", 503));
         }
         other => panic!("a WebSocket read while Redis is down: {other:?}"),
     }
@@ -232,7 +232,11 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_three_nodes_moves_its_websockets_to_the_others_and_loses_no_write() {
-    let mut cluster = Cluster::start(ClusterOptions::nodes(3).balanced(Balance::LeastConn)).await;
+    let mut cluster = Cluster::start(
+        BINARY,
+        ClusterOptions::nodes(3).balanced(Balance::LeastConn),
+    )
+    .await;
     let balancer_url = cluster.balancer().base_url();
     let ws_url = cluster.balancer().ws_url();
     let token = cluster.admin_token(&balancer_url).await;
@@ -240,7 +244,7 @@ async fn killing_one_of_three_nodes_moves_its_websockets_to_the_others_and_loses
     for _ in 0..3 {
         let client = ws_connect(&ws_url, &token, true).await;
         let notifications = client.notifications();
-        ws_subscribe(&client, &["pets"]).await;
+        ws_subscribe(&client, &[Topic::Pets]).await;
         clients.push((client, notifications));
     }
     let ids = cluster.node_ids();

@@ -27,7 +27,7 @@ use petstore_ws::{
 };
 use serde_json::{Map, Value};
 
-const SPEC: &str = include_str!("../openapi.yaml");
+const SPEC: &str = include_str!("../../openapi.yaml");
 
 /// HTTP methods an OpenAPI path item can hold.
 const METHODS: [&str; 8] = [

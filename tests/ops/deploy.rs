@@ -6,17 +6,14 @@
 //! Metric names are taken from the PromQL of every dashboard target, template variable and alert
 //! rule; a histogram counts as exporting its `_bucket`, `_sum` and `_count` series.
 
-mod common;
-mod exposition;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
 };
 
-use common::{ok_json, ok_text, send, spawn_app};
-use exposition::Exposition;
+use crate::exposition::Exposition;
+use petstore_testkit::app::{ok_json, ok_text, send, spawn_app};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -178,6 +175,7 @@ fn metric_names(query: &str) -> BTreeSet<String> {
 
 /// Every series name a running server exports once it has served some requests.
 async fn exported_series() -> BTreeSet<String> {
+    let _turn = crate::metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let pet = app.add_available_pet("Rex").await;
     ok_json(send(app.anonymous.get(app.api(&format!("/pet/{pet}")))).await).await;

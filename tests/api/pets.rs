@@ -2,9 +2,7 @@
 //! `findPetsByStatus`, `findPetsByTags`, `uploadFile` and `getPetImage`, each with its happy path
 //! and every error status the spec documents for it.
 
-mod common;
-
-use common::*;
+use petstore_testkit::app::*;
 use reqwest::{Method, header};
 use serde_json::json;
 
@@ -589,7 +587,7 @@ async fn upload_file_stores_each_image_type_and_get_pet_image_serves_it_back() {
 
         let image = send(app.client.get(app.url(&url))).await;
         assert_eq!(image.status(), 200);
-        assert_eq!(common::content_type(&image), content_type);
+        assert_eq!(petstore_testkit::app::content_type(&image), content_type);
         let served = match image.bytes().await {
             Ok(bytes) => bytes,
             Err(error) => panic!("cannot read the image: {error}"),

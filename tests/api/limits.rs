@@ -9,12 +9,10 @@
 //! slow machine cannot refill a budget in the middle of a test; the one test about refilling
 //! uses one per second and waits for as long as `Retry-After` says, plus a margin.
 
-mod common;
-
 use std::{num::NonZeroU32, time::Duration};
 
-use common::*;
 use ipnet::IpNet;
+use petstore_testkit::app::*;
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde_json::json;
 use tokio::{io::AsyncWriteExt, net::TcpStream};

@@ -1,12 +1,9 @@
 //! A reader for the Prometheus text exposition format, enough for the metrics suites
-//! (`tests/observability.rs`, `tests/deploy_metrics.rs`): families with their `HELP` and `TYPE`,
+//! (`observability`, `deploy`): families with their `HELP` and `TYPE`,
 //! and samples with their labels.
 //!
 //! Parsing is strict where a sloppy exporter would hide: a sample line that does not parse fails
 //! the test with the line.
-
-// Each test crate compiles this module on its own and uses a different subset of it.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -111,13 +108,6 @@ impl Exposition {
             }
         }
         names
-    }
-
-    /// Every value the label `label` has on the samples named `name`.
-    pub fn label_values(&self, name: &str, label: &str) -> BTreeSet<String> {
-        self.matching(name, &[])
-            .filter_map(|sample| sample.labels.get(label).cloned())
-            .collect()
     }
 }
 

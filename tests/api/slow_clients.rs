@@ -6,11 +6,9 @@
 //! The timeouts under test are 1 s; every bound below is ten times that or more, since these
 //! tests are about behaviour, not speed.
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
-use common::{read_http_response, spawn_app};
+use petstore_testkit::app::{read_http_response, send, spawn_app};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -143,7 +141,7 @@ async fn other_clients_are_served_while_a_slow_client_trickles() {
         trickle,
     ));
     sleep(TRICKLE).await;
-    let response = common::send(app.client.get(app.url("/health"))).await;
+    let response = send(app.client.get(app.url("/health"))).await;
     assert_eq!(response.status(), 200);
     match slow.await {
         Ok(received) => assert_eq!(received, ""),

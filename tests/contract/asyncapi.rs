@@ -5,13 +5,11 @@
 //! `tests/schemas/` (see its README for the source). Each check is paired with a broken copy of
 //! the document that it must reject, so none of them passes vacuously.
 
-mod common;
-
 use std::{collections::BTreeSet, fs, path::Path, sync::LazyLock};
 
-use common::*;
 use jsonschema::Validator;
 use petstore_api::ws::{Action, Event};
+use petstore_testkit::app::*;
 use serde_json::{Value, json};
 
 /// A file of the repository.

@@ -2,36 +2,28 @@
 //! when what it counts happens), `/health`, `/ready` and `/live`.
 //!
 //! Metrics are process-wide (every server of a process reports into the same families), so the
-//! tests of this file take turns ([`SERIAL`]), all of them, and compare scrapes taken before and
-//! after what they do: the differences are then exactly what the test caused.
-
-mod common;
-mod exposition;
+//! tests of this file take turns ([`metrics_turn`], with every other test of this binary that
+//! starts a server), all of them, and compare scrapes taken before and after what they do: the
+//! differences are then exactly what the test caused.
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_API_KEY, TestApp, bearer, expect_error, ok_json, ok_text, send, spawn_app};
-use exposition::Exposition;
+use crate::exposition::Exposition;
+use petstore_testkit::app::{
+    ADMIN_API_KEY, TestApp, bearer, body_json, expect_error, header_text, ok_json, ok_text, send,
+    spawn_app,
+};
 use petstore_ws::config::Config;
 use reqwest::header;
 use serde_json::json;
-use tokio::{
-    io::AsyncWriteExt,
-    net::TcpStream,
-    sync::{Mutex, MutexGuard},
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-/// Held by each test while it measures: no other test of this file records meanwhile.
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-async fn take_turn() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
+use crate::metrics_turn;
 
 /// `GET /metrics`, checked to be the Prometheus text format, parsed.
 async fn scrape(app: &TestApp) -> Exposition {
     let response = send(app.anonymous.get(app.url("/metrics"))).await;
-    let content_type = common::content_type(&response);
+    let content_type = petstore_testkit::app::content_type(&response);
     assert!(
         content_type.starts_with("text/plain; version=0.0.4"),
         "content type {content_type:?}"
@@ -56,7 +48,7 @@ fn moved(before: &Exposition, after: &Exposition, name: &str, labels: &[(&str, &
 
 #[tokio::test]
 async fn every_family_is_exported_with_help_and_type() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     // One request, so the request families have a sample.
     ok_text(send(app.anonymous.get(app.url("/live"))).await).await;
@@ -98,7 +90,7 @@ async fn every_family_is_exported_with_help_and_type() {
 
 #[tokio::test]
 async fn get_pet_by_id_moves_its_request_counter_and_latency_histogram() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let pet = app.add_available_pet("Rex").await;
     let before = scrape(&app).await;
@@ -147,7 +139,7 @@ async fn get_pet_by_id_moves_its_request_counter_and_latency_histogram() {
 
 #[tokio::test]
 async fn requests_in_flight_include_the_scrape_itself() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let metrics = scrape(&app).await;
     assert!(metrics.value(IN_FLIGHT, &[]) >= 1.0);
@@ -156,7 +148,7 @@ async fn requests_in_flight_include_the_scrape_itself() {
 
 #[tokio::test]
 async fn unknown_paths_share_one_operation_label_instead_of_one_per_path() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let before = scrape(&app).await;
     for path in [
@@ -188,7 +180,7 @@ async fn unknown_paths_share_one_operation_label_instead_of_one_per_path() {
 
 #[tokio::test]
 async fn auth_attempts_are_counted_by_credential_and_result() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     app.create_user("alice", "alice-password").await;
     let attempts = |credential: &'static str, result: &'static str| {
@@ -274,7 +266,7 @@ async fn auth_attempts_are_counted_by_credential_and_result() {
 
 #[tokio::test]
 async fn rate_limit_rejections_are_counted_by_scope() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|config| {
         config.rate_limit_per_minute = std::num::NonZeroU32::MIN;
         config.rate_limit_burst = std::num::NonZeroU32::MIN;
@@ -306,7 +298,7 @@ async fn rate_limit_rejections_are_counted_by_scope() {
 
 #[tokio::test]
 async fn throttled_logins_count_as_login_rate_limit_rejections() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|config| {
         config.login_attempts_per_minute = std::num::NonZeroU32::MIN;
     })
@@ -343,7 +335,7 @@ async fn throttled_logins_count_as_login_rate_limit_rejections() {
 
 #[tokio::test]
 async fn refused_origins_are_counted() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|config| {
         config.allowed_origins = vec!["https://shop.example".to_owned()];
     })
@@ -373,7 +365,7 @@ async fn refused_origins_are_counted() {
 
 #[tokio::test]
 async fn a_request_cut_off_by_shutdown_counts_as_aborted() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let observer = spawn_app(|_| {}).await;
     let doomed = spawn_app(|config| config.shutdown_grace_secs = 1).await;
     let before = scrape(&observer).await;
@@ -419,7 +411,7 @@ async fn a_request_cut_off_by_shutdown_counts_as_aborted() {
 
 #[tokio::test]
 async fn process_metrics_are_plausible_and_build_info_names_the_version() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let metrics = scrape(&app).await;
     assert!(metrics.value("process_resident_memory_bytes", &[]) > 0.0);
@@ -441,11 +433,11 @@ async fn process_metrics_are_plausible_and_build_info_names_the_version() {
 
 #[tokio::test]
 async fn health_reports_the_documented_document() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|config| config.node_id = Some("node-7".to_owned())).await;
     let response = send(app.anonymous.get(app.url("/health"))).await;
     assert_eq!(
-        common::header_text(&response, "cache-control").as_deref(),
+        header_text(&response, "cache-control").as_deref(),
         Some("no-store")
     );
     let health = ok_json(response).await;
@@ -469,7 +461,7 @@ async fn health_reports_the_documented_document() {
 
 #[tokio::test]
 async fn ready_and_live_answer_200() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
     let ready = ok_json(send(app.anonymous.get(app.url("/ready"))).await).await;
     assert_eq!(ready, json!({ "status": "ready" }));
@@ -480,7 +472,7 @@ async fn ready_and_live_answer_200() {
 
 #[tokio::test]
 async fn ready_answers_503_while_draining_and_live_stays_200() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let mut config = Config::defaults();
     config.bind = std::net::IpAddr::from([127, 0, 0, 1]);
     config.port = 0;
@@ -498,7 +490,7 @@ async fn ready_answers_503_while_draining_and_live_stays_200() {
     let draining = loop {
         let response = send(client.get(format!("{base}/ready"))).await;
         if response.status() == 503 {
-            break common::body_json(response).await;
+            break body_json(response).await;
         }
         assert!(Instant::now() < deadline, "/ready never reported draining");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -516,7 +508,7 @@ async fn ready_answers_503_while_draining_and_live_stays_200() {
 
 #[tokio::test]
 async fn health_and_probes_are_not_rate_limited() {
-    let _turn = take_turn().await;
+    let _turn = metrics_turn().await;
     let app = spawn_app(|config| {
         config.rate_limit_per_minute = std::num::NonZeroU32::MIN;
         config.rate_limit_burst = std::num::NonZeroU32::MIN;

@@ -23,8 +23,6 @@
 //! Differences the table turned up are kept in tests of their own at the end, so that while one
 //! stands it does not hide a regression elsewhere in the table.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     future::Future,
@@ -33,13 +31,13 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::*;
 use futures_util::{SinkExt, StreamExt};
-use petstore_api::ws::Action;
+use petstore_api::ws::{Action, WS_PATH};
+use petstore_client::{ClientOptions, Reply, WsClient};
+use petstore_testkit::app::*;
 use petstore_ws::{
     auth::tokens::generate_ephemeral_key_pem,
     config::{Config, Secret},
-    ws::client::{ClientOptions, Reply, WsClient},
 };
 use regex::Regex;
 use reqwest::{Method, Url, header};
@@ -1117,7 +1115,7 @@ struct OperationSpec {
 
 /// [`OperationSpec`]s by operationId.
 static SPEC: LazyLock<BTreeMap<String, OperationSpec>> = LazyLock::new(|| {
-    let spec: Value = match serde_saphyr::from_str(include_str!("../openapi.yaml")) {
+    let spec: Value = match serde_saphyr::from_str(include_str!("../../openapi.yaml")) {
         Ok(spec) => spec,
         Err(error) => panic!("openapi.yaml is not YAML: {error}"),
     };
@@ -1287,13 +1285,14 @@ fn operation_info(id: &str) -> Option<&'static petstore_api::operations::Operati
     Action::from_name(id).and_then(Action::operation)
 }
 
-/// Runs the case over WebSocket: the typed client for bearer tokens and no credentials, a raw
-/// socket for the service key (the typed client sends no `api_key` header).
+/// Runs the case over WebSocket: the client for bearer tokens and no credentials, a raw socket
+/// for the service key (the client sends no `api_key` header). The cases send payloads of every
+/// shape, valid or not, so the client's raw calls carry them.
 async fn run_ws(app: &TestApp, fixture: &Fixture, case: &Case, input: &Input) -> Outcome {
     let Some(action) = Action::from_name(case.operation) else {
         panic!("no action {}", case.operation);
     };
-    let url = format!("ws://{}/api/v3/ws", app.addr);
+    let url = format!("ws://{}{WS_PATH}", app.addr);
     let payload = input.payload();
     let (success, status_or_code) = if case.caller == AdminKey {
         raw_call(&url, action, payload).await
@@ -1307,7 +1306,7 @@ async fn run_ws(app: &TestApp, fixture: &Fixture, case: &Case, input: &Input) ->
             Ok(client) => client,
             Err(error) => panic!("the WebSocket upgrade failed: {error}"),
         };
-        let reply = match guarded("a WebSocket call", client.call(action, payload)).await {
+        let reply = match guarded("a WebSocket call", client.raw().call(action, payload)).await {
             Ok(reply) => reply,
             Err(error) => panic!(
                 "{} {}: no WebSocket answer: {error}",
@@ -1317,15 +1316,10 @@ async fn run_ws(app: &TestApp, fixture: &Fixture, case: &Case, input: &Input) ->
         client.close().await;
         match reply {
             Reply::Success(payload) => (true, payload),
-            Reply::Error {
-                code,
-                message,
-                status,
-                details,
-            } => (
-                false,
-                json!({ "code": code, "message": message, "status": status, "details": details }),
-            ),
+            Reply::Error(error) => match serde_json::to_value(&error) {
+                Ok(error) => (false, error),
+                Err(never) => panic!("an error payload that does not render: {never}"),
+            },
         }
     };
     if success {

@@ -1,0 +1,13 @@
+//! Scaling out, with real processes: nodes started from the binary under test on one private
+//! Redis, HAProxy in front running the deployment's configuration (`petstore_testkit::cluster`).
+//!
+//! - [`scale_out`]: balancing strategies, data and notifications across nodes, draining.
+//! - [`faults`]: Redis killed under load and brought back, a node killed.
+//! - [`admin_nodes`]: `GET /admin/nodes`.
+
+mod admin_nodes;
+mod faults;
+mod scale_out;
+
+/// The server binary under test: cargo names it only to the server's own integration tests.
+const BINARY: &str = env!("CARGO_BIN_EXE_petstore-ws");

@@ -1,0 +1,12 @@
+//! The specs as the judge: the running server and its generated adapters checked against
+//! `openapi.yaml` and `asyncapi.yaml`.
+//!
+//! - [`spec_drift`]: the OpenAPI document the REST adapter emits says the same as
+//!   `openapi.yaml`.
+//! - [`asyncapi`]: `asyncapi.yaml` is valid AsyncAPI 3.0.0, served as written, and matches the
+//!   actions and events the server was built with.
+//! - [`suite`]: Schemathesis and an OpenAPI Generator client against the running server.
+
+mod asyncapi;
+mod spec_drift;
+mod suite;
