@@ -447,7 +447,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::redis::{BreakerSettings, LocalRedis, Persistence, RedisSettings};
+    use crate::redis::{BreakerSettings, RedisSettings};
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     /// Hang guard for what must happen "soon": generous, never a timing assertion.
     const DEADLINE: Duration = Duration::from_secs(30);

@@ -286,7 +286,8 @@ mod tests {
 
     use super::*;
     use crate::auth::sessions::sha256;
-    use crate::redis::{BreakerSettings, LocalRedis, Persistence, RedisSettings};
+    use crate::redis::{BreakerSettings, RedisSettings};
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     const TTL: Duration = Duration::from_secs(3600);
 

@@ -417,7 +417,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::redis::{LocalRedis, RedisSettings};
+    use crate::redis::RedisSettings;
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     /// A hang guard for waits that must end; never a timing assertion.
     const GUARD: Duration = Duration::from_secs(20);
@@ -582,7 +583,7 @@ mod tests {
 
     #[tokio::test]
     async fn listing_fails_as_unavailable_while_redis_is_down() {
-        let mut server = LocalRedis::start(crate::redis::Persistence::None).expect("redis-server");
+        let mut server = LocalRedis::start(Persistence::None).expect("redis-server");
         let mut settings = RedisSettings::new(server.url());
         settings.prefix = prefix();
         settings.command_timeout = Duration::from_millis(300);

@@ -340,8 +340,9 @@ mod tests {
     use super::*;
     use crate::{
         events::{Audience, Event, Outbox, OutboxReceiver},
-        redis::{LocalRedis, Persistence, RedisSettings},
+        redis::RedisSettings,
     };
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     /// A hang guard for awaits that must complete; never a timing assertion.
     const GUARD: Duration = Duration::from_secs(20);

@@ -195,7 +195,8 @@ mod tests {
 
     use super::*;
     use crate::limits::LoginThrottle;
-    use crate::redis::{LocalRedis, Persistence, RedisSettings};
+    use crate::redis::RedisSettings;
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     fn quota(per_minute: u32, burst: u32) -> RateQuota {
         RateQuota {

@@ -247,7 +247,8 @@ mod tests {
 
     use super::*;
     use crate::limits::ConnectionLimits;
-    use crate::redis::{LocalRedis, Persistence, RedisSettings};
+    use crate::redis::RedisSettings;
+    use petstore_testkit::redis::{LocalRedis, Persistence};
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))

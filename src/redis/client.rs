@@ -443,7 +443,8 @@ mod tests {
     #[tokio::test]
     async fn the_breaker_opens_while_redis_is_down_and_closes_when_it_is_back() {
         let mut server =
-            super::super::LocalRedis::start(super::super::Persistence::None).expect("redis-server");
+            petstore_testkit::redis::LocalRedis::start(petstore_testkit::redis::Persistence::None)
+                .expect("redis-server");
         let mut settings = RedisSettings::new(server.url());
         settings.command_timeout = Duration::from_millis(300);
         settings.breaker = BreakerSettings {
@@ -480,7 +481,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_and_writes_reach_the_server_under_the_prefix() {
-        let mut settings = RedisSettings::new(super::super::LocalRedis::shared().url());
+        let mut settings = RedisSettings::new(petstore_testkit::redis::LocalRedis::shared().url());
         settings.prefix = format!("client-test-{}", uuid::Uuid::new_v4().simple());
         let redis = Redis::connect(settings).await.expect("connects");
         let key = redis.key("greeting");

@@ -4,7 +4,8 @@
 //! - `client`: [`Redis`], the pool and the single door every command goes through (breaker,
 //!   retries for idempotent reads, metrics, error classification).
 //! - `breaker`: the circuit breaker itself.
-//! - `local_server`: [`LocalRedis`], a private `redis-server` for tests and benchmarks.
+//!
+//! A private `redis-server` for tests and benches (`LocalRedis`) is in `petstore-testkit`.
 //!
 //! Errors are mapped here, once, into the contract's server error, which every component that
 //! uses Redis answers with: an outage becomes `UNAVAILABLE` with `Retry-After`, anything else is
@@ -12,11 +13,9 @@
 
 mod breaker;
 mod client;
-mod local_server;
 
 pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Refused};
 pub use client::{Idempotence, Redis, RedisError, RedisSettings};
-pub use local_server::{LocalRedis, Persistence};
 
 use petstore_api::error::ServerError;
 

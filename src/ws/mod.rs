@@ -19,9 +19,9 @@
 //! - `control`: the control actions (`authenticate`, `refresh`, `subscribe`, `unsubscribe`,
 //!   `ping`).
 //! - [`queue`]: the bounded priority queue of a session's waiting requests.
-//! - [`client`]: a typed client (tests, benches, and Rust users of the API).
+//!
+//! The typed client for this endpoint is a crate of its own, `petstore-client`.
 
-pub mod client;
 mod control;
 pub mod envelope;
 pub mod queue;

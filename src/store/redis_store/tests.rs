@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::RedisStore;
 use crate::{
-    redis::{BreakerSettings, LocalRedis, Persistence, Redis, RedisSettings},
+    redis::{BreakerSettings, Redis, RedisSettings},
     store::Store,
 };
 use petstore_api::models::{Order, Pet, PetStatus};
@@ -16,6 +16,7 @@ use petstore_api::{
     ApiError,
     error::{Conflict, Failure, OneOf, ServerError},
 };
+use petstore_testkit::redis::{LocalRedis, Persistence};
 
 /// Settings for the shared test server under a prefix of this test's own.
 fn settings(url: String, prefix: &str) -> RedisSettings {
