@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     ClientError, ClientOptions, CloseInfo, Inbound, Notifications, Reply,
-    connection::{self, Command, Handle},
+    connection::{self, Command, Connector, Handle},
     envelope::{now_ms, request_text},
 };
 
@@ -40,8 +40,17 @@ impl WsClient {
     /// When the URL or a configured header is not valid, the connection or the handshake fails
     /// or times out, or the server refuses the upgrade ([`ClientError::Rejected`]).
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        Self::connect_with(connection::Tcp, url, options).await
+    }
+
+    /// Connects through `connector` (TCP, or an in-memory pipe in the unit tests).
+    pub(crate) async fn connect_with(
+        connector: impl Connector,
+        url: &str,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let request_timeout = options.request_timeout;
-        let handle = connection::start(url, options).await?;
+        let handle = connection::start(connector, url, options).await?;
         Ok(Self {
             inner: std::sync::Arc::new(Inner {
                 handle,

@@ -4,8 +4,14 @@
 //!
 //! Waiters live in the router of one connection: when it ends they are dropped, and every call
 //! still waiting fails with [`ClientError::ConnectionLost`].
+//!
+//! Where a connection comes from is a [`Connector`]: TCP to the URL for every real use, an
+//! in-memory pipe in the unit tests, so that the timers the client owns (request timeout,
+//! connect timeout, reconnect backoff) can be tested on a paused clock without a socket whose
+//! I/O the paused clock would race.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,13 +21,15 @@ use petstore_api::{
     ws::{Action, limits::SUBSCRIBE_TOPICS_MAX_ITEMS},
 };
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
@@ -39,8 +47,36 @@ const COMMAND_BUFFER: usize = 1024;
 /// write instead of paying one system call each.
 const MAX_BATCH: usize = 64;
 
+/// Opens the byte stream under a connection and runs the WebSocket handshake over it.
+pub(crate) trait Connector: Send + Sync + 'static {
+    /// The byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Connects and upgrades with `request` (the URL and the headers).
+    fn handshake(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<WebSocketStream<Self::Stream>, tungstenite::Error>> + Send;
+}
+
+/// TCP to the host and port of the URL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tcp;
+
+impl Connector for Tcp {
+    type Stream = MaybeTlsStream<TcpStream>;
+
+    async fn handshake(
+        &self,
+        request: Request,
+    ) -> Result<WebSocketStream<Self::Stream>, tungstenite::Error> {
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(socket)
+    }
+}
+
 /// The socket the task owns.
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket<C> = WebSocketStream<<C as Connector>::Stream>;
 
 /// The close frame that ended a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,9 +144,13 @@ pub(crate) struct Handle {
     pub(crate) shutdown: Arc<Notify>,
 }
 
-/// Opens the connection and starts the task that owns it.
-pub(crate) async fn start(url: &str, options: ClientOptions) -> Result<Handle, ClientError> {
-    let socket = open(url, &options, options.bearer_token.as_deref()).await?;
+/// Opens the connection with `connector` and starts the task that owns it.
+pub(crate) async fn start<C: Connector>(
+    connector: C,
+    url: &str,
+    options: ClientOptions,
+) -> Result<Handle, ClientError> {
+    let socket = open(&connector, url, &options, options.bearer_token.as_deref()).await?;
     let (commands, command_receiver) = mpsc::channel(COMMAND_BUFFER);
     let (notifications, _) = broadcast::channel(options.notification_buffer);
     let (status, status_receiver) = watch::channel(Status {
@@ -128,6 +168,7 @@ pub(crate) async fn start(url: &str, options: ClientOptions) -> Result<Handle, C
         shutdown: shutdown.clone(),
     };
     let driver = Driver {
+        connector,
         url: url.to_owned(),
         options,
         session,
@@ -141,12 +182,14 @@ pub(crate) async fn start(url: &str, options: ClientOptions) -> Result<Handle, C
     Ok(handle)
 }
 
-/// Opens a connection with the configured headers, and `bearer` as the credentials.
-async fn open(
+/// Opens a connection with the configured headers, and `bearer` as the credentials, within the
+/// connect timeout.
+async fn open<C: Connector>(
+    connector: &C,
     url: &str,
     options: &ClientOptions,
     bearer: Option<&str>,
-) -> Result<Socket, ClientError> {
+) -> Result<Socket<C>, ClientError> {
     let mut request = url
         .into_client_request()
         .map_err(ClientError::from_handshake)?;
@@ -160,14 +203,10 @@ async fn open(
             HeaderValue::from_str(origin).map_err(|_| ClientError::InvalidHeader("Origin"))?;
         request.headers_mut().insert(header::ORIGIN, value);
     }
-    let (socket, _) = tokio::time::timeout(
-        options.connect_timeout,
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    .map_err(|_| ClientError::ConnectTimeout)?
-    .map_err(ClientError::from_handshake)?;
-    Ok(socket)
+    tokio::time::timeout(options.connect_timeout, connector.handshake(request))
+        .await
+        .map_err(|_| ClientError::ConnectTimeout)?
+        .map_err(ClientError::from_handshake)
 }
 
 /// How a connection ended.
@@ -181,8 +220,8 @@ enum Ended {
 /// The outcome of one reconnect attempt.
 // One short-lived value per attempt, moved once: its size does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Attempt {
-    Reopened(Socket),
+enum Attempt<C: Connector> {
+    Reopened(Socket<C>),
     /// Worth another try; with the close frame if the server closed the new connection.
     Failed(Option<CloseInfo>),
     /// The server refused the upgrade for a reason retrying cannot fix.
@@ -190,7 +229,8 @@ enum Attempt {
 }
 
 /// The background task that owns the socket.
-pub(crate) struct Driver {
+pub(crate) struct Driver<C: Connector> {
+    connector: C,
     url: String,
     options: ClientOptions,
     session: Arc<Mutex<SessionState>>,
@@ -202,8 +242,8 @@ pub(crate) struct Driver {
     random: u64,
 }
 
-impl Driver {
-    async fn run(mut self, mut socket: Socket) {
+impl<C: Connector> Driver<C> {
+    async fn run(mut self, mut socket: Socket<C>) {
         loop {
             // Waiters live in the router of one connection: when it ends they are dropped, and
             // every call still waiting fails with `ConnectionLost`.
@@ -245,7 +285,7 @@ impl Driver {
     }
 
     /// Runs one connection until it ends.
-    async fn serve(&mut self, socket: &mut Socket) -> Ended {
+    async fn serve(&mut self, socket: &mut Socket<C>) -> Ended {
         let mut router = Router::default();
         let mut close = None;
         loop {
@@ -317,7 +357,7 @@ impl Driver {
 
     /// Reopens the connection with backoff and restores the session. `None` when giving up or
     /// when every handle is gone.
-    async fn reconnect(&mut self, policy: &ReconnectPolicy) -> Option<Socket> {
+    async fn reconnect(&mut self, policy: &ReconnectPolicy) -> Option<Socket<C>> {
         let mut attempt: u32 = 0;
         loop {
             if policy.max_attempts.is_some_and(|max| attempt >= max) {
@@ -335,9 +375,9 @@ impl Driver {
                 } else {
                     self.options.bearer_token.as_deref()
                 };
-                match open(&self.url, &self.options, bearer).await {
+                match open(&self.connector, &self.url, &self.options, bearer).await {
                     Ok(mut socket) => match self.restore(&mut socket).await {
-                        Ok(()) => Attempt::Reopened(socket),
+                        Ok(()) => Attempt::<C>::Reopened(socket),
                         Err(close) => Attempt::Failed(close),
                     },
                     Err(error) if error.is_permanent() => Attempt::Refused(error),
@@ -378,7 +418,7 @@ impl Driver {
 
     /// Re-authenticates and resubscribes on a fresh connection, before any queued call goes
     /// out, so that calls made during the outage run with the session they were made in.
-    async fn restore(&self, socket: &mut Socket) -> Result<(), Option<CloseInfo>> {
+    async fn restore(&self, socket: &mut Socket<C>) -> Result<(), Option<CloseInfo>> {
         let (token, topics) = {
             let session = self.session.lock();
             let topics: Vec<String> = session.topics.keys().cloned().collect();
@@ -400,7 +440,7 @@ impl Driver {
     /// reconnect once the token expired.
     async fn restore_call(
         &self,
-        socket: &mut Socket,
+        socket: &mut Socket<C>,
         action: Action,
         payload: Value,
     ) -> Result<(), Option<CloseInfo>> {
@@ -452,7 +492,10 @@ impl Driver {
 }
 
 /// Sends a normal close and waits, within the connect timeout, for the server's close frame.
-async fn close_gracefully(socket: &mut Socket, options: &ClientOptions) -> Option<CloseInfo> {
+async fn close_gracefully<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+    options: &ClientOptions,
+) -> Option<CloseInfo> {
     let frame = CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),

@@ -1,9 +1,12 @@
 //! The client against tiny servers on loopback sockets: correlation, raw frames, typed
 //! success and error payloads, notifications, close frames, reconnects and timeouts.
 //!
-//! These run on the real clock: they talk over real sockets, where a paused clock would
+//! Most run on the real clock: they talk over real sockets, where a paused clock would
 //! auto-advance to the next timer (a request timeout, a backoff) while a frame is still on its
-//! way.
+//! way. The tests of the client's own timers (the request and connect timeouts, the reconnect
+//! backoff) connect through an in-memory pipe instead ([`Memory`]) and run on a paused clock:
+//! nothing then waits on the operating system, so time only moves when every task is waiting
+//! for a timer, and the timers are checked to the millisecond.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,18 +22,21 @@ use petstore_api::{
     ws::{Action, Event},
 };
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request, Response as HandshakeResponse,
 };
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
 use uuid::Uuid;
 
+use crate::connection::Connector;
 use crate::envelope::now_ms;
 use crate::{
     ClientError, ClientOptions, CloseInfo, ErrorDetails, ErrorPayload, Inbound, ReconnectPolicy,
@@ -120,7 +126,9 @@ where
 }
 
 /// The next text frame as JSON; `None` once the client is gone.
-async fn next_request(socket: &mut ServerSocket) -> Option<Value> {
+async fn next_request<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+) -> Option<Value> {
     loop {
         match socket.next().await? {
             Ok(Message::Text(text)) => return serde_json::from_str(text.as_str()).ok(),
@@ -176,7 +184,7 @@ fn contract_answer(request: &Value) -> Value {
 
 /// Answers every request with success and `{"action", "payload"}` echoed, with a `timestamp`
 /// so that a typed `ping` reads the echo as its pong.
-async fn echo(socket: &mut ServerSocket) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>) {
     while let Some(request) = next_request(socket).await {
         let echoed = json!({
             "action": request["action"],
@@ -799,23 +807,149 @@ async fn reconnecting_gives_up_after_the_allowed_attempts() {
     .await;
 }
 
-#[tokio::test]
+// ---- the client's own timers, on a paused clock --------------------------------------------
+
+/// Connections through in-memory pipes: each handshake hands the server's end of a fresh pipe
+/// to the test, which may serve it, hold it without answering, or drop it (a refused
+/// connection). Every attempt is noted with the (paused) time it was made at.
+struct Memory {
+    pipes: mpsc::UnboundedSender<DuplexStream>,
+    attempts: Arc<parking_lot::Mutex<Vec<Instant>>>,
+}
+
+impl Memory {
+    /// A connector, the receiver of the server ends, and the attempt times.
+    fn new() -> (
+        Self,
+        mpsc::UnboundedReceiver<DuplexStream>,
+        Arc<parking_lot::Mutex<Vec<Instant>>>,
+    ) {
+        let (pipes, accepted) = mpsc::unbounded_channel();
+        let attempts = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let connector = Self {
+            pipes,
+            attempts: attempts.clone(),
+        };
+        (connector, accepted, attempts)
+    }
+}
+
+impl Connector for Memory {
+    type Stream = DuplexStream;
+
+    async fn handshake(
+        &self,
+        request: tungstenite::handshake::client::Request,
+    ) -> Result<WebSocketStream<DuplexStream>, tungstenite::Error> {
+        self.attempts.lock().push(Instant::now());
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        if self.pipes.send(server).is_err() {
+            return Err(tungstenite::Error::ConnectionClosed);
+        }
+        let (socket, _) = tokio_tungstenite::client_async(request, client).await?;
+        Ok(socket)
+    }
+}
+
+/// The URL the in-memory connections pretend to reach.
+const MEMORY_URL: &str = "ws://memory.invalid/api/v3/ws";
+
+#[tokio::test(start_paused = true)]
 async fn a_call_without_an_answer_times_out_and_the_next_one_works() {
-    let url = server(|_, mut socket| async move {
+    let (connector, mut accepted, _) = Memory::new();
+    tokio::spawn(async move {
+        let Some(pipe) = accepted.recv().await else {
+            return;
+        };
+        let mut socket = tokio_tungstenite::accept_async(pipe).await.unwrap();
         // Ignore the first request, answer the rest.
         let _ = next_request(&mut socket).await;
         echo(&mut socket).await;
-    })
-    .await;
+    });
 
-    guarded(async {
-        let options = ClientOptions::default().request_timeout(Duration::from_millis(300));
-        let client = WsClient::connect(&url, options).await.unwrap();
-        let error = client.ping().await.unwrap_err();
-        assert!(matches!(error, ClientError::Timeout), "{error:?}");
-        assert!(client.ping().await.is_ok());
-    })
-    .await;
+    let timeout = Duration::from_millis(300);
+    let options = ClientOptions::default().request_timeout(timeout);
+    let client = WsClient::connect_with(connector, MEMORY_URL, options)
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let error = client.ping().await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout), "{error:?}");
+    let waited = sent.elapsed();
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_millis(5),
+        "timed out after {waited:?}"
+    );
+    assert!(client.ping().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handshake_that_never_completes_fails_at_the_connect_timeout() {
+    let (connector, mut accepted, _) = Memory::new();
+    // Holds the server's end open and never answers the upgrade.
+    let held = tokio::spawn(async move { accepted.recv().await });
+
+    let timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let options = ClientOptions::default().connect_timeout(timeout);
+    let error = WsClient::connect_with(connector, MEMORY_URL, options)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::ConnectTimeout), "{error:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_millis(5),
+        "gave up after {waited:?}"
+    );
+    drop(held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_attempts_back_off_exponentially_up_to_the_max_then_give_up() {
+    let (connector, mut accepted, attempts) = Memory::new();
+    tokio::spawn(async move {
+        // The first connection reads one request and hangs up; every later one is refused
+        // (its pipe dropped before the upgrade).
+        if let Some(pipe) = accepted.recv().await {
+            let mut socket = tokio_tungstenite::accept_async(pipe).await.unwrap();
+            let _ = next_request(&mut socket).await;
+        }
+        while let Some(pipe) = accepted.recv().await {
+            drop(pipe);
+        }
+    });
+
+    let policy = ReconnectPolicy {
+        initial: Duration::from_millis(100),
+        factor: 2.0,
+        max: Duration::from_secs(1),
+        jitter: 0.0,
+        max_attempts: Some(5),
+    };
+    let options = ClientOptions::default().reconnect(policy);
+    let client = WsClient::connect_with(connector, MEMORY_URL, options)
+        .await
+        .unwrap();
+    let lost = client.ping().await;
+    assert!(matches!(lost, Err(ClientError::ConnectionLost)), "{lost:?}");
+    let lost_at = Instant::now();
+    assert!(matches!(client.connected().await, Err(ClientError::Closed)));
+    assert_eq!(client.connections(), 1);
+
+    // The first attempt is the connection itself; the reconnects follow it 100, 200, 400,
+    // 800 and 1000 (the max) ms apart, counted from the loss.
+    let attempts = attempts.lock().clone();
+    assert_eq!(attempts.len(), 6, "{attempts:?}");
+    let mut previous = lost_at;
+    for (attempt, expected) in attempts[1..].iter().zip([100, 200, 400, 800, 1000]) {
+        let gap = attempt.duration_since(previous);
+        let expected = Duration::from_millis(expected);
+        assert!(
+            gap >= expected && gap < expected + Duration::from_millis(5),
+            "{gap:?} instead of {expected:?} before an attempt"
+        );
+        previous = *attempt;
+    }
 }
 
 #[tokio::test]
