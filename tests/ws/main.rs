@@ -5,7 +5,9 @@
 //!   limits, backpressure, slow consumers, shutdown.
 //! - [`events`]: writes over either transport reach the connections that follow them.
 //! - [`parity`]: every operation answers alike over REST and over WebSocket.
+//! - [`typed_client`]: every typed call of the client against the real server.
 
 mod events;
 mod parity;
 mod session;
+mod typed_client;
