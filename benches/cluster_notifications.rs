@@ -34,10 +34,7 @@
 //! Run with `cargo bench --bench cluster_notifications` (about a minute). Without `--bench`
 //! (as under `cargo test --all-targets`) it does a smoke run with a few subscribers.
 
-#[path = "support/node.rs"]
-mod node;
-mod ws_support;
-
+use petstore_testkit::bench::{node, ws as ws_support};
 use std::{
     collections::HashMap,
     num::NonZeroU32,

@@ -26,9 +26,7 @@
 //! Run with `cargo bench --bench get_pet_by_id` (about 1 minute). Without `--bench` on the command
 //! line (as under `cargo test --all-targets`) it does a sub-second smoke run of the same code.
 
-#[path = "support/stats.rs"]
-mod stats;
-
+use petstore_testkit::bench::stats;
 use petstore_testkit::child;
 use std::{
     fmt,

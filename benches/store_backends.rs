@@ -34,13 +34,7 @@
 //! Run with `cargo bench --bench store_backends` (about 2 minutes). Without `--bench` on the
 //! command line (as under `cargo test --all-targets`) it does a smoke run of the same code.
 
-#[path = "support/http_load.rs"]
-mod http_load;
-#[path = "support/node.rs"]
-mod node;
-#[path = "support/stats.rs"]
-mod stats;
-
+use petstore_testkit::bench::{http_load, node, stats};
 use petstore_testkit::child;
 use std::{
     net::SocketAddr,

@@ -44,8 +44,7 @@
 //! Run with `cargo bench --bench ws_fanout` (about a minute). Without `--bench` (as under
 //! `cargo test --all-targets`) it does a smoke run with a few subscribers.
 
-mod ws_support;
-
+use petstore_testkit::bench::ws as ws_support;
 use std::{
     net::SocketAddr,
     ops::Range,

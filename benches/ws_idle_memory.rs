@@ -25,8 +25,7 @@
 //! Run with `cargo bench --bench ws_idle_memory` (about 50 s). Without `--bench` (as under
 //! `cargo test --all-targets`) it does a smoke run with a few connections.
 
-mod ws_support;
-
+use petstore_testkit::bench::ws as ws_support;
 use std::{
     net::SocketAddr,
     process::ExitCode,

@@ -32,8 +32,7 @@
 //! Run with `cargo bench --bench ws_round_trip` (about 45 s). Without `--bench` (as under
 //! `cargo test --all-targets`) it does a sub-second smoke run of the same code.
 
-mod ws_support;
-
+use petstore_testkit::bench::ws as ws_support;
 use std::{
     fmt,
     net::SocketAddr,

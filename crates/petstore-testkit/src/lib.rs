@@ -16,6 +16,8 @@
 //!   from the binary under test, HAProxy running the deployment's own configuration.
 //! - [`child`]: servers in child processes that announce their address and die with their
 //!   owner, shared by the cluster suites and the benches.
+//! - [`bench`]: what the benches share: load generators, figures, cluster nodes, WebSocket
+//!   servers and raw sockets.
 //!
 //! Everything here panics with a message instead of returning errors: in a test the failure is
 //! the thing to report, there is nothing to recover.
@@ -30,6 +32,7 @@
 //! must stay that way.
 
 pub mod app;
+pub mod bench;
 pub mod child;
 pub mod cluster;
 pub mod redis;

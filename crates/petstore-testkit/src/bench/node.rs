@@ -5,9 +5,6 @@
 //! environment variables (`Config::defaults()` reads them), so the parent passes the Redis URL,
 //! the key prefix, the node id and the signing key's file, and the child adds only the
 //! bench's own overrides (limits a single load generator would trip).
-//!
-//! Each bench compiles this file on its own and uses a different part of it.
-#![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},

@@ -1,8 +1,5 @@
 //! Figures every bench reports the same way: medians of rounds, nearest-rank percentiles of
 //! latencies, milliseconds for tables.
-//!
-//! Each bench compiles this file on its own and uses a different part of it.
-#![allow(dead_code)]
 
 /// The `p`-th percentile (0–100) of sorted values, nearest rank; 0 when empty.
 pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {

@@ -6,9 +6,6 @@
 //! which the parent does when it is done with it (or dies). A process of its own gives the server
 //! its own runtime, its own CPU time and resident memory to read from `/proc`, and its own
 //! file-descriptor limit: 10,000 connections cost 10,000 descriptors on each side of loopback.
-//!
-//! Each bench compiles this module on its own and uses a different part of it.
-#![allow(dead_code)]
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -35,13 +32,9 @@ use tokio_tungstenite::{
     },
 };
 
-#[path = "../support/stats.rs"]
-mod stats;
-
-use petstore_testkit::child::process_cpu_time;
-pub use petstore_testkit::child::{ChildServer, announce};
-#[allow(unused_imports)]
-pub use stats::{median, ms, percentile, ratio};
+pub use super::stats::{median, ms, percentile, ratio};
+use crate::child::process_cpu_time;
+pub use crate::child::{ChildServer, announce};
 
 /// Environment variable that turns the bench binary into one of its servers.
 pub const ROLE_ENV: &str = "WS_BENCH_ROLE";

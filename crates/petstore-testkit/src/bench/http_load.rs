@@ -5,9 +5,6 @@
 //! is checked. A workload may run out of requests (a pool of pets that each order reserves):
 //! the window then ends when the first connection finds it empty, and the rate is computed over
 //! the time actually measured.
-//!
-//! Each bench compiles this file on its own and uses a different part of it.
-#![allow(dead_code)]
 
 use std::{
     net::SocketAddr,
