@@ -4,8 +4,8 @@
 //! answered out of order, backpressure and shedding, slow consumers, dead and idle peers, and
 //! the graceful shutdown.
 //!
-//! Most tests talk through the typed client ([`WsClient`], `petstore-client`); those that must send
-//! malformed or oversized frames, control exactly which frames leave in one write, or stop
+//! Most tests talk through the typed client ([`WsClient`] of `petstore-client`); those that must
+//! send malformed or oversized frames, control exactly which frames leave in one write, or stop
 //! reading use raw tungstenite sockets or plain TCP. Every test configures the limits it is
 //! about, with deadlines of a few hundred milliseconds; [`HANG_GUARD`] only bounds how long a
 //! test may hang, it measures nothing.

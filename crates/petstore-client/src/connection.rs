@@ -213,7 +213,8 @@ async fn open<C: Connector>(
 enum Ended {
     /// Lost, with the server's close frame if it sent one.
     Lost(Option<CloseInfo>),
-    /// Closed on purpose: every handle was dropped or [`WsClient::close`](crate::WsClient::close) was called.
+    /// Closed on purpose: every handle was dropped or
+    /// [`WsClient::close`](crate::WsClient::close) was called.
     Shutdown(Option<CloseInfo>),
 }
 

@@ -6,7 +6,8 @@
 //! use petstore_api::{Topic, operations::GetPetByIdRequest};
 //! use petstore_client::{ClientOptions, WsClient};
 //!
-//! let client = WsClient::connect("ws://127.0.0.1:8080/api/v3/ws", ClientOptions::default()).await?;
+//! let url = "ws://127.0.0.1:8080/api/v3/ws";
+//! let client = WsClient::connect(url, ClientOptions::default()).await?;
 //! let pet = client.get_pet_by_id(GetPetByIdRequest { pet_id: 1 }).await?;
 //! client.subscribe(&[Topic::Pet(1)]).await?;
 //! let mut notifications = client.notifications();

@@ -81,7 +81,8 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// Sends `Authorization: Bearer <token>` with the upgrade request, and with reconnects
-    /// until a token from [`WsClient::authenticate`](crate::WsClient::authenticate) or [`WsClient::refresh`](crate::WsClient::refresh) supersedes it.
+    /// until a token from [`WsClient::authenticate`](crate::WsClient::authenticate) or
+    /// [`WsClient::refresh`](crate::WsClient::refresh) supersedes it.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
         self
@@ -111,8 +112,8 @@ impl ClientOptions {
         self
     }
 
-    /// Notifications kept for a slow [`Notifications`](crate::Notifications) receiver before it starts missing the
-    /// oldest ones.
+    /// Notifications kept for a slow [`Notifications`](crate::Notifications) receiver before it
+    /// starts missing the oldest ones.
     pub fn notification_buffer(mut self, notifications: usize) -> Self {
         self.notification_buffer = notifications.max(1);
         self

@@ -16,7 +16,7 @@
 //!   from the binary under test, HAProxy running the deployment's own configuration.
 //! - [`child`]: servers in child processes that announce their address and die with their
 //!   owner, shared by the cluster suites and the benches.
-//! - [`bench`]: what the benches share: load generators, figures, cluster nodes, WebSocket
+//! - [`bench`](mod@bench): what the benches share: load generators, figures, cluster nodes, WebSocket
 //!   servers and raw sockets.
 //!
 //! Everything here panics with a message instead of returning errors: in a test the failure is
