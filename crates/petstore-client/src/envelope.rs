@@ -51,7 +51,7 @@ impl Reply {
     pub fn into_result(self) -> Result<Value, ClientError> {
         match self {
             Self::Success(payload) => Ok(payload),
-            Self::Error(error) => Err(ClientError::Api(error)),
+            Self::Error(error) => Err(ClientError::Api(Box::new(error))),
         }
     }
 }

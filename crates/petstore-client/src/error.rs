@@ -14,9 +14,11 @@ use tokio_tungstenite::tungstenite;
 /// Why a call or a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered the request with an error (`"status": "error"`).
+    /// The server answered the request with an error (`"status": "error"`). Boxed: the payload
+    /// is large and a refusal the rarer outcome, and every result of the client carries this
+    /// type.
     #[error("the server refused the request: {0}")]
-    Api(ErrorPayload),
+    Api(Box<ErrorPayload>),
     /// The URL or the upgrade request could not be built.
     #[error("invalid WebSocket request: {0}")]
     InvalidRequest(String),
@@ -69,7 +71,7 @@ impl ClientError {
     /// The server's error payload, if the server answered with one.
     pub fn api(&self) -> Option<&ErrorPayload> {
         match self {
-            Self::Api(payload) => Some(payload),
+            Self::Api(payload) => Some(payload.as_ref()),
             _ => None,
         }
     }
