@@ -7,7 +7,6 @@ mod errors;
 mod observe;
 mod ops;
 pub mod payload;
-pub mod serve;
 
 pub mod runtime;
 

@@ -2,9 +2,11 @@
 //! [`Config`], binds the listener and serves until shut down.
 //!
 //! - `backend`: what a node shares with others (in this process, or in Redis).
+//! - [`serve`]: the HTTP(S) serve loop: listener, TLS, connections, watchdog, shutdown.
 //! - `settings`: the configuration mapped to each module's own settings.
 
 mod backend;
+pub mod serve;
 mod settings;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
@@ -12,7 +14,6 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use futures_util::future::BoxFuture;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::rest::serve::{self, ServeError};
 use crate::{
     auth::{self, ApiKeys, AuthError, Authenticator, TokenService},
     cluster::{NodeInfo, NodeLoad},
@@ -33,6 +34,7 @@ use petstore_api::{
     models::{User, schemas},
     validation,
 };
+use serve::ServeError;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

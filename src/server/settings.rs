@@ -6,18 +6,17 @@
 
 use std::{fs, time::Duration};
 
-use super::StartError;
+use super::{
+    StartError,
+    serve::{ServeSettings, TlsSettings},
+};
 use crate::{
     auth::TokenSettings,
     config::{Config, LogFormat},
     handlers::HandlerSettings,
     limits::RateQuota,
     redis::{BreakerSettings, RedisSettings},
-    rest::{
-        EdgeSettings,
-        payload::BodyLimits,
-        serve::{ServeSettings, TlsSettings},
-    },
+    rest::{EdgeSettings, payload::BodyLimits},
     telemetry,
     ws::WsSettings,
 };
