@@ -2,10 +2,12 @@
 //! [`Config`], binds the listener and serves until shut down.
 //!
 //! - `backend`: what a node shares with others (in this process, or in Redis).
+//! - `routes`: REST, operational and WebSocket routes assembled behind the HTTP edge.
 //! - [`serve`]: the HTTP(S) serve loop: listener, TLS, connections, watchdog, shutdown.
 //! - `settings`: the configuration mapped to each module's own settings.
 
 mod backend;
+mod routes;
 pub mod serve;
 mod settings;
 
@@ -18,11 +20,12 @@ use crate::{
     auth::{self, ApiKeys, AuthError, Authenticator, TokenService},
     cluster::{NodeInfo, NodeLoad},
     config::Config,
+    edge::AccessControl,
     events::Hub,
     handlers::{AuthServices, PetStore},
     limits::{OriginPolicy, TrustedProxies},
     redis::{Redis, RedisError},
-    rest::{self, OpsState, Readiness, access::AccessControl},
+    rest::{OpsState, Readiness},
     store::{self, DemoDataError, NewUser, Store},
     telemetry,
     ws::WsService,
@@ -230,7 +233,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         ops = ops.with_redis(redis.clone());
     }
     let readiness = ops.readiness();
-    let app = rest::routes(handler, ws.clone(), ops, access, settings::edge(&config));
+    let app = routes::routes(handler, ws.clone(), ops, access, settings::edge(&config));
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();

@@ -13,10 +13,10 @@ use super::{
 use crate::{
     auth::TokenSettings,
     config::{Config, LogFormat},
+    edge::{BodyLimits, EdgeSettings},
     handlers::HandlerSettings,
     limits::RateQuota,
     redis::{BreakerSettings, RedisSettings},
-    rest::{EdgeSettings, payload::BodyLimits},
     telemetry,
     ws::WsSettings,
 };

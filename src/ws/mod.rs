@@ -27,15 +27,7 @@ pub mod envelope;
 pub mod queue;
 mod session;
 
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, IntoResponse, Request, Response,
@@ -48,16 +40,13 @@ use tokio_util::task::TaskTracker;
 pub use self::session::SessionState;
 use crate::{
     auth::{Authenticator, Presented},
+    edge::{AccessControl, HttpError, SessionCounts, error_response},
     events::Hub,
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
-    rest::{access::AccessControl, payload::HttpError},
     store::SharedStore,
     telemetry::metrics::{self, Upgrade},
 };
 use petstore_api::{ApiError, operations::PetStoreApi};
-
-/// Where the endpoint is served: the channel address of `asyncapi.yaml`.
-pub use petstore_api::ws::WS_PATH;
 
 /// Limits and timeouts of WebSocket sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,40 +128,6 @@ impl WsSettings {
 
 /// Bytes tungstenite reads from the socket at a time.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// How many sessions are open, and how many of them authenticated (for `/health`).
-#[derive(Debug, Default)]
-pub struct SessionCounts {
-    open: AtomicUsize,
-    authenticated: AtomicUsize,
-}
-
-impl SessionCounts {
-    /// Open sessions.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Open sessions that have authenticated.
-    pub fn authenticated(&self) -> usize {
-        self.authenticated.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn opened(&self) {
-        self.open.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn closed(&self, authenticated: bool) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        if authenticated {
-            self.authenticated.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn signed_in(&self) {
-        self.authenticated.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Everything sessions share: the handlers, the event hub, the checks and the shutdown signal.
 pub struct WsService<H> {
@@ -376,7 +331,7 @@ fn handshake_key(request: &Request) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("`Sec-WebSocket-Key` is missing".to_owned()))
 }
 
-/// The poem endpoint of [`WS_PATH`].
+/// The poem endpoint of the WebSocket address ([`WS_PATH`](crate::edge::paths::WS_PATH)).
 pub struct WsEndpoint<H>(pub Arc<WsService<H>>);
 
 impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
@@ -396,7 +351,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
         });
         match outcome {
             Ok(response) => Ok(response),
-            Err(error) => Ok(crate::rest::payload::error_response(&error).into_response()),
+            Err(error) => Ok(error_response(&error).into_response()),
         }
     }
 }
