@@ -198,7 +198,6 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let ws = WsService::with_connection_limits(
         handler.clone(),
         hub,
-        store.clone(),
         authenticator,
         access.clone(),
         settings::ws(&config),

@@ -13,12 +13,12 @@ use crate::{
     rest::{self, OpsState},
     ws::{WsEndpoint, WsService},
 };
-use petstore_api::operations::PetStoreApi;
+use petstore_api::{Subscriptions, operations::PetStoreApi};
 
 /// The server's endpoint: the edge in front of the operations (routes under the API base) and of
 /// everything else (documentation, documents, keys, admin, health, readiness, liveness, metrics
 /// and the WebSocket endpoint).
-pub(super) fn routes<H: PetStoreApi>(
+pub(super) fn routes<H: PetStoreApi + Subscriptions>(
     handler: Arc<H>,
     ws: Arc<WsService<H>>,
     ops: OpsState,

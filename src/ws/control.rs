@@ -20,7 +20,7 @@ use crate::{
     edge::dispatch::dispatch,
 };
 use petstore_api::{
-    ApiError, Challenge, Credential, Ctx, Topic,
+    ApiError, Challenge, Credential, Ctx, Subscriptions, Topic,
     operations::{PetStoreApi, Scope},
     ws::{Action, ControlAction},
 };
@@ -38,7 +38,7 @@ const MAX_TOKEN_LEN: usize = 8192;
 const MAX_TOPICS_PER_REQUEST: usize = 50;
 
 /// Runs a control action for `session`.
-pub(super) async fn run<H: PetStoreApi>(
+pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     action: ControlAction,
     payload: Value,
@@ -68,7 +68,7 @@ struct AuthenticatePayload {
     token: String,
 }
 
-fn authenticate<H: PetStoreApi>(
+fn authenticate<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     payload: Value,
 ) -> Result<Control, ApiError> {
@@ -86,7 +86,7 @@ fn authenticate<H: PetStoreApi>(
 }
 
 /// Makes verified credentials the session's, answering who the session now is.
-fn adopt<H: PetStoreApi>(
+fn adopt<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     authentication: Authentication,
 ) -> Result<Control, ApiError> {
@@ -126,7 +126,7 @@ struct RefreshPayload {
     refresh_token: String,
 }
 
-async fn refresh<H: PetStoreApi>(
+async fn refresh<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     payload: Value,
 ) -> Result<Control, ApiError> {
@@ -185,38 +185,24 @@ fn topics(action: &str, payload: Value) -> Result<BTreeSet<Topic>, ApiError> {
 }
 
 /// Subscribes to every topic asked for, or to none if one is refused.
-async fn subscribe<H: PetStoreApi>(
+async fn subscribe<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     payload: Value,
 ) -> Result<Control, ApiError> {
     let wanted = topics("subscribe", payload)?;
-    let Some(principal) = session.authentication.principal().cloned() else {
-        return Err(ApiError::Unauthorized {
-            challenge: Challenge::Missing,
-        });
+    // Authorization is the handlers' (the same answers as the operations about the same
+    // orders); every topic is checked before any is followed.
+    let ctx = Ctx {
+        request_id: String::new(),
+        client_ip: session.client_ip(),
+        principal: session.authentication.principal().cloned(),
     };
     for topic in &wanted {
-        if let Some(scope) = topic.required_scope()
-            && !principal.has_scope(scope)
-        {
-            return Err(ApiError::Forbidden(format!(
-                "topic `{topic}` needs the `{scope}` permission"
-            )));
-        }
-        if let Topic::Order(id) = topic
-            && !principal.has_scope(Scope::OrdersManage)
-        {
-            // As `getOrderById` answers: 404 for no such order, 403 for someone else's.
-            match session.service().store().order_owner(*id).await? {
-                None => return Err(ApiError::NotFound(format!("order {id} not found"))),
-                Some(owner) if owner != principal.owner_key() => {
-                    return Err(ApiError::Forbidden(
-                        "this order belongs to someone else".to_owned(),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        session
+            .service()
+            .handler()
+            .authorize_topic(&ctx, topic)
+            .await?;
     }
     let hub = session.service().hub().clone();
     let id = session.connection_id();
@@ -237,7 +223,7 @@ async fn subscribe<H: PetStoreApi>(
     Ok(current_topics(session))
 }
 
-fn unsubscribe<H: PetStoreApi>(
+fn unsubscribe<H: PetStoreApi + Subscriptions>(
     session: &mut Session<H>,
     payload: Value,
 ) -> Result<Control, ApiError> {
@@ -250,7 +236,7 @@ fn unsubscribe<H: PetStoreApi>(
 }
 
 /// Answers the session's topics after a change, and records how many there are.
-fn current_topics<H: PetStoreApi>(session: &mut Session<H>) -> Control {
+fn current_topics<H: PetStoreApi + Subscriptions>(session: &mut Session<H>) -> Control {
     let topics = session.service().hub().topics(session.connection_id());
     session.subscriptions_changed(topics.len());
     let names: Vec<String> = topics.iter().map(Topic::to_string).collect();

@@ -43,10 +43,9 @@ use crate::{
     edge::{AccessControl, HttpError, SessionCounts, error_response},
     events::Hub,
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
-    store::SharedStore,
     telemetry::metrics::{self, Upgrade},
 };
-use petstore_api::{ApiError, operations::PetStoreApi};
+use petstore_api::{ApiError, Subscriptions, operations::PetStoreApi};
 
 /// Limits and timeouts of WebSocket sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +132,6 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub struct WsService<H> {
     handler: Arc<H>,
     hub: Arc<Hub>,
-    store: SharedStore,
     authenticator: Arc<Authenticator>,
     access: Arc<AccessControl>,
     connections: ConnectionLimits,
@@ -143,27 +141,18 @@ pub struct WsService<H> {
     counts: Arc<SessionCounts>,
 }
 
-impl<H: PetStoreApi> WsService<H> {
+impl<H: PetStoreApi + Subscriptions> WsService<H> {
     /// The service, limiting connections per address in this process; sessions run until
     /// [`WsService::shutdown`].
     pub fn new(
         handler: Arc<H>,
         hub: Arc<Hub>,
-        store: SharedStore,
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
     ) -> Arc<Self> {
         let connections = ConnectionLimiter::new(settings.max_connections_per_ip);
-        Self::with_connection_limits(
-            handler,
-            hub,
-            store,
-            authenticator,
-            access,
-            settings,
-            connections,
-        )
+        Self::with_connection_limits(handler, hub, authenticator, access, settings, connections)
     }
 
     /// The service with the given per-address connection limit (a cluster-wide one, say);
@@ -171,7 +160,6 @@ impl<H: PetStoreApi> WsService<H> {
     pub fn with_connection_limits(
         handler: Arc<H>,
         hub: Arc<Hub>,
-        store: SharedStore,
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
@@ -180,7 +168,6 @@ impl<H: PetStoreApi> WsService<H> {
         Arc::new(Self {
             handler,
             hub,
-            store,
             authenticator,
             access,
             connections,
@@ -196,14 +183,9 @@ impl<H: PetStoreApi> WsService<H> {
         &self.hub
     }
 
-    /// The handlers operations are dispatched to.
+    /// The handlers operations are dispatched to, and topic subscriptions authorized by.
     pub fn handler(&self) -> &Arc<H> {
         &self.handler
-    }
-
-    /// The store (for the ownership of followed orders).
-    pub fn store(&self) -> &SharedStore {
-        &self.store
     }
 
     /// Verifies the credentials sessions present.
@@ -334,7 +316,7 @@ fn handshake_key(request: &Request) -> Result<String, ApiError> {
 /// The poem endpoint of the WebSocket address ([`WS_PATH`](crate::edge::paths::WS_PATH)).
 pub struct WsEndpoint<H>(pub Arc<WsService<H>>);
 
-impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
+impl<H: PetStoreApi + Subscriptions> Endpoint for WsEndpoint<H> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {

@@ -50,7 +50,7 @@ use crate::{
     telemetry::metrics::{self, Closed},
 };
 use petstore_api::{
-    ApiError, Credential, Ctx,
+    ApiError, Credential, Ctx, Subscriptions,
     operations::PetStoreApi,
     payload::Success,
     ws::{Action, Event},
@@ -98,7 +98,7 @@ enum Ending {
 }
 
 /// Runs a session on an upgraded connection until it closes.
-pub(super) async fn run<H: PetStoreApi>(
+pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     service: Arc<WsService<H>>,
     upgraded: poem::Upgraded,
     client_ip: Option<IpAddr>,
@@ -152,7 +152,7 @@ pub(super) struct Session<H> {
     subscriptions: usize,
 }
 
-impl<H: PetStoreApi> Session<H> {
+impl<H: PetStoreApi + Subscriptions> Session<H> {
     fn new(
         service: Arc<WsService<H>>,
         id: ConnectionId,
@@ -184,6 +184,10 @@ impl<H: PetStoreApi> Session<H> {
 
     pub(super) fn service(&self) -> &WsService<H> {
         &self.service
+    }
+
+    pub(super) fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
     }
 
     pub(super) fn connection_id(&self) -> ConnectionId {
