@@ -53,7 +53,7 @@ pub fn api_service<H: PetStoreApi>(
     .server(API_BASE)
 }
 
-/// The operations' endpoint, its routes under [`API_BASE`] ([`UnderApiBase`]): the edge sends it
+/// The operations' endpoint, its routes under [`API_BASE`] (`UnderApiBase`): the edge sends it
 /// every request for an operation path, without a prefix-stripping `Route::nest`.
 pub fn operations<H: PetStoreApi>(handler: Arc<H>) -> impl Endpoint + 'static {
     OpenApiService::new(
