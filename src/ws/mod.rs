@@ -6,8 +6,8 @@
 //!              ▼
 //!          session (one task per connection, owning the socket both ways)
 //!            frames ─► envelope ─► rate limit ─► priority queue ─► in flight (bounded, concurrent)
-//!                                                                     │ control: session itself
-//!                                                                     │ operations: api::ws::dispatch
+//!                                                                     │ control: control actions
+//!                                                                     │ operations: edge::dispatch
 //!                                                                     ▼       (same handlers as REST)
 //!            socket ◄── responses, session notifications ◄────────────┘
 //!            socket ◄── hub outbox (events of subscribed topics; bounded: slow consumers → 1013)
@@ -17,7 +17,8 @@
 //! - `session`: the connection's lifecycle (CONNECTING → AUTHENTICATING → AUTHENTICATED →
 //!   ACTIVE ↔ INACTIVE → CLOSED), heartbeats, deadlines, backpressure, graceful close.
 //! - `control`: the control actions (`authenticate`, `refresh`, `subscribe`, `unsubscribe`,
-//!   `ping`).
+//!   `ping`); what they change in the session they answer, and the session applies. Topic
+//!   subscriptions are authorized by the handlers ([`petstore_api::Subscriptions`]).
 //! - [`queue`]: the bounded priority queue of a session's waiting requests.
 //! - [`client`]: a typed client (tests, benches, and Rust users of the API).
 
