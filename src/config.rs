@@ -1,6 +1,11 @@
 //! Typed configuration: defaults, then `PETSTORE_*` environment variables, then command-line flags.
 //!
 //! Every setting is documented in the README's configuration table; keep the two in step.
+//!
+//! This module only holds and validates the settings, in the operator's terms (flags, units).
+//! Only the server's wiring reads it, and maps it to each module's own settings type
+//! (`server::settings`); field types that other modules parse (service keys, networks) are
+//! theirs, so a bad value is refused with their message while the flags are read.
 
 use std::{fmt, net::IpAddr, num::NonZeroU32, path::PathBuf, str::FromStr, time::Duration};
 
@@ -311,32 +316,6 @@ impl Config {
         Duration::from_secs(self.refresh_token_ttl_secs)
     }
 
-    /// The WebSocket session limits.
-    pub fn ws_settings(&self) -> crate::ws::WsSettings {
-        let millis = |ms: u64| Duration::from_millis(ms.max(1));
-        let queue_capacity = self.ws_queue_capacity.max(1);
-        crate::ws::WsSettings {
-            max_message_bytes: self.ws_max_message_bytes,
-            auth_deadline: millis(self.ws_auth_timeout_ms),
-            request_timeout: millis(self.ws_request_timeout_ms),
-            max_in_flight: self.ws_max_in_flight.max(1),
-            queue_capacity,
-            queue_high_water: (queue_capacity * 3 / 4).max(1),
-            outbox_capacity: self.ws_outbox_capacity.max(1),
-            heartbeat_interval: millis(self.ws_heartbeat_ms),
-            heartbeat_timeout: millis(self.ws_dead_after_ms),
-            idle_timeout: millis(self.ws_idle_timeout_ms),
-            expiry_warning: Duration::from_secs(self.ws_expiry_warning_secs),
-            max_connections_per_ip: self.ws_max_connections_per_ip,
-            message_rate: crate::limits::RateQuota {
-                per_minute: self.ws_messages_per_minute,
-                burst: self.ws_message_burst,
-            },
-            write_timeout: millis(self.ws_write_timeout_ms),
-            ..crate::ws::WsSettings::default()
-        }
-    }
-
     /// The request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
@@ -350,20 +329,6 @@ impl Config {
     /// How long `/ready` reports draining before the listener closes.
     pub fn shutdown_drain(&self) -> Duration {
         Duration::from_secs(self.shutdown_drain_secs)
-    }
-
-    /// How to reach Redis, when it is configured.
-    pub fn redis_settings(&self) -> Option<crate::redis::RedisSettings> {
-        let url = self.redis_url.as_ref()?;
-        let mut settings = crate::redis::RedisSettings::new(url.clone());
-        settings.prefix = self.redis_prefix.clone();
-        settings.pool_size = usize::try_from(self.redis_pool_size).unwrap_or(4);
-        settings.command_timeout = Duration::from_millis(self.redis_command_timeout_ms);
-        settings.breaker = crate::redis::BreakerSettings {
-            failure_threshold: self.redis_breaker_failures,
-            cool_down: Duration::from_millis(self.redis_breaker_cool_down_ms),
-        };
-        Some(settings)
     }
 
     /// How often this node refreshes its registry record.

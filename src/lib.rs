@@ -1,38 +1,54 @@
-//! petstore-ws: the Pet Store API (Swagger Petstore v3 compatible), spec-first, in Rust.
+//! petstore-ws: the Pet Store API (Swagger Petstore v3 compatible) over REST and WebSocket,
+//! spec-first, in Rust.
 //!
-//! `openapi.yaml` is the source of truth. `build.rs` turns it into typed Rust, and the rest of the
-//! crate is built around that generated contract. Data flows one way:
+//! `openapi.yaml` (REST) and `asyncapi.yaml` (WebSocket) are the sources of truth. The
+//! `petstore-api` crate is the contract generated from them (models and validators, per-operation
+//! requests and closed error sets, the `PetStoreApi` trait, `ApiError`, `Ctx`, topics, actions,
+//! events, spec constants); this crate is the server built on it. Data flows one way:
 //!
 //! ```text
-//! HTTP ─► http (edge: request ids, caller, limits, errors, docs) ─► http::rest (generated
-//!         adapter: checks each operation's spec security via auth::guard) ─────────┐
-//! WS ───► ws (session: lifecycle, queue, limits) ─► api::ws::dispatch (generated) ──┤
-//!                                                                                   ▼
-//!                       api::operations::PetStoreApi (generated trait) ◄── handlers (business rules,
-//!                                                                            ownership)
-//!                                                                                   │
-//!          ws sessions ◄── events (hub, bus) ◄── published after each write ─────────┤
-//!                                                                                   ▼
-//!                                                                          store (trait: memory, …)
+//! HTTP ─► edge::HttpEdge ─► rest::adapter (generated, poem-openapi) ──┐
+//! WS ───► edge::HttpEdge ─► ws session ─► edge::dispatch (generated) ─┴─► handlers ─► store
+//!                                                                             │ events
+//! ws sessions ◄─ events::Hub (outboxes) ◄─ event bus (local | Redis) ◄────────┘
 //! ```
 //!
-//! The major components are:
+//! The modules stand on floors: a module imports only from its own floor or a lower one, and
+//! nothing imports in a circle. Floors 0 and 1 are the other crates: the generator
+//! (`petstore-codegen`) and the contract (`petstore-api`).
 //!
-//! - [`api`]: the generated contract (models with validators, per-operation requests and closed
-//!   response enums, the `PetStoreApi` trait) and the runtime types it is written against.
-//! - [`handlers`]: the one implementation of `PetStoreApi`; knows no transport.
-//! - [`store`]: the storage trait, its in-memory implementation and the demo data.
-//! - [`auth`]: who the caller is and what they may do: RS256 access tokens, refresh-token
-//!   sessions, service keys, roles and scopes, the authorization check, password hashing.
-//! - [`http`]: the REST transport and the operational endpoints.
-//! - [`ws`]: the WebSocket transport (`/api/v3/ws`) and a typed client.
-//! - [`events`]: domain events published by the handlers and fanned out to WebSocket sessions.
-//! - [`limits`]: abuse limits shared by the transports: rates, login throttling, client
-//!   addresses behind proxies, concurrent connections, allowed origins.
-//! - [`redis`]: the shared backend of a cluster: the connection pool behind its circuit breaker.
-//! - [`cluster`]: the node registry: which nodes are alive and what each carries.
-//! - [`error`]: the one error type, mapped once per transport.
-//! - [`config`], [`telemetry`], [`server`]: configuration, logging, wiring.
+//! - Floor 2, the building blocks. Each knows the contract, none knows a transport. Within the
+//!   floor, `store`, `auth`, `limits`, `events` and `cluster` may use `telemetry`, `redis` and
+//!   `rules`, never each other.
+//!   - [`telemetry`]: logs and metrics; the lowest, it knows only the contract.
+//!   - [`redis`]: the shared backend of a cluster, the connection pool behind its circuit
+//!     breaker (may record metrics).
+//!   - [`rules`]: the pure business rules both stores decide with; imports nothing of the server.
+//!   - [`store`]: the storage trait and its memory and Redis implementations, plus the demo data.
+//!   - [`auth`]: credentials and what they grant: RS256 access tokens, refresh-token sessions,
+//!     revocation, service keys, password hashing, the check against an operation's security.
+//!   - [`limits`]: abuse limits: request rates, login throttling, client addresses behind
+//!     proxies, concurrent connections, allowed origins.
+//!   - [`events`]: domain events, the bus that carries them between nodes and the hub that fans
+//!     them out to sessions.
+//!   - [`cluster`]: the node registry: which nodes are alive and what each carries.
+//! - Floor 3, [`handlers`]: the one implementation of `PetStoreApi` and of topic authorization
+//!   (`Subscriptions`): business rules, ownership, events after each write. Knows no transport.
+//! - Floor 4, [`edge`]: what every transport shares: the HTTP edge every request passes (request
+//!   ids, origin checks, the caller and its rate limit, timeouts, error rendering, metrics), body
+//!   limits, the URL map, session counts, and the generated dispatch of operations carried as
+//!   JSON payloads.
+//! - Floor 5, the transports, which may use the edge but not each other:
+//!   - [`rest`]: the generated poem-openapi adapter and the operational endpoints (docs,
+//!     documents, keys, health, readiness, liveness, metrics, admin).
+//!   - [`ws`]: the WebSocket endpoint (`/api/v3/ws`): upgrade, one task per session, control
+//!     actions, envelopes, the priority queue; and a typed client.
+//! - Floor 6, the wiring:
+//!   - [`config`]: the one typed configuration (defaults, then `PETSTORE_*`, then flags), read
+//!     only by the server.
+//!   - [`server`]: builds everything from the configuration (each module's own settings, the
+//!     backend: in process or Redis), assembles the routes, binds the listener and runs the
+//!     HTTP(S) serve loop until shut down.
 
 pub mod auth;
 pub mod cluster;

@@ -40,8 +40,10 @@ pub const CLOCK_SKEW_LEEWAY: Duration = Duration::from_secs(30);
 pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Tokens longer than this are rejected before any parsing: ours are well under 1 KiB, and an
-/// attacker should not get us to base64-decode and parse megabytes per request.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// attacker should not get us to base64-decode and parse megabytes per request. The bound is the
+/// contract's longest access token (`asyncapi.yaml`'s `authenticate` payload), so a token the
+/// WebSocket accepts is one the verifier reads, over either transport.
+const MAX_TOKEN_LEN: usize = petstore_api::ws::limits::AUTHENTICATE_TOKEN_MAX_LENGTH;
 
 /// RSA keys below 2048 bits are not acceptable for RS256 (NIST SP 800-131A).
 const MIN_RSA_MODULUS_BYTES: usize = 256;

@@ -4,7 +4,9 @@
 //! against the spec's schemas), apply the rules that need the store, and return a documented
 //! success or one of the operation's documented errors: each operation's error type has a
 //! variant for exactly the error statuses the spec lists, so a handler that could answer an
-//! undocumented one does not compile. One module per tag of the spec.
+//! undocumented one does not compile. One module per tag of the spec, and `subscriptions`: who
+//! may follow which topic ([`petstore_api::Subscriptions`]), asked by every transport that
+//! delivers events.
 
 mod access;
 mod images;
@@ -12,6 +14,9 @@ mod orders;
 mod pets;
 mod publish;
 mod sessions;
+mod subscriptions;
+#[cfg(test)]
+mod testing;
 mod users;
 
 use std::{sync::Arc, time::Duration};

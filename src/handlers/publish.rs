@@ -144,64 +144,21 @@ impl PetStore {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        num::NonZeroU32,
-        sync::{Arc, OnceLock},
-        time::Duration,
-    };
+    use std::sync::Arc;
 
     use serde_json::{Value, json};
 
     use super::*;
     use crate::{
-        auth::{MemorySessionStore, TokenService, TokenSettings},
-        events::{Hub, LocalEventBus, Outbox, OutboxReceiver},
-        handlers::{AuthServices, HandlerSettings},
-        limits::{LoginThrottle, RateQuota},
-        store::{MemoryStore, NewUser, Store},
+        events::{Hub, Outbox, OutboxReceiver},
+        handlers::testing::pet_store,
+        store::{NewUser, Store},
     };
     use petstore_api::{
         ApiError, Ctx, Principal, Role,
         models::{PetStatus, User},
         operations::*,
     };
-
-    /// Generating the signing key is slow in debug builds; the tests share one service.
-    fn tokens() -> Arc<TokenService> {
-        static TOKENS: OnceLock<Arc<TokenService>> = OnceLock::new();
-        Arc::clone(TOKENS.get_or_init(|| {
-            let settings = TokenSettings {
-                issuer: "events-test".to_owned(),
-                audience: "events-test".to_owned(),
-                access_ttl: Duration::from_secs(60),
-                private_key_pem: None,
-                previous_key_pems: Vec::new(),
-            };
-            Arc::new(TokenService::new(settings).expect("the token service starts"))
-        }))
-    }
-
-    /// Handlers over an empty memory store, publishing to a hub the test attaches to.
-    fn pet_store() -> (PetStore, Arc<MemoryStore>, Arc<Hub>) {
-        let memory = Arc::new(MemoryStore::new());
-        let hub = Arc::new(Hub::new());
-        let quota = RateQuota::per_minute(NonZeroU32::MIN);
-        let handlers = PetStore::new(
-            memory.clone(),
-            AuthServices {
-                tokens: tokens(),
-                sessions: Arc::new(MemorySessionStore::new()),
-                login_throttle: Arc::new(LoginThrottle::local(quota, quota)),
-            },
-            HandlerSettings {
-                rate_limit_per_hour: 1000,
-                refresh_ttl: Duration::from_secs(60),
-                login_burst: 5,
-            },
-        )
-        .with_events(Arc::new(LocalEventBus::new(Arc::clone(&hub))));
-        (handlers, memory, hub)
-    }
 
     /// A connection following `topics`, authenticated as `owner`.
     fn listen(hub: &Hub, topics: &[Topic], owner: Option<&str>) -> OutboxReceiver {

@@ -150,7 +150,7 @@ impl Breaker {
         };
         metrics::global()
             .redis
-            .breaker_state(name, BreakerState::Closed);
+            .breaker_state(name, BreakerState::Closed.gauge_value());
         breaker
     }
 
@@ -271,7 +271,9 @@ impl Breaker {
             if to == BreakerState::Closed {
                 tracing::info!(breaker = self.name, "circuit breaker closed");
             }
-            metrics::global().redis.breaker_transition(self.name, to);
+            metrics::global()
+                .redis
+                .breaker_transition(self.name, to.as_str(), to.gauge_value());
         }
     }
 }

@@ -16,16 +16,12 @@ use poem::{
 };
 use serde::Serialize;
 
-use super::access::AccessControl;
 use crate::{
     auth::{Authentication, Presented},
     cluster::{NodeRecord, NodeRegistry},
-    rest::payload::HttpError,
+    edge::{AccessControl, HttpError},
 };
 use petstore_api::{ApiError, Challenge, Principal, Role};
-
-/// Where the node list is served.
-pub const ADMIN_NODES_PATH: &str = "/admin/nodes";
 
 /// What the admin endpoints read.
 #[derive(Clone)]

@@ -28,11 +28,10 @@ use serde::Serialize;
 use crate::{
     auth::TokenService,
     cluster::{NodeInfo, NodeLoad, NodeRegistry},
+    edge::{HttpError, SessionCounts},
     redis::Redis,
-    rest::payload::HttpError,
     store::SharedStore,
     telemetry,
-    ws::SessionCounts,
 };
 use petstore_api::ApiError;
 

@@ -5,7 +5,7 @@
 //! or its error enum, both closed. Each of them says which responses it can produce
 //! ([`Documented`], generated from the spec), so poem-openapi documents exactly the responses
 //! the spec lists, and renders them here: a success through [`Render`], an error through the one
-//! error rendering of the transport ([`error_response`](super::payload::error_response)).
+//! error rendering of HTTP ([`error_response`](crate::edge::error_response)).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use petstore_api::{
@@ -22,8 +22,10 @@ use poem_openapi::{
 };
 
 pub use super::payload::{JsonBody, OctetStream};
-use super::{RequestId, access::Caller, payload::error_response as render_error};
-use crate::auth::{authorize, identify};
+use crate::{
+    auth::{authorize, identify},
+    edge::{Caller, RequestId, error_response as render_error},
+};
 
 /// What an operation answers: its success (`S`, the contract's `…Response`) or one of its
 /// documented errors (`E`, the contract's `…Error`).
@@ -115,8 +117,7 @@ fn context(
     Ctx {
         request_id: request
             .data::<RequestId>()
-            .and_then(|id| id.0.to_str().ok())
-            .map(str::to_owned)
+            .map(|id| id.as_str().to_owned())
             .unwrap_or_default(),
         client_ip,
         principal,

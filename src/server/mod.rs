@@ -2,24 +2,30 @@
 //! [`Config`], binds the listener and serves until shut down.
 //!
 //! - `backend`: what a node shares with others (in this process, or in Redis).
+//! - `routes`: REST, operational and WebSocket routes assembled behind the HTTP edge.
+//! - [`serve`]: the HTTP(S) serve loop: listener, TLS, connections, watchdog, shutdown.
+//! - `settings`: the configuration mapped to each module's own settings.
 
 mod backend;
+mod routes;
+pub mod serve;
+mod settings;
 
-use std::{fs, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures_util::future::BoxFuture;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::rest::serve::{self, ServeError, ServeSettings, TlsSettings};
 use crate::{
-    auth::{self, ApiKeys, AuthError, Authenticator, TokenService, TokenSettings},
+    auth::{self, ApiKeys, AuthError, Authenticator, TokenService},
     cluster::{NodeInfo, NodeLoad},
     config::Config,
+    edge::AccessControl,
     events::Hub,
-    handlers::{AuthServices, HandlerSettings, PetStore},
+    handlers::{AuthServices, PetStore},
     limits::{OriginPolicy, TrustedProxies},
     redis::{Redis, RedisError},
-    rest::{self, EdgeSettings, OpsState, Readiness, access::AccessControl, payload::BodyLimits},
+    rest::{OpsState, Readiness},
     store::{self, DemoDataError, NewUser, Store},
     telemetry,
     ws::WsService,
@@ -31,6 +37,7 @@ use petstore_api::{
     models::{User, schemas},
     validation,
 };
+use serve::ServeError;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +136,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let hub = Arc::new(Hub::new());
-    let mut backend = match config.redis_settings() {
+    let mut backend = match settings::redis(&config) {
         Some(settings) => {
             // Tokens signed by one node must verify on every other: a per-process key would
             // make each node reject the others' tokens.
@@ -160,7 +167,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         bootstrap_admin(&*store, username, password.expose()).await?;
     }
     let tokens = Arc::new(TokenService::with_revocation_store(
-        token_settings(&config)?,
+        settings::tokens(&config)?,
         backend.revocations.clone(),
     )?);
     let api_keys = ApiKeys::new(config.api_keys.clone())
@@ -176,11 +183,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
                 sessions: backend.sessions.clone(),
                 login_throttle: backend.login_throttle.clone(),
             },
-            HandlerSettings {
-                rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
-                refresh_ttl: config.refresh_token_ttl(),
-                login_burst: config.login_attempts_per_minute.get(),
-            },
+            settings::handlers(&config),
         )
         .with_events(backend.events.clone()),
     );
@@ -195,14 +198,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let ws = WsService::with_connection_limits(
         handler.clone(),
         hub,
-        store.clone(),
         authenticator,
         access.clone(),
-        config.ws_settings(),
+        settings::ws(&config),
         backend.connections.clone(),
     );
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = serve::bind(addr, serve_settings(&config)?).await?;
+    let listener = serve::bind(addr, settings::serve(&config)?).await?;
     let local_addr = listener.local_addr();
     let tls = listener.is_tls();
 
@@ -230,14 +232,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         ops = ops.with_redis(redis.clone());
     }
     let readiness = ops.readiness();
-    let settings = EdgeSettings {
-        body_limits: BodyLimits {
-            json: config.max_json_body_bytes,
-            image: config.max_image_bytes,
-        },
-        request_timeout: config.request_timeout(),
-    };
-    let app = rest::routes(handler, ws.clone(), ops, access, settings);
+    let app = routes::routes(handler, ws.clone(), ops, access, settings::edge(&config));
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();
@@ -364,53 +359,4 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// How connections are served: timeouts, and TLS when a certificate and a key are given (one
-/// without the other is refused rather than silently serving plain HTTP).
-fn serve_settings(config: &Config) -> Result<ServeSettings, StartError> {
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsSettings {
-            cert_pem_path: cert.clone(),
-            key_pem_path: key.clone(),
-        }),
-        (None, None) => None,
-        (Some(_), None) => return Err(StartError::Config("--tls-cert needs --tls-key".into())),
-        (None, Some(_)) => return Err(StartError::Config("--tls-key needs --tls-cert".into())),
-    };
-    Ok(ServeSettings {
-        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
-        tls,
-        ..ServeSettings::default()
-    })
-}
-
-fn token_settings(config: &Config) -> Result<TokenSettings, StartError> {
-    let private_key_pem = match &config.jwt_private_key {
-        Some(path) => Some(
-            fs::read_to_string(path).map_err(|source| StartError::KeyFile {
-                path: path.display().to_string(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    let previous_key_pems = config
-        .jwt_previous_keys
-        .iter()
-        .map(|path| {
-            fs::read_to_string(path).map_err(|source| StartError::KeyFile {
-                path: path.display().to_string(),
-                source,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(TokenSettings {
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-        access_ttl: config.access_token_ttl(),
-        private_key_pem,
-        previous_key_pems,
-    })
 }

@@ -141,9 +141,10 @@ impl<R: Into<ApiError>> From<Failure<R>> for DemoDataError {
 
 /// Loads the demo data into `store` unless it is already there.
 ///
-/// `hash_password` turns a clear password into the stored hash; pass the application's hasher
-/// (`crate::auth::hash_password`), so the demo users log in like any other. It runs once per
-/// demo user, before anything is written, so a failing hasher leaves the store untouched.
+/// `hash_password` turns a clear password into the stored hash; the wiring passes the
+/// application's password hasher, so the demo users log in like any other (and the store
+/// need not know how passwords are hashed). It runs once per demo user, before anything is
+/// written, so a failing hasher leaves the store untouched.
 ///
 /// Meant for an empty store, where the server-assigned ids come out as pets 1–8, orders 1–4 and
 /// users 1–3 (the records are created without ids, so those ids are never handed out again). If

@@ -4,56 +4,75 @@
 //! - `refresh {refreshToken}`: the `refreshToken` operation (same rotation and reuse detection),
 //!   then continue on the new access token; answers what `refreshToken` answers.
 //! - `subscribe` / `unsubscribe {topics}`: follow or stop following topics; a subscription is
-//!   authorized when it is made (`orders` and `inventory` need their scopes, `order:{id}` the
-//!   order's owner or `orders:manage`).
+//!   authorized by the handlers when it is made ([`Subscriptions`]: `orders` and `inventory`
+//!   need their scopes, `order:{id}` the order's owner or `orders:manage`).
 //! - `ping`: answered with the server's clock.
+//!
+//! The session owns its state and the control actions do not reach into it: they read what the
+//! session tells them ([`Asker`]) and answer what the session is to do ([`Control`]), which the
+//! session applies. So this module knows the WebSocket service, not the session.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{envelope::now_ms, session::Session};
+use super::{WsService, envelope::now_ms};
 use crate::{
     auth::{Authentication, Presented},
     edge::dispatch::dispatch,
+    events::ConnectionId,
 };
 use petstore_api::{
-    ApiError, Challenge, Credential, Ctx, Topic,
+    ApiError, Challenge, Credential, Ctx, Subscriptions, Topic,
     operations::{PetStoreApi, Scope},
-    ws::{Action, ControlAction},
+    ws::{Action, ControlAction, limits},
 };
 
-/// What a control action answers.
-pub(super) enum Control {
-    /// A success payload (JSON text).
-    Reply(Bytes),
+/// The session asking, as far as a control action needs to know it.
+pub(super) struct Asker<'a> {
+    /// Its connection (the hub's key for its subscriptions).
+    pub(super) connection: ConnectionId,
+    /// Its client's address.
+    pub(super) client_ip: Option<IpAddr>,
+    /// Who it acts as now.
+    pub(super) authentication: &'a Authentication,
 }
 
-/// Longest token `authenticate` accepts (as `asyncapi.yaml` documents it).
-const MAX_TOKEN_LEN: usize = 8192;
+/// What a control action answers, and what the session is to do about it.
+pub(super) enum Control {
+    /// Answer with this success payload (JSON text).
+    Reply(Bytes),
+    /// Act as the principal of these verified credentials from now on, then answer.
+    SignIn(Authentication, Bytes),
+    /// The session now follows this many topics; answer.
+    Topics(usize, Bytes),
+}
 
-/// Most topics one `subscribe`/`unsubscribe` may name.
-const MAX_TOPICS_PER_REQUEST: usize = 50;
+impl Control {
+    /// The success payload the action answers with.
+    fn reply(value: &Value) -> Bytes {
+        Bytes::from(value.to_string())
+    }
+}
 
-/// Runs a control action for `session`.
-pub(super) async fn run<H: PetStoreApi>(
-    session: &mut Session<H>,
+/// Runs a control action for the session `asker`.
+pub(super) async fn run<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: Asker<'_>,
     action: ControlAction,
     payload: Value,
 ) -> Result<Control, ApiError> {
     match action {
-        ControlAction::Authenticate => authenticate(session, payload),
-        ControlAction::Refresh => refresh(session, payload).await,
-        ControlAction::Subscribe => subscribe(session, payload).await,
-        ControlAction::Unsubscribe => unsubscribe(session, payload),
-        ControlAction::Ping => Ok(reply(&json!({ "timestamp": now_ms() }))),
+        ControlAction::Authenticate => authenticate(service, &asker, payload),
+        ControlAction::Refresh => refresh(service, &asker, payload).await,
+        ControlAction::Subscribe => subscribe(service, &asker, payload).await,
+        ControlAction::Unsubscribe => unsubscribe(service, &asker, payload),
+        ControlAction::Ping => Ok(Control::Reply(Control::reply(
+            &json!({ "timestamp": now_ms() }),
+        ))),
     }
-}
-
-fn reply(value: &Value) -> Control {
-    Control::Reply(Bytes::from(value.to_string()))
 }
 
 /// Reads a control payload into its typed form; a wrong shape is a 400 naming the action.
@@ -68,51 +87,48 @@ struct AuthenticatePayload {
     token: String,
 }
 
-fn authenticate<H: PetStoreApi>(
-    session: &mut Session<H>,
+fn authenticate<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: &Asker<'_>,
     payload: Value,
 ) -> Result<Control, ApiError> {
+    use limits::{AUTHENTICATE_TOKEN_MAX_LENGTH as MAX, AUTHENTICATE_TOKEN_MIN_LENGTH as MIN};
     let AuthenticatePayload { token } = read("authenticate", payload)?;
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+    if token.len() < MIN || token.len() > MAX {
         return Err(ApiError::BadRequest(format!(
-            "`authenticate` payload: `token` must have 1 to {MAX_TOKEN_LEN} characters"
+            "`authenticate` payload: `token` must have {MIN} to {MAX} characters"
         )));
     }
-    let authentication = session
-        .service()
-        .authenticator()
-        .authenticate(Some(&token), None);
-    adopt(session, authentication)
+    let authentication = service.authenticator().authenticate(Some(&token), None);
+    let session = adopt(asker, &authentication)?;
+    Ok(Control::SignIn(authentication, session))
 }
 
-/// Makes verified credentials the session's, answering who the session now is.
-fn adopt<H: PetStoreApi>(
-    session: &mut Session<H>,
-    authentication: Authentication,
-) -> Result<Control, ApiError> {
+/// Checks that verified credentials may become the session's, and answers who the session
+/// will then be (the `authenticate` reply).
+fn adopt(asker: &Asker<'_>, authentication: &Authentication) -> Result<Bytes, ApiError> {
     let principal = match &authentication.bearer {
-        Presented::Valid(principal) => principal.clone(),
+        Presented::Valid(principal) => principal,
         Presented::Absent | Presented::Invalid => {
             return Err(ApiError::Unauthorized {
                 challenge: Challenge::InvalidToken,
             });
         }
     };
-    if let Some(current) = session.authentication.principal()
+    if let Some(current) = asker.authentication.principal()
         && current.owner_key() != principal.owner_key()
     {
         return Err(ApiError::Forbidden(
             "a session cannot change user: open a new connection".to_owned(),
         ));
     }
-    session.sign_in(authentication);
     let expires_at = match &principal.credential {
         Credential::AccessToken { expires_at, .. } => {
             json!(expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         }
         Credential::ServiceKey => Value::Null,
     };
-    Ok(reply(&json!({
+    Ok(Control::reply(&json!({
         "subject": principal.subject,
         "roles": principal.roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
         "scopes": principal.scopes().iter().map(Scope::as_str).collect::<Vec<_>>(),
@@ -126,8 +142,9 @@ struct RefreshPayload {
     refresh_token: String,
 }
 
-async fn refresh<H: PetStoreApi>(
-    session: &mut Session<H>,
+async fn refresh<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: &Asker<'_>,
     payload: Value,
 ) -> Result<Control, ApiError> {
     let RefreshPayload { refresh_token } = read("refresh", payload)?;
@@ -139,8 +156,8 @@ async fn refresh<H: PetStoreApi>(
         principal: None,
     };
     let tokens = dispatch(
-        &**session.service().handler(),
-        &session.authentication.clone(),
+        &**service.handler(),
+        asker.authentication,
         ctx,
         Action::RefreshToken,
         json!({ "body": { "refreshToken": refresh_token } }),
@@ -153,12 +170,11 @@ async fn refresh<H: PetStoreApi>(
             tracing::error!("refreshToken answered without an access token");
             ApiError::Internal
         })?;
-    let authentication = session
-        .service()
+    let authentication = service
         .authenticator()
         .authenticate(Some(&access_token), None);
-    adopt(session, authentication)?;
-    Ok(Control::Reply(tokens.payload))
+    adopt(asker, &authentication)?;
+    Ok(Control::SignIn(authentication, tokens.payload))
 }
 
 #[derive(Deserialize)]
@@ -167,11 +183,16 @@ struct TopicsPayload {
     topics: Vec<String>,
 }
 
-fn topics(action: &str, payload: Value) -> Result<BTreeSet<Topic>, ApiError> {
+/// The topics of a `subscribe` or `unsubscribe` payload, which may name `min` to `max` of them.
+fn topics(
+    action: &str,
+    (min, max): (usize, usize),
+    payload: Value,
+) -> Result<BTreeSet<Topic>, ApiError> {
     let TopicsPayload { topics } = read(action, payload)?;
-    if topics.is_empty() || topics.len() > MAX_TOPICS_PER_REQUEST {
+    if topics.len() < min || topics.len() > max {
         return Err(ApiError::BadRequest(format!(
-            "`{action}` payload: `topics` must list 1 to {MAX_TOPICS_PER_REQUEST} topics"
+            "`{action}` payload: `topics` must list {min} to {max} topics"
         )));
     }
     topics
@@ -185,74 +206,67 @@ fn topics(action: &str, payload: Value) -> Result<BTreeSet<Topic>, ApiError> {
 }
 
 /// Subscribes to every topic asked for, or to none if one is refused.
-async fn subscribe<H: PetStoreApi>(
-    session: &mut Session<H>,
+async fn subscribe<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: &Asker<'_>,
     payload: Value,
 ) -> Result<Control, ApiError> {
-    let wanted = topics("subscribe", payload)?;
-    let Some(principal) = session.authentication.principal().cloned() else {
-        return Err(ApiError::Unauthorized {
-            challenge: Challenge::Missing,
-        });
+    let bounds = (
+        limits::SUBSCRIBE_TOPICS_MIN_ITEMS,
+        limits::SUBSCRIBE_TOPICS_MAX_ITEMS,
+    );
+    let wanted = topics("subscribe", bounds, payload)?;
+    // Authorization is the handlers' (the same answers as the operations about the same
+    // orders); every topic is checked before any is followed.
+    let ctx = Ctx {
+        request_id: String::new(),
+        client_ip: asker.client_ip,
+        principal: asker.authentication.principal().cloned(),
     };
     for topic in &wanted {
-        if let Some(scope) = topic.required_scope()
-            && !principal.has_scope(scope)
-        {
-            return Err(ApiError::Forbidden(format!(
-                "topic `{topic}` needs the `{scope}` permission"
-            )));
-        }
-        if let Topic::Order(id) = topic
-            && !principal.has_scope(Scope::OrdersManage)
-        {
-            // As `getOrderById` answers: 404 for no such order, 403 for someone else's.
-            match session.service().store().order_owner(*id).await? {
-                None => return Err(ApiError::NotFound(format!("order {id} not found"))),
-                Some(owner) if owner != principal.owner_key() => {
-                    return Err(ApiError::Forbidden(
-                        "this order belongs to someone else".to_owned(),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        service.handler().authorize_topic(&ctx, topic).await?;
     }
-    let hub = session.service().hub().clone();
-    let id = session.connection_id();
-    let current = hub.topics(id);
+    let hub = service.hub();
+    let current = hub.topics(asker.connection);
     let new = wanted
         .iter()
         .filter(|topic| !current.contains(topic))
         .count();
-    let limit = session.service().settings().max_subscriptions;
+    let limit = service.settings().max_subscriptions;
     if current.len() + new > limit {
         return Err(ApiError::BadRequest(format!(
             "a session may follow at most {limit} topics"
         )));
     }
     for topic in wanted {
-        hub.subscribe(id, topic);
+        hub.subscribe(asker.connection, topic);
     }
-    Ok(current_topics(session))
+    Ok(current_topics(service, asker))
 }
 
-fn unsubscribe<H: PetStoreApi>(
-    session: &mut Session<H>,
+fn unsubscribe<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: &Asker<'_>,
     payload: Value,
 ) -> Result<Control, ApiError> {
-    let unwanted = topics("unsubscribe", payload)?;
-    let hub = session.service().hub().clone();
+    let bounds = (
+        limits::UNSUBSCRIBE_TOPICS_MIN_ITEMS,
+        limits::UNSUBSCRIBE_TOPICS_MAX_ITEMS,
+    );
+    let unwanted = topics("unsubscribe", bounds, payload)?;
     for topic in &unwanted {
-        hub.unsubscribe(session.connection_id(), topic);
+        service.hub().unsubscribe(asker.connection, topic);
     }
-    Ok(current_topics(session))
+    Ok(current_topics(service, asker))
 }
 
-/// Answers the session's topics after a change, and records how many there are.
-fn current_topics<H: PetStoreApi>(session: &mut Session<H>) -> Control {
-    let topics = session.service().hub().topics(session.connection_id());
-    session.subscriptions_changed(topics.len());
+/// The session's topics after a change: how many (for the session to record) and their names
+/// (the reply).
+fn current_topics<H: PetStoreApi + Subscriptions>(
+    service: &WsService<H>,
+    asker: &Asker<'_>,
+) -> Control {
+    let topics = service.hub().topics(asker.connection);
     let names: Vec<String> = topics.iter().map(Topic::to_string).collect();
-    reply(&json!({ "topics": names }))
+    Control::Topics(topics.len(), Control::reply(&json!({ "topics": names })))
 }

@@ -6,8 +6,8 @@
 //!              ▼
 //!          session (one task per connection, owning the socket both ways)
 //!            frames ─► envelope ─► rate limit ─► priority queue ─► in flight (bounded, concurrent)
-//!                                                                     │ control: session itself
-//!                                                                     │ operations: api::ws::dispatch
+//!                                                                     │ control: control actions
+//!                                                                     │ operations: edge::dispatch
 //!                                                                     ▼       (same handlers as REST)
 //!            socket ◄── responses, session notifications ◄────────────┘
 //!            socket ◄── hub outbox (events of subscribed topics; bounded: slow consumers → 1013)
@@ -17,7 +17,8 @@
 //! - `session`: the connection's lifecycle (CONNECTING → AUTHENTICATING → AUTHENTICATED →
 //!   ACTIVE ↔ INACTIVE → CLOSED), heartbeats, deadlines, backpressure, graceful close.
 //! - `control`: the control actions (`authenticate`, `refresh`, `subscribe`, `unsubscribe`,
-//!   `ping`).
+//!   `ping`); what they change in the session they answer, and the session applies. Topic
+//!   subscriptions are authorized by the handlers ([`petstore_api::Subscriptions`]).
 //! - [`queue`]: the bounded priority queue of a session's waiting requests.
 //!
 //! The typed client for this endpoint is a crate of its own, `petstore-client`.
@@ -27,15 +28,7 @@ pub mod envelope;
 pub mod queue;
 mod session;
 
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, IntoResponse, Request, Response,
@@ -48,16 +41,12 @@ use tokio_util::task::TaskTracker;
 pub use self::session::SessionState;
 use crate::{
     auth::{Authenticator, Presented},
+    edge::{AccessControl, HttpError, SessionCounts, error_response},
     events::Hub,
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
-    rest::{access::AccessControl, payload::HttpError},
-    store::SharedStore,
     telemetry::metrics::{self, Upgrade},
 };
-use petstore_api::{ApiError, operations::PetStoreApi};
-
-/// Where the endpoint is served: the channel address of `asyncapi.yaml`.
-pub use petstore_api::ws::WS_PATH;
+use petstore_api::{ApiError, Subscriptions, operations::PetStoreApi};
 
 /// Limits and timeouts of WebSocket sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,45 +129,10 @@ impl WsSettings {
 /// Bytes tungstenite reads from the socket at a time.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// How many sessions are open, and how many of them authenticated (for `/health`).
-#[derive(Debug, Default)]
-pub struct SessionCounts {
-    open: AtomicUsize,
-    authenticated: AtomicUsize,
-}
-
-impl SessionCounts {
-    /// Open sessions.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Open sessions that have authenticated.
-    pub fn authenticated(&self) -> usize {
-        self.authenticated.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn opened(&self) {
-        self.open.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn closed(&self, authenticated: bool) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        if authenticated {
-            self.authenticated.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn signed_in(&self) {
-        self.authenticated.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Everything sessions share: the handlers, the event hub, the checks and the shutdown signal.
 pub struct WsService<H> {
     handler: Arc<H>,
     hub: Arc<Hub>,
-    store: SharedStore,
     authenticator: Arc<Authenticator>,
     access: Arc<AccessControl>,
     connections: ConnectionLimits,
@@ -188,27 +142,18 @@ pub struct WsService<H> {
     counts: Arc<SessionCounts>,
 }
 
-impl<H: PetStoreApi> WsService<H> {
+impl<H: PetStoreApi + Subscriptions> WsService<H> {
     /// The service, limiting connections per address in this process; sessions run until
     /// [`WsService::shutdown`].
     pub fn new(
         handler: Arc<H>,
         hub: Arc<Hub>,
-        store: SharedStore,
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
     ) -> Arc<Self> {
         let connections = ConnectionLimiter::new(settings.max_connections_per_ip);
-        Self::with_connection_limits(
-            handler,
-            hub,
-            store,
-            authenticator,
-            access,
-            settings,
-            connections,
-        )
+        Self::with_connection_limits(handler, hub, authenticator, access, settings, connections)
     }
 
     /// The service with the given per-address connection limit (a cluster-wide one, say);
@@ -216,7 +161,6 @@ impl<H: PetStoreApi> WsService<H> {
     pub fn with_connection_limits(
         handler: Arc<H>,
         hub: Arc<Hub>,
-        store: SharedStore,
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
@@ -225,7 +169,6 @@ impl<H: PetStoreApi> WsService<H> {
         Arc::new(Self {
             handler,
             hub,
-            store,
             authenticator,
             access,
             connections,
@@ -241,14 +184,9 @@ impl<H: PetStoreApi> WsService<H> {
         &self.hub
     }
 
-    /// The handlers operations are dispatched to.
+    /// The handlers operations are dispatched to, and topic subscriptions authorized by.
     pub fn handler(&self) -> &Arc<H> {
         &self.handler
-    }
-
-    /// The store (for the ownership of followed orders).
-    pub fn store(&self) -> &SharedStore {
-        &self.store
     }
 
     /// Verifies the credentials sessions present.
@@ -376,10 +314,10 @@ fn handshake_key(request: &Request) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("`Sec-WebSocket-Key` is missing".to_owned()))
 }
 
-/// The poem endpoint of [`WS_PATH`].
+/// The poem endpoint of the WebSocket address ([`WS_PATH`](crate::edge::paths::WS_PATH)).
 pub struct WsEndpoint<H>(pub Arc<WsService<H>>);
 
-impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
+impl<H: PetStoreApi + Subscriptions> Endpoint for WsEndpoint<H> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
@@ -396,7 +334,7 @@ impl<H: PetStoreApi> Endpoint for WsEndpoint<H> {
         });
         match outcome {
             Ok(response) => Ok(response),
-            Err(error) => Ok(crate::rest::payload::error_response(&error).into_response()),
+            Err(error) => Ok(error_response(&error).into_response()),
         }
     }
 }

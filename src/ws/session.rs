@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use super::{
     WsService,
-    control::{self, Control},
+    control::{self, Asker, Control},
     envelope::{self, Request},
     queue::{Admission, PriorityQueue},
 };
@@ -50,7 +50,7 @@ use crate::{
     telemetry::metrics::{self, Closed},
 };
 use petstore_api::{
-    ApiError, Credential, Ctx,
+    ApiError, Credential, Ctx, Subscriptions,
     operations::PetStoreApi,
     payload::Success,
     ws::{Action, Event},
@@ -98,7 +98,7 @@ enum Ending {
 }
 
 /// Runs a session on an upgraded connection until it closes.
-pub(super) async fn run<H: PetStoreApi>(
+pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     service: Arc<WsService<H>>,
     upgraded: poem::Upgraded,
     client_ip: Option<IpAddr>,
@@ -130,12 +130,13 @@ pub(super) async fn run<H: PetStoreApi>(
     tracing::debug!(connection = id, ?ending, "WebSocket session closed");
 }
 
-pub(super) struct Session<H> {
+/// The state of one session, owned by its task.
+struct Session<H> {
     service: Arc<WsService<H>>,
     id: ConnectionId,
     client_ip: Option<IpAddr>,
     state: SessionState,
-    pub(super) authentication: Authentication,
+    authentication: Authentication,
     /// When the access token expires (service keys and anonymous sessions: never).
     expires_at: Option<Instant>,
     expiry_warned: bool,
@@ -152,7 +153,7 @@ pub(super) struct Session<H> {
     subscriptions: usize,
 }
 
-impl<H: PetStoreApi> Session<H> {
+impl<H: PetStoreApi + Subscriptions> Session<H> {
     fn new(
         service: Arc<WsService<H>>,
         id: ConnectionId,
@@ -182,21 +183,24 @@ impl<H: PetStoreApi> Session<H> {
         }
     }
 
-    pub(super) fn service(&self) -> &WsService<H> {
-        &self.service
-    }
-
-    pub(super) fn connection_id(&self) -> ConnectionId {
-        self.id
-    }
-
-    pub(super) fn subscriptions_changed(&mut self, count: usize) {
-        self.subscriptions = count;
+    /// Does what a control action answered the session should do, and returns its reply.
+    fn apply(&mut self, control: Control) -> Bytes {
+        match control {
+            Control::Reply(reply) => reply,
+            Control::SignIn(authentication, reply) => {
+                self.sign_in(authentication);
+                reply
+            }
+            Control::Topics(count, reply) => {
+                self.subscriptions = count;
+                reply
+            }
+        }
     }
 
     /// Adopts verified credentials: the session now acts as their principal, receives that
     /// user's own events, and is closed when an access token expires unrefreshed.
-    pub(super) fn sign_in(&mut self, authentication: Authentication) {
+    fn sign_in(&mut self, authentication: Authentication) {
         let Some(principal) = authentication.principal() else {
             return;
         };
@@ -496,9 +500,14 @@ impl<H: PetStoreApi> Session<H> {
         }
         if let Some(control) = request.action.control() {
             let started = Instant::now();
-            let outcome = control::run(self, control, request.payload)
+            let asker = Asker {
+                connection: self.id,
+                client_ip: self.client_ip,
+                authentication: &self.authentication,
+            };
+            let outcome = control::run(&self.service, asker, control, request.payload)
                 .await
-                .map(|Control::Reply(payload)| Success::json(200, payload));
+                .map(|control| Success::json(200, self.apply(control)));
             let frame = answer(&request.correlation_id, request.action, started, &outcome);
             return self.write(socket, frame).await;
         }

@@ -19,7 +19,9 @@
 //! - [`error`]: the error kinds (one per documented error response) and [`ApiError`], the error
 //!   every transport renders.
 //! - [`Ctx`], [`Principal`], [`Role`]: who is calling and what they may do.
-//! - [`Topic`]: what a subscriber follows.
+//! - [`Topic`]: what a subscriber follows; [`Subscriptions`]: who may follow which topic (the
+//!   handlers answer, the transports that deliver events ask), refusing with the closed
+//!   [`SubscribeError`].
 //! - [`validation`]: checks a JSON document against the schema data, reporting every problem
 //!   with its path; [`payload`]: reads an operation's request out of a JSON payload.
 //! - [`Serialized`], [`Image`], [`security`], [`wire`]: the value types the generated code
@@ -37,6 +39,7 @@ mod principal;
 mod roles;
 pub mod security;
 mod serialized;
+mod subscriptions;
 mod topic;
 pub mod validation;
 pub mod wire;
@@ -47,6 +50,7 @@ pub use image::Image;
 pub use principal::{Credential, Principal, ScopeSet};
 pub use roles::{Role, UnknownRole};
 pub use serialized::Serialized;
+pub use subscriptions::{SubscribeError, Subscriptions};
 pub use topic::{Topic, TopicError};
 
 /// Schemas from `components/schemas`.

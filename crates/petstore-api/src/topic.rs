@@ -33,8 +33,8 @@ impl Topic {
     ///
     /// Only what the topic name alone decides is answered here. Ownership of `order:{id}` (a
     /// customer may follow their own orders, `orders:manage` follows anyone's) depends on the
-    /// store and the caller, so the WebSocket session checks it when it authorizes a
-    /// subscription.
+    /// store and the caller, so the handlers decide it when they authorize a subscription
+    /// ([`Subscriptions`](crate::Subscriptions)).
     #[must_use]
     pub fn required_scope(&self) -> Option<Scope> {
         match self {

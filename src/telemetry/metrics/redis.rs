@@ -8,8 +8,6 @@ use opentelemetry::{
     metrics::{Counter, Gauge, Histogram, Meter},
 };
 
-use crate::redis::BreakerState;
-
 /// Command latency buckets, in seconds: a loopback round trip (~50 µs) to the command timeout.
 const DURATION_BUCKETS: [f64; 12] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0,
@@ -88,21 +86,22 @@ impl RedisMetrics {
         }
     }
 
-    /// Records the breaker's state.
-    pub fn breaker_state(&self, breaker: &'static str, state: BreakerState) {
+    /// Records the breaker's state as the gauge's value: 0 closed, 1 half open, 2 open.
+    ///
+    /// Plain values rather than the breaker's own state type: the breaker records into the
+    /// metrics, so the metrics cannot know the breaker.
+    pub fn breaker_state(&self, breaker: &'static str, gauge: i64) {
         self.breaker_state
-            .record(state.gauge_value(), &[KeyValue::new("breaker", breaker)]);
+            .record(gauge, &[KeyValue::new("breaker", breaker)]);
     }
 
-    /// Records a transition into `to`.
-    pub fn breaker_transition(&self, breaker: &'static str, to: BreakerState) {
-        self.breaker_state(breaker, to);
+    /// Records a transition into the state named `to` (`closed`, `half_open`, `open`), whose
+    /// gauge value is `gauge` (as in [`RedisMetrics::breaker_state`]).
+    pub fn breaker_transition(&self, breaker: &'static str, to: &'static str, gauge: i64) {
+        self.breaker_state(breaker, gauge);
         self.breaker_transitions.add(
             1,
-            &[
-                KeyValue::new("breaker", breaker),
-                KeyValue::new("to", to.as_str()),
-            ],
+            &[KeyValue::new("breaker", breaker), KeyValue::new("to", to)],
         );
     }
 

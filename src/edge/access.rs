@@ -1,9 +1,9 @@
 //! Who is calling, worked out once per request at the edge: the client's address (through
 //! trusted proxies only), its verified credentials, and whether its rate limit lets it in.
 //!
-//! The outcome travels with the request as [`Caller`]; the generated adapter turns it into the
-//! handler's [`Ctx`](crate::api::Ctx) after checking the operation's security requirements
-//! ([`super::request_context`]).
+//! The outcome travels with the request as [`Caller`]; the REST adapter turns it into the
+//! handler's [`Ctx`](petstore_api::Ctx) after checking the operation's security requirements,
+//! and the WebSocket upgrade hands it to the session it opens.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -48,17 +48,9 @@ impl AccessControl {
         rate_exempt: Vec<IpNet>,
         origins: OriginPolicy,
     ) -> Self {
-        let api_key_header = SECURITY_SCHEMES
-            .iter()
-            .find_map(|scheme| match scheme.kind {
-                SchemeKind::ApiKeyHeader { header } => {
-                    HeaderName::from_lowercase(header.to_ascii_lowercase().as_bytes()).ok()
-                }
-                SchemeKind::HttpBearer { .. } => None,
-            });
         Self {
             authenticator,
-            api_key_header,
+            api_key_header: api_key_header(),
             proxies,
             rate_limiter,
             rate_exempt,
@@ -130,6 +122,18 @@ impl AccessControl {
             }
         }
     }
+}
+
+/// The header the spec's `apiKey` scheme names (`api_key`), if it has one.
+pub(super) fn api_key_header() -> Option<HeaderName> {
+    SECURITY_SCHEMES
+        .iter()
+        .find_map(|scheme| match scheme.kind {
+            SchemeKind::ApiKeyHeader { header } => {
+                HeaderName::from_lowercase(header.to_ascii_lowercase().as_bytes()).ok()
+            }
+            SchemeKind::HttpBearer { .. } => None,
+        })
 }
 
 /// The 429 for a refused decision.

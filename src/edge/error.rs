@@ -1,13 +1,53 @@
-//! The one place where errors raised outside the handlers (routing, parameter parsing, content
-//! types, body limits) become the API's error body.
+//! Errors over HTTP: the one rendering of an [`ApiError`] as a response ([`error_response`]),
+//! shared by the REST adapter, the operational endpoints and the WebSocket upgrade, and the one
+//! place where errors raised outside the handlers (routing, parameter parsing, content types,
+//! body limits) become the API's error body ([`render`]).
 
-use poem::{Response, http::StatusCode};
+use poem::{
+    Response,
+    http::{HeaderValue, StatusCode, header},
+};
 use poem_openapi::error::{
     ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 
-use super::payload::{HttpError, error_response};
 use petstore_api::ApiError;
+
+/// The HTTP status of an error.
+pub fn error_status(error: &ApiError) -> StatusCode {
+    StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The full HTTP response for an error: its status, headers and `ErrorResponse` body.
+pub fn error_response(error: &ApiError) -> Response {
+    let body = serde_json::to_vec(&error.to_body()).unwrap_or_else(|_| {
+        br#"{"code":500,"type":"INTERNAL","message":"internal error"}"#.to_vec()
+    });
+    let mut builder = Response::builder().status(error_status(error)).header(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in error.headers() {
+        builder = builder.header(name, value);
+    }
+    builder.body(body)
+}
+
+/// An [`ApiError`] as poem's error type, for the places poem expects one (a request body that
+/// cannot be read, the edge's refusals): rendered by [`error_response`] like every other error.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HttpError(pub ApiError);
+
+impl poem::error::ResponseError for HttpError {
+    fn status(&self) -> StatusCode {
+        error_status(&self.0)
+    }
+
+    fn as_response(&self) -> Response {
+        error_response(&self.0)
+    }
+}
 
 /// Renders any error that reached the edge as an `ErrorResponse` with the right status.
 pub async fn render(error: poem::Error) -> Response {

@@ -10,9 +10,9 @@
 
 use poem::http::Method;
 
-use super::{
-    API_BASE, ASYNCAPI_YAML_PATH, DOCS_PATH, JWKS_PATH, OPENAPI_JSON_PATH, OPENAPI_YAML_PATH,
-    WS_PATH,
+use super::paths::{
+    API_BASE, HEALTH_PATH, JWKS_PATH, LIVE_PATH, METRICS_PATH, READY_PATH, WS_PATH, is_docs,
+    is_document,
 };
 use crate::telemetry::metrics::Operation;
 use petstore_api::operations::OPERATIONS;
@@ -35,20 +35,17 @@ pub(super) fn operation(
             .unwrap_or(Operation::UNKNOWN);
     }
     match path {
-        "/health" => Operation::HEALTH,
-        "/ready" => Operation::READY,
-        "/live" => Operation::LIVE,
-        "/metrics" => Operation::METRICS,
+        HEALTH_PATH => Operation::HEALTH,
+        READY_PATH => Operation::READY,
+        LIVE_PATH => Operation::LIVE,
+        METRICS_PATH => Operation::METRICS,
         JWKS_PATH => Operation::JWKS,
-        OPENAPI_JSON_PATH | OPENAPI_YAML_PATH | ASYNCAPI_YAML_PATH => Operation::OPENAPI,
         WS_PATH => Operation::WEBSOCKET,
-        _ if path
-            .strip_prefix(DOCS_PATH)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) =>
-        {
-            Operation::DOCS
-        }
-        _ => Operation::UNKNOWN,
+        _ => match path.strip_prefix(API_BASE) {
+            Some(relative) if is_document(relative) => Operation::OPENAPI,
+            Some(relative) if is_docs(relative) => Operation::DOCS,
+            _ => Operation::UNKNOWN,
+        },
     }
 }
 
@@ -95,7 +92,7 @@ mod tests {
     use crate::telemetry::metrics::Operation;
 
     fn label(method: Method, path: &str) -> &'static str {
-        let api = super::super::is_operation_path(path);
+        let api = super::super::paths::is_operation_path(path);
         operation(None, &method, path, api).label()
     }
 

@@ -1,0 +1,322 @@
+//! The HTTP edge: the one endpoint every HTTP request passes, REST operation, WebSocket upgrade
+//! or operational route alike.
+//!
+//! In order: request id, origin check, then for API operations the caller's identification,
+//! rate limit and request timeout; then the router, error rendering, response headers, and
+//! tracing, timing and metrics.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response,
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{Cors, CorsEndpoint},
+};
+use poem_openapi::OperationId;
+use tracing::{Instrument, Span};
+
+use super::{
+    access::{AccessControl, api_key_header},
+    error::{self, HttpError},
+    observe,
+    paths::{self, WS_PATH},
+    payload::BodyLimits,
+    request_id::{REQUEST_ID, RequestId},
+};
+use crate::{
+    limits::RateDecision,
+    telemetry::metrics::{self, HttpMetrics, Operation, Transport},
+};
+use petstore_api::ApiError;
+
+/// What the edge needs besides the routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeSettings {
+    /// Body size limits.
+    pub body_limits: BodyLimits,
+    /// Longest time an API request may take, from its head being read to its response being
+    /// ready (reading the body included, so a client trickling a body is cut off).
+    pub request_timeout: Duration,
+}
+
+/// Awaits a future inside `span` when the span is enabled, and as it is otherwise.
+///
+/// Wrapping a future to instrument it moves the whole future (its size is that of every future
+/// nested in it, several kilobytes for an operation) into the wrapper once more; on the
+/// `getPetById` read path that copy cost more than the metrics. A macro rather than a function,
+/// which would itself be one more such layer.
+macro_rules! in_span {
+    ($span:expr, $future:expr) => {
+        if $span.is_disabled() {
+            $future.await
+        } else {
+            $future.instrument($span.clone()).await
+        }
+    };
+}
+
+/// Request id, origin check, caller identification, rate limit, request timeout, error
+/// rendering, tracing, timing and metrics for every request, and the choice of router by path:
+/// the operations, whose routes already carry [`API_BASE`](paths::API_BASE), for
+/// [operation paths](paths::is_operation_path), the other routes for everything else.
+///
+/// The choice by path prefix replaces poem's `Route::nest`, which would do the same job per
+/// request by matching the prefix in a router of its own, recording the matched pattern (an
+/// allocation), rebuilding the URI without the prefix (a parse and a copy) and boxing one more
+/// future; on the `getPetById` read path that was a measurable share of the server's CPU.
+///
+/// One endpoint rather than a stack of poem middlewares (`around`, `catch_all_error`, `data`):
+/// every middleware layer moves the request (several hundred bytes) and its inner future into a
+/// future of its own, and on the `getPetById` read path those copies cost more than the work the
+/// layers do. For the same reason the steps that await stay in [`Endpoint::call`] itself; the
+/// steps around them are functions of their own.
+///
+/// Per-request logs are at `debug` so the default `info` level costs one disabled-callsite check
+/// on the hot path; server errors are always logged.
+pub struct HttpEdge<O: Endpoint, R: Endpoint> {
+    /// The operations, with routes under [`API_BASE`](paths::API_BASE).
+    operations: Arc<O>,
+    /// The same, answering CORS requests from accepted origins.
+    cors_operations: CorsEndpoint<Arc<O>>,
+    /// Documentation, documents, keys, health, readiness, liveness, metrics, the WebSocket
+    /// endpoint.
+    others: Arc<R>,
+    /// The same, for CORS.
+    cors_others: CorsEndpoint<Arc<R>>,
+    access: Arc<AccessControl>,
+    settings: EdgeSettings,
+    /// Request counts and latencies.
+    metrics: &'static HttpMetrics,
+}
+
+impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
+    /// The edge in front of `operations` (routes under the API base) and `others` (every other
+    /// route).
+    pub fn new(
+        operations: O,
+        others: R,
+        access: Arc<AccessControl>,
+        settings: EdgeSettings,
+    ) -> Self {
+        let operations = Arc::new(operations);
+        let others = Arc::new(others);
+        let cors = cors();
+        Self {
+            cors_operations: cors.transform(operations.clone()),
+            operations,
+            cors_others: cors.transform(others.clone()),
+            others,
+            access,
+            settings,
+            metrics: &metrics::global().http,
+        }
+    }
+
+    /// Whether the request may go on, and whether it is a CORS request: no `Origin` is not CORS,
+    /// an allowed one is, any other is refused (403).
+    fn check_origin(&self, request: &Request) -> Result<bool, ApiError> {
+        let Some(origin) = request.headers().get(header::ORIGIN) else {
+            return Ok(false);
+        };
+        let origin = origin.to_str().unwrap_or_default();
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| {
+                request
+                    .uri()
+                    .authority()
+                    .map(|authority| authority.as_str())
+            });
+        if self.access.origins().allows(origin, host) {
+            return Ok(true);
+        }
+        tracing::debug!(%origin, "origin not allowed");
+        metrics::security().origin_rejected(if request.uri().path() == WS_PATH {
+            Transport::WebSocket
+        } else {
+            Transport::Http
+        });
+        Err(ApiError::Forbidden(format!(
+            "origin `{origin}` is not allowed"
+        )))
+    }
+
+    /// Routes an API request past the caller checks; `Ok` carries the rate-limit decision to
+    /// report in the response headers.
+    async fn call_operation(
+        &self,
+        mut request: Request,
+        cors: bool,
+    ) -> (poem::Result<Response>, Option<RateDecision>) {
+        let caller = self.access.caller(&request);
+        let decision = match self.access.check_rate(&caller).await {
+            Ok(decision) => decision,
+            Err(error) => return (Err(HttpError(error).into()), None),
+        };
+        request.set_data(caller);
+        let call = async {
+            if cors {
+                self.cors_operations.call(request).await
+            } else {
+                self.operations
+                    .call(request)
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+        };
+        let result = tokio::time::timeout(self.settings.request_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(HttpError(ApiError::Timeout).into()));
+        (result, decision)
+    }
+}
+
+impl<O: Endpoint, R: Endpoint> Endpoint for HttpEdge<O, R> {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let in_flight = self.metrics.start();
+        let request_id = RequestId::of(&request);
+        request.set_data(request_id.clone());
+        request.set_data(self.settings.body_limits);
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let api = paths::is_operation_path(uri.path());
+        let span = request_span(&request_id, &method, uri.path());
+
+        let (result, decision) = match self.check_origin(&request) {
+            Err(error) => (Err(HttpError(error).into()), None),
+            Ok(cors) if api => in_span!(span, self.call_operation(request, cors)),
+            Ok(true) => (in_span!(span, self.cors_others.call(request)), None),
+            Ok(false) => (
+                in_span!(span, self.others.call(request)).map(IntoResponse::into_response),
+                None,
+            ),
+        };
+        let answered_by = match &result {
+            Ok(response) => response.data::<OperationId>(),
+            Err(error) => error.data::<OperationId>(),
+        }
+        .map(|id| id.0);
+        // Errors are rendered here, the one place every route's errors pass through.
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => error::render(error).await,
+        };
+        finish_headers(&mut response, &request_id, decision.as_ref(), uri.path());
+
+        let operation = observe::operation(answered_by, &method, uri.path(), api);
+        let elapsed = started.elapsed();
+        in_flight.finish(operation, &method, response.status(), elapsed);
+        log_request(
+            &span,
+            &request_id,
+            &method,
+            uri.path(),
+            operation,
+            response.status(),
+            elapsed,
+        );
+        Ok(response)
+    }
+}
+
+/// The request's span, at `debug`; what answered it, its status and latency are recorded
+/// once known.
+fn request_span(request_id: &RequestId, method: &Method, path: &str) -> Span {
+    tracing::debug_span!(
+        "request",
+        request_id = request_id.as_str(),
+        %method,
+        path,
+        operation = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+/// The headers every response gets from the edge: the request id, the rate-limit state when
+/// a limit was counted, and the `Allow` header of a 405.
+fn finish_headers(
+    response: &mut Response,
+    request_id: &RequestId,
+    decision: Option<&RateDecision>,
+    path: &str,
+) {
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id.header_value().clone());
+    if let Some(decision) = decision {
+        for (name, value) in decision.headers() {
+            if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+                headers.insert(name, HeaderValue::from(value));
+            }
+        }
+    }
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Ok(allow) = HeaderValue::from_str(&paths::allowed_methods(path))
+    {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+}
+
+/// Records the outcome in the request's span and logs it: at `debug`, or at `error` for a
+/// server error whatever the level.
+fn log_request(
+    span: &Span,
+    request_id: &RequestId,
+    method: &Method,
+    path: &str,
+    operation: Operation,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let operation = operation.label();
+    span.record("operation", operation);
+    span.record("status", status.as_u16());
+    span.record("latency_ms", latency_ms);
+    let request_id = request_id.as_str();
+    if status.is_server_error() {
+        tracing::error!(%request_id, %method, path, operation, status = status.as_u16(), latency_ms, "request failed");
+    } else {
+        tracing::debug!(parent: span, %request_id, %method, path, operation, status = status.as_u16(), latency_ms, "request");
+    }
+}
+
+/// CORS for origins the edge has already accepted ([`AccessControl::origins`]): the
+/// allow-list decision is the edge's (it knows the request's own host, so same-origin pages
+/// such as the documentation UI always work), poem's middleware answers preflights and adds
+/// the response headers. Credentials are bearer tokens, never cookies, so no
+/// `Access-Control-Allow-Credentials`.
+///
+/// The service-key header allowed is the one the spec's `apiKey` scheme names.
+fn cors() -> Cors {
+    let allowed = [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static(REQUEST_ID),
+    ]
+    .into_iter()
+    .chain(api_key_header());
+    Cors::new()
+        .allow_origins_fn(|_| true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(allowed)
+        .expose_headers([
+            header::HeaderName::from_static(REQUEST_ID),
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static("x-rate-limit"),
+            header::HeaderName::from_static("x-expires-after"),
+        ])
+        .max_age(600)
+}

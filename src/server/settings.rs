@@ -1,0 +1,138 @@
+//! From the one configuration to each module's own settings.
+//!
+//! [`Config`] is how an operator states things (flags, `PETSTORE_*` variables, in their units);
+//! each module takes a settings type of its own, in its own terms. The mappings live here, in
+//! the wiring, so no module below reads the configuration and the configuration builds nothing.
+
+use std::{fs, time::Duration};
+
+use super::{
+    StartError,
+    serve::{ServeSettings, TlsSettings},
+};
+use crate::{
+    auth::TokenSettings,
+    config::{Config, LogFormat},
+    edge::{BodyLimits, EdgeSettings},
+    handlers::HandlerSettings,
+    limits::RateQuota,
+    redis::{BreakerSettings, RedisSettings},
+    telemetry,
+    ws::WsSettings,
+};
+
+impl From<&Config> for telemetry::LogSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            filter: config.log.clone(),
+            format: match config.log_format {
+                LogFormat::Auto => telemetry::LogFormat::Auto,
+                LogFormat::Json => telemetry::LogFormat::Json,
+                LogFormat::Pretty => telemetry::LogFormat::Pretty,
+            },
+        }
+    }
+}
+
+/// The WebSocket session limits.
+pub(super) fn ws(config: &Config) -> WsSettings {
+    let millis = |ms: u64| Duration::from_millis(ms.max(1));
+    let queue_capacity = config.ws_queue_capacity.max(1);
+    WsSettings {
+        max_message_bytes: config.ws_max_message_bytes,
+        auth_deadline: millis(config.ws_auth_timeout_ms),
+        request_timeout: millis(config.ws_request_timeout_ms),
+        max_in_flight: config.ws_max_in_flight.max(1),
+        queue_capacity,
+        queue_high_water: (queue_capacity * 3 / 4).max(1),
+        outbox_capacity: config.ws_outbox_capacity.max(1),
+        heartbeat_interval: millis(config.ws_heartbeat_ms),
+        heartbeat_timeout: millis(config.ws_dead_after_ms),
+        idle_timeout: millis(config.ws_idle_timeout_ms),
+        expiry_warning: Duration::from_secs(config.ws_expiry_warning_secs),
+        max_connections_per_ip: config.ws_max_connections_per_ip,
+        message_rate: RateQuota {
+            per_minute: config.ws_messages_per_minute,
+            burst: config.ws_message_burst,
+        },
+        write_timeout: millis(config.ws_write_timeout_ms),
+        ..WsSettings::default()
+    }
+}
+
+/// How to reach Redis, when it is configured.
+pub(super) fn redis(config: &Config) -> Option<RedisSettings> {
+    let url = config.redis_url.as_ref()?;
+    let mut settings = RedisSettings::new(url.clone());
+    settings.prefix = config.redis_prefix.clone();
+    settings.pool_size = usize::try_from(config.redis_pool_size).unwrap_or(4);
+    settings.command_timeout = Duration::from_millis(config.redis_command_timeout_ms);
+    settings.breaker = BreakerSettings {
+        failure_threshold: config.redis_breaker_failures,
+        cool_down: Duration::from_millis(config.redis_breaker_cool_down_ms),
+    };
+    Some(settings)
+}
+
+/// What the HTTP edge needs besides the routes: body limits and the request timeout.
+pub(super) fn edge(config: &Config) -> EdgeSettings {
+    EdgeSettings {
+        body_limits: BodyLimits {
+            json: config.max_json_body_bytes,
+            image: config.max_image_bytes,
+        },
+        request_timeout: config.request_timeout(),
+    }
+}
+
+/// What the handlers announce and enforce from the configuration.
+pub(super) fn handlers(config: &Config) -> HandlerSettings {
+    HandlerSettings {
+        rate_limit_per_hour: config.rate_limit_per_minute.get().saturating_mul(60),
+        refresh_ttl: config.refresh_token_ttl(),
+        login_burst: config.login_attempts_per_minute.get(),
+    }
+}
+
+/// How connections are served: timeouts, and TLS when a certificate and a key are given (one
+/// without the other is refused rather than silently serving plain HTTP).
+pub(super) fn serve(config: &Config) -> Result<ServeSettings, StartError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert_pem_path: cert.clone(),
+            key_pem_path: key.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(StartError::Config("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(StartError::Config("--tls-key needs --tls-cert".into())),
+    };
+    Ok(ServeSettings {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        tls,
+        ..ServeSettings::default()
+    })
+}
+
+/// The token service's settings, with the signing keys read from their files.
+pub(super) fn tokens(config: &Config) -> Result<TokenSettings, StartError> {
+    let read = |path: &std::path::PathBuf| {
+        fs::read_to_string(path).map_err(|source| StartError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let private_key_pem = config.jwt_private_key.as_ref().map(read).transpose()?;
+    let previous_key_pems = config
+        .jwt_previous_keys
+        .iter()
+        .map(read)
+        .collect::<Result<_, _>>()?;
+    Ok(TokenSettings {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_ttl: config.access_token_ttl(),
+        private_key_pem,
+        previous_key_pems,
+    })
+}
