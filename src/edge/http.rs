@@ -30,7 +30,7 @@ use crate::{
     limits::RateDecision,
     telemetry::metrics::{self, HttpMetrics, Operation, Transport},
 };
-use petstore_api::ApiError;
+use petstore_api::{ApiError, operations::RESPONSE_HEADERS};
 
 /// What the edge needs besides the routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,7 +295,8 @@ fn log_request(
 /// the response headers. Credentials are bearer tokens, never cookies, so no
 /// `Access-Control-Allow-Credentials`.
 ///
-/// The service-key header allowed is the one the spec's `apiKey` scheme names.
+/// The service-key header allowed is the one the spec's `apiKey` scheme names; the headers
+/// exposed are the request id and every response header the spec documents.
 fn cors() -> Cors {
     let allowed = [
         header::AUTHORIZATION,
@@ -308,15 +309,12 @@ fn cors() -> Cors {
         .allow_origins_fn(|_| true)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers(allowed)
-        .expose_headers([
-            header::HeaderName::from_static(REQUEST_ID),
-            header::WWW_AUTHENTICATE,
-            header::RETRY_AFTER,
-            header::HeaderName::from_static("ratelimit-limit"),
-            header::HeaderName::from_static("ratelimit-remaining"),
-            header::HeaderName::from_static("ratelimit-reset"),
-            header::HeaderName::from_static("x-rate-limit"),
-            header::HeaderName::from_static("x-expires-after"),
-        ])
+        .expose_headers(
+            std::iter::once(header::HeaderName::from_static(REQUEST_ID)).chain(
+                RESPONSE_HEADERS
+                    .iter()
+                    .filter_map(|name| header::HeaderName::from_bytes(name.as_bytes()).ok()),
+            ),
+        )
         .max_age(600)
 }

@@ -7,7 +7,7 @@
 //!
 //! The cluster-wide limiter (`shared_connections`) builds on this module, never the other way
 //! round: it composes a [`ConnectionLimiter`] for this node's share and hangs its Redis slot on
-//! the permit as a [`RemoteSlot`], which this module knows only as "something to drop".
+//! the permit as a `RemoteSlot`, which this module knows only as "something to drop".
 
 use std::fmt;
 use std::net::IpAddr;

@@ -377,6 +377,40 @@ async fn a_request_from_an_allowed_origin_carries_cors_headers() {
 }
 
 #[tokio::test]
+async fn a_browser_may_read_the_request_id_and_every_documented_response_header() {
+    let app = app_with_allowed_origin().await;
+    let response = send(public_read(&app).header(header::ORIGIN, ALLOWED_ORIGIN)).await;
+    let exposed: Vec<String> = response
+        .headers()
+        .get_all(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    for name in std::iter::once("x-request-id")
+        .chain(petstore_api::operations::RESPONSE_HEADERS)
+        .map(str::to_ascii_lowercase)
+    {
+        assert!(
+            exposed.contains(&name),
+            "{name} is not exposed: {exposed:?}"
+        );
+    }
+    // The rate-limit and login headers among them, as the spec documents them.
+    for name in [
+        "retry-after",
+        "ratelimit-limit",
+        "x-rate-limit",
+        "x-expires-after",
+    ] {
+        assert!(exposed.iter().any(|exposed| exposed == name), "{name}");
+    }
+    ok_json(response).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn requests_and_preflights_from_a_foreign_origin_are_forbidden() {
     let app = app_with_allowed_origin().await;
     for request in [

@@ -1,6 +1,6 @@
 //! The loop end to end, with small endpoints of its own: peer address, header limits,
 //! upgrades, stalled bodies, shutdown. The TLS and slow-header behaviour of the whole server is
-//! tested in `tests/tls.rs` and `tests/slow_clients.rs`.
+//! tested in `tests/api/tls.rs` and `tests/api/slow_clients.rs`.
 
 use std::{
     io,

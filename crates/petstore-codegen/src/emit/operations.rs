@@ -116,6 +116,21 @@ pub fn emit(api: &Api) -> String {
     });
     let count = Literal::usize_unsuffixed(api.operations.len());
     let base_path = &api.base_path;
+    let mut response_headers: Vec<String> = Vec::new();
+    for header in api
+        .operations
+        .iter()
+        .flat_map(|operation| &operation.responses)
+        .flat_map(|response| &response.headers)
+    {
+        if !response_headers
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(&header.name))
+        {
+            response_headers.push(header.name.clone());
+        }
+    }
+    let header_count = Literal::usize_unsuffixed(response_headers.len());
     let scope_enum = scope_enum(&api.scopes);
     let schemes = schemes(&api.security_schemes);
     let requirements = requirements(api);
@@ -159,6 +174,10 @@ pub fn emit(api: &Api) -> String {
 
         /// Every operation of the spec, in spec order.
         pub const OPERATIONS: [OperationInfo; #count] = [#(#infos),*];
+
+        /// Every response header the spec documents (success and error responses), once each,
+        /// in spec order: what a browser client must be allowed to read.
+        pub const RESPONSE_HEADERS: [&str; #header_count] = [#(#response_headers),*];
 
         #scope_enum
 
