@@ -42,7 +42,8 @@
 //!   - [`rest`]: the generated poem-openapi adapter and the operational endpoints (docs,
 //!     documents, keys, health, readiness, liveness, metrics, admin).
 //!   - [`ws`]: the WebSocket endpoint (`/api/v3/ws`): upgrade, one task per session, control
-//!     actions, envelopes, the priority queue; and a typed client.
+//!     actions, envelopes, the priority queue. (Its typed client is the `petstore-client`
+//!     crate, beside this one.)
 //! - Floor 6, the wiring:
 //!   - [`config`]: the one typed configuration (defaults, then `PETSTORE_*`, then flags), read
 //!     only by the server.
