@@ -153,20 +153,14 @@ pub fn header<T: Type>(name: &str, description: Option<&str>) -> MetaHeader {
     }
 }
 
-/// A documented success response.
+/// A documented success response (always one status, never a range).
 pub fn success_response(
     status: Option<u16>,
     description: &'static str,
     content: Vec<MetaMediaType>,
     headers: Vec<MetaHeader>,
 ) -> MetaResponse {
-    MetaResponse {
-        description,
-        status,
-        status_range: None,
-        content,
-        headers,
-    }
+    error_response(status, None, description, content, headers)
 }
 
 /// A documented error response (a status, or the `5XX` range).

@@ -424,3 +424,43 @@ pub(crate) fn used_names(candidates: &[&str], tokens: &TokenStream) -> Vec<Ident
         .map(|name| format_ident!("{name}"))
         .collect()
 }
+
+/// The `#[serde(…)]` attribute of a struct field holding a value of `schema` that travels as
+/// `wire`: its wire name when it differs from the Rust name, how an absent optional value reads
+/// (`default`) and writes (left out), and how date-times and bytes travel (`crate::wire`).
+///
+/// `optional` is whether the field is an `Option` (an optional array parameter is a plain,
+/// maybe empty, `Vec`); `default` whether an absent value may be read (models are read, request
+/// structs only written).
+pub(crate) fn serde_field(
+    wire: &str,
+    schema: &Schema,
+    optional: bool,
+    default: bool,
+) -> TokenStream {
+    let mut parts = Vec::new();
+    if field_ident(wire).to_string().trim_start_matches("r#") != wire {
+        parts.push(quote!(rename = #wire));
+    }
+    if optional && default {
+        parts.push(quote!(default));
+    }
+    if optional {
+        parts.push(quote!(skip_serializing_if = "Option::is_none"));
+    }
+    let with = match (&schema.kind, optional) {
+        (Kind::String(StringFormat::DateTime), false) => Some("crate::wire::date_time"),
+        (Kind::String(StringFormat::DateTime), true) => Some("crate::wire::date_time::option"),
+        (Kind::String(StringFormat::Binary), false) => Some("crate::wire::base64_bytes"),
+        (Kind::String(StringFormat::Binary), true) => Some("crate::wire::base64_bytes::option"),
+        _ => None,
+    };
+    if let Some(with) = with {
+        parts.push(quote!(with = #with));
+    }
+    if parts.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(#[serde(#(#parts),*)])
+    }
+}

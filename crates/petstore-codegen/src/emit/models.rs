@@ -10,9 +10,9 @@ use quote::{format_ident, quote};
 
 use super::{
     Patterns, Source, Uses, const_ident, docs, field_ident, format_file, node, rust_type,
-    type_ident, usize_literal,
+    serde_field, type_ident, usize_literal,
 };
-use crate::ir::{Api, EnumModel, Field, Kind, Model, ObjectModel, StringFormat};
+use crate::ir::{Api, EnumModel, Model, ObjectModel};
 
 /// Emits `models.rs`.
 pub fn emit(api: &Api) -> String {
@@ -88,35 +88,6 @@ fn model_doc(name: &str, description: Option<&str>) -> TokenStream {
     }
 }
 
-/// The serde attributes of a field: its wire name when it differs from the Rust name, how
-/// absent optional fields read and write, and how date-times and bytes travel.
-fn serde_attributes(field: &Field) -> TokenStream {
-    let mut parts = Vec::new();
-    let rust_name = field_ident(&field.name).to_string();
-    if rust_name.trim_start_matches("r#") != field.name {
-        let wire = &field.name;
-        parts.push(quote!(rename = #wire));
-    }
-    if !field.required {
-        parts.push(quote!(default, skip_serializing_if = "Option::is_none"));
-    }
-    let with = match (&field.schema.kind, field.required) {
-        (Kind::String(StringFormat::DateTime), true) => Some("crate::wire::date_time"),
-        (Kind::String(StringFormat::DateTime), false) => Some("crate::wire::date_time::option"),
-        (Kind::String(StringFormat::Binary), true) => Some("crate::wire::base64_bytes"),
-        (Kind::String(StringFormat::Binary), false) => Some("crate::wire::base64_bytes::option"),
-        _ => None,
-    };
-    if let Some(with) = with {
-        parts.push(quote!(with = #with));
-    }
-    if parts.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(#[serde(#(#parts),*)])
-    }
-}
-
 /// One constant per size limit of a field (`maxItems` of `photoUrls` →
 /// `PHOTO_URLS_MAX_ITEMS`), so code that must stay inside the schema names the spec's number.
 fn limit_constants(model: &ObjectModel) -> Vec<TokenStream> {
@@ -167,7 +138,7 @@ fn object_type(model: &ObjectModel) -> TokenStream {
             });
         }
         let doc = docs(Some(&text));
-        let attributes = serde_attributes(field);
+        let attributes = serde_field(&field.name, &field.schema, !field.required, true);
         quote! {
             #doc
             #attributes

@@ -12,12 +12,12 @@ use quote::{format_ident, quote};
 
 use super::{
     Patterns, Source, Uses, const_ident, docs, error_kind, field_ident, format_file, method_ident,
-    node, operation_types, rust_type, status_variant,
+    node, operation_types, rust_type, serde_field, status_variant,
 };
 use crate::{
     ir::{
         Api, BodyContent, Kind, Operation, Param, ParamLocation, Response, ResponseContent,
-        SchemeKind, SecuritySchemeInfo, Status, StringFormat,
+        SchemeKind, SecuritySchemeInfo, Status,
     },
     names,
 };
@@ -451,7 +451,8 @@ fn operation_types_of(operation: &Operation) -> TokenStream {
                 param.name,
                 param.description.as_deref().unwrap_or_default()
             )));
-            let serde = param_serde(param);
+            let optional = !param.required && !matches!(param.schema.kind, Kind::Array(_));
+            let serde = serde_field(&param.name, &param.schema, optional, false);
             quote!(#doc #serde pub #ident: #ty,)
         })
         .collect();
@@ -610,34 +611,6 @@ pub(crate) fn param_type(param: &Param, models: &TokenStream) -> TokenStream {
         ty
     } else {
         quote!(Option<#ty>)
-    }
-}
-
-/// The serde attributes of a request field for a parameter: its wire name, and absent optional
-/// values left out.
-fn param_serde(param: &Param) -> TokenStream {
-    let mut parts = Vec::new();
-    let rust_name = field_ident(&param.name).to_string();
-    if rust_name.trim_start_matches("r#") != param.name {
-        let wire = &param.name;
-        parts.push(quote!(rename = #wire));
-    }
-    if !param.required && !matches!(param.schema.kind, Kind::Array(_)) {
-        parts.push(quote!(skip_serializing_if = "Option::is_none"));
-    }
-    match (&param.schema.kind, param.required) {
-        (Kind::String(StringFormat::DateTime), true) => {
-            parts.push(quote!(with = "crate::wire::date_time"));
-        }
-        (Kind::String(StringFormat::DateTime), false) => {
-            parts.push(quote!(with = "crate::wire::date_time::option"));
-        }
-        _ => {}
-    }
-    if parts.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(#[serde(#(#parts),*)])
     }
 }
 
