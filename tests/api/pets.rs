@@ -30,6 +30,39 @@ async fn add_pet_assigns_an_id_and_defaults_the_status_to_available() {
 }
 
 #[tokio::test]
+async fn tag_and_category_ids_are_the_clients_labels_zero_included() {
+    // What Swagger UI fills in for a tag or category without an example, and what suites written
+    // for the classic Petstore send.
+    let app = spawn_app(|_| {}).await;
+    let body = json!({
+        "name": "string",
+        "category": { "id": 0, "name": "string" },
+        "photoUrls": ["string"],
+        "tags": [{ "id": 0, "name": "string" }],
+        "status": "available"
+    });
+    let stored = app.add_pet(body.clone()).await;
+    assert_eq!(stored["category"], body["category"]);
+    assert_eq!(stored["tags"], body["tags"]);
+    // A label is still a non-negative int64.
+    let negative = app
+        .post_json(
+            "/pet",
+            &json!({"name": "rex", "photoUrls": [], "tags": [{"id": -1, "name": "x"}]}),
+        )
+        .await;
+    assert_eq!(validation_paths(negative).await, ["tags[0].id"]);
+    let negative = app
+        .post_json(
+            "/pet",
+            &json!({"name": "rex", "photoUrls": [], "category": {"id": -1, "name": "x"}}),
+        )
+        .await;
+    assert_eq!(validation_paths(negative).await, ["category.id"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn add_pet_keeps_an_explicit_id_and_status() {
     let app = spawn_app(|_| {}).await;
     let stored = app
@@ -127,7 +160,7 @@ async fn add_pet_breaking_constraints_is_a_validation_error_with_every_path() {
             &json!({
                 "id": 0,
                 "name": "",
-                "category": { "id": 0, "name": "x".repeat(65) },
+                "category": { "id": -1, "name": "x".repeat(65) },
                 "photoUrls": too_many_urls,
                 "tags": [{ "name": "ok" }, { "id": -1, "name": "" }],
                 "status": "lost"
