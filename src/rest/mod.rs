@@ -25,7 +25,7 @@ use std::{collections::HashMap, sync::Arc};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, endpoint::BoxEndpoint, get, http::Method};
 use poem_openapi::{
     OpenApi, OpenApiService,
-    registry::{MetaApi, MetaSecurityScheme, Registry},
+    registry::{MetaApi, MetaSchemaRef, MetaSecurityScheme, Registry},
 };
 
 pub use self::ops::{OpsState, Readiness};
@@ -44,9 +44,9 @@ use petstore_api::{
 /// The OpenAPI service for a handler: what the documentation is built from.
 pub fn api_service<H: PetStoreApi>(
     handler: Arc<H>,
-) -> OpenApiService<SecurityDocumented<adapter::RestApi<H>>, ()> {
+) -> OpenApiService<SpecDocumented<adapter::RestApi<H>>, ()> {
     OpenApiService::new(
-        SecurityDocumented(adapter::RestApi::new(handler)),
+        SpecDocumented(adapter::RestApi::new(handler)),
         "petstore-ws",
         env!("CARGO_PKG_VERSION"),
     )
@@ -122,17 +122,33 @@ impl<T: OpenApi> OpenApi for UnderApiBase<T> {
     }
 }
 
-/// Documents the spec's security schemes and each operation's requirements, from the generated
-/// data the requirements are enforced with: poem-openapi's own security support is built on
-/// extractors that would check credentials a second way.
-pub struct SecurityDocumented<T>(T);
+/// Documents what poem-openapi's derives cannot say, from the generated data:
+///
+/// - the spec's security schemes and each operation's requirements (the data the requirements
+///   are enforced with; poem-openapi's own security support is built on extractors that would
+///   check credentials a second way);
+/// - the spec's examples of properties and parameters (`adapter::PROPERTY_EXAMPLES`,
+///   `adapter::PARAMETER_EXAMPLES`), which documentation UIs fill into their requests. A
+///   parameter whose schema is a `$ref` (a lone enum) cannot carry one: the UI offers the enum's
+///   values instead.
+pub struct SpecDocumented<T>(T);
 
-impl<T: OpenApi> OpenApi for SecurityDocumented<T> {
+impl<T: OpenApi> OpenApi for SpecDocumented<T> {
     fn meta() -> Vec<MetaApi> {
         let mut apis = T::meta();
         for api in &mut apis {
             for path in &mut api.paths {
                 for operation in &mut path.operations {
+                    for param in &mut operation.params {
+                        let example = adapter::PARAMETER_EXAMPLES.iter().find(|(id, name, _)| {
+                            Some(*id) == operation.operation_id && *name == param.name
+                        });
+                        if let (Some((_, _, example)), MetaSchemaRef::Inline(schema)) =
+                            (example, &mut param.schema)
+                        {
+                            schema.example = serde_json::from_str(example).ok();
+                        }
+                    }
                     let Some(info) = OPERATIONS
                         .iter()
                         .find(|info| Some(info.id) == operation.operation_id)
@@ -163,6 +179,21 @@ impl<T: OpenApi> OpenApi for SecurityDocumented<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
+        for (schema, property, example) in adapter::PROPERTY_EXAMPLES {
+            let documented = registry
+                .schemas
+                .get_mut(*schema)
+                .and_then(|schema| {
+                    schema
+                        .properties
+                        .iter_mut()
+                        .find(|(name, _)| name == property)
+                })
+                .map(|(_, schema)| schema);
+            if let Some(MetaSchemaRef::Inline(schema)) = documented {
+                schema.example = serde_json::from_str(example).ok();
+            }
+        }
         for scheme in SECURITY_SCHEMES {
             let documented = match scheme.kind {
                 SchemeKind::HttpBearer { bearer_format } => MetaSecurityScheme {

@@ -6,8 +6,9 @@
 //! the way, and clients reading the served docs would be misled.
 //!
 //! Both documents are reduced to a canonical form before comparing: every `$ref` is inlined,
-//! prose (descriptions, summaries, examples, titles) and document metadata are dropped, numbers
-//! become floats, and keywords with their default value are dropped. The few places where
+//! prose (descriptions, summaries, titles) and document metadata are dropped, numbers become
+//! floats, and keywords with their default value are dropped. Examples are kept: they are what
+//! documentation UIs fill into their requests, so the served document must carry the spec's. The few places where
 //! poem-openapi writes the same meaning differently are normalized one by one in
 //! [`poem_differences`], each with the behaviour it covers. Everything else must match exactly.
 
@@ -35,14 +36,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Schema keywords that are prose or metadata, not contract.
-const PROSE: [&str; 6] = [
-    "description",
-    "title",
-    "example",
-    "examples",
-    "externalDocs",
-    "xml",
-];
+const PROSE: [&str; 5] = ["description", "title", "examples", "externalDocs", "xml"];
 
 /// Schema keywords whose value, when it is the default, says nothing.
 const FALSE_BY_DEFAULT: [&str; 7] = [
@@ -168,6 +162,38 @@ fn a_changed_component_schema_is_reported_in_every_operation_that_uses_it() {
             format!("PUT /store/order/{{orderId}} › {body} › {quantity}"),
             format!("PUT /store/order/{{orderId}} › {ok} › {quantity}"),
         ]
+    );
+}
+
+#[test]
+fn changed_examples_are_reported_where_documentation_uis_read_them() {
+    // A property's example in its schema, a parameter's in the parameter's schema (where the
+    // served document carries it).
+    let mut spec = spec_yaml();
+    set(
+        &mut spec,
+        "/components/schemas/Order/properties/quantity/example",
+        Value::from(3),
+    );
+    set(
+        &mut spec,
+        "/paths/~1store~1order~1{orderId}/get/parameters/0/example",
+        Value::from(2),
+    );
+    let differences = compare(&canonical(&spec), &canonical(&spec_yaml()));
+    let quantity = "schema › properties › quantity › example: expected 3.0, actual 7.0";
+    let ok = "responses › 200 › content › application/json";
+    assert!(
+        differences.contains(&format!("GET /store/order/{{orderId}} › {ok} › {quantity}")),
+        "{differences:#?}"
+    );
+    assert!(
+        differences.contains(
+            &"GET /store/order/{orderId} › parameters › path orderId › schema › example: \
+              expected 2.0, actual 1.0"
+                .to_owned()
+        ),
+        "{differences:#?}"
     );
 }
 
@@ -370,7 +396,14 @@ impl Resolver<'_> {
                 poem_differences::query_explode(parameter),
             );
         }
-        canonical.insert("schema".to_owned(), self.schema_of(parameter));
+        let mut schema = self.schema_of(parameter);
+        if let (Some(example), Some(keywords)) = (
+            poem_differences::parameter_example(parameter, self.deref(&parameter["schema"])),
+            schema.as_object_mut(),
+        ) {
+            keywords.insert("example".to_owned(), number_as_float(example));
+        }
+        canonical.insert("schema".to_owned(), schema);
         let name = match location {
             "header" => poem_differences::header_name(name),
             _ => name.to_owned(),
@@ -459,6 +492,16 @@ impl Resolver<'_> {
 /// the rest of the prose and metadata in `canonical`.
 mod poem_differences {
     use serde_json::Value;
+
+    /// poem-openapi has no parameter-level `example`; the served document carries a parameter's
+    /// example in the parameter's schema (which documentation UIs read the same way). A schema
+    /// that is a reference to an enum component stays a reference there, and a reference cannot
+    /// carry an example: the UI offers the enum's values instead, so the example is dropped.
+    pub fn parameter_example<'v>(parameter: &'v Value, schema: &Value) -> Option<&'v Value> {
+        let referenced_enum =
+            parameter["schema"].get("$ref").is_some() && schema.get("enum").is_some();
+        parameter.get("example").filter(|_| !referenced_enum)
+    }
 
     /// poem-openapi's derive macros write every header name in upper case
     /// (`X-Rate-Limit` → `X-RATE-LIMIT`, in `poem-openapi-derive`'s `response.rs` and `api.rs`).

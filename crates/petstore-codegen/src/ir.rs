@@ -122,6 +122,9 @@ pub struct Schema {
     pub constraints: Constraints,
     /// Description, if any.
     pub description: Option<String>,
+    /// `example`, as written in the spec (checked against the schema by the tests, not here).
+    /// Boxed: most schemas have none, and the model's enums hold schemas inline.
+    pub example: Option<Box<serde_json::Value>>,
 }
 
 /// The shapes the generator supports.
@@ -295,6 +298,9 @@ pub struct Param {
     pub description: Option<String>,
     /// Its schema.
     pub schema: Schema,
+    /// What documentation UIs fill in for it: the parameter's `example`, else its schema's
+    /// (required of the project's documents by [`crate::examples::check`]).
+    pub example: Option<serde_json::Value>,
 }
 
 /// A request body.

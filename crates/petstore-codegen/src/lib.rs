@@ -7,7 +7,8 @@
 //!
 //! 1. [`parse`]: YAML (serde-saphyr, once per document) → `openapiv3::OpenAPI` → the
 //!    intermediate model in [`ir`], resolving `$ref`s and rejecting what the generator does not
-//!    support, with the spec location in every error ([`error`]).
+//!    support, with the spec location in every error ([`error`]); then [`examples`]: the
+//!    project's documents give every example a documentation UI needs.
 //! 2. [`asyncapi`]: the WebSocket actions and events, checked against the operations (every
 //!    operation is an action with the same parameters and results; every `$ref` resolves).
 //! 3. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
@@ -18,6 +19,7 @@
 pub mod asyncapi;
 pub mod emit;
 pub mod error;
+pub mod examples;
 pub mod ir;
 pub mod names;
 pub mod parse;
@@ -49,10 +51,12 @@ pub struct DocumentError {
 /// # Errors
 /// Everything wrong with either document, with its location.
 pub fn load(openapi: &str, asyncapi: &str) -> Result<Specs, DocumentError> {
-    let (document, api) = parse::parse_document(openapi).map_err(|error| DocumentError {
-        document: "openapi.yaml",
-        error: error.into(),
-    })?;
+    let (document, api) = parse::parse_document(openapi)
+        .and_then(|(document, api)| examples::check(&api).map(|()| (document, api)))
+        .map_err(|error| DocumentError {
+            document: "openapi.yaml",
+            error: error.into(),
+        })?;
     let ws = asyncapi::parse(asyncapi, &document, &api).map_err(|error| DocumentError {
         document: "asyncapi.yaml",
         error: error.into(),

@@ -691,12 +691,17 @@ impl<'a> Lowering<'a> {
             self.errors
                 .push(GenError::new(at, "path parameters must be required"));
         }
+        let example = data
+            .example
+            .clone()
+            .or_else(|| schema.example.as_deref().cloned());
         Some(Param {
             name: data.name.clone(),
             location,
             required: data.required,
             description: data.description.clone().filter(|d| !d.is_empty()),
             schema,
+            example,
         })
     }
 
@@ -933,6 +938,7 @@ impl<'a> Lowering<'a> {
                         kind: Kind::Named(name.to_owned()),
                         constraints: Constraints::default(),
                         description: None,
+                        example: None,
                     }),
                     Some(Component::Alias(alias)) => {
                         let alias = *alias;
@@ -1096,6 +1102,7 @@ impl<'a> Lowering<'a> {
             kind,
             constraints,
             description,
+            example: schema.schema_data.example.clone().map(Box::new),
         })
     }
 }

@@ -1,12 +1,17 @@
 //! Every construct the generator does not support is rejected with the spec location (a JSON
-//! pointer) and a message naming the construct, and all problems are reported in one run.
+//! pointer) and a message naming the construct, and all problems are reported in one run. Last,
+//! the documentation rule: the project's documents give every parameter and every scalar
+//! property a request body can hold an example, and the REST adapter carries them to the spec
+//! it serves; the parser itself still reads documents without examples.
 
 mod common;
 
 use common::{SCHEMES, api, secured_spec, spec, valid, with_servers};
 use petstore_codegen::{
-    GenError, GenErrors,
-    ir::ResponseContent,
+    GenError, GenErrors, Specs, Target,
+    asyncapi::WsApi,
+    examples::check as check_examples,
+    ir::{Api, ResponseContent},
     names::ERROR_KINDS,
     parse::{parse_document, parse_spec},
 };
@@ -1092,4 +1097,178 @@ fn a_parameter_named_like_the_request_body_field() {
         "#/paths/~1pet/get/parameters/0",
         "`body` and `the request body` would both become the Rust name `body`",
     );
+}
+
+// ---- the documentation rule (`examples::check`, run by `load`, not by the parser) ----
+
+/// `PUT /pet/{petId}` with a query parameter and a `Pet` body, and `GET /store/inventory`
+/// without parameters or body; `examples` is `true` for the version with every example.
+fn example_document(examples: bool) -> String {
+    let (param_example, query_example) = if examples {
+        ("example: 10", "example: [tag1]")
+    } else {
+        ("", "")
+    };
+    let paths = format!(
+        "
+/pet/{{petId}}:
+  put:
+    operationId: updatePet
+    parameters:
+      - name: petId
+        in: path
+        required: true
+        schema: {{type: integer, format: int64, minimum: 1}}
+        {param_example}
+      - name: tags
+        in: query
+        schema: {{type: array, items: {{type: string}}}}
+        {query_example}
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: {{$ref: '#/components/schemas/Pet'}}
+    responses:
+      '200': {{description: ok}}
+      '400': {{$ref: '#/components/responses/Error'}}
+      '408': {{$ref: '#/components/responses/Error'}}
+      '413': {{$ref: '#/components/responses/Error'}}
+      '415': {{$ref: '#/components/responses/Error'}}
+      '422': {{$ref: '#/components/responses/Error'}}
+      '429': {{$ref: '#/components/responses/TooManyRequests'}}
+      5XX: {{$ref: '#/components/responses/ServerError'}}
+/store/inventory:
+  get:
+    operationId: getInventory
+    responses:
+      '200': {{description: ok}}
+      '408': {{$ref: '#/components/responses/Error'}}
+      '429': {{$ref: '#/components/responses/TooManyRequests'}}
+      5XX: {{$ref: '#/components/responses/ServerError'}}"
+    );
+    let example = |value: &str| {
+        if examples {
+            format!(", example: {value}")
+        } else {
+            String::new()
+        }
+    };
+    let schemas = format!(
+        "
+Pet:
+  type: object
+  required: [name, photoUrls]
+  properties:
+    id: {{type: integer, format: int64, readOnly: true}}
+    name: {{type: string{name}}}
+    photoUrls: {{type: array, items: {{type: string}}{urls}}}
+    status: {{$ref: '#/components/schemas/Status'}}
+    available: {{type: boolean}}
+    category: {{$ref: '#/components/schemas/Category'}}
+Category:
+  type: object
+  properties:
+    id: {{type: integer, format: int64, minimum: 0{category_id}}}
+Status:
+  type: string
+  enum: [available, sold]
+Unused:
+  type: object
+  properties:
+    note: {{type: string}}",
+        name = example("doggie"),
+        urls = example("['https://example.com/a.jpg']"),
+        category_id = example("1"),
+    );
+    spec(&paths, &schemas)
+}
+
+fn missing_examples(api: &Api) -> Vec<GenError> {
+    match check_examples(api) {
+        Ok(()) => Vec::new(),
+        Err(GenErrors(errors)) => errors,
+    }
+}
+
+#[test]
+fn a_document_with_every_example_passes() {
+    assert_eq!(
+        missing_examples(&valid(&example_document(true))),
+        Vec::new()
+    );
+}
+
+#[test]
+fn the_generator_reads_a_document_without_examples() {
+    let api = valid(&example_document(false));
+    let update = &api.operations[0];
+    assert!(update.params.iter().all(|param| param.example.is_none()));
+}
+
+#[test]
+fn every_missing_example_is_reported_where_it_belongs() {
+    let mut found: Vec<(String, String)> = missing_examples(&valid(&example_document(false)))
+        .into_iter()
+        .map(|error| (error.location, error.message))
+        .collect();
+    found.sort();
+    let locations: Vec<&str> = found.iter().map(|(at, _)| at.as_str()).collect();
+    // Not the read-only `id`, the enum `status`, the boolean, the nested model (its own
+    // properties are checked) or a model no request body reaches.
+    assert_eq!(
+        locations,
+        [
+            "#/components/schemas/Category/properties/id",
+            "#/components/schemas/Pet/properties/name",
+            "#/components/schemas/Pet/properties/photoUrls",
+            "#/paths/~1pet~1{petId}/put",
+            "#/paths/~1pet~1{petId}/put",
+        ]
+    );
+    assert!(found[3].1.contains("parameter `petId` needs an `example`"));
+    assert!(found[4].1.contains("parameter `tags` needs an `example`"));
+    assert!(found[0].1.contains("request body"), "{}", found[0].1);
+}
+
+#[test]
+fn a_parameter_takes_its_schemas_example_when_it_has_none() {
+    let text = example_document(true)
+        .replace("example: 10", "")
+        .replace("minimum: 1}", "minimum: 1, example: 7}");
+    let api = valid(&text);
+    assert_eq!(missing_examples(&api), Vec::new());
+    assert_eq!(
+        api.operations[0].params[0].example,
+        Some(serde_json::json!(7))
+    );
+}
+
+#[test]
+fn the_rest_adapter_lists_the_examples_for_the_served_spec() {
+    let specs = Specs {
+        api: valid(&example_document(true)),
+        ws: WsApi {
+            address: "/ws".to_owned(),
+            actions: Vec::new(),
+            events: Vec::new(),
+        },
+    };
+    let rest = specs
+        .sources(Target::Server)
+        .into_iter()
+        .find_map(|(name, source)| (name == "rest.rs").then_some(source))
+        .expect("rest.rs is generated");
+    let compact: String = rest.split_whitespace().collect();
+    for expected in [
+        r#"("Pet","name","\"doggie\"")"#,
+        r#"("Pet","photoUrls","[\"https://example.com/a.jpg\"]")"#,
+        r#"("Category","id","1")"#,
+        r#"("updatePet","petId","10")"#,
+        r#"("updatePet","tags","[\"tag1\"]")"#,
+    ] {
+        assert!(compact.contains(expected), "no {expected} in:\n{rest}");
+    }
+    assert!(compact.contains("pubconstPROPERTY_EXAMPLES"));
+    assert!(compact.contains("pubconstPARAMETER_EXAMPLES"));
 }

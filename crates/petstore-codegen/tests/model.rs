@@ -15,6 +15,7 @@ fn plain(kind: Kind) -> Schema {
         kind,
         constraints: Constraints::default(),
         description: None,
+        example: None,
     }
 }
 
@@ -463,6 +464,7 @@ fn primitive_aliases_are_inlined_with_their_constraints_and_description() {
                 ..Constraints::default()
             },
             description: Some("A pet's name.".to_owned()),
+            example: None,
         }
     );
 }

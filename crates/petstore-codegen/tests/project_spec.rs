@@ -108,6 +108,29 @@ fn load_names_the_document_a_problem_is_in() {
     );
 }
 
+#[test]
+fn load_refuses_the_project_document_without_an_example_a_documentation_ui_needs() {
+    // The first `doggie` is the `name` parameter of `updatePetWithForm`.
+    let without = OPENAPI.replacen("          example: doggie\n", "", 1);
+    assert_ne!(
+        without, OPENAPI,
+        "the pet name example moved; update this test"
+    );
+    let failure = match load(&without, ASYNCAPI) {
+        Ok(_) => panic!("a parameter without an example was accepted"),
+        Err(failure) => failure,
+    };
+    assert_eq!(failure.document, "openapi.yaml");
+    assert!(
+        failure
+            .error
+            .to_string()
+            .starts_with("#/paths/~1pet~1{petId}/post: parameter `name` needs an `example`"),
+        "{}",
+        failure.error
+    );
+}
+
 fn operation<'a>(api: &'a Api, id: &str) -> &'a Operation {
     match api.operations.iter().find(|operation| operation.id == id) {
         Some(operation) => operation,

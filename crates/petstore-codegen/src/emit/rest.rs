@@ -99,6 +99,25 @@ pub fn emit(api: &Api) -> String {
     let top_imports = top_uses.library_imports();
 
     let methods: Vec<TokenStream> = methods.collect();
+    let property_examples = api.models.iter().flat_map(|model| match model {
+        Model::Object(object) => object
+            .fields
+            .iter()
+            .filter_map(|field| {
+                let example = field.schema.example.as_ref()?.to_string();
+                let (schema, property) = (&object.name, &field.name);
+                Some(quote!((#schema, #property, #example)))
+            })
+            .collect::<Vec<_>>(),
+        Model::Enum(_) => Vec::new(),
+    });
+    let parameter_examples = api.operations.iter().flat_map(|operation| {
+        operation.params.iter().filter_map(move |param| {
+            let example = param.example.as_ref()?.to_string();
+            let (id, name) = (&operation.id, &param.name);
+            Some(quote!((#id, #name, #example)))
+        })
+    });
     let items = quote! {
         #(#body_types)*
         #(#documented)*
@@ -168,6 +187,14 @@ pub fn emit(api: &Api) -> String {
 
             #(#error_fns)*
         }
+
+        /// The spec's property examples as JSON text, by schema and property: poem-openapi's
+        /// derives cannot carry them, so they are added to its registry (`crate::rest`).
+        pub const PROPERTY_EXAMPLES: &[(&str, &str, &str)] = &[#(#property_examples),*];
+
+        /// The spec's parameter examples as JSON text, by operation and parameter, added to the
+        /// parameters' schemas the same way.
+        pub const PARAMETER_EXAMPLES: &[(&str, &str, &str)] = &[#(#parameter_examples),*];
 
         /// The spec's tags.
         #[derive(Tags)]
