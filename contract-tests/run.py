@@ -3,9 +3,12 @@
 
 Two parts, both driven from the spec alone:
 
-1. Schemathesis generates valid and invalid requests for every operation and runs all of its
-   checks on the answers (status codes, content types, schemas, headers, that valid data is
-   accepted and invalid data refused, ...). Settings: `schemathesis.toml` beside this file.
+1. Schemathesis, twice. First the spec's own examples, on the server's fresh demo data: the
+   requests documentation UIs fill into "Try it out" must pass every check as they are
+   (`schemathesis-examples.toml`). Then it generates valid and invalid requests for every
+   operation and runs all of its checks on the answers (status codes, content types, schemas,
+   headers, that valid data is accepted and invalid data refused, ...). Settings:
+   `schemathesis.toml` beside this file.
 2. OpenAPI Generator builds a Python client from the spec, and `test_round_trip.py` drives
    create/read/update/delete workflows through it. It runs after Schemathesis on purpose: the
    store it meets is full of fuzzed data, so it also proves the server still works after that.
@@ -192,14 +195,21 @@ def tool_env(api_key: str) -> dict[str, str]:
 
 
 def run_schemathesis(
-    base_url: str, api_key: str, report_dir: Path, max_examples: int | None
+    base_url: str,
+    api_key: str,
+    report_dir: Path,
+    max_examples: int | None,
+    *,
+    name: str = "schemathesis",
+    config: str = "schemathesis.toml",
+    phases: str | None = None,
 ) -> PartResult:
     started = time.monotonic()
-    report_json = report_dir / "schemathesis.json"
+    report_json = report_dir / f"{name}.json"
     args = [
         str(venv_bin("st")),
         "--config-file",
-        str(HERE / "schemathesis.toml"),
+        str(HERE / config),
         "run",
         str(SPEC),
         "--url",
@@ -211,12 +221,14 @@ def run_schemathesis(
         "--report-json-path",
         str(report_json),
         "--report-junit-path",
-        str(report_dir / "schemathesis-junit.xml"),
+        str(report_dir / f"{name}-junit.xml"),
         "--no-color",
     ]
+    if phases is not None:
+        args += ["--phases", phases]
     if max_examples is not None:
         args += ["--max-examples", str(max_examples)]
-    log("schemathesis: " + " ".join(args[1:]))
+    log(f"{name}: " + " ".join(args[1:]))
     try:
         # cwd in the report dir: anything the tool writes next to itself stays out of the tree.
         result = subprocess.run(
@@ -228,7 +240,7 @@ def run_schemathesis(
     seconds = time.monotonic() - started
     if code is None:
         timed_out = f"timed out after {SCHEMATHESIS_TIMEOUT_SECS}s"
-        return PartResult("schemathesis", False, timed_out, seconds)
+        return PartResult(name, False, timed_out, seconds)
 
     detail = f"exit code {code}, no JSON report"
     if report_json.exists():
@@ -246,7 +258,7 @@ def run_schemathesis(
             f"{cases.get('errored', 0)} errors, seed {report.get('seed')}"
             + (f"; failures: {kinds}" if kinds else "")
         )
-    return PartResult("schemathesis", code == 0, detail, seconds)
+    return PartResult(name, code == 0, detail, seconds)
 
 
 def run_round_trip(base_url: str, api_key: str, work_dir: Path) -> PartResult:
@@ -369,6 +381,18 @@ def main(argv: list[str]) -> int:
         work_dir.mkdir(parents=True, exist_ok=True)
         results: list[PartResult] = []
         if not options.skip_schemathesis:
+            # The examples first: they are written for the demo data, before anything changed it.
+            results.append(
+                run_schemathesis(
+                    base_url,
+                    api_key,
+                    work_dir,
+                    None,
+                    name="schemathesis-examples",
+                    config="schemathesis-examples.toml",
+                    phases="examples",
+                )
+            )
             results.append(run_schemathesis(base_url, api_key, work_dir, options.max_examples))
         if not options.skip_round_trip:
             results.append(run_round_trip(base_url, api_key, work_dir))

@@ -5,8 +5,11 @@
 //!   `openapi.yaml`.
 //! - [`asyncapi`]: `asyncapi.yaml` is valid AsyncAPI 3.0.0, served as written, and matches the
 //!   actions and events the server was built with.
+//! - [`examples`]: what documentation UIs fill into "Try it out" from the spec's examples is
+//!   accepted by the server.
 //! - [`suite`]: Schemathesis and an OpenAPI Generator client against the running server.
 
 mod asyncapi;
+mod examples;
 mod spec_drift;
 mod suite;
