@@ -64,7 +64,22 @@ pub struct Notification {
     timestamp_ms: i64,
     audience: Audience,
     payload: Bytes,
+    version: Option<EntityVersion>,
     frame: OnceLock<Bytes>,
+}
+
+/// Which entity an event reports and the store's version of it after the write (the store's
+/// commit sequence number, increasing for every write of the entity, deletion included).
+///
+/// Two concurrent writes of one entity commit in one order but may reach the bus in the other;
+/// the bus publishes an event only if its version is newer than the last one it published for
+/// that entity, so subscribers never see an older state after a newer one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityVersion {
+    /// `pet:5`, `order:7`, `user:alice`: the entity's kind and key.
+    pub entity: String,
+    /// The store's version of it after the write this event reports.
+    pub version: u64,
 }
 
 impl Notification {
@@ -105,8 +120,25 @@ impl Notification {
             timestamp_ms,
             audience,
             payload,
+            version: None,
             frame: OnceLock::new(),
         }
+    }
+
+    /// This notification, reporting `version` of `entity` (see [`EntityVersion`]).
+    #[must_use]
+    pub fn versioned(mut self, entity: impl Into<String>, version: u64) -> Self {
+        self.version = Some(EntityVersion {
+            entity: entity.into(),
+            version,
+        });
+        self
+    }
+
+    /// The entity and version it reports, if it reports one.
+    #[must_use]
+    pub fn version(&self) -> Option<&EntityVersion> {
+        self.version.as_ref()
     }
 
     /// The notification's id, sent as the envelope's `correlationId`.
@@ -192,6 +224,7 @@ impl PartialEq for Notification {
             && self.timestamp_ms == other.timestamp_ms
             && self.audience == other.audience
             && self.payload == other.payload
+            && self.version == other.version
     }
 }
 
@@ -207,6 +240,8 @@ struct WireOut<'a> {
     timestamp: i64,
     audience: &'a Audience,
     payload: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a EntityVersion>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +253,8 @@ struct WireIn<'a> {
     audience: Audience,
     #[serde(borrow)]
     payload: Cow<'a, str>,
+    #[serde(default)]
+    version: Option<EntityVersion>,
 }
 
 impl Serialize for Notification {
@@ -231,6 +268,7 @@ impl Serialize for Notification {
             timestamp: self.timestamp_ms,
             audience: &self.audience,
             payload,
+            version: self.version.as_ref(),
         }
         .serialize(serializer)
     }
@@ -246,13 +284,15 @@ impl<'de> Deserialize<'de> for Notification {
         // reach them. Checking it walks the text without building anything.
         serde_json::from_str::<IgnoredAny>(&wire.payload)
             .map_err(|error| D::Error::custom(format!("the payload is not JSON: {error}")))?;
-        Ok(Self::from_parts(
+        let mut notification = Self::from_parts(
             wire.id,
             event,
             wire.timestamp,
             wire.audience,
             Bytes::from(wire.payload.into_owned()),
-        ))
+        );
+        notification.version = wire.version;
+        Ok(notification)
     }
 }
 
@@ -349,7 +389,8 @@ mod tests {
                 Event::UserDeleted,
                 Audience::User("alice".to_owned()),
                 Bytes::from_static(br#"{"username":"alice"}"#),
-            ),
+            )
+            .versioned("user:alice", 42),
         ];
         for notification in notifications {
             let json = serde_json::to_string(&notification).expect("serializes");
