@@ -9,15 +9,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 
-use super::{Hub, Notification, Topic};
+use super::{
+    Hub, Notification, Topic,
+    history::{HistorySettings, LocalHistory, RecoverError, Resume, TopicRecovery},
+};
 
 /// Publishes notifications to every subscriber, on this node or all of them.
 ///
 /// Publishing happens after the write it reports has been committed, so it cannot fail the
 /// caller: an implementation that can fail (a network bus) logs and counts its errors and
-/// returns. Subscribers may miss an event then; clients that need certainty re-read the
-/// resource.
+/// returns. A bus places every event it publishes (a sequence number, an offset per topic, see
+/// [`super::history`]) and keeps each topic's recent events, so a reconnecting client can be
+/// sent what it missed ([`EventBus::recover`]).
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Sends `notification` to its audience.
@@ -30,19 +35,48 @@ pub trait EventBus: Send + Sync + 'static {
         let _ = topic;
         true
     }
+
+    /// For a session the hub registered at `horizon` (see [`Hub::subscribe_from`]): each
+    /// topic's position and the events after the client's position up to the horizon.
+    ///
+    /// # Errors
+    /// [`RecoverError::Ahead`] for a position the topic never reached,
+    /// [`RecoverError::Unavailable`] when the history cannot be read.
+    async fn recover(
+        &self,
+        resumes: &[Resume],
+        horizon: u64,
+    ) -> Result<Vec<TopicRecovery>, RecoverError>;
 }
 
-/// The bus of a single node: delivers to the local hub, synchronously and in publishing order.
-#[derive(Clone, Default)]
+/// The bus of a single node: places each event in its [`LocalHistory`] and delivers it to the
+/// local hub, both under one lock, so placing order and delivery order are the same.
+#[derive(Clone)]
 pub struct LocalEventBus {
     hub: Arc<Hub>,
+    history: Arc<Mutex<LocalHistory>>,
+}
+
+impl Default for LocalEventBus {
+    fn default() -> Self {
+        Self::new(Arc::default())
+    }
 }
 
 impl LocalEventBus {
-    /// A bus delivering to `hub`.
+    /// A bus delivering to `hub`, keeping the default history.
     #[must_use]
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+        Self::with_history(hub, HistorySettings::default())
+    }
+
+    /// A bus delivering to `hub`, keeping the history `settings` say.
+    #[must_use]
+    pub fn with_history(hub: Arc<Hub>, settings: HistorySettings) -> Self {
+        Self {
+            hub,
+            history: Arc::new(Mutex::new(LocalHistory::new(settings))),
+        }
     }
 
     /// The hub it delivers to.
@@ -75,12 +109,30 @@ pub(super) fn deliver_here(hub: &Hub, notification: &Notification) {
 #[async_trait]
 impl EventBus for LocalEventBus {
     async fn publish(&self, notification: Notification) {
-        deliver_here(&self.hub, &notification);
+        let mut history = self.history.lock();
+        match history.place(notification) {
+            Some(placed) => deliver_here(&self.hub, &placed),
+            None => superseded(),
+        }
     }
 
     fn has_subscribers(&self, topic: &Topic) -> bool {
         self.hub.has_subscribers(topic)
     }
+
+    async fn recover(
+        &self,
+        resumes: &[Resume],
+        horizon: u64,
+    ) -> Result<Vec<TopicRecovery>, RecoverError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.history.lock().recover(resumes, horizon, now)
+    }
+}
+
+/// Records an event not published because a newer version of its entity already was.
+pub(super) fn superseded() {
+    tracing::debug!("event superseded by a newer version of its entity");
 }
 
 #[cfg(test)]

@@ -24,8 +24,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use petstore_api::{NotRecovered, StreamPosition};
+
 use super::{
-    Audience, ConnectionId, Event, EventBus, Hub, Notification, Outbox, OutboxReceiver, Topic,
+    Audience, ConnectionId, Event, EventBus, Hub, Notification, Outbox, OutboxReceiver, Resume,
+    Topic,
 };
 
 /// Generates one `#[tokio::test]` per check below, each on a fresh hub and a fresh bus from
@@ -42,6 +45,10 @@ macro_rules! event_bus_conformance_tests {
             has_subscribers_never_answers_false_when_someone_follows,
             publishing_with_nobody_subscribed_is_fine,
             the_frame_arrives_byte_for_byte,
+            events_are_numbered_in_each_topic,
+            a_resumed_subscription_gets_what_it_missed_then_live_ones_once,
+            a_position_from_another_history_is_not_recovered,
+            an_older_version_of_an_entity_is_not_published,
         );
         $crate::events::conformance::event_bus_conformance_tests!(@concurrent $fresh;
             concurrent_publishers_are_each_delivered_once_in_their_own_order,
@@ -121,11 +128,35 @@ fn to_user(owner: &str) -> Notification {
     )
 }
 
+/// The next frame a connection receives, without the placing the bus added (`epoch` and
+/// `positions`, right before `payload`), so it compares with the frame of the notification as
+/// it was published.
 async fn next_frame(receiver: &OutboxReceiver) -> Bytes {
+    unplaced(&next_placed_frame(receiver).await)
+}
+
+/// The next frame a connection receives, as it is.
+async fn next_placed_frame(receiver: &OutboxReceiver) -> Bytes {
     tokio::time::timeout(GUARD, receiver.recv())
         .await
         .expect("a frame arrives in time")
         .expect("the outbox is open")
+}
+
+pub(crate) fn unplaced(frame: &Bytes) -> Bytes {
+    let text = std::str::from_utf8(frame).expect("frames are UTF-8");
+    let (Some(start), Some(end)) = (text.find(r#","epoch":""#), text.find(r#","payload":"#)) else {
+        return frame.clone();
+    };
+    Bytes::from(format!("{}{}", &text[..start], &text[end..]))
+}
+
+/// The `positions` of a placed frame, and its epoch.
+fn positions(frame: &Bytes) -> (String, HashMap<String, u64>) {
+    let value: serde_json::Value = serde_json::from_slice(frame).expect("JSON");
+    let epoch = value["epoch"].as_str().expect("an epoch").to_owned();
+    let positions = serde_json::from_value(value["positions"].clone()).expect("positions");
+    (epoch, positions)
 }
 
 /// Publishes `marker` (which `receiver`'s connection must be in the audience of) and asserts
@@ -349,4 +380,137 @@ pub(crate) async fn concurrent_publishers_are_each_delivered_once_in_their_own_o
         next_of[task] += 1;
     }
     assert!(receiver.is_empty());
+}
+
+pub(crate) async fn events_are_numbered_in_each_topic(bus: B, hub: Arc<Hub>) {
+    let (_, pets) = follow(&hub, &[Topic::Pets]);
+    // A bus shared with earlier events (Redis under a fresh prefix starts at 1 too) numbers from
+    // where the topic stands; the differences are what matter.
+    for id in [1, 1, 2, 1] {
+        bus.publish(pet_created(id)).await;
+    }
+    let mut frames = Vec::new();
+    for _ in 0..4 {
+        frames.push(positions(&next_placed_frame(&pets).await));
+    }
+    let epoch = &frames[0].0;
+    assert!(frames.iter().all(|(other, _)| other == epoch), "one epoch");
+    let of = |index: usize, topic: &str| frames[index].1.get(topic).copied();
+    let first = of(0, "pets").expect("a pets offset");
+    assert_eq!(
+        [of(1, "pets"), of(2, "pets"), of(3, "pets")],
+        [Some(first + 1), Some(first + 2), Some(first + 3)]
+    );
+    let pet_1 = of(0, "pet:1").expect("a pet:1 offset");
+    assert_eq!(
+        [of(1, "pet:1"), of(3, "pet:1")],
+        [Some(pet_1 + 1), Some(pet_1 + 2)]
+    );
+    assert_eq!(of(2, "pet:2"), Some(1));
+    assert_eq!(
+        of(2, "pet:1"),
+        None,
+        "an event has positions only in its own topics"
+    );
+}
+
+/// A session that saw the first of five events resumes: the other four are replayed, the ones
+/// published afterwards arrive live, each once.
+pub(crate) async fn a_resumed_subscription_gets_what_it_missed_then_live_ones_once(
+    bus: B,
+    hub: Arc<Hub>,
+) {
+    let (_, watcher) = follow(&hub, &[Topic::Pet(7)]);
+    for _ in 0..5 {
+        bus.publish(pet_created(7)).await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(positions(&next_placed_frame(&watcher).await));
+    }
+    let (epoch, first) = (&seen[0].0, seen[0].1["pet:7"]);
+
+    let id = hub.next_connection_id();
+    let (outbox, resumed) = Outbox::new(OUTBOX);
+    hub.attach(id, outbox);
+    let since = StreamPosition {
+        topic: Topic::Pet(7),
+        offset: first,
+        epoch: epoch.clone(),
+    };
+    let horizon = hub
+        .subscribe_from(
+            id,
+            [(Topic::Pet(7), Some((Arc::from(epoch.as_str()), first)))],
+        )
+        .expect("attached");
+    let resume = Resume {
+        topic: Topic::Pet(7),
+        since: Some(since),
+    };
+    let recovered = bus.recover(&[resume], horizon).await.expect("recovers");
+    let position = &recovered[0].position;
+    assert_eq!(position.recovered, Some(true));
+    assert_eq!(position.replayed, Some(4));
+    assert_eq!(position.offset, first + 4);
+    let replayed: Vec<u64> = recovered[0]
+        .replay
+        .iter()
+        .map(|event| event.offset_in(&Topic::Pet(7)).expect("placed"))
+        .collect();
+    assert_eq!(replayed, [first + 1, first + 2, first + 3, first + 4]);
+
+    bus.publish(pet_created(7)).await;
+    let (_, live) = positions(&next_placed_frame(&resumed).await);
+    assert_eq!(
+        live["pet:7"],
+        first + 5,
+        "the next live event, nothing replayed twice"
+    );
+    assert!(resumed.is_empty());
+}
+
+pub(crate) async fn a_position_from_another_history_is_not_recovered(bus: B, hub: Arc<Hub>) {
+    bus.publish(pet_created(8)).await;
+    let id = hub.next_connection_id();
+    let (outbox, _receiver) = Outbox::new(OUTBOX);
+    hub.attach(id, outbox);
+    let horizon = hub
+        .subscribe_from(id, [(Topic::Pet(8), None)])
+        .expect("attached");
+    let resume = Resume {
+        topic: Topic::Pet(8),
+        since: Some(StreamPosition {
+            topic: Topic::Pet(8),
+            offset: 1,
+            epoch: "a-history-that-is-gone".to_owned(),
+        }),
+    };
+    let recovered = bus.recover(&[resume], horizon).await.expect("answers");
+    assert_eq!(recovered[0].position.recovered, Some(false));
+    assert_eq!(
+        recovered[0].position.reason,
+        Some(NotRecovered::EpochChanged)
+    );
+    assert!(recovered[0].replay.is_empty());
+}
+
+pub(crate) async fn an_older_version_of_an_entity_is_not_published(bus: B, hub: Arc<Hub>) {
+    let (_, receiver) = follow(&hub, &[Topic::Pet(9)]);
+    let versioned = |marker: &str, version| {
+        Notification::new(
+            Event::PetUpdated,
+            Audience::Topics(vec![Topic::Pet(9)]),
+            Bytes::from(format!(r#"{{"marker":"{marker}"}}"#)),
+        )
+        .versioned("pet:9", version)
+    };
+    let newer = versioned("v2", 2);
+    let expected = newer.frame();
+    bus.publish(newer).await;
+    assert_eq!(next_frame(&receiver).await, expected);
+    // Overtaken on its way: the subscriber already has version 2.
+    bus.publish(versioned("v1", 1)).await;
+    bus.publish(versioned("v2 again", 2)).await;
+    assert_next_is(&bus, &receiver, versioned("v3", 3)).await;
 }

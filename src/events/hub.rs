@@ -256,7 +256,15 @@ pub struct Delivery {
 pub struct Hub {
     registry: RwLock<Registry>,
     next_id: AtomicU64,
+    /// The sequence number of the last notification delivered (see [`Hub::subscribe_from`]).
+    /// Written only while the registry's read lock is held by the delivery, read under its
+    /// write lock, so a registration falls wholly before or after each delivery.
+    horizon: AtomicU64,
 }
+
+/// The client's own position in a topic it resumes: the hub does not deliver it the events at
+/// or before it (the client saw them, maybe through another node).
+type Floors = HashMap<Topic, (Arc<str>, u64)>;
 
 #[derive(Default)]
 struct Registry {
@@ -269,6 +277,8 @@ struct Connection {
     outbox: Outbox,
     owner: Option<String>,
     topics: BTreeSet<Topic>,
+    /// Only for connections that resumed a topic, so idle connections pay one pointer.
+    floors: Option<Box<Floors>>,
 }
 
 impl Hub {
@@ -295,6 +305,7 @@ impl Hub {
                     outbox,
                     owner: None,
                     topics: BTreeSet::new(),
+                    floors: None,
                 },
             );
             replaced
@@ -349,6 +360,48 @@ impl Hub {
         true
     }
 
+    /// Subscribes a connection to several topics at once, each with the client's own position
+    /// in it if it resumes it, and returns the hub's horizon: the sequence number of the last
+    /// notification delivered before the subscriptions took effect (every later one is
+    /// delivered to the connection, except those at or before the client's positions). `None`
+    /// if the connection is not attached.
+    pub fn subscribe_from(
+        &self,
+        id: ConnectionId,
+        topics: impl IntoIterator<Item = (Topic, Option<(Arc<str>, u64)>)>,
+    ) -> Option<u64> {
+        let mut guard = self.registry.write();
+        let registry = &mut *guard;
+        let connection = registry.connections.get_mut(&id)?;
+        for (topic, floor) in topics {
+            if let Some(floor) = floor {
+                connection
+                    .floors
+                    .get_or_insert_with(Box::default)
+                    .insert(topic.clone(), floor);
+            }
+            if connection.topics.insert(topic.clone()) {
+                registry.by_topic.entry(topic).or_default().insert(id);
+            }
+        }
+        Some(self.horizon.load(Ordering::Acquire))
+    }
+
+    /// Forgets the client's positions in these topics (a `subscribe` that failed after setting
+    /// them).
+    pub fn clear_floors<'t>(&self, id: ConnectionId, topics: impl IntoIterator<Item = &'t Topic>) {
+        let mut registry = self.registry.write();
+        if let Some(floors) = registry
+            .connections
+            .get_mut(&id)
+            .and_then(|connection| connection.floors.as_mut())
+        {
+            for topic in topics {
+                floors.remove(topic);
+            }
+        }
+    }
+
     /// Ends a subscription. Returns whether there was one.
     pub fn unsubscribe(&self, id: ConnectionId, topic: &Topic) -> bool {
         let mut guard = self.registry.write();
@@ -358,6 +411,9 @@ impl Hub {
         };
         if !connection.topics.remove(topic) {
             return false;
+        }
+        if let Some(floors) = &mut connection.floors {
+            floors.remove(topic);
         }
         remove_from(&mut registry.by_topic, topic, id);
         true
@@ -392,6 +448,10 @@ impl Hub {
     /// the same buffer; nothing is allocated per connection.
     pub fn deliver(&self, notification: &Notification) -> Delivery {
         let registry = self.registry.read();
+        let seq = notification.seq();
+        if seq > 0 {
+            self.horizon.store(seq, Ordering::Release);
+        }
         let mut fan_out = FanOut {
             registry: &registry,
             notification,
@@ -445,6 +505,11 @@ impl FanOut<'_> {
         let Some(connection) = self.registry.connections.get(&id) else {
             return;
         };
+        if let Some(floors) = &connection.floors
+            && seen_before(floors, self.notification)
+        {
+            return;
+        }
         let frame = self
             .frame
             .get_or_insert_with(|| self.notification.frame())
@@ -455,6 +520,19 @@ impl FanOut<'_> {
             Push::Closed => {}
         }
     }
+}
+
+/// Whether the client of a connection with these floors saw `notification` already.
+fn seen_before(floors: &Floors, notification: &Notification) -> bool {
+    let (Some(stamp), Audience::Topics(topics)) = (notification.stamp(), notification.audience())
+    else {
+        return false;
+    };
+    topics.iter().zip(&stamp.offsets).any(|(topic, offset)| {
+        floors
+            .get(topic)
+            .is_some_and(|(epoch, floor)| *epoch == stamp.epoch && offset <= floor)
+    })
 }
 
 impl Registry {

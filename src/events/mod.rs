@@ -21,16 +21,22 @@
 mod bus;
 #[cfg(test)]
 mod conformance;
+pub mod history;
 mod hub;
 mod redis_bus;
 
-use std::{borrow::Cow, sync::OnceLock};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::IgnoredAny};
 use uuid::Uuid;
 
 pub use bus::{EventBus, LocalEventBus};
+pub use history::{HistorySettings, RecoverError, Resume, TopicRecovery};
 pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, TryRecvError};
 pub use petstore_api::{Topic, TopicError};
 pub use redis_bus::{BusStats, RedisEventBus};
@@ -65,7 +71,22 @@ pub struct Notification {
     audience: Audience,
     payload: Bytes,
     version: Option<EntityVersion>,
+    stamp: Option<Stamp>,
     frame: OnceLock<Bytes>,
+}
+
+/// Where the bus placed a notification: its number in the bus's one sequence (what a node
+/// delivers in order, and fills gaps in) and its offset in each of its topics' streams, under
+/// the history's epoch (see [`petstore_api::StreamPosition`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The bus-wide sequence number: 1, 2, 3, … for every event the bus publishes.
+    pub seq: u64,
+    /// The history the offsets belong to.
+    pub epoch: Arc<str>,
+    /// The offset in each topic of the audience, in the audience's order (empty for an event
+    /// addressed to a user: those have no stream).
+    pub offsets: Vec<u64>,
 }
 
 /// Which entity an event reports and the store's version of it after the write (the store's
@@ -121,8 +142,40 @@ impl Notification {
             audience,
             payload,
             version: None,
+            stamp: None,
             frame: OnceLock::new(),
         }
+    }
+
+    /// This notification, placed by the bus at `stamp`. The frame is rendered afresh.
+    #[must_use]
+    pub fn stamped(mut self, stamp: Stamp) -> Self {
+        self.stamp = Some(stamp);
+        self.frame = OnceLock::new();
+        self
+    }
+
+    /// Where the bus placed it, once published.
+    #[must_use]
+    pub fn stamp(&self) -> Option<&Stamp> {
+        self.stamp.as_ref()
+    }
+
+    /// The bus-wide sequence number, 0 before the bus placed it.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.stamp.as_ref().map_or(0, |stamp| stamp.seq)
+    }
+
+    /// Its offset in `topic`, if it is addressed to `topic` and placed.
+    #[must_use]
+    pub fn offset_in(&self, topic: &Topic) -> Option<u64> {
+        let stamp = self.stamp.as_ref()?;
+        let Audience::Topics(topics) = &self.audience else {
+            return None;
+        };
+        let index = topics.iter().position(|candidate| candidate == topic)?;
+        stamp.offsets.get(index).copied()
     }
 
     /// This notification, reporting `version` of `entity` (see [`EntityVersion`]).
@@ -172,7 +225,9 @@ impl Notification {
     }
 
     /// The notification envelope, the text of the WebSocket frame:
-    /// `{"type":"notification","correlationId":"…","timestamp":…,"event":"pet.created","payload":…}`.
+    /// `{"type":"notification","correlationId":"…","timestamp":…,"event":"pet.created",
+    /// "epoch":"…","positions":{"pets":12,"pet:5":3},"payload":…}` (`epoch` and `positions` once
+    /// the bus has placed an event addressed to topics).
     ///
     /// Rendered on the first call, without parsing or re-serializing the payload; later calls
     /// (and clones of this notification made after the first call) return the same buffer.
@@ -185,13 +240,14 @@ impl Notification {
         const HEAD: &[u8] = br#"{"type":"notification","correlationId":""#;
         const TIMESTAMP: &[u8] = br#"","timestamp":"#;
         const EVENT: &[u8] = br#","event":""#;
-        const PAYLOAD: &[u8] = br#"","payload":"#;
+        const PAYLOAD: &[u8] = br#","payload":"#;
         let mut uuid = Uuid::encode_buffer();
         let id = self.id.hyphenated().encode_lower(&mut uuid);
         let timestamp = self.timestamp_ms.to_string();
         // Event names are the spec's dotted lower-case identifiers: nothing to escape (a test
         // checks every one of them).
         let event = self.event.as_str();
+        let positions = self.render_positions();
         let mut out = Vec::with_capacity(
             HEAD.len()
                 + id.len()
@@ -199,6 +255,8 @@ impl Notification {
                 + timestamp.len()
                 + EVENT.len()
                 + event.len()
+                + 1
+                + positions.len()
                 + PAYLOAD.len()
                 + self.payload.len()
                 + 1,
@@ -209,10 +267,34 @@ impl Notification {
         out.extend_from_slice(timestamp.as_bytes());
         out.extend_from_slice(EVENT);
         out.extend_from_slice(event.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(positions.as_bytes());
         out.extend_from_slice(PAYLOAD);
         out.extend_from_slice(&self.payload);
         out.push(b'}');
         Bytes::from(out)
+    }
+}
+
+impl Notification {
+    /// `,"epoch":"…","positions":{"pets":12,"pet:5":3}`, or nothing for an unplaced notification
+    /// or one addressed to a user. Topic names and epochs need no escaping: topics are `[a-z]+(:[0-9]+)?`
+    /// and the buses make epochs of letters, digits and dashes.
+    fn render_positions(&self) -> String {
+        use std::fmt::Write as _;
+        let (Some(stamp), Audience::Topics(topics)) = (&self.stamp, &self.audience) else {
+            return String::new();
+        };
+        if stamp.offsets.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(r#","epoch":"{}","positions":{{"#, stamp.epoch);
+        for (index, (topic, offset)) in topics.iter().zip(&stamp.offsets).enumerate() {
+            let comma = if index == 0 { "" } else { "," };
+            let _ = write!(out, r#"{comma}"{topic}":{offset}"#);
+        }
+        out.push('}');
+        out
     }
 }
 
@@ -225,6 +307,7 @@ impl PartialEq for Notification {
             && self.audience == other.audience
             && self.payload == other.payload
             && self.version == other.version
+            && self.stamp == other.stamp
     }
 }
 
@@ -242,6 +325,12 @@ struct WireOut<'a> {
     payload: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'a EntityVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    positions: Option<HashMap<&'a Topic, u64>>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +344,12 @@ struct WireIn<'a> {
     payload: Cow<'a, str>,
     #[serde(default)]
     version: Option<EntityVersion>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default, borrow)]
+    epoch: Option<Cow<'a, str>>,
+    #[serde(default)]
+    positions: Option<HashMap<Topic, u64>>,
 }
 
 impl Serialize for Notification {
@@ -269,6 +364,14 @@ impl Serialize for Notification {
             audience: &self.audience,
             payload,
             version: self.version.as_ref(),
+            seq: self.stamp.as_ref().map(|stamp| stamp.seq),
+            epoch: self.stamp.as_ref().map(|stamp| &*stamp.epoch),
+            positions: match (&self.stamp, &self.audience) {
+                (Some(stamp), Audience::Topics(topics)) if !stamp.offsets.is_empty() => {
+                    Some(topics.iter().zip(stamp.offsets.iter().copied()).collect())
+                }
+                _ => None,
+            },
         }
         .serialize(serializer)
     }
@@ -292,6 +395,24 @@ impl<'de> Deserialize<'de> for Notification {
             Bytes::from(wire.payload.into_owned()),
         );
         notification.version = wire.version;
+        if let (Some(seq), Some(epoch)) = (wire.seq, wire.epoch) {
+            let offsets = match (&notification.audience, wire.positions) {
+                (Audience::Topics(topics), Some(positions)) => topics
+                    .iter()
+                    .map(|topic| {
+                        positions.get(topic).copied().ok_or_else(|| {
+                            D::Error::custom(format!("no position for topic {topic}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => Vec::new(),
+            };
+            notification.stamp = Some(Stamp {
+                seq,
+                epoch: Arc::from(epoch.as_ref()),
+                offsets,
+            });
+        }
         Ok(notification)
     }
 }
@@ -335,6 +456,35 @@ mod tests {
                 "payload": {"id": 5, "name": "Rex", "photoUrls": [], "status": "available"},
             })
         );
+    }
+
+    #[test]
+    fn a_placed_notification_carries_its_epoch_and_positions_per_topic() {
+        let notification = pet_created().stamped(Stamp {
+            seq: 7,
+            epoch: Arc::from("e-1"),
+            offsets: vec![12, 3],
+        });
+        assert_eq!(notification.offset_in(&Topic::Pets), Some(12));
+        assert_eq!(notification.offset_in(&Topic::Pet(5)), Some(3));
+        assert_eq!(notification.offset_in(&Topic::Pet(6)), None);
+        let parsed: Value = serde_json::from_slice(&notification.frame()).expect("JSON");
+        assert_eq!(parsed["epoch"], "e-1");
+        assert_eq!(parsed["positions"], json!({"pets": 12, "pet:5": 3}));
+        assert_eq!(parsed["payload"]["id"], 5);
+        // An event addressed to a user has no stream, hence no position.
+        let user = Notification::new(
+            Event::UserDeleted,
+            Audience::User("a".to_owned()),
+            Bytes::new(),
+        )
+        .stamped(Stamp {
+            seq: 8,
+            epoch: Arc::from("e-1"),
+            offsets: Vec::new(),
+        });
+        let parsed: Value = serde_json::from_slice(&user.frame()).expect("JSON");
+        assert!(parsed.get("positions").is_none() && parsed.get("epoch").is_none());
     }
 
     #[test]
@@ -391,6 +541,11 @@ mod tests {
                 Bytes::from_static(br#"{"username":"alice"}"#),
             )
             .versioned("user:alice", 42),
+            pet_created().stamped(Stamp {
+                seq: 7,
+                epoch: Arc::from("e-1"),
+                offsets: vec![12, 3],
+            }),
         ];
         for notification in notifications {
             let json = serde_json::to_string(&notification).expect("serializes");

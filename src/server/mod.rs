@@ -197,7 +197,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     ));
     let ws = WsService::with_connection_limits(
         handler.clone(),
-        hub,
+        (hub, backend.events.clone()),
         authenticator,
         access.clone(),
         settings::ws(&config),

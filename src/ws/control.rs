@@ -3,16 +3,18 @@
 //! - `authenticate {token}`: verify an access token and act as its principal from now on.
 //! - `refresh {refreshToken}`: the `refreshToken` operation (same rotation and reuse detection),
 //!   then continue on the new access token; answers what `refreshToken` answers.
-//! - `subscribe` / `unsubscribe {topics}`: follow or stop following topics; a subscription is
-//!   authorized by the handlers when it is made ([`Subscriptions`]: `orders` and `inventory`
-//!   need their scopes, `order:{id}` the order's owner or `orders:manage`).
+//! - `subscribe {topics, since}` / `unsubscribe {topics}`: follow or stop following topics; a
+//!   subscription is authorized by the handlers when it is made ([`Subscriptions`]: `orders` and
+//!   `inventory` need their scopes, `order:{id}` the order's owner or `orders:manage`). The
+//!   answer gives each topic's position; for a topic resumed from a position (`since`), the
+//!   events after it follow the answer (see `crate::events::history`).
 //! - `ping`: answered with the server's clock.
 //!
 //! The session owns its state and the control actions do not reach into it: they read what the
 //! session tells them ([`Asker`]) and answer what the session is to do ([`Control`]), which the
 //! session applies. So this module knows the WebSocket service, not the session.
 
-use std::{collections::BTreeSet, net::IpAddr};
+use std::{net::IpAddr, sync::Arc};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -22,10 +24,11 @@ use super::{WsService, envelope::now_ms};
 use crate::{
     auth::{Authentication, Presented},
     edge::dispatch::dispatch,
-    events::ConnectionId,
+    events::{ConnectionId, Notification, RecoverError, Resume, TopicRecovery},
 };
 use petstore_api::{
-    ApiError, Challenge, Credential, Ctx, Subscriptions, Topic,
+    ApiError, Challenge, Credential, Ctx, StreamPosition, SubscribePayload, SubscribedPayload,
+    Subscriptions, Topic, TopicPosition,
     operations::{PetStoreApi, Scope},
     ws::{Action, ControlAction, limits},
 };
@@ -48,6 +51,15 @@ pub(super) enum Control {
     SignIn(Authentication, Bytes),
     /// The session now follows this many topics; answer.
     Topics(usize, Bytes),
+    /// The session now follows `count` topics; answer, then send the `replay` frames.
+    Subscribed {
+        /// Topics the session follows.
+        count: usize,
+        /// The answer.
+        reply: Bytes,
+        /// Notification frames of missed events, in order.
+        replay: Vec<Bytes>,
+    },
 }
 
 impl Control {
@@ -183,41 +195,50 @@ struct TopicsPayload {
     topics: Vec<String>,
 }
 
-/// The topics of a `subscribe` or `unsubscribe` payload, which may name `min` to `max` of them.
-fn topics(
+/// The topics of a `subscribe` or `unsubscribe` payload, which may name `min` to `max` of them,
+/// each once, in the request's order.
+fn parse_topics(
     action: &str,
     (min, max): (usize, usize),
-    payload: Value,
-) -> Result<BTreeSet<Topic>, ApiError> {
-    let TopicsPayload { topics } = read(action, payload)?;
+    topics: &[String],
+) -> Result<Vec<Topic>, ApiError> {
     if topics.len() < min || topics.len() > max {
         return Err(ApiError::BadRequest(format!(
             "`{action}` payload: `topics` must list {min} to {max} topics"
         )));
     }
-    topics
-        .iter()
-        .map(|topic| {
-            topic
-                .parse::<Topic>()
-                .map_err(|error| ApiError::BadRequest(error.to_string()))
-        })
-        .collect()
+    let mut parsed: Vec<Topic> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let topic = topic
+            .parse::<Topic>()
+            .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+        if !parsed.contains(&topic) {
+            parsed.push(topic);
+        }
+    }
+    Ok(parsed)
 }
 
-/// Subscribes to every topic asked for, or to none if one is refused.
+/// The longest epoch a client may hand back; the buses make 32-character ones.
+const EPOCH_MAX_LENGTH: usize = 64;
+
+/// Subscribes to every topic asked for, or to none if one is refused, and answers each topic's
+/// position; for topics the client resumes (`since`), the events it missed follow the answer.
 async fn subscribe<H: PetStoreApi + Subscriptions>(
     service: &WsService<H>,
     asker: &Asker<'_>,
     payload: Value,
 ) -> Result<Control, ApiError> {
+    let SubscribePayload { topics, since } = read("subscribe", payload)?;
     let bounds = (
         limits::SUBSCRIBE_TOPICS_MIN_ITEMS,
         limits::SUBSCRIBE_TOPICS_MAX_ITEMS,
     );
-    let wanted = topics("subscribe", bounds, payload)?;
+    let wanted = parse_topics("subscribe", bounds, &topics)?;
+    let resumes = resumes(&wanted, since)?;
     // Authorization is the handlers' (the same answers as the operations about the same
-    // orders); every topic is checked before any is followed.
+    // orders); every topic is checked before any is followed, and a replay shows only events of
+    // topics checked here, exactly as live delivery does.
     let ctx = Ctx {
         request_id: String::new(),
         client_ip: asker.client_ip,
@@ -228,20 +249,123 @@ async fn subscribe<H: PetStoreApi + Subscriptions>(
     }
     let hub = service.hub();
     let current = hub.topics(asker.connection);
-    let new = wanted
+    let new: Vec<Topic> = wanted
         .iter()
         .filter(|topic| !current.contains(topic))
-        .count();
+        .cloned()
+        .collect();
     let limit = service.settings().max_subscriptions;
-    if current.len() + new > limit {
+    if current.len() + new.len() > limit {
         return Err(ApiError::BadRequest(format!(
             "a session may follow at most {limit} topics"
         )));
     }
-    for topic in wanted {
-        hub.subscribe(asker.connection, topic);
+    let floors = resumes.iter().map(|resume| {
+        let floor = resume
+            .since
+            .as_ref()
+            .map(|since| (Arc::<str>::from(since.epoch.as_str()), since.offset));
+        (resume.topic.clone(), floor)
+    });
+    let Some(horizon) = hub.subscribe_from(asker.connection, floors) else {
+        return Err(ApiError::Internal);
+    };
+    let recovered = match service.events().recover(&resumes, horizon).await {
+        Ok(recovered) => recovered,
+        Err(error) => {
+            // Nothing of this request stays: the topics it added go, and the positions it set.
+            for topic in &new {
+                hub.unsubscribe(asker.connection, topic);
+            }
+            hub.clear_floors(asker.connection, resumes.iter().map(|resume| &resume.topic));
+            return Err(match error {
+                RecoverError::Ahead { .. } => ApiError::BadRequest(error.to_string()),
+                RecoverError::Unavailable(reason) => {
+                    tracing::warn!(%reason, "a subscription could not be recovered");
+                    ApiError::Unavailable {
+                        message: "the event history is unavailable; try again".to_owned(),
+                        retry_after_secs: 1,
+                    }
+                }
+            });
+        }
+    };
+    let (positions, replay) = replay(recovered);
+    let topics = hub.topics(asker.connection);
+    let reply = SubscribedPayload {
+        topics: topics.clone(),
+        positions,
+    };
+    let reply = serde_json::to_vec(&reply).map_err(|error| {
+        tracing::error!(%error, "cannot render a subscribe answer");
+        ApiError::Internal
+    })?;
+    Ok(Control::Subscribed {
+        count: topics.len(),
+        reply: Bytes::from(reply),
+        replay,
+    })
+}
+
+/// The topics of the request in its order, each with the client's position if it gave one.
+fn resumes(wanted: &[Topic], since: Vec<StreamPosition>) -> Result<Vec<Resume>, ApiError> {
+    let max = limits::SUBSCRIBE_SINCE_MAX_ITEMS;
+    if since.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "`subscribe` payload: `since` must list at most {max} positions"
+        )));
     }
-    Ok(current_topics(service, asker))
+    let mut resumes: Vec<Resume> = wanted
+        .iter()
+        .map(|topic| Resume {
+            topic: topic.clone(),
+            since: None,
+        })
+        .collect();
+    for position in since {
+        if position.epoch.is_empty() || position.epoch.len() > EPOCH_MAX_LENGTH {
+            return Err(ApiError::BadRequest(format!(
+                "`subscribe` payload: `since` epoch of topic {} must have 1 to \
+                 {EPOCH_MAX_LENGTH} characters",
+                position.topic
+            )));
+        }
+        let Some(resume) = resumes
+            .iter_mut()
+            .find(|resume| resume.topic == position.topic)
+        else {
+            return Err(ApiError::BadRequest(format!(
+                "`subscribe` payload: `since` names topic {}, which `topics` does not list",
+                position.topic
+            )));
+        };
+        if resume.since.is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "`subscribe` payload: `since` names topic {} twice",
+                position.topic
+            )));
+        }
+        resume.since = Some(position);
+    }
+    Ok(resumes)
+}
+
+/// Each topic's position, and the frames of the events to replay: every topic's, once each
+/// (an event of `pets` and `pet:5` is replayed once to a session resuming both), in the order
+/// they were published.
+fn replay(recovered: Vec<TopicRecovery>) -> (Vec<TopicPosition>, Vec<Bytes>) {
+    let mut positions = Vec::with_capacity(recovered.len());
+    let mut events = Vec::new();
+    for recovery in recovered {
+        // METRICS: recovery result
+        positions.push(recovery.position);
+        events.extend(recovery.replay);
+    }
+    events.sort_by_key(Notification::seq);
+    events.dedup_by_key(|event| event.seq());
+    // METRICS: replayed
+    let frames = events.iter().map(Notification::frame).collect();
+    (positions, frames)
 }
 
 fn unsubscribe<H: PetStoreApi + Subscriptions>(
@@ -253,7 +377,8 @@ fn unsubscribe<H: PetStoreApi + Subscriptions>(
         limits::UNSUBSCRIBE_TOPICS_MIN_ITEMS,
         limits::UNSUBSCRIBE_TOPICS_MAX_ITEMS,
     );
-    let unwanted = topics("unsubscribe", bounds, payload)?;
+    let TopicsPayload { topics } = read("unsubscribe", payload)?;
+    let unwanted = parse_topics("unsubscribe", bounds, &topics)?;
     for topic in &unwanted {
         service.hub().unsubscribe(asker.connection, topic);
     }

@@ -42,7 +42,7 @@ pub use self::session::SessionState;
 use crate::{
     auth::{Authenticator, Presented},
     edge::{AccessControl, HttpError, SessionCounts, error_response},
-    events::Hub,
+    events::{EventBus, Hub},
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
     telemetry::metrics::{self, Upgrade},
 };
@@ -133,6 +133,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub struct WsService<H> {
     handler: Arc<H>,
     hub: Arc<Hub>,
+    events: Arc<dyn EventBus>,
     authenticator: Arc<Authenticator>,
     access: Arc<AccessControl>,
     connections: ConnectionLimits,
@@ -147,20 +148,29 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
     /// [`WsService::shutdown`].
     pub fn new(
         handler: Arc<H>,
-        hub: Arc<Hub>,
+        (hub, events): (Arc<Hub>, Arc<dyn EventBus>),
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
     ) -> Arc<Self> {
         let connections = ConnectionLimiter::new(settings.max_connections_per_ip);
-        Self::with_connection_limits(handler, hub, authenticator, access, settings, connections)
+        Self::with_connection_limits(
+            handler,
+            (hub, events),
+            authenticator,
+            access,
+            settings,
+            connections,
+        )
     }
 
     /// The service with the given per-address connection limit (a cluster-wide one, say);
     /// `settings.max_connections_per_ip` is then not used.
+    /// `hub` is this node's fan-out, `events` the bus delivering to it (asked for the history
+    /// when a session resumes topics).
     pub fn with_connection_limits(
         handler: Arc<H>,
-        hub: Arc<Hub>,
+        (hub, events): (Arc<Hub>, Arc<dyn EventBus>),
         authenticator: Arc<Authenticator>,
         access: Arc<AccessControl>,
         settings: WsSettings,
@@ -169,6 +179,7 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
         Arc::new(Self {
             handler,
             hub,
+            events,
             authenticator,
             access,
             connections,
@@ -182,6 +193,11 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
     /// The hub sessions subscribe through.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The event bus, whose history resuming sessions are replayed from.
+    pub fn events(&self) -> &Arc<dyn EventBus> {
+        &self.events
     }
 
     /// The handlers operations are dispatched to, and topic subscriptions authorized by.

@@ -151,6 +151,8 @@ struct Session<H> {
     limiter: DefaultDirectRateLimiter,
     notifications: OutboxReceiver,
     subscriptions: usize,
+    /// Frames of missed events to send after the answer to the `subscribe` that recovered them.
+    replay: Vec<Bytes>,
 }
 
 impl<H: PetStoreApi + Subscriptions> Session<H> {
@@ -179,6 +181,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             limiter: RateLimiter::direct(settings.message_rate.to_governor()),
             notifications,
             subscriptions: 0,
+            replay: Vec::new(),
             service,
         }
     }
@@ -193,6 +196,15 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             }
             Control::Topics(count, reply) => {
                 self.subscriptions = count;
+                reply
+            }
+            Control::Subscribed {
+                count,
+                reply,
+                replay,
+            } => {
+                self.subscriptions = count;
+                self.replay = replay;
                 reply
             }
         }
@@ -509,7 +521,13 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 .await
                 .map(|control| Success::json(200, self.apply(control)));
             let frame = answer(&request.correlation_id, request.action, started, &outcome);
-            return self.write(socket, frame).await;
+            self.write(socket, frame).await?;
+            // The events a resumed subscription missed follow its answer, before anything the
+            // outbox holds (live events, all newer).
+            for frame in std::mem::take(&mut self.replay) {
+                self.write(socket, frame).await?;
+            }
+            return Ok(());
         }
         // Most operations finish without waiting (a read of the memory store): polled once here,
         // such an operation is answered in this step instead of a later turn of the loop. One

@@ -19,7 +19,9 @@
 //! - [`error`]: the error kinds (one per documented error response) and [`ApiError`], the error
 //!   every transport renders.
 //! - [`Ctx`], [`Principal`], [`Role`]: who is calling and what they may do.
-//! - [`Topic`]: what a subscriber follows; [`Subscriptions`]: who may follow which topic (the
+//! - [`Topic`]: what a subscriber follows; [`StreamPosition`] and [`TopicPosition`]: where a
+//!   client stands in a topic's numbered stream, for recovery after a reconnect;
+//!   [`Subscriptions`]: who may follow which topic (the
 //!   handlers answer, the transports that deliver events ask), refusing with the closed
 //!   [`SubscribeError`].
 //! - [`validation`]: checks a JSON document against the schema data, reporting every problem
@@ -35,6 +37,7 @@ mod context;
 pub mod error;
 mod image;
 pub mod payload;
+mod position;
 mod principal;
 mod roles;
 pub mod security;
@@ -47,6 +50,9 @@ pub mod wire;
 pub use context::Ctx;
 pub use error::{ApiError, Challenge};
 pub use image::Image;
+pub use position::{
+    NotRecovered, StreamPosition, SubscribePayload, SubscribedPayload, TopicPosition,
+};
 pub use principal::{Credential, Principal, ScopeSet};
 pub use roles::{Role, UnknownRole};
 pub use serialized::Serialized;

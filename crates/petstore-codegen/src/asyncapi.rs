@@ -167,6 +167,11 @@ const ENVELOPES: [(&str, &str, [&str; 5]); 3] = [
     ),
 ];
 
+/// Fields an envelope may have besides its required ones, when the server writes them: a
+/// notification's place in its topics' streams.
+const OPTIONAL_ENVELOPE_FIELDS: [(&str, &[&str]); 1] =
+    [("NotificationEnvelope", &["epoch", "positions"])];
+
 /// The error payload's fields; `details` is optional.
 const ERROR_PAYLOAD: &str = "ErrorPayload";
 const ERROR_FIELDS: [&str; 4] = ["code", "message", "status", "details"];
@@ -326,9 +331,13 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+            let optional = OPTIONAL_ENVELOPE_FIELDS
+                .iter()
+                .find(|(name, _)| *name == schema)
+                .map_or(&[][..], |(_, optional)| *optional);
             if let Some(properties) = properties {
                 for name in properties.keys() {
-                    if !fields.contains(&name.as_str()) {
+                    if !fields.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
                         self.error(
                             &pointer(&pointer(&at, "properties"), name),
                             format!(
