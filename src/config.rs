@@ -190,6 +190,20 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_WS_OUTBOX_CAPACITY", default_value_t = 256)]
     pub ws_outbox_capacity: usize,
 
+    /// Events each topic keeps for clients that resume after a reconnect (`subscribe` with
+    /// `since`).
+    #[arg(long, env = "PETSTORE_EVENT_HISTORY_LENGTH", default_value_t = 1_000)]
+    pub event_history_length: usize,
+
+    /// Seconds an event is kept for resuming clients.
+    #[arg(long, env = "PETSTORE_EVENT_HISTORY_SECS", default_value_t = 600)]
+    pub event_history_secs: u64,
+
+    /// Events the Redis bus keeps in its bus-wide log, from which a node fills gaps in its live
+    /// feed (after its subscriber connection dropped, say).
+    #[arg(long, env = "PETSTORE_EVENT_LOG_LENGTH", default_value_t = 10_000)]
+    pub event_log_length: usize,
+
     /// Milliseconds between the server's WebSocket pings.
     #[arg(long, env = "PETSTORE_WS_HEARTBEAT_MS", default_value_t = 30_000)]
     pub ws_heartbeat_ms: u64,

@@ -63,7 +63,10 @@ impl Backend {
         login_throttle.spawn_housekeeping(LIMITER_HOUSEKEEPING);
         Self {
             store: Arc::new(MemoryStore::new()),
-            events: Arc::new(LocalEventBus::new(hub.clone())),
+            events: Arc::new(LocalEventBus::with_history(
+                hub.clone(),
+                super::settings::history(config),
+            )),
             request_limiter,
             login_throttle: Arc::new(login_throttle),
             sessions: Arc::new(MemorySessionStore::new()),
@@ -86,7 +89,9 @@ impl Backend {
         redis: Redis,
         node_id: &str,
     ) -> Result<Self, RedisError> {
-        let events = RedisEventBus::start(redis.clone(), hub.clone()).await?;
+        let events =
+            RedisEventBus::start_with(redis.clone(), hub.clone(), super::settings::history(config))
+                .await?;
         let revocations = RedisRevocations::start(redis.clone()).await?;
         let request_limiter = Arc::new(RedisRateLimiter::new(redis.clone(), request_quota(config)));
         let login_throttle = LoginThrottle::redis(

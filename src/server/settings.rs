@@ -136,3 +136,12 @@ pub(super) fn tokens(config: &Config) -> Result<TokenSettings, StartError> {
         previous_key_pems,
     })
 }
+
+/// How much event history the bus keeps.
+pub(super) fn history(config: &Config) -> crate::events::HistorySettings {
+    crate::events::HistorySettings {
+        length: config.event_history_length.max(1),
+        max_age: std::time::Duration::from_secs(config.event_history_secs.max(1)),
+        log_length: config.event_log_length.max(1),
+    }
+}

@@ -53,6 +53,14 @@ static SIGNING_KEY: LazyLock<String> = LazyLock::new(|| match generate_ephemeral
 /// A server with the administrator [`ADMIN_USER`], room for `connections` WebSocket
 /// connections from this host, and no message rate limit.
 async fn spawn_events_app(connections: u32) -> TestApp {
+    spawn_events_app_with(connections, |_| {}).await
+}
+
+/// [`spawn_events_app`], with the rest of the configuration as `tweak` leaves it.
+async fn spawn_events_app_with(
+    connections: u32,
+    tweak: impl FnOnce(&mut petstore_ws::config::Config) + Send + 'static,
+) -> TestApp {
     let key_file =
         std::env::temp_dir().join(format!("petstore-ws-events-{}.pem", uuid::Uuid::new_v4()));
     if let Err(error) = std::fs::write(&key_file, SIGNING_KEY.as_bytes()) {
@@ -69,6 +77,7 @@ async fn spawn_events_app(connections: u32) -> TestApp {
         config.ws_max_connections_per_ip = connections;
         config.ws_messages_per_minute = std::num::NonZeroU32::MAX;
         config.ws_message_burst = std::num::NonZeroU32::MAX;
+        tweak(config);
     })
     .await;
     if let Err(error) = std::fs::remove_file(&key_file) {
@@ -883,4 +892,190 @@ async fn a_session_follows_at_most_a_hundred_topics() {
     )
     .await;
     app.shutdown().await;
+}
+
+// ---- positions and recovery ----
+
+/// `subscribe` as sent, with the answer's success payload (or the error reply).
+async fn subscribe_raw(client: &WsClient, payload: Value) -> Reply {
+    answered("subscribe", client.raw().call(Action::Subscribe, payload)).await
+}
+
+/// The position the answer of a `subscribe` gives `topic`.
+fn position_in(reply: &Reply, topic: &str) -> Value {
+    let Reply::Success(answer) = reply else {
+        panic!("subscribe refused: {reply:?}");
+    };
+    answer["positions"]
+        .as_array()
+        .and_then(|positions| positions.iter().find(|position| position["topic"] == topic))
+        .cloned()
+        .unwrap_or_else(|| panic!("no position for {topic} in {answer}"))
+}
+
+/// A new pet named `name`, through REST.
+async fn add_named_pet(app: &TestApp, name: &str) -> i64 {
+    let pet = app
+        .add_pet(json!({ "name": name, "photoUrls": ["https://example.com/p.jpg"] }))
+        .await;
+    pet["id"].as_i64().expect("an id")
+}
+
+#[tokio::test]
+async fn a_client_that_resumes_gets_what_it_missed_in_order_then_live_events() {
+    let app = spawn_events_app(10).await;
+    let token = admin_token(&app).await;
+    let (first, mut seen) = listener(&app, &token).await;
+    let answer = subscribe_raw(&first, json!({ "topics": ["pets"] })).await;
+    let start = position_in(&answer, "pets");
+    let epoch = start["epoch"].as_str().expect("an epoch").to_owned();
+    add_named_pet(&app, "before").await;
+    let before = next(&mut seen, "the event seen before disconnecting").await;
+    let last_seen = before.positions["pets"];
+    assert_eq!(last_seen, start["offset"].as_u64().expect("an offset") + 1);
+    assert_eq!(before.epoch.as_deref(), Some(epoch.as_str()));
+    drop((first, seen));
+
+    // Missed while disconnected.
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        missed.push(add_named_pet(&app, &format!("missed-{n}")).await);
+    }
+
+    let (second, mut resumed) = listener(&app, &token).await;
+    let answer = subscribe_raw(
+        &second,
+        json!({ "topics": ["pets"], "since": [{ "topic": "pets", "offset": last_seen, "epoch": epoch }] }),
+    )
+    .await;
+    let position = position_in(&answer, "pets");
+    assert_eq!(position["recovered"], true, "{position}");
+    assert_eq!(position["replayed"], 3);
+    assert_eq!(position["offset"], last_seen + 3);
+    for (n, id) in missed.iter().enumerate() {
+        let event = next(&mut resumed, "a replayed event").await;
+        assert_eq!(event.event, "pet.created");
+        assert_eq!(event.payload["id"], *id);
+        assert_eq!(event.positions["pets"], last_seen + 1 + n as u64);
+    }
+    let live = add_named_pet(&app, "live").await;
+    let event = next(&mut resumed, "the live event after the replay").await;
+    assert_eq!(event.payload["id"], live, "no replayed event twice, no gap");
+    assert_eq!(event.positions["pets"], last_seen + 4);
+}
+
+#[tokio::test]
+async fn a_client_that_missed_more_than_the_history_keeps_is_told_too_old() {
+    let app = spawn_events_app_with(10, |config| config.event_history_length = 2).await;
+    let token = admin_token(&app).await;
+    let (client, _) = listener(&app, &token).await;
+    let answer = subscribe_raw(&client, json!({ "topics": ["pets"] })).await;
+    let start = position_in(&answer, "pets");
+    for n in 0..5 {
+        add_named_pet(&app, &format!("p{n}")).await;
+    }
+    let answer = subscribe_raw(
+        &client,
+        json!({ "topics": ["pets"], "since": [{
+            "topic": "pets", "offset": start["offset"], "epoch": start["epoch"] }] }),
+    )
+    .await;
+    let position = position_in(&answer, "pets");
+    assert_eq!(position["recovered"], false, "{position}");
+    assert_eq!(position["reason"], "too_old");
+    assert_eq!(
+        position["offset"],
+        start["offset"].as_u64().expect("offset") + 5
+    );
+}
+
+#[tokio::test]
+async fn a_position_from_before_a_restart_is_told_epoch_changed() {
+    let app = spawn_events_app(10).await;
+    let token = admin_token(&app).await;
+    let (client, mut notifications) = listener(&app, &token).await;
+    subscribe(&client, &[Topic::Pets]).await;
+    add_named_pet(&app, "before the restart").await;
+    let seen = next(&mut notifications, "an event").await;
+    drop((client, notifications));
+    app.shutdown().await;
+
+    // The embedded store starts afresh: its history, and the numbering, are gone.
+    let restarted = spawn_events_app(10).await;
+    let token = admin_token(&restarted).await;
+    let (client, _) = listener(&restarted, &token).await;
+    let answer = subscribe_raw(
+        &client,
+        json!({ "topics": ["pets"], "since": [{
+            "topic": "pets", "offset": seen.positions["pets"], "epoch": seen.epoch }] }),
+    )
+    .await;
+    let position = position_in(&answer, "pets");
+    assert_eq!(position["recovered"], false, "{position}");
+    assert_eq!(position["reason"], "epoch_changed");
+    assert_ne!(
+        Some(position["epoch"].as_str().unwrap_or_default()),
+        seen.epoch.as_deref()
+    );
+}
+
+#[tokio::test]
+async fn bad_positions_are_refused_and_change_nothing() {
+    let app = spawn_events_app(10).await;
+    let token = admin_token(&app).await;
+    let (client, mut notifications) = listener(&app, &token).await;
+    let answer = subscribe_raw(&client, json!({ "topics": ["pets"] })).await;
+    let epoch = position_in(&answer, "pets")["epoch"].clone();
+    let long_epoch = "e".repeat(10 * 1024);
+    let cases = [
+        (
+            json!({ "topics": ["pet:1"], "since": [{ "topic": "pet:2", "offset": 0, "epoch": epoch }] }),
+            "does not list",
+        ),
+        (
+            json!({ "topics": ["pet:1"], "since": [{ "topic": "pet:1", "offset": -1, "epoch": epoch }] }),
+            "offset",
+        ),
+        (
+            json!({ "topics": ["pet:1"], "since": [{ "topic": "pet:1", "offset": 999, "epoch": epoch }] }),
+            "ahead",
+        ),
+        (
+            json!({ "topics": ["pet:1"], "since": [{ "topic": "pet:x", "offset": 1, "epoch": epoch }] }),
+            "pet:x",
+        ),
+        (
+            json!({ "topics": ["pet:1"], "since": [{ "topic": "pet:1", "offset": 1, "epoch": long_epoch }] }),
+            "epoch",
+        ),
+        (
+            json!({ "topics": ["pet:1"], "since": [
+            { "topic": "pet:1", "offset": 0, "epoch": epoch },
+            { "topic": "pet:1", "offset": 0, "epoch": epoch }] }),
+            "twice",
+        ),
+        (json!({ "topics": ["pet:1"], "since": "pets" }), "sequence"),
+    ];
+    for (payload, mentions) in cases {
+        let reply = subscribe_raw(&client, payload.clone()).await;
+        assert_refused(&reply, "BAD_REQUEST", 400, &payload.to_string());
+        let Reply::Error(error) = &reply else {
+            unreachable!()
+        };
+        assert!(
+            error.message.contains(mentions),
+            "{payload}: {}",
+            error.message
+        );
+    }
+    // Nothing of the refused requests stayed: the session follows `pets` only, and still gets
+    // its events.
+    let answer = subscribe_raw(&client, json!({ "topics": ["pets"] })).await;
+    let Reply::Success(answer) = answer else {
+        unreachable!()
+    };
+    assert_eq!(answer["topics"], json!(["pets"]));
+    let id = add_named_pet(&app, "after the refusals").await;
+    let event = next(&mut notifications, "the event after the refusals").await;
+    assert_eq!(event.payload["id"], id);
 }

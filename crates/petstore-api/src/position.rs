@@ -18,9 +18,20 @@ pub struct StreamPosition {
     /// The topic.
     pub topic: Topic,
     /// The topic's offset of that event; 0 before the topic's first event.
+    #[serde(deserialize_with = "offset")]
     pub offset: u64,
     /// The history the offset belongs to.
     pub epoch: String,
+}
+
+/// An offset, refused with a message that names it (serde's own says only "expected u64").
+fn offset<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = serde_json::Number::deserialize(deserializer)?;
+    value.as_u64().ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`offset` must be a whole number from 0 (the last offset seen), not {value}"
+        ))
+    })
 }
 
 /// The `subscribe` payload: topics to follow and, for some of them, where to resume.

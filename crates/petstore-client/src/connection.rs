@@ -20,7 +20,8 @@ use petstore_api::{
     Topic,
     ws::{Action, limits::SUBSCRIBE_TOPICS_MAX_ITEMS},
 };
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
@@ -37,6 +38,7 @@ use crate::{
     ClientError, ClientOptions, Inbound, Notification, ReconnectPolicy, Reply, Response,
     control::{authenticate_payload, topics_payload},
     envelope::{Frame, now_ms, parse_frame, request_text},
+    notifications::RECOVERY_FAILED,
     router::Router,
 };
 
@@ -104,6 +106,55 @@ pub(crate) struct SessionState {
     pub(crate) token: Option<String>,
     /// The topics the server accepted, by their text: the order they are restored in.
     pub(crate) topics: BTreeMap<String, Topic>,
+    /// The last position seen in each followed topic: offset and epoch.
+    pub(crate) positions: BTreeMap<String, (u64, String)>,
+}
+
+impl SessionState {
+    /// Records the positions of a notification in the topics the session follows, and answers
+    /// whether it is new: `false` when every followed topic it is in has seen it already (a
+    /// replay overlapping what arrived before a reconnect).
+    pub(crate) fn advance(&mut self, notification: &Notification) -> bool {
+        let Some(epoch) = &notification.epoch else {
+            return true;
+        };
+        let mut followed = false;
+        let mut new = false;
+        for (topic, offset) in &notification.positions {
+            if !self.topics.contains_key(topic) {
+                continue;
+            }
+            followed = true;
+            match self.positions.get_mut(topic) {
+                Some((seen, seen_epoch)) if seen_epoch == epoch => {
+                    if offset > seen {
+                        *seen = *offset;
+                        new = true;
+                    }
+                }
+                _ => {
+                    self.positions
+                        .insert(topic.clone(), (*offset, epoch.clone()));
+                    new = true;
+                }
+            }
+        }
+        new || !followed
+    }
+
+    /// Records where the server says a topic stands (a `subscribe` answer).
+    pub(crate) fn place(&mut self, position: &petstore_api::TopicPosition) {
+        let name = position.topic.to_string();
+        let current = self.positions.get(&name);
+        let newer = match current {
+            Some((offset, epoch)) => *epoch != position.epoch || position.offset > *offset,
+            None => true,
+        };
+        if newer {
+            self.positions
+                .insert(name, (position.offset, position.epoch.clone()));
+        }
+    }
 }
 
 /// The state of the connection, as the socket task reports it to every handle.
@@ -334,8 +385,10 @@ impl<C: Connector> Driver<C> {
                 frame = socket.next() => match frame {
                     Some(Ok(Message::Text(text))) => match parse_frame(text.as_str()) {
                         Frame::Notification(notification) => {
-                            // No receiver is not an error: notifications are optional.
-                            let _ = self.notifications.send(notification);
+                            if self.session.lock().advance(&notification) {
+                                // No receiver is not an error: notifications are optional.
+                                let _ = self.notifications.send(notification);
+                            }
                         }
                         Frame::Answer { correlation_id, inbound } => {
                             if !router.deliver(correlation_id.as_deref(), inbound) {
@@ -420,18 +473,33 @@ impl<C: Connector> Driver<C> {
     /// Re-authenticates and resubscribes on a fresh connection, before any queued call goes
     /// out, so that calls made during the outage run with the session they were made in.
     async fn restore(&self, socket: &mut Socket<C>) -> Result<(), Option<CloseInfo>> {
-        let (token, topics) = {
+        let (token, topics, positions) = {
             let session = self.session.lock();
             let topics: Vec<String> = session.topics.keys().cloned().collect();
-            (session.token.clone(), topics)
+            (session.token.clone(), topics, session.positions.clone())
         };
         if let Some(token) = token {
             self.restore_call(socket, Action::Authenticate, authenticate_payload(&token))
                 .await?;
         }
         for topics in topics.chunks(SUBSCRIBE_TOPICS_MAX_ITEMS) {
-            self.restore_call(socket, Action::Subscribe, topics_payload(topics))
-                .await?;
+            let since: Vec<Value> = topics
+                .iter()
+                .filter_map(|topic| {
+                    let (offset, epoch) = positions.get(topic)?;
+                    Some(json!({ "topic": topic, "offset": offset, "epoch": epoch }))
+                })
+                .collect();
+            let mut payload = topics_payload(topics);
+            if !since.is_empty() {
+                payload["since"] = Value::Array(since);
+            }
+            if let Some(answer) = self
+                .restore_call(socket, Action::Subscribe, payload)
+                .await?
+            {
+                self.resumed(&answer);
+            }
         }
         Ok(())
     }
@@ -439,12 +507,13 @@ impl<C: Connector> Driver<C> {
     /// One request of the restore, answered before anything else is sent. A refusal is
     /// logged, not fatal: the session continues without it, as it would have without a
     /// reconnect once the token expired.
+    /// Answers the success payload, if the server accepted the request.
     async fn restore_call(
         &self,
         socket: &mut Socket<C>,
         action: Action,
         payload: Value,
-    ) -> Result<(), Option<CloseInfo>> {
+    ) -> Result<Option<Value>, Option<CloseInfo>> {
         let correlation_id = Uuid::new_v4().to_string();
         let text =
             request_text(&correlation_id, now_ms(), action.as_str(), &payload).map_err(|_| None)?;
@@ -454,21 +523,29 @@ impl<C: Connector> Driver<C> {
                 match socket.next().await {
                     Some(Ok(Message::Text(text))) => match parse_frame(text.as_str()) {
                         Frame::Notification(notification) => {
-                            let _ = self.notifications.send(notification);
+                            if self.session.lock().advance(&notification) {
+                                let _ = self.notifications.send(notification);
+                            }
                         }
                         Frame::Answer {
                             correlation_id: Some(id),
                             inbound,
                         } if id == correlation_id => {
-                            if let Inbound::Response(Response {
-                                reply: Reply::Error(error),
-                                ..
-                            }) = inbound
-                            {
-                                tracing::warn!(action = action.as_str(), code = %error.code,
-                                    "the server refused restoring the WebSocket session");
-                            }
-                            return Ok(());
+                            return Ok(match inbound {
+                                Inbound::Response(Response {
+                                    reply: Reply::Error(error),
+                                    ..
+                                }) => {
+                                    tracing::warn!(action = action.as_str(), code = %error.code,
+                                        "the server refused restoring the WebSocket session");
+                                    None
+                                }
+                                Inbound::Response(Response {
+                                    reply: Reply::Success(value),
+                                    ..
+                                }) => Some(value),
+                                _ => None,
+                            });
                         }
                         Frame::Answer { .. } => {}
                     },
@@ -481,6 +558,37 @@ impl<C: Connector> Driver<C> {
         tokio::time::timeout(self.options.request_timeout, answer)
             .await
             .unwrap_or(Err(None))
+    }
+
+    /// Takes in a `subscribe` answer on a restored connection: the positions, and a
+    /// [`RECOVERY_FAILED`] notification for each topic that could not be resumed. The replayed
+    /// events follow the answer as ordinary notifications.
+    fn resumed(&self, answer: &Value) {
+        let Ok(answer) = petstore_api::SubscribedPayload::deserialize(answer) else {
+            return;
+        };
+        let mut session = self.session.lock();
+        for position in &answer.positions {
+            if position.recovered == Some(false) {
+                tracing::warn!(topic = %position.topic, reason = ?position.reason,
+                    "events missed while disconnected could not be replayed");
+                // The live events go on from the server's position, in whatever epoch.
+                session.positions.insert(
+                    position.topic.to_string(),
+                    (position.offset, position.epoch.clone()),
+                );
+                let _ = self.notifications.send(Notification {
+                    event: RECOVERY_FAILED.to_owned(),
+                    correlation_id: None,
+                    timestamp: Some(now_ms()),
+                    epoch: None,
+                    positions: BTreeMap::new(),
+                    payload: serde_json::to_value(position).unwrap_or(Value::Null),
+                });
+            } else {
+                session.place(position);
+            }
+        }
     }
 
     /// The next value of the xorshift generator: jitter needs spread, not unpredictability.

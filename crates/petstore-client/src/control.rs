@@ -5,11 +5,12 @@
 //! - `authenticate {token}` → [`SessionInfo`]; the token is kept for reconnects.
 //! - `refresh {refreshToken}` → the new tokens; the new access token is kept for reconnects.
 //! - `subscribe` / `unsubscribe {topics}` → the topics the session follows afterwards; the
-//!   topics are kept for reconnects.
+//!   topics and the last position seen in each are kept for reconnects, and restored with
+//!   `subscribe {topics, since}` (missed events replayed, or a `RECOVERY_FAILED` notification).
 //! - `ping` → [`Pong`], the server's clock.
 
 use chrono::{DateTime, Utc};
-use petstore_api::{Topic, models::TokenResponse, ws::Action};
+use petstore_api::{SubscribedPayload, Topic, models::TokenResponse, ws::Action};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -96,16 +97,30 @@ impl WsClient {
     /// # Errors
     /// [`ClientError::Api`] when the server refuses one of the topics (then none is
     /// subscribed); the other variants when there was no answer.
+    ///
+    /// The answer also says where each topic stands; the client keeps that position (and
+    /// every later one a notification brings) to resume from after a reconnect.
     pub async fn subscribe(&self, topics: &[Topic]) -> Result<Vec<Topic>, ClientError> {
         let names = topic_names(topics);
         let reply = self.call(Action::Subscribe, topics_payload(&names)).await?;
-        if reply.is_success() {
+        let succeeded = reply.is_success();
+        let answer = decode::<SubscribedPayload>(Action::Subscribe, reply)?;
+        if succeeded {
             let mut session = self.inner.handle.session.lock();
             session
                 .topics
                 .extend(names.into_iter().zip(topics.iter().cloned()));
+            for position in &answer.positions {
+                session.place(position);
+            }
         }
-        decode::<TopicsPayload>(Action::Subscribe, reply).map(|answer| answer.topics)
+        Ok(answer.topics)
+    }
+
+    /// The last position the client has seen in each topic it follows (offset and epoch), by
+    /// topic name: what it resumes from after a reconnect.
+    pub fn positions(&self) -> std::collections::BTreeMap<String, (u64, String)> {
+        self.inner.handle.session.lock().positions.clone()
     }
 
     /// `unsubscribe` from topics. Answers every topic the session still follows.
@@ -122,6 +137,7 @@ impl WsClient {
             let mut session = self.inner.handle.session.lock();
             for name in &names {
                 session.topics.remove(name);
+                session.positions.remove(name);
             }
         }
         decode::<TopicsPayload>(Action::Unsubscribe, reply).map(|answer| answer.topics)

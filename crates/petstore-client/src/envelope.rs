@@ -130,6 +130,10 @@ struct WireEnvelope {
     #[serde(default)]
     event: Option<String>,
     #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default)]
+    positions: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
     payload: Value,
 }
 
@@ -160,6 +164,8 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
                     event,
                     correlation_id: envelope.correlation_id,
                     timestamp: envelope.timestamp,
+                    epoch: envelope.epoch,
+                    positions: envelope.positions,
                     payload: envelope.payload,
                 });
             }
@@ -286,7 +292,7 @@ mod tests {
     #[test]
     fn a_notification_parses_with_its_event() {
         let text = r#"{"payload":{"id":7},"event":"pet.deleted","type":"notification",
-                       "timestamp":9,"correlationId":"n-1"}"#;
+                       "timestamp":9,"correlationId":"n-1","epoch":"e","positions":{"pets":4,"pet:7":2}}"#;
         let Frame::Notification(notification) = parse_frame(text) else {
             panic!("not a notification");
         };
@@ -296,6 +302,8 @@ mod tests {
                 event: "pet.deleted".to_owned(),
                 correlation_id: Some("n-1".to_owned()),
                 timestamp: Some(9),
+                epoch: Some("e".to_owned()),
+                positions: [("pet:7".to_owned(), 2), ("pets".to_owned(), 4)].into(),
                 payload: json!({ "id": 7 }),
             }
         );

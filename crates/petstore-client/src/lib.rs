@@ -64,5 +64,5 @@ pub use control::{Pong, SessionInfo};
 pub use envelope::{Inbound, Reply, Response};
 pub use error::{ClientError, ErrorDetails, ErrorPayload};
 pub use image::ImagePayload;
-pub use notifications::{Notification, Notifications};
+pub use notifications::{Notification, Notifications, RECOVERY_FAILED};
 pub use options::{ClientOptions, ReconnectPolicy};

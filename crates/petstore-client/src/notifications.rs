@@ -3,9 +3,16 @@
 //!
 //! The socket task broadcasts each one; a receiver that falls behind skips the oldest and
 //! counts them, so that one forgotten receiver can never make the client grow without bound.
+//!
+//! Notifications about topics carry their position in each topic; the client keeps the last
+//! one per topic it follows, resumes from it after a reconnect (`subscribe` with `since`), and
+//! drops an event it has seen already. A topic that cannot be resumed is reported as a
+//! [`RECOVERY_FAILED`] notification, never passed over in silence.
 
-use petstore_api::ws::Event;
-use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+use petstore_api::{TopicPosition, ws::Event};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -19,14 +26,35 @@ pub struct Notification {
     pub correlation_id: Option<String>,
     /// The server's `timestamp` in milliseconds since the Unix epoch.
     pub timestamp: Option<u64>,
+    /// The history `positions` belong to (events addressed to topics only).
+    pub epoch: Option<String>,
+    /// The event's offset in each topic it is addressed to, by topic name. The client keeps
+    /// the last one per topic it follows and resumes from it after a reconnect.
+    pub positions: BTreeMap<String, u64>,
     /// The event payload.
     pub payload: Value,
 }
+
+/// The event name of the notification the client itself emits when a subscription could not
+/// be resumed after a reconnect: events were missed and the application should re-read what
+/// the topic is about. Its payload is the server's [`petstore_api::TopicPosition`]
+/// (`{topic, offset, epoch, recovered: false, reason}`); [`Notification::recovery_failure`]
+/// reads it.
+pub const RECOVERY_FAILED: &str = "client.recovery_failed";
 
 impl Notification {
     /// The event as the typed enum, if this build knows it.
     pub fn kind(&self) -> Option<Event> {
         Event::from_name(&self.event)
+    }
+
+    /// For the client's own [`RECOVERY_FAILED`] notification: the topic that could not be
+    /// resumed and why.
+    pub fn recovery_failure(&self) -> Option<TopicPosition> {
+        if self.event != RECOVERY_FAILED {
+            return None;
+        }
+        TopicPosition::deserialize(&self.payload).ok()
     }
 
     /// The payload read as `T` (e.g. the `Pet` of a `pet.created`).
