@@ -7,6 +7,7 @@
 
 mod admin_nodes;
 mod faults;
+mod recovery;
 mod scale_out;
 
 /// The server binary under test: cargo names it only to the server's own integration tests.
