@@ -11,7 +11,8 @@
 //! The rules are the same for both:
 //!
 //! - A key belongs to its caller: the principal once authenticated, else the client address
-//!   (a caller with neither gets no idempotency: nothing to tell it apart from others).
+//!   (a caller with neither gets no idempotency: nothing to tell it apart from others); over
+//!   REST to one target too (method and path), so one key used on two endpoints is two keys.
 //! - The first request with a key runs, and its answer is kept for the configured time to live;
 //!   a repeat of the same request (same fingerprint: REST method, path with query and body
 //!   bytes; WebSocket action and payload) gets that answer, marked `Idempotency-Replayed: true`
@@ -87,6 +88,21 @@ pub struct IdempotencySettings {
 pub struct Idempotency {
     store: Arc<dyn IdempotencyStore>,
     settings: IdempotencySettings,
+}
+
+/// A WebSocket request as [`Idempotency::dispatch_once`] judges it.
+#[derive(Debug, Clone, Copy)]
+pub struct WsRequest<'a> {
+    /// The session's credentials (whose keys).
+    pub authentication: &'a Authentication,
+    /// The client's address (whose keys, when anonymous).
+    pub client_ip: Option<IpAddr>,
+    /// The key.
+    pub correlation_id: &'a Uuid,
+    /// What it asks for (writes only are kept).
+    pub action: Action,
+    /// The envelope's `timestamp`, milliseconds since the epoch.
+    pub sent_at_ms: i64,
 }
 
 /// Why a request with a key was not run.
@@ -237,33 +253,34 @@ impl Idempotency {
         outcome
     }
 
-    /// Runs a WebSocket operation at most once per `correlation_id` of the session's caller:
-    /// `run` for the first request, the kept answer for a repeat.
+    /// Runs a WebSocket operation at most once per `correlationId` of the session's caller:
+    /// `run` (given the payload back) for the first request, the kept answer for a repeat.
     ///
-    /// Reads are run as they are (nothing to protect). A write whose envelope `timestamp`
-    /// (`sent_at_ms`) is older than the keys' time to live is refused: its key may already be
-    /// forgotten, so a late duplicate of it could no longer be recognized.
+    /// Reads are run as they are (nothing to protect). A write whose envelope `timestamp` is
+    /// older than the keys' time to live is refused: its key may already be forgotten, so a
+    /// late duplicate of it could no longer be recognized.
     ///
     /// # Errors
     /// The operation's own errors; 400 for a stale write; 422, 409 or 503 as [`Refused`].
     pub async fn dispatch_once<F>(
         &self,
-        authentication: &Authentication,
-        client_ip: Option<IpAddr>,
-        correlation_id: &Uuid,
-        action: Action,
-        payload: &serde_json::Value,
-        sent_at_ms: i64,
-        run: impl FnOnce() -> F,
+        request: WsRequest<'_>,
+        payload: serde_json::Value,
+        run: impl FnOnce(serde_json::Value) -> F,
     ) -> Result<Success, ApiError>
     where
         F: Future<Output = Result<Success, ApiError>>,
     {
-        let write = action.operation().is_some_and(|operation| operation.method != "GET");
-        let scope = scope(authentication, client_ip);
+        let write = request
+            .action
+            .operation()
+            .is_some_and(|operation| operation.method != "GET");
+        let scope = scope(request.authentication, request.client_ip);
         let Some(scope) = scope.filter(|_| write) else {
-            return run().await;
+            return run(payload).await;
         };
+        let sent_at_ms = request.sent_at_ms;
+        let action = request.action;
         let ttl_ms = i64::try_from(self.settings.ttl.as_millis()).unwrap_or(i64::MAX);
         if sent_at_ms < chrono::Utc::now().timestamp_millis().saturating_sub(ttl_ms) {
             return Err(ApiError::BadRequest(format!(
@@ -277,7 +294,7 @@ impl Idempotency {
             action.as_str().as_bytes(),
             payload.to_string().as_bytes(),
         ]);
-        let key = correlation_id.hyphenated().to_string();
+        let key = request.correlation_id.hyphenated().to_string();
         match self
             .start(Transport::WebSocket, &scope, &key, &fingerprint)
             .await
@@ -285,7 +302,7 @@ impl Idempotency {
             Err(refused) => Err(refused.error()),
             Ok(Start::Replay(stored)) => Ok(Success::json(stored.status, stored.body)),
             Ok(Start::Execute(pending)) => {
-                let outcome = run().await;
+                let outcome = run(payload).await;
                 let kept = outcome.as_ref().ok().map(|success| StoredResponse {
                     status: success.status,
                     headers: Vec::new(),
@@ -310,9 +327,12 @@ impl Idempotency {
         let scope = request
             .data::<Caller>()
             .and_then(|caller| scope(&caller.authentication, caller.client_ip));
-        let Some(scope) = scope else {
+        let Some(caller) = scope else {
             return inner.call(request).await.map(IntoResponse::into_response);
         };
+        // A key is the caller's for one target: the same key sent to another endpoint is
+        // another key (so a documentation UI filling in one example key everywhere works).
+        let scope = format!("{caller}\n{} {}", request.method(), request.uri().path());
         let limits = BodyLimits::of(&request);
         let body = read_body(&mut request, limits.json.max(limits.image)).await?;
         let target = request
