@@ -48,7 +48,9 @@ use crate::{
     },
     telemetry::metrics::{self, IdempotencyResult, Transport},
 };
-use petstore_api::{ApiError, operations::RESPONSE_HEADERS, payload::Success, ws::Action};
+use petstore_api::{
+    ApiError, models::FieldError, operations::RESPONSE_HEADERS, payload::Success, ws::Action,
+};
 
 /// The request header carrying the key (REST).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -120,18 +122,16 @@ impl Refused {
     /// The error the client gets.
     pub fn error(&self) -> ApiError {
         match self {
-            Self::Mismatch(Transport::Http) => ApiError::Validation {
-                message: "this Idempotency-Key was already used for a different request \
-                          (method, path, query or body); send a new request with a new key"
-                    .to_owned(),
-                errors: Vec::new(),
-            },
-            Self::Mismatch(Transport::WebSocket) => ApiError::Validation {
-                message: "this correlationId was already used for a different write (action \
-                          or payload); send a new request with a new correlationId"
-                    .to_owned(),
-                errors: Vec::new(),
-            },
+            Self::Mismatch(Transport::Http) => mismatch(
+                "Idempotency-Key",
+                "already used for a different request (method, path, query or body); send a \
+                 new request with a new key",
+            ),
+            Self::Mismatch(Transport::WebSocket) => mismatch(
+                "correlationId",
+                "already used for a different write (action or payload); send a new request \
+                 with a new correlationId",
+            ),
             Self::InFlight(Transport::Http) => ApiError::Conflict(
                 "a request with this Idempotency-Key is still being processed; retry once it \
                  has finished"
@@ -149,11 +149,23 @@ impl Refused {
     fn response(&self) -> Response {
         let mut response = error_response(&self.error());
         if let Self::InFlight(_) = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(IN_FLIGHT_RETRY_AFTER_SECS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(IN_FLIGHT_RETRY_AFTER_SECS),
+            );
         }
         response
+    }
+}
+
+/// The 422 for a key reused for another request, naming the key's field.
+fn mismatch(field: &str, reason: &str) -> ApiError {
+    ApiError::Validation {
+        message: format!("{field}: {reason}"),
+        errors: vec![FieldError {
+            path: field.to_owned(),
+            message: reason.to_owned(),
+        }],
     }
 }
 
@@ -241,13 +253,20 @@ impl Idempotency {
                     ttl: self.settings.ttl,
                 })),
             ),
-            Begin::Running { fingerprint: other } | Begin::Done {
+            Begin::Running { fingerprint: other }
+            | Begin::Done {
                 fingerprint: other, ..
-            } if &other != fingerprint => {
-                (IdempotencyResult::Mismatch, Err(Refused::Mismatch(transport)))
+            } if &other != fingerprint => (
+                IdempotencyResult::Mismatch,
+                Err(Refused::Mismatch(transport)),
+            ),
+            Begin::Running { .. } => (
+                IdempotencyResult::InFlight,
+                Err(Refused::InFlight(transport)),
+            ),
+            Begin::Done { response, .. } => {
+                (IdempotencyResult::Replayed, Ok(Start::Replay(response)))
             }
-            Begin::Running { .. } => (IdempotencyResult::InFlight, Err(Refused::InFlight(transport))),
-            Begin::Done { response, .. } => (IdempotencyResult::Replayed, Ok(Start::Replay(response))),
         };
         metrics::idempotency().request(transport, result);
         outcome
@@ -290,10 +309,8 @@ impl Idempotency {
                 self.settings.ttl.as_secs()
             )));
         }
-        let fingerprint = Fingerprint::of(&[
-            action.as_str().as_bytes(),
-            payload.to_string().as_bytes(),
-        ]);
+        let fingerprint =
+            Fingerprint::of(&[action.as_str().as_bytes(), payload.to_string().as_bytes()]);
         let key = request.correlation_id.hyphenated().to_string();
         match self
             .start(Transport::WebSocket, &scope, &key, &fingerprint)
@@ -315,11 +332,7 @@ impl Idempotency {
     }
 
     /// Serves a REST request that carries `Idempotency-Key` through `inner`, at most once.
-    async fn serve<E: Endpoint>(
-        &self,
-        inner: &E,
-        mut request: Request,
-    ) -> poem::Result<Response> {
+    async fn serve<E: Endpoint>(&self, inner: &E, mut request: Request) -> poem::Result<Response> {
         let key = match read_key(request.headers()) {
             Ok(key) => key,
             Err(error) => return Err(HttpError(error).into()),
@@ -339,8 +352,11 @@ impl Idempotency {
             .uri()
             .path_and_query()
             .map_or_else(|| request.uri().path(), |target| target.as_str());
-        let fingerprint =
-            Fingerprint::of(&[request.method().as_str().as_bytes(), target.as_bytes(), &body]);
+        let fingerprint = Fingerprint::of(&[
+            request.method().as_str().as_bytes(),
+            target.as_bytes(),
+            &body,
+        ]);
         request.set_body(body);
         let pending = match self
             .start(Transport::Http, &scope, &key, &fingerprint)
@@ -475,7 +491,9 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
                     .iter()
                     .any(|documented| documented.eq_ignore_ascii_case(name))
         })
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect()
 }
 
@@ -527,11 +545,17 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let unsafe_method = matches!(*request.method(), Method::POST | Method::PUT | Method::DELETE);
+        let unsafe_method = matches!(
+            *request.method(),
+            Method::POST | Method::PUT | Method::DELETE
+        );
         if unsafe_method && request.headers().contains_key(IDEMPOTENCY_KEY) {
             self.idempotency.serve(&self.inner, request).await
         } else {
-            self.inner.call(request).await.map(IntoResponse::into_response)
+            self.inner
+                .call(request)
+                .await
+                .map(IntoResponse::into_response)
         }
     }
 }
@@ -555,8 +579,14 @@ mod tests {
 
     #[test]
     fn a_bare_or_quoted_key_is_the_same_key() {
-        assert_eq!(read_key(&headers(&[b"abc-1"])).ok().as_deref(), Some("abc-1"));
-        assert_eq!(read_key(&headers(&[b"\"abc-1\""])).ok().as_deref(), Some("abc-1"));
+        assert_eq!(
+            read_key(&headers(&[b"abc-1"])).ok().as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(
+            read_key(&headers(&[b"\"abc-1\""])).ok().as_deref(),
+            Some("abc-1")
+        );
     }
 
     #[test]

@@ -67,14 +67,24 @@ fn response() -> StoredResponse {
     }
 }
 
-async fn begin(store: &dyn IdempotencyStore, key: &RecordKey, body: &str, lease: Duration) -> Begin {
+async fn begin(
+    store: &dyn IdempotencyStore,
+    key: &RecordKey,
+    body: &str,
+    lease: Duration,
+) -> Begin {
     match store.begin(key, &fingerprint(body), lease).await {
         Ok(begun) => begun,
         Err(error) => panic!("begin failed: {error}"),
     }
 }
 
-async fn claim(store: &dyn IdempotencyStore, key: &RecordKey, body: &str, lease: Duration) -> Claim {
+async fn claim(
+    store: &dyn IdempotencyStore,
+    key: &RecordKey,
+    body: &str,
+    lease: Duration,
+) -> Claim {
     match begin(store, key, body, lease).await {
         Begin::Claimed(claim) => claim,
         other => panic!("expected a claim, got {other:?}"),
@@ -195,9 +205,8 @@ where
     let _split = claim(&*store, &RecordKey::new("alic", "ek"), "a", LONG).await;
 }
 
-pub(crate) async fn a_claim_whose_lease_ran_out_cannot_complete_over_the_next_one<F, Fut>(
-    fresh: F,
-) where
+pub(crate) async fn a_claim_whose_lease_ran_out_cannot_complete_over_the_next_one<F, Fut>(fresh: F)
+where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn IdempotencyStore>>,
 {

@@ -68,7 +68,9 @@ impl RedisIdempotencyStore {
 
 /// Milliseconds for a Redis expiry: at least one (zero would be an error).
 fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+    i64::try_from(duration.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 #[async_trait::async_trait]

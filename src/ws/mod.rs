@@ -42,8 +42,7 @@ pub use self::session::SessionState;
 use crate::{
     auth::{Authenticator, Presented},
     edge::{
-        AccessControl, HttpError, Idempotency, IdempotencySettings, SessionCounts,
-        error_response,
+        AccessControl, HttpError, Idempotency, IdempotencySettings, SessionCounts, error_response,
     },
     events::Hub,
     idempotency::MemoryIdempotencyStore,

@@ -40,10 +40,17 @@ async fn a_repeat_gets_the_first_answer_and_runs_once(app: TestApp) {
     let first_body = first.bytes().await.expect("a body");
     let again = post_pet(&app, "key-1", &body).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(header_text(&again, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        header_text(&again, "idempotency-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(header_text(&again, "content-type"), first_type);
     assert_eq!(again.bytes().await.expect("a body"), first_body);
-    assert_eq!(pets_tagged(&app, &tag).await.len(), 1, "the create ran once");
+    assert_eq!(
+        pets_tagged(&app, &tag).await.len(),
+        1,
+        "the create ran once"
+    );
     app.shutdown().await;
 }
 
@@ -56,11 +63,17 @@ async fn a_repeated_post_is_answered_from_the_first_and_creates_one_pet() {
 async fn the_same_key_with_another_body_is_refused_with_422() {
     let app = spawn_app(|_| {}).await;
     let tag = format!("t{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(post_pet(&app, "key-2", &pet("Rex", &tag)).await.status(), 200);
+    assert_eq!(
+        post_pet(&app, "key-2", &pet("Rex", &tag)).await.status(),
+        200
+    );
     let reused = post_pet(&app, "key-2", &pet("Fido", &tag)).await;
     let body = expect_error(reused, 422, "VALIDATION_ERROR").await;
     assert!(
-        body["message"].as_str().unwrap_or_default().contains("Idempotency-Key"),
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Idempotency-Key"),
         "{body}"
     );
     // Another endpoint is another key: the same key updates a pet.
@@ -102,7 +115,10 @@ async fn concurrent_repeats_run_once(app: TestApp) {
         }
     }
     let later = post_pet(&app, "key-3", &body).await;
-    assert_eq!(header_text(&later, "idempotency-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        header_text(&later, "idempotency-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(body_json(later).await, first);
     assert_eq!(pets_tagged(&app, &tag).await.len(), 1);
     app.shutdown().await;
@@ -129,7 +145,11 @@ async fn a_key_is_forgotten_after_the_configured_ttl() {
         assert!(Instant::now() < deadline, "the key never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(pets_tagged(&app, &tag).await.len(), 2, "it ran again once expired");
+    assert_eq!(
+        pets_tagged(&app, &tag).await.len(),
+        2,
+        "it ran again once expired"
+    );
     app.shutdown().await;
 }
 
@@ -147,7 +167,11 @@ async fn malformed_keys_get_a_precise_4xx_and_nothing_runs_or_is_stored() {
     ] {
         let response = post_pet(&app, key, &body).await;
         let status = response.status().as_u16();
-        assert!(matches!(status, 400 | 431), "{status} for a key of {} bytes", key.len());
+        assert!(
+            matches!(status, 400 | 431),
+            "{status} for a key of {} bytes",
+            key.len()
+        );
         if status == 400 {
             let error = expect_error(response, 400, "BAD_REQUEST").await;
             let message = error["message"].as_str().unwrap_or_default();

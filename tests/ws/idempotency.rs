@@ -25,7 +25,8 @@ fn envelope(id: &str, action: &str, payload: &Value, timestamp: i64) -> Message 
 async fn the_same_correlation_id_twice_writes_once_and_answers_the_same() {
     let app = spawn_app(|_| {}).await;
     let tag = format!("t{}", uuid::Uuid::new_v4().simple());
-    let payload = json!({"body": {"name": "Rex", "photoUrls": [], "tags": [{"id": 1, "name": tag}]}});
+    let payload =
+        json!({"body": {"name": "Rex", "photoUrls": [], "tags": [{"id": 1, "name": tag}]}});
     let id = uuid::Uuid::new_v4().to_string();
 
     let mut socket = app.ws_raw_connect_admin().await;
@@ -52,7 +53,11 @@ async fn the_same_correlation_id_twice_writes_once_and_answers_the_same() {
 
     // Reads are not kept: the same id reads afresh.
     let read = json!({"tags": [tag]});
-    send_frame(&mut socket, envelope(&id, "findPetsByTags", &read, now_ms())).await;
+    send_frame(
+        &mut socket,
+        envelope(&id, "findPetsByTags", &read, now_ms()),
+    )
+    .await;
     let listed = next_response(&mut socket).await;
     assert_eq!(listed["status"], "success", "{listed}");
     app.shutdown().await;

@@ -26,7 +26,12 @@ pub enum IdempotencyResult {
 }
 
 impl IdempotencyResult {
-    const ALL: [Self; 4] = [Self::Executed, Self::Replayed, Self::Mismatch, Self::InFlight];
+    const ALL: [Self; 4] = [
+        Self::Executed,
+        Self::Replayed,
+        Self::Mismatch,
+        Self::InFlight,
+    ];
 
     fn label(self) -> &'static str {
         match self {

@@ -112,11 +112,15 @@ pub fn emit(api: &Api) -> String {
         Model::Enum(_) => Vec::new(),
     });
     let parameter_examples = api.operations.iter().flat_map(|operation| {
-        operation.params.iter().chain(&operation.edge_params).filter_map(move |param| {
-            let example = param.example.as_ref()?.to_string();
-            let (id, name) = (&operation.id, &param.name);
-            Some(quote!((#id, #name, #example)))
-        })
+        operation
+            .params
+            .iter()
+            .chain(&operation.edge_params)
+            .filter_map(move |param| {
+                let example = param.example.as_ref()?.to_string();
+                let (id, name) = (&operation.id, &param.name);
+                Some(quote!((#id, #name, #example)))
+            })
     });
     let items = quote! {
         #(#body_types)*
