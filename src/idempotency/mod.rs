@@ -75,8 +75,15 @@ impl Fingerprint {
     }
 }
 
+/// Lower-case hex, without a formatting call per byte (this is on every keyed request).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// A response as it is kept for replay: status, the headers worth repeating, body.
