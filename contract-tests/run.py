@@ -191,6 +191,8 @@ def tool_env(api_key: str) -> dict[str, str]:
     """The environment of a tool: ours, plus the service key where the tools look for it."""
     env = dict(os.environ)
     env[API_KEY_ENV] = api_key
+    # Fresh idempotency keys per request (see hooks.py).
+    env["SCHEMATHESIS_HOOKS"] = str(HERE / "hooks.py")
     return env
 
 

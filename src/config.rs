@@ -152,6 +152,15 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// How long the answer to a request with an idempotency key (REST `Idempotency-Key`, a
+    /// WebSocket write's `correlationId`) is kept for replay, in seconds (at least 1).
+    #[arg(long, env = "PETSTORE_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl_secs: u64,
+
+    /// Idempotency keys one node keeps without Redis (the oldest go first when full).
+    #[arg(long, env = "PETSTORE_IDEMPOTENCY_MAX_KEYS", default_value_t = 100_000)]
+    pub idempotency_max_keys: usize,
+
     /// Largest WebSocket message accepted, in bytes (bigger: close 1009).
     #[arg(long, env = "PETSTORE_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,

@@ -18,8 +18,8 @@
 //! (`petstore-codegen`) and the contract (`petstore-api`).
 //!
 //! - Floor 2, the building blocks. Each knows the contract, none knows a transport. Within the
-//!   floor, `store`, `auth`, `limits`, `events` and `cluster` may use `telemetry`, `redis` and
-//!   `rules`, never each other.
+//!   floor, `store`, `auth`, `limits`, `events`, `cluster` and `idempotency` may use
+//!   `telemetry`, `redis` and `rules`, never each other.
 //!   - [`telemetry`]: logs and metrics; the lowest, it knows only the contract.
 //!   - [`redis`]: the shared backend of a cluster, the connection pool behind its circuit
 //!     breaker (may record metrics).
@@ -32,6 +32,8 @@
 //!   - [`events`]: domain events, the bus that carries them between nodes and the hub that fans
 //!     them out to sessions.
 //!   - [`cluster`]: the node registry: which nodes are alive and what each carries.
+//!   - [`idempotency`]: the records of requests sent with an idempotency key, so a repeat is
+//!     answered from the first instead of running again (in memory or in Redis).
 //! - Floor 3, [`handlers`]: the one implementation of `PetStoreApi` and of topic authorization
 //!   (`Subscriptions`): business rules, ownership, events after each write. Knows no transport.
 //! - Floor 4, [`edge`]: what every transport shares: the HTTP edge every request passes (request
@@ -57,6 +59,7 @@ pub mod config;
 pub mod edge;
 pub mod events;
 pub mod handlers;
+pub mod idempotency;
 pub mod limits;
 pub mod redis;
 pub mod rest;

@@ -28,6 +28,7 @@ const MODULE_FLOORS: &[(&str, u8)] = &[
     ("limits", 22),
     ("events", 22),
     ("cluster", 22),
+    ("idempotency", 22),
     // The one implementation of the operations.
     ("handlers", 30),
     // What every transport shares.

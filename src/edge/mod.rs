@@ -10,6 +10,9 @@
 //!   credentials) and whether they may come in ([`AccessControl`]: rate limit, origins).
 //! - [`error`]: an [`ApiError`](petstore_api::ApiError) as an HTTP response, rendered in one
 //!   place for REST and the WebSocket upgrade alike ([`error_response`], [`HttpError`]).
+//! - [`idempotency`]: requests run at most once per idempotency key ([`Idempotent`] in front
+//!   of the REST operations, [`Idempotency::dispatch_once`] for WebSocket writes), answered
+//!   again from the kept record.
 //! - [`payload`]: request bodies read within the configured [`BodyLimits`].
 //! - [`request_id`]: the [`RequestId`] of each request.
 //! - [`paths`]: the server's URL map, by which the edge routes and labels requests.
@@ -22,6 +25,7 @@
 pub mod access;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 mod observe;
 pub mod paths;
 pub mod payload;
@@ -38,6 +42,7 @@ pub use self::{
     access::{AccessControl, Caller, rate_limited},
     error::{HttpError, error_response, error_status},
     http::{EdgeSettings, HttpEdge},
+    idempotency::{Idempotency, IdempotencySettings, Idempotent},
     payload::{BodyLimits, read_limited},
     request_id::{REQUEST_ID, RequestId},
     sessions::SessionCounts,

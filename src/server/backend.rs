@@ -1,6 +1,6 @@
 //! Where a node keeps what it may share with other nodes: alone, everything lives in this
-//! process; with Redis configured, the store, the events, the limits and the authentication state
-//! live in Redis, so any node can serve any request.
+//! process; with Redis configured, the store, the events, the limits, the authentication state
+//! and the idempotency records live in Redis, so any node can serve any request.
 //!
 //! Both backends hand the rest of the server the same trait objects; nothing above this module
 //! knows which one it runs on.
@@ -17,6 +17,7 @@ use crate::{
     cluster::{NodeInfo, NodeLoad, NodeRegistry},
     config::Config,
     events::{EventBus, Hub, LocalEventBus, RedisEventBus},
+    idempotency::{IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore},
     limits::{
         self, ConnectionLimiter, ConnectionLimits, LocalRateLimiter, LoginThrottle, RateLimiter,
         RateQuota, RedisRateLimiter, SharedConnectionLimiter,
@@ -39,6 +40,9 @@ pub(super) struct Backend {
     /// Concurrent WebSocket connections per client address: counted on this node, or across
     /// the cluster.
     pub connections: ConnectionLimits,
+    /// The answers to requests with idempotency keys: this node's, or the cluster's, so a
+    /// repeat sent to another node is recognized.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// The Redis connection, when the node shares its state.
     pub redis: Option<Redis>,
     /// The Redis parts that run background tasks, stopped on shutdown.
@@ -72,6 +76,7 @@ impl Backend {
             sessions: Arc::new(MemorySessionStore::new()),
             revocations: Arc::new(RevocationList::new()),
             connections: ConnectionLimiter::new(config.ws_max_connections_per_ip),
+            idempotency: Arc::new(MemoryIdempotencyStore::new(config.idempotency_max_keys)),
             redis: None,
             cluster: None,
         }
@@ -112,6 +117,7 @@ impl Backend {
             sessions: Arc::new(RedisSessionStore::new(redis.clone())),
             revocations: revocations.clone(),
             connections,
+            idempotency: Arc::new(RedisIdempotencyStore::new(redis.clone())),
             redis: Some(redis),
             cluster: Some(ClusterParts {
                 events,

@@ -20,7 +20,7 @@ use crate::{
     auth::{self, ApiKeys, AuthError, Authenticator, TokenService},
     cluster::{NodeInfo, NodeLoad},
     config::Config,
-    edge::AccessControl,
+    edge::{AccessControl, Idempotency},
     events::Hub,
     handlers::{AuthServices, PetStore},
     limits::{OriginPolicy, TrustedProxies},
@@ -195,6 +195,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         config.rate_limit_exempt.clone(),
         origins,
     ));
+    let idempotency = Arc::new(Idempotency::new(
+        backend.idempotency.clone(),
+        settings::idempotency(&config),
+    ));
     let ws = WsService::with_connection_limits(
         handler.clone(),
         (hub, backend.events.clone()),
@@ -202,6 +206,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         access.clone(),
         settings::ws(&config),
         backend.connections.clone(),
+        idempotency.clone(),
     );
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = serve::bind(addr, settings::serve(&config)?).await?;
@@ -232,7 +237,14 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         ops = ops.with_redis(redis.clone());
     }
     let readiness = ops.readiness();
-    let app = routes::routes(handler, ws.clone(), ops, access, settings::edge(&config));
+    let app = routes::routes(
+        handler,
+        ws.clone(),
+        ops,
+        access,
+        idempotency,
+        settings::edge(&config),
+    );
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let grace = config.shutdown_grace();

@@ -9,23 +9,24 @@ use std::sync::Arc;
 use poem::Endpoint;
 
 use crate::{
-    edge::{AccessControl, EdgeSettings, HttpEdge, paths::WS_PATH},
+    edge::{AccessControl, EdgeSettings, HttpEdge, Idempotency, Idempotent, paths::WS_PATH},
     rest::{self, OpsState},
     ws::{WsEndpoint, WsService},
 };
 use petstore_api::{Subscriptions, operations::PetStoreApi};
 
-/// The server's endpoint: the edge in front of the operations (routes under the API base) and of
-/// everything else (documentation, documents, keys, admin, health, readiness, liveness, metrics
-/// and the WebSocket endpoint).
+/// The server's endpoint: the edge in front of the operations (routes under the API base, behind
+/// the idempotency rules) and of everything else (documentation, documents, keys, admin, health,
+/// readiness, liveness, metrics and the WebSocket endpoint).
 pub(super) fn routes<H: PetStoreApi + Subscriptions>(
     handler: Arc<H>,
     ws: Arc<WsService<H>>,
     ops: OpsState,
     access: Arc<AccessControl>,
+    idempotency: Arc<Idempotency>,
     settings: EdgeSettings,
 ) -> impl Endpoint {
-    let operations = rest::operations(handler.clone());
+    let operations = Idempotent::new(rest::operations(handler.clone()), idempotency);
     let others = rest::operational(handler, ops, access.clone()).at(WS_PATH, WsEndpoint(ws));
     HttpEdge::new(operations, others, access, settings)
 }

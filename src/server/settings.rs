@@ -13,7 +13,7 @@ use super::{
 use crate::{
     auth::TokenSettings,
     config::{Config, LogFormat},
-    edge::{BodyLimits, EdgeSettings},
+    edge::{BodyLimits, EdgeSettings, IdempotencySettings},
     handlers::HandlerSettings,
     limits::RateQuota,
     redis::{BreakerSettings, RedisSettings},
@@ -82,6 +82,19 @@ pub(super) fn edge(config: &Config) -> EdgeSettings {
             image: config.max_image_bytes,
         },
         request_timeout: config.request_timeout(),
+    }
+}
+
+/// How long idempotency keys live: the configured time to live, and a lease that outlasts the
+/// longest request of either transport, so only a node that died mid-request lets a running
+/// key lapse (and then within seconds, not a day).
+pub(super) fn idempotency(config: &Config) -> IdempotencySettings {
+    let longest_request = config
+        .request_timeout()
+        .max(Duration::from_millis(config.ws_request_timeout_ms));
+    IdempotencySettings {
+        ttl: Duration::from_secs(config.idempotency_ttl_secs.max(1)),
+        lease: longest_request + Duration::from_secs(5),
     }
 }
 

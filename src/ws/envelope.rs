@@ -25,6 +25,8 @@ pub struct Request {
     pub correlation_id: Uuid,
     /// What it asks for.
     pub action: Action,
+    /// When the client sent it, in milliseconds since the epoch (the envelope's `timestamp`).
+    pub sent_at_ms: i64,
     /// Its payload (parameters by name and `body`), not yet checked.
     pub payload: Value,
 }
@@ -89,15 +91,17 @@ pub fn read_request(text: &str) -> Result<Request, Unreadable> {
         (None, None) => return Err(bad("`correlationId` is missing".to_owned())),
         (Some(_), None) => return Err(bad("`correlationId` must be a UUID string".to_owned())),
     };
-    match &raw.timestamp {
-        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => {}
+    let sent_at_ms = match &raw.timestamp {
+        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => {
+            number.as_i64().unwrap_or(i64::MAX)
+        }
         Some(_) => {
             return Err(bad(
                 "`timestamp` must be an integer (milliseconds since the epoch)".to_owned(),
             ));
         }
         None => return Err(bad("`timestamp` is missing".to_owned())),
-    }
+    };
     let action = match raw.action.as_deref() {
         Some(name) => {
             Action::from_name(name).ok_or_else(|| bad(format!("unknown action `{name}`")))?
@@ -107,6 +111,7 @@ pub fn read_request(text: &str) -> Result<Request, Unreadable> {
     Ok(Request {
         correlation_id,
         action,
+        sent_at_ms,
         payload: raw.payload.unwrap_or(Value::Null),
     })
 }

@@ -41,8 +41,11 @@ use tokio_util::task::TaskTracker;
 pub use self::session::SessionState;
 use crate::{
     auth::{Authenticator, Presented},
-    edge::{AccessControl, HttpError, SessionCounts, error_response},
+    edge::{
+        AccessControl, HttpError, Idempotency, IdempotencySettings, SessionCounts, error_response,
+    },
     events::{EventBus, Hub},
+    idempotency::MemoryIdempotencyStore,
     limits::{ConnectionLimiter, ConnectionLimits, RateQuota},
     telemetry::metrics::{self, Upgrade},
 };
@@ -126,6 +129,9 @@ impl WsSettings {
     }
 }
 
+/// Idempotency keys a service built by [`WsService::new`] keeps in memory.
+const DEFAULT_IDEMPOTENCY_KEYS: usize = 10_000;
+
 /// Bytes tungstenite reads from the socket at a time.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
@@ -141,10 +147,13 @@ pub struct WsService<H> {
     shutdown: watch::Sender<bool>,
     sessions: TaskTracker,
     counts: Arc<SessionCounts>,
+    /// Writes run at most once per `correlationId` of a caller.
+    idempotency: Arc<Idempotency>,
 }
 
 impl<H: PetStoreApi + Subscriptions> WsService<H> {
-    /// The service, limiting connections per address in this process; sessions run until
+    /// The service, limiting connections per address in this process and keeping the
+    /// idempotency records of its writes in memory for a day; sessions run until
     /// [`WsService::shutdown`].
     pub fn new(
         handler: Arc<H>,
@@ -154,6 +163,13 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
         settings: WsSettings,
     ) -> Arc<Self> {
         let connections = ConnectionLimiter::new(settings.max_connections_per_ip);
+        let idempotency = Arc::new(Idempotency::new(
+            Arc::new(MemoryIdempotencyStore::new(DEFAULT_IDEMPOTENCY_KEYS)),
+            IdempotencySettings {
+                ttl: Duration::from_secs(24 * 60 * 60),
+                lease: settings.request_timeout + Duration::from_secs(5),
+            },
+        ));
         Self::with_connection_limits(
             handler,
             (hub, events),
@@ -161,13 +177,14 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
             access,
             settings,
             connections,
+            idempotency,
         )
     }
 
-    /// The service with the given per-address connection limit (a cluster-wide one, say);
-    /// `settings.max_connections_per_ip` is then not used.
-    /// `hub` is this node's fan-out, `events` the bus delivering to it (asked for the history
-    /// when a session resumes topics).
+    /// The service with the given per-address connection limit and idempotency records (the
+    /// cluster's, say); `settings.max_connections_per_ip` is then not used. `hub` is this
+    /// node's fan-out, `events` the bus delivering to it (asked for the history when a session
+    /// resumes topics).
     pub fn with_connection_limits(
         handler: Arc<H>,
         (hub, events): (Arc<Hub>, Arc<dyn EventBus>),
@@ -175,6 +192,7 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
         access: Arc<AccessControl>,
         settings: WsSettings,
         connections: ConnectionLimits,
+        idempotency: Arc<Idempotency>,
     ) -> Arc<Self> {
         Arc::new(Self {
             handler,
@@ -187,6 +205,7 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
             shutdown: watch::Sender::new(false),
             sessions: TaskTracker::new(),
             counts: Arc::default(),
+            idempotency,
         })
     }
 

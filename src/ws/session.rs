@@ -44,7 +44,7 @@ use super::{
 };
 use crate::{
     auth::Authentication,
-    edge::dispatch::dispatch,
+    edge::{dispatch::dispatch, idempotency::WsRequest},
     events::{ConnectionId, Outbox, OutboxReceiver},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
@@ -561,13 +561,26 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
         };
         let limit = self.service.settings.request_timeout;
         let started = Instant::now();
+        let idempotency = Arc::clone(&self.service.idempotency);
+        let client_ip = self.client_ip;
         let Request {
             correlation_id,
             action,
+            sent_at_ms,
             payload,
         } = request;
         Box::pin(async move {
-            let call = dispatch(&*handler, &authentication, ctx, action, payload);
+            // A write runs at most once per correlationId of the caller, on any node.
+            let write = WsRequest {
+                authentication: &authentication,
+                client_ip,
+                correlation_id: &correlation_id,
+                action,
+                sent_at_ms,
+            };
+            let call = idempotency.dispatch_once(write, payload, |payload| {
+                dispatch(&*handler, &authentication, ctx, action, payload)
+            });
             let outcome = match timeout(limit, call).await {
                 Ok(outcome) => outcome,
                 Err(_) => {

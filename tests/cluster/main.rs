@@ -4,9 +4,11 @@
 //! - [`scale_out`]: balancing strategies, data and notifications across nodes, draining.
 //! - [`faults`]: Redis killed under load and brought back, a node killed.
 //! - [`admin_nodes`]: `GET /admin/nodes`.
+//! - [`idempotency`]: one `Idempotency-Key` sent to two nodes at once.
 
 mod admin_nodes;
 mod faults;
+mod idempotency;
 mod recovery;
 mod scale_out;
 

@@ -80,7 +80,7 @@ fn sample(document: &Value, schema: &Value) -> Value {
     }
 }
 
-/// A parameter's value as it travels in a URL.
+/// A parameter's value as it travels in a URL or a header.
 fn url_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
@@ -93,6 +93,7 @@ struct TryItOut {
     operation_id: String,
     method: Method,
     url: String,
+    headers: Vec<(String, String)>,
     body: Option<Body>,
     documented: Vec<String>,
 }
@@ -113,6 +114,7 @@ fn requests(document: &Value, base_url: &str) -> Vec<TryItOut> {
             let operation_id = operation["operationId"].as_str().expect("operationId");
             let mut url_path = path.clone();
             let mut query = Vec::new();
+            let mut headers = Vec::new();
             for parameter in operation
                 .get("parameters")
                 .and_then(Value::as_array)
@@ -135,6 +137,7 @@ fn requests(document: &Value, base_url: &str) -> Vec<TryItOut> {
                         }
                         value => query.push((name, url_text(value))),
                     },
+                    Some("header") => headers.push((name.to_owned(), url_text(&value))),
                     other => panic!("{operation_id}: parameters in {other:?} are not sampled here"),
                 }
             }
@@ -170,6 +173,7 @@ fn requests(document: &Value, base_url: &str) -> Vec<TryItOut> {
                 operation_id: operation_id.to_owned(),
                 method: method.to_uppercase().parse().expect("an HTTP method"),
                 url: url.to_string(),
+                headers,
                 body,
                 documented,
             });
@@ -205,6 +209,9 @@ async fn every_request_swagger_ui_fills_in_is_accepted_or_names_a_missing_record
             app.anonymous.request(request.method.clone(), &request.url),
             &token,
         );
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
         builder = match &request.body {
             Some(Body::Json(body)) => builder.json(body),
             Some(Body::Binary(bytes)) => builder

@@ -8,6 +8,7 @@
 //! - [`typed_client`]: every typed call of the client against the real server.
 
 mod events;
+mod idempotency;
 mod parity;
 mod session;
 mod typed_client;

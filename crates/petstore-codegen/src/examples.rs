@@ -41,6 +41,7 @@ fn missing_parameter_examples(operations: &[Operation]) -> Vec<GenError> {
             operation
                 .params
                 .iter()
+                .chain(&operation.edge_params)
                 .filter(|param| param.example.is_none())
                 .map(move |param| {
                     GenError::new(

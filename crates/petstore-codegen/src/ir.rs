@@ -241,8 +241,11 @@ pub struct Operation {
     pub summary: Option<String>,
     /// `description`.
     pub description: Option<String>,
-    /// Parameters in spec order.
+    /// Parameters in spec order: what the handler's request holds.
     pub params: Vec<Param>,
+    /// Parameters the server's edge reads before any handler runs (`x-handled-by: edge`, the
+    /// `Idempotency-Key` header): documented on the operation, never part of its request.
+    pub edge_params: Vec<Param>,
     /// Request body, if the operation takes one.
     pub body: Option<Body>,
     /// Responses in spec order.

@@ -468,6 +468,7 @@ impl<'a> Lowering<'a> {
         let errors_before = self.errors.len();
 
         let mut params = Vec::new();
+        let mut edge_params = Vec::new();
         // The request struct holds the body as `body`, next to the parameters.
         let mut rust_names = HashMap::from([("body".to_owned(), "the request body".to_owned())]);
         for (index, parameter) in operation.parameters.iter().enumerate() {
@@ -475,7 +476,11 @@ impl<'a> Lowering<'a> {
             if let Some(param) = self.parameter(parameter, &param_at)
                 && self.field_name_is_free(&param.name, &mut rust_names, &param_at)
             {
-                params.push(param);
+                if self.handled_by_edge(parameter, &param, &param_at) {
+                    edge_params.push(param);
+                } else {
+                    params.push(param);
+                }
             }
         }
         for segment in path_params(path) {
@@ -538,10 +543,46 @@ impl<'a> Lowering<'a> {
             summary: operation.summary.clone(),
             description: operation.description.clone(),
             params,
+            edge_params,
             body,
             responses,
             security,
         })
+    }
+
+    /// Whether `param` is marked `x-handled-by: edge`: read by the server's edge, documented
+    /// but not handed to the handler. Only an optional header can be: a path or query parameter
+    /// addresses the resource, and a required one would be a handler's business.
+    fn handled_by_edge(
+        &mut self,
+        parameter: &ReferenceOr<Parameter>,
+        param: &Param,
+        at: &str,
+    ) -> bool {
+        let Some(parameter) =
+            self.resolve(parameter, "#/components/parameters/", |c| &c.parameters, at)
+        else {
+            return false;
+        };
+        let data = parameter.parameter_data_ref();
+        let Some(marker) = data.extensions.get("x-handled-by") else {
+            return false;
+        };
+        if marker != "edge" {
+            self.errors.push(GenError::new(
+                pointer(at, "x-handled-by"),
+                "`x-handled-by` can only be `edge`",
+            ));
+            return false;
+        }
+        if param.location != ParamLocation::Header || param.required {
+            self.errors.push(GenError::new(
+                at,
+                "only optional header parameters can be handled by the edge",
+            ));
+            return false;
+        }
+        true
     }
 
     /// Every outcome a handler or the edge can produce must have a documented response.

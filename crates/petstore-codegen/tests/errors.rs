@@ -1272,3 +1272,43 @@ fn the_rest_adapter_lists_the_examples_for_the_served_spec() {
     assert!(compact.contains("pubconstPROPERTY_EXAMPLES"));
     assert!(compact.contains("pubconstPARAMETER_EXAMPLES"));
 }
+
+#[test]
+fn an_edge_handled_header_is_documented_apart_from_the_request() {
+    let api = valid(&spec(
+        &get_with_params(
+            "\n- {name: Idempotency-Key, in: header, x-handled-by: edge, example: k-1, schema: {type: string, maxLength: 255}}\
+             \n- {name: tags, in: query, schema: {type: string}}",
+        ),
+        "",
+    ));
+    let operation = &api.operations[0];
+    assert_eq!(
+        operation
+            .params
+            .iter()
+            .map(|param| param.name.as_str())
+            .collect::<Vec<_>>(),
+        ["tags"]
+    );
+    assert_eq!(operation.edge_params.len(), 1);
+    assert_eq!(operation.edge_params[0].name, "Idempotency-Key");
+}
+
+#[test]
+fn only_an_optional_header_can_be_handled_by_the_edge() {
+    single_error(
+        &get_with_params("\n- {name: tags, in: query, x-handled-by: edge, schema: {type: string}}"),
+        "",
+        "#/paths/~1pet/get/parameters/0",
+        "only optional header parameters",
+    );
+    single_error(
+        &get_with_params(
+            "\n- {name: Idempotency-Key, in: header, x-handled-by: proxy, schema: {type: string}}",
+        ),
+        "",
+        "#/paths/~1pet/get/parameters/0/x-handled-by",
+        "`x-handled-by`",
+    );
+}

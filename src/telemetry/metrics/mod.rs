@@ -28,6 +28,7 @@
 //! Families exported today (the README's monitoring section lists them with their labels):
 //! `petstore_http_requests_total`, `petstore_http_request_duration_seconds`,
 //! `petstore_http_requests_in_flight`, `petstore_http_requests_aborted_total`,
+//! `petstore_idempotency_requests_total{transport,result}`,
 //! `petstore_auth_attempts_total`, `petstore_rate_limit_rejections_total`,
 //! `petstore_origin_rejections_total`, `process_cpu_seconds_total`,
 //! `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`,
@@ -46,6 +47,7 @@
 //! `petstore_pubsub_messages_total{direction}`.
 
 mod http;
+mod idempotency;
 mod process;
 mod redis;
 mod security;
@@ -58,6 +60,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::TextEncoder;
 
 pub use self::http::{HttpMetrics, InFlight, Operation};
+pub use self::idempotency::{IdempotencyMetrics, IdempotencyResult};
 pub use self::redis::{PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
 pub use self::ws::{Closed, Upgrade, WsMetrics};
@@ -81,6 +84,8 @@ pub struct Metrics {
     pub ws: WsMetrics,
     /// Redis calls, the circuit breaker and the cluster.
     pub redis: RedisMetrics,
+    /// Requests with an idempotency key.
+    pub idempotency: IdempotencyMetrics,
 }
 
 /// Why the metrics could not be rendered.
@@ -109,6 +114,7 @@ impl Metrics {
         let security = SecurityMetrics::new(&meter);
         let ws = WsMetrics::new(&meter);
         let redis = RedisMetrics::new(&meter);
+        let idempotency = IdempotencyMetrics::new(&meter);
         process::register(&meter);
         Self {
             registry,
@@ -117,6 +123,7 @@ impl Metrics {
             security,
             ws,
             redis,
+            idempotency,
         }
     }
 
@@ -140,6 +147,11 @@ pub fn global() -> &'static Metrics {
 /// The security families of [`global`], for one-line recording where a decision is made.
 pub fn security() -> &'static SecurityMetrics {
     &global().security
+}
+
+/// The idempotency family of [`global`].
+pub fn idempotency() -> &'static IdempotencyMetrics {
+    &global().idempotency
 }
 
 /// The WebSocket families of [`global`].

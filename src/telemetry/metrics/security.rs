@@ -94,7 +94,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::WebSocket => "websocket",

@@ -112,11 +112,15 @@ pub fn emit(api: &Api) -> String {
         Model::Enum(_) => Vec::new(),
     });
     let parameter_examples = api.operations.iter().flat_map(|operation| {
-        operation.params.iter().filter_map(move |param| {
-            let example = param.example.as_ref()?.to_string();
-            let (id, name) = (&operation.id, &param.name);
-            Some(quote!((#id, #name, #example)))
-        })
+        operation
+            .params
+            .iter()
+            .chain(&operation.edge_params)
+            .filter_map(move |param| {
+                let example = param.example.as_ref()?.to_string();
+                let (id, name) = (&operation.id, &param.name);
+                Some(quote!((#id, #name, #example)))
+            })
     });
     let items = quote! {
         #(#body_types)*
@@ -679,6 +683,18 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
         let doc = docs(param.description.as_deref());
         arguments.push(quote!(#doc #[oai(#(#attributes),*)] #ident: #extractor));
         fields.push(param_value(&ident, param, optional_array));
+    }
+    // Documented, read by the edge before this method runs; bound so poem-openapi serves it.
+    for param in &operation.edge_params {
+        let ident = format_ident!("_{}", field_ident(&param.name).to_string());
+        let name = &param.name;
+        let ty = super::operations::param_type(param, &quote!(schemas::));
+        let mut attributes = vec![quote!(name = #name)];
+        if let Some(validator) = poem_validator(&param.schema) {
+            attributes.push(validator);
+        }
+        let doc = docs(param.description.as_deref());
+        arguments.push(quote!(#doc #[oai(#(#attributes),*)] #ident: Header<#ty>));
     }
     if let Some(body) = &operation.body {
         let doc = docs(body.description.as_deref());
