@@ -118,7 +118,8 @@ pub(super) async fn delete_pet(
     request: DeletePetRequest,
 ) -> Result<DeletePetResponse, DeletePetError> {
     let removed = this.store.delete_pet(request.pet_id).await?;
-    this.publish_pet_deleted(request.pet_id).await;
+    this.publish_pet_deleted(request.pet_id, removed.version)
+        .await;
     if removed.value.status.is_some() {
         this.publish_inventory().await;
     }

@@ -5,6 +5,15 @@
 //! response. Payloads are the entities' JSON as the store rendered it when writing, so an event
 //! costs no serialization (the inventory, a count over the store, is built only when somebody
 //! follows it).
+//!
+//! Every event about an entity is [versioned](Notification::versioned) with the entity's key
+//! (`pet:{id}`, `order:{id}`, `user:{username}`) and the version the store's write step gave it
+//! ([`Stored::version`], for a deletion the deleting step's): two requests writing one entity
+//! at once commit in one order but may get here in the other, and the bus uses the version to
+//! drop the one that would arrive after a newer one. `inventory.changed` carries none: it is not
+//! one entity's state but a count read after the write, at no commit of its own, so there is no
+//! version to give it; each one is a full count, and a client that must not miss the latest
+//! asks `getInventory`.
 
 use bytes::Bytes;
 
@@ -34,47 +43,78 @@ fn order_topics(id: Option<i64>) -> Audience {
     })
 }
 
+/// The key a pet's events are versioned under.
+fn pet_entity(id: i64) -> String {
+    format!("pet:{id}")
+}
+
+/// The key an order's events are versioned under.
+fn order_entity(id: i64) -> String {
+    format!("order:{id}")
+}
+
+/// The key a user's events are versioned under.
+fn user_entity(username: &str) -> String {
+    format!("user:{username}")
+}
+
 /// `{"id":…}`, the payload of a deletion.
 fn id_payload(id: i64) -> Bytes {
     Bytes::from(format!(r#"{{"id":{id}}}"#))
 }
 
 impl PetStore {
-    async fn publish(&self, event: Event, audience: Audience, payload: Bytes) {
-        self.events
-            .publish(Notification::new(event, audience, payload))
-            .await;
+    async fn publish(&self, notification: Notification) {
+        self.events.publish(notification).await;
     }
 
     /// `pet.created` or `pet.updated` with the pet as stored.
     pub(super) async fn publish_pet(&self, event: Event, pet: &Stored<Pet>) {
-        self.publish(event, pet_topics(pet.value.id), pet.json.bytes().clone())
-            .await;
+        let notification =
+            Notification::new(event, pet_topics(pet.value.id), pet.json.bytes().clone());
+        // A stored pet always has its id; without one there would be no entity to order by.
+        self.publish(match pet.value.id {
+            Some(id) => notification.versioned(pet_entity(id), pet.version),
+            None => notification,
+        })
+        .await;
     }
 
-    /// `pet.deleted`.
-    pub(super) async fn publish_pet_deleted(&self, id: i64) {
-        self.publish(Event::PetDeleted, pet_topics(Some(id)), id_payload(id))
-            .await;
+    /// `pet.deleted`, at `version`: the deleting step's.
+    pub(super) async fn publish_pet_deleted(&self, id: i64, version: u64) {
+        self.publish(
+            Notification::new(Event::PetDeleted, pet_topics(Some(id)), id_payload(id))
+                .versioned(pet_entity(id), version),
+        )
+        .await;
     }
 
     /// `order.placed` or `order.updated` with the order as stored, then what the step did to the
     /// order's pet (see [`PetStore::publish_pet_change`]).
     pub(super) async fn publish_order(&self, event: Event, written: &OrderWrite) {
         let order: &Stored<Order> = &written.order;
-        self.publish(
+        let notification = Notification::new(
             event,
             order_topics(order.value.id),
             order.json.bytes().clone(),
-        )
+        );
+        // A stored order always has its id, as a pet does.
+        self.publish(match order.value.id {
+            Some(id) => notification.versioned(order_entity(id), order.version),
+            None => notification,
+        })
         .await;
         self.publish_pet_change(written).await;
     }
 
-    /// `order.deleted`, then what the deletion did to the order's pet.
+    /// `order.deleted` (at the deleting step's version, which the returned order carries), then
+    /// what the deletion did to the order's pet.
     pub(super) async fn publish_order_deleted(&self, id: i64, written: &OrderWrite) {
-        self.publish(Event::OrderDeleted, order_topics(Some(id)), id_payload(id))
-            .await;
+        self.publish(
+            Notification::new(Event::OrderDeleted, order_topics(Some(id)), id_payload(id))
+                .versioned(order_entity(id), written.order.version),
+        )
+        .await;
         self.publish_pet_change(written).await;
     }
 
@@ -96,11 +136,12 @@ impl PetStore {
         }
         match orders::inventory(self).await {
             Ok(inventory) => {
-                self.publish(
+                // Not versioned: see the module doc.
+                self.publish(Notification::new(
                     Event::InventoryChanged,
                     Audience::Topics(vec![Topic::Inventory]),
                     inventory.into_bytes(),
-                )
+                ))
                 .await;
             }
             Err(error) => {
@@ -111,32 +152,45 @@ impl PetStore {
 
     /// `user.updated` with the public record (the store never keeps the password in it), to
     /// the connections of the user under its old name and, after a rename, its new one.
+    ///
+    /// Each of the two is versioned under the name its audience knows: one write, two entity
+    /// keys (under one key the second, at the same version, would not be newer and would be
+    /// dropped). A rename ends the old name, as a deletion would.
     pub(super) async fn publish_user_updated(&self, old_username: &str, user: &StoredUser) {
         let payload = user.user.json.bytes().clone();
         let new_username = &user.user.value.username;
         self.publish(
-            Event::UserUpdated,
-            Audience::User(old_username.to_owned()),
-            payload.clone(),
+            Notification::new(
+                Event::UserUpdated,
+                Audience::User(old_username.to_owned()),
+                payload.clone(),
+            )
+            .versioned(user_entity(old_username), user.version()),
         )
         .await;
         if new_username != old_username {
             self.publish(
-                Event::UserUpdated,
-                Audience::User(new_username.clone()),
-                payload,
+                Notification::new(
+                    Event::UserUpdated,
+                    Audience::User(new_username.clone()),
+                    payload,
+                )
+                .versioned(user_entity(new_username), user.version()),
             )
             .await;
         }
     }
 
-    /// `user.deleted`, to the connections of that user.
-    pub(super) async fn publish_user_deleted(&self, username: &str) {
+    /// `user.deleted`, to the connections of that user, at `version`: the deleting step's.
+    pub(super) async fn publish_user_deleted(&self, username: &str, version: u64) {
         let payload = serde_json::json!({ "username": username }).to_string();
         self.publish(
-            Event::UserDeleted,
-            Audience::User(username.to_owned()),
-            Bytes::from(payload),
+            Notification::new(
+                Event::UserDeleted,
+                Audience::User(username.to_owned()),
+                Bytes::from(payload),
+            )
+            .versioned(user_entity(username), version),
         )
         .await;
     }
@@ -150,7 +204,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        events::{Hub, Outbox, OutboxReceiver},
+        events::{EventBus, Hub, Outbox, OutboxReceiver},
         handlers::testing::pet_store,
         store::{NewUser, Store},
     };
@@ -499,5 +553,186 @@ mod tests {
         );
         assert!(received(&under_old_name).is_empty());
         assert!(received(&someone_else).is_empty());
+    }
+
+    /// A bus that keeps what the handlers hand it: what is under test here is which entity and
+    /// version each event carries, not how a bus delivers (the buses' own suites cover that).
+    #[derive(Default)]
+    struct Recorder(parking_lot::Mutex<Vec<Notification>>);
+
+    #[async_trait::async_trait]
+    impl EventBus for Recorder {
+        async fn publish(&self, notification: Notification) {
+            self.0.lock().push(notification);
+        }
+    }
+
+    impl Recorder {
+        /// The events published since the last call, as `(event, entity, version)`.
+        fn take(&self) -> Vec<(String, Option<(String, u64)>)> {
+            std::mem::take(&mut *self.0.lock())
+                .into_iter()
+                .map(|notification| {
+                    (
+                        notification.event().as_str().to_owned(),
+                        notification
+                            .version()
+                            .map(|version| (version.entity.clone(), version.version)),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    fn at(entity: &str, version: u64) -> Option<(String, u64)> {
+        Some((entity.to_owned(), version))
+    }
+
+    #[tokio::test]
+    async fn entity_events_carry_the_version_of_the_write_they_report() {
+        let (handlers, memory, _) = pet_store();
+        let recorder = Arc::new(Recorder::default());
+        let handlers = handlers.with_events(recorder.clone());
+        let ctx = admin();
+
+        handlers
+            .add_pet(&ctx, AddPetRequest { body: pet(7, None) })
+            .await
+            .expect("the pet is added");
+        let created = memory.get_pet(7).await.expect("read").expect("the pet");
+        assert_eq!(
+            recorder.take(),
+            vec![
+                ("pet.created".to_owned(), at("pet:7", created.version)),
+                // A count over every pet, not an entity: never versioned.
+                ("inventory.changed".to_owned(), None),
+            ]
+        );
+
+        let order = Order {
+            id: Some(3),
+            pet_id: 7,
+            quantity: None,
+            ship_date: None,
+            status: None,
+            complete: None,
+        };
+        handlers
+            .place_order(&ctx, PlaceOrderRequest { body: order })
+            .await
+            .expect("the order is placed");
+        let placed = memory.get_order(3).await.expect("read").expect("the order");
+        assert!(placed.version > created.version);
+        assert_eq!(
+            recorder.take(),
+            vec![
+                ("order.placed".to_owned(), at("order:3", placed.version)),
+                ("pet.updated".to_owned(), at("pet:7", placed.version)),
+                ("inventory.changed".to_owned(), None),
+            ]
+        );
+
+        handlers
+            .delete_order(&ctx, DeleteOrderRequest { order_id: 3 })
+            .await
+            .expect("the order is deleted");
+        let freed = memory.get_pet(7).await.expect("read").expect("the pet");
+        assert!(freed.version > placed.version);
+        assert_eq!(
+            recorder.take(),
+            vec![
+                ("order.deleted".to_owned(), at("order:3", freed.version)),
+                ("pet.updated".to_owned(), at("pet:7", freed.version)),
+                ("inventory.changed".to_owned(), None),
+            ]
+        );
+
+        handlers
+            .delete_pet(&ctx, DeletePetRequest { pet_id: 7 })
+            .await
+            .expect("the pet is deleted");
+        let events = recorder.take();
+        let Some((_, Some((entity, deleted)))) = events.first().cloned() else {
+            panic!("no versioned pet.deleted: {events:?}");
+        };
+        assert_eq!(events[0].0, "pet.deleted");
+        assert_eq!(entity, "pet:7");
+        assert!(deleted > freed.version, "{deleted} after {}", freed.version);
+    }
+
+    #[tokio::test]
+    async fn a_rename_is_versioned_under_each_name_and_a_deletion_after_it() {
+        let (handlers, memory, _) = pet_store();
+        let recorder = Arc::new(Recorder::default());
+        let handlers = handlers.with_events(recorder.clone());
+        let user = User {
+            id: None,
+            username: "alice".to_owned(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            password: None,
+            phone: None,
+            user_status: None,
+        };
+        memory
+            .create_users(vec![NewUser {
+                user: user.clone(),
+                password_hash: "not-a-real-hash".to_owned(),
+                roles: vec![Role::Customer],
+            }])
+            .await
+            .expect("a user");
+        let renamed = User {
+            username: "alice.b".to_owned(),
+            ..user
+        };
+        handlers
+            .update_user(
+                &admin(),
+                UpdateUserRequest {
+                    username: "alice".to_owned(),
+                    body: renamed,
+                },
+            )
+            .await
+            .expect("the user is renamed");
+        let stored = memory
+            .get_user("alice.b")
+            .await
+            .expect("read")
+            .expect("the renamed user");
+        assert_eq!(
+            recorder.take(),
+            vec![
+                (
+                    "user.updated".to_owned(),
+                    at("user:alice", stored.version())
+                ),
+                (
+                    "user.updated".to_owned(),
+                    at("user:alice.b", stored.version())
+                ),
+            ]
+        );
+
+        handlers
+            .delete_user(
+                &admin(),
+                DeleteUserRequest {
+                    username: "alice.b".to_owned(),
+                },
+            )
+            .await
+            .expect("the user is deleted");
+        let events = recorder.take();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [(event, Some((entity, version)))]
+                    if event == "user.deleted" && entity == "user:alice.b" && *version > stored.version()
+            ),
+            "{events:?}"
+        );
     }
 }

@@ -131,8 +131,9 @@ pub(super) async fn delete_user(
     request: DeleteUserRequest,
 ) -> Result<DeleteUserResponse, DeleteUserError> {
     self_or(ctx, &request.username, Scope::UsersManage)?;
-    this.store.delete_user(&request.username).await?;
-    this.publish_user_deleted(&request.username).await;
+    let removed = this.store.delete_user(&request.username).await?;
+    this.publish_user_deleted(&request.username, removed.version())
+        .await;
     this.end_sessions_of(&request.username, None).await?;
     Ok(DeleteUserResponse::Ok)
 }

@@ -59,11 +59,17 @@ macro_rules! store_conformance_tests {
             renaming_a_user_carries_its_roles_along,
             setting_roles_replaces_them_and_keeps_the_rest,
             setting_a_password_hash_replaces_it_and_keeps_the_rest,
+            every_write_takes_a_version_above_every_earlier_one,
+            reads_return_the_version_of_the_last_write,
+            a_deletion_and_a_re_creation_each_take_a_higher_version,
+            an_order_step_gives_the_order_and_its_pet_one_version,
+            user_writes_take_higher_versions_and_a_list_shares_one,
         );
         $crate::store::conformance::store_conformance_tests!(@concurrent $fresh;
             concurrent_orders_for_one_pet_exactly_one_succeeds,
             concurrent_orders_keep_their_own_owners,
             concurrent_changes_to_one_user_are_all_kept,
+            concurrent_writes_to_one_pet_take_versions_in_commit_order,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
@@ -99,6 +105,12 @@ fn assert_fresh<T: Serialize + std::fmt::Debug>(stored: &Stored<T>) {
         "stale JSON for {:?}",
         stored.value
     );
+}
+
+/// Two stored copies hold the same entity and JSON, whatever their versions.
+fn assert_same_record<T: PartialEq + std::fmt::Debug>(left: &Stored<T>, right: &Stored<T>) {
+    assert_eq!(left.value, right.value);
+    assert_eq!(left.json, right.json);
 }
 
 fn json_of<T>(stored: &Stored<T>) -> serde_json::Value {
@@ -1273,7 +1285,8 @@ pub(crate) async fn setting_roles_replaces_them_and_keeps_the_rest(store: S) {
         .unwrap();
     assert_user_stored(&store, &admin).await;
     assert_eq!(admin.roles, [Role::Customer, Role::Admin]);
-    assert_eq!(admin.user, before.user);
+    assert_same_record(&admin.user, &before.user);
+    assert!(admin.version() > before.version());
     assert_eq!(admin.password_hash, before.password_hash);
 
     let none = store.set_user_roles("alice", Vec::new()).await.unwrap();
@@ -1311,7 +1324,8 @@ pub(crate) async fn setting_a_password_hash_replaces_it_and_keeps_the_rest(store
         .unwrap();
     assert_user_stored(&store, &updated).await;
     assert_eq!(updated.password_hash, "configured-hash");
-    assert_eq!(updated.user, before.user);
+    assert_same_record(&updated.user, &before.user);
+    assert!(updated.version() > before.version());
     assert_eq!(updated.roles, [Role::Admin]);
 
     assert!(is_not_found(
@@ -1378,4 +1392,264 @@ pub(crate) async fn concurrent_changes_to_one_user_are_all_kept(store: S) {
             "round {round}"
         );
     }
+}
+
+// ---- versions ----
+
+/// Asserts that `versions` strictly increase, naming each by its label.
+fn assert_increasing(versions: &[(&str, u64)]) {
+    for pair in versions.windows(2) {
+        let ((before, low), (after, high)) = (pair[0], pair[1]);
+        assert!(
+            high > low,
+            "{after} has version {high}, not above {before}'s {low}: {versions:?}"
+        );
+    }
+}
+
+pub(crate) async fn every_write_takes_a_version_above_every_earlier_one(store: S) {
+    let a = store
+        .create_pet(pet("a", Some(PetStatus::Available), &["x"]))
+        .await
+        .unwrap();
+    let a_id = a.value.id.unwrap();
+    let b = store.create_pet(pet("b", None, &[])).await.unwrap();
+    let b_id = b.value.id.unwrap();
+    let renamed = store
+        .update_pet_fields(a_id, Some("a2".to_owned()), None)
+        .await
+        .unwrap();
+    let replaced = store
+        .replace_pet(with_id(pet("b2", Some(PetStatus::Available), &[]), b_id))
+        .await
+        .unwrap();
+    let pictured = store
+        .add_pet_image(a_id, new_image(a_id, Uuid::new_v4(), 1), 20)
+        .await
+        .unwrap();
+    let placed = store.place_order(order_for(b_id), CUSTOMER).await.unwrap();
+    let users = store
+        .create_users(vec![new_user("alice", None)])
+        .await
+        .unwrap();
+    let delivered = deliver(&store, placed.order.value.id.unwrap()).await;
+    let roles = store
+        .set_user_roles("alice", vec![Role::Admin])
+        .await
+        .unwrap();
+    assert!(a.version > 0, "a written entity has a version");
+    assert_increasing(&[
+        ("create pet a", a.version),
+        ("create pet b", b.version),
+        ("update pet a's fields", renamed.version),
+        ("replace pet b", replaced.version),
+        ("add an image to pet a", pictured.version),
+        ("place an order", placed.order.version),
+        ("create a user", users[0].version()),
+        ("deliver the order", delivered.order.version),
+        ("set the user's roles", roles.version()),
+    ]);
+}
+
+pub(crate) async fn reads_return_the_version_of_the_last_write(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &["x"])).await;
+    let renamed = store
+        .update_pet_fields(id, Some("b".to_owned()), None)
+        .await
+        .unwrap();
+    // A write of another entity moves the sequence, not this pet's version.
+    add(&store, pet("other", None, &[])).await;
+    let read = store.get_pet(id).await.unwrap().unwrap();
+    assert_eq!(read.version, renamed.version);
+    let found = store
+        .find_pets_by_status(&[PetStatus::Available])
+        .await
+        .unwrap();
+    assert_eq!(found[0].version, renamed.version);
+    let tagged = store.find_pets_by_tags(&["x".to_owned()]).await.unwrap();
+    assert_eq!(tagged[0].version, renamed.version);
+
+    let placed = store.place_order(order_for(id), CUSTOMER).await.unwrap();
+    let order_id = placed.order.value.id.unwrap();
+    assert_eq!(
+        store.get_order(order_id).await.unwrap().unwrap().version,
+        placed.order.version
+    );
+    let (with_owner, _) = store.get_order_with_owner(order_id).await.unwrap().unwrap();
+    assert_eq!(with_owner.version, placed.order.version);
+
+    let created = store
+        .create_users(vec![new_user("alice", None)])
+        .await
+        .unwrap();
+    let hashed = store
+        .set_password_hash("alice", "another-hash".to_owned())
+        .await
+        .unwrap();
+    assert!(hashed.version() > created[0].version());
+    let read = store.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(read.version(), hashed.version());
+}
+
+pub(crate) async fn a_deletion_and_a_re_creation_each_take_a_higher_version(store: S) {
+    let id = add(&store, with_id(pet("a", None, &[]), 7)).await;
+    let written = store
+        .update_pet_fields(id, None, Some(PetStatus::Available))
+        .await
+        .unwrap();
+    let deleted = store.delete_pet(id).await.unwrap();
+    assert_same_record(&deleted, &written);
+    let recreated = store
+        .create_pet(with_id(pet("a again", Some(PetStatus::Available), &[]), id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_pet(id).await.unwrap().unwrap().version,
+        recreated.version
+    );
+    assert_increasing(&[
+        ("the pet's last write", written.version),
+        ("its deletion", deleted.version),
+        ("its re-creation", recreated.version),
+    ]);
+
+    let mut order = order_for(id);
+    order.id = Some(3);
+    let placed = store.place_order(order.clone(), CUSTOMER).await.unwrap();
+    let cancelled = store.delete_order(3, None).await.unwrap();
+    assert_same_record(&cancelled.order, &placed.order);
+    let replaced = store.place_order(order, CUSTOMER).await.unwrap();
+    assert_increasing(&[
+        ("the order's placing", placed.order.version),
+        ("its deletion", cancelled.order.version),
+        ("its re-creation", replaced.order.version),
+    ]);
+
+    let created = store
+        .create_users(vec![new_user("alice", Some(5))])
+        .await
+        .unwrap();
+    let removed = store.delete_user("alice").await.unwrap();
+    assert_same_record(&removed.user, &created[0].user);
+    let again = store
+        .create_users(vec![new_user("alice", Some(5))])
+        .await
+        .unwrap();
+    assert_increasing(&[
+        ("the user's creation", created[0].version()),
+        ("its deletion", removed.version()),
+        ("its re-creation", again[0].version()),
+    ]);
+}
+
+pub(crate) async fn an_order_step_gives_the_order_and_its_pet_one_version(store: S) {
+    let id = add(&store, pet("a", Some(PetStatus::Available), &[])).await;
+    let placed = store.place_order(order_for(id), CUSTOMER).await.unwrap();
+    let reserved = placed.pet.as_ref().unwrap();
+    assert_eq!(reserved.version, placed.order.version);
+    assert_eq!(
+        store.get_pet(id).await.unwrap().unwrap().version,
+        placed.order.version
+    );
+    let delivered = deliver(&store, placed.order.value.id.unwrap()).await;
+    let sold = delivered.pet.as_ref().unwrap();
+    assert_eq!(sold.version, delivered.order.version);
+    assert!(delivered.order.version > placed.order.version);
+
+    // Deleting an undelivered order frees its pet in the same step, at the deletion's version.
+    let other = add(&store, pet("b", Some(PetStatus::Available), &[])).await;
+    let held = store.place_order(order_for(other), CUSTOMER).await.unwrap();
+    let cancelled = store
+        .delete_order(held.order.value.id.unwrap(), None)
+        .await
+        .unwrap();
+    let freed = cancelled.pet.as_ref().unwrap();
+    assert_eq!(freed.value.status, Some(PetStatus::Available));
+    assert_eq!(freed.version, cancelled.order.version);
+    assert!(cancelled.order.version > held.order.version);
+    assert_eq!(
+        store.get_pet(other).await.unwrap().unwrap().version,
+        cancelled.order.version
+    );
+}
+
+pub(crate) async fn user_writes_take_higher_versions_and_a_list_shares_one(store: S) {
+    let created = store
+        .create_users(vec![new_user("alice", None), new_user("bob", None)])
+        .await
+        .unwrap();
+    assert_eq!(created[0].version(), created[1].version());
+    let updated = store
+        .update_user("alice", user("alice", None), None)
+        .await
+        .unwrap();
+    let roles = store
+        .set_user_roles("alice", vec![Role::Admin])
+        .await
+        .unwrap();
+    let hashed = store
+        .set_password_hash("alice", "new-hash".to_owned())
+        .await
+        .unwrap();
+    let renamed = store
+        .update_user("alice", user("carol", None), None)
+        .await
+        .unwrap();
+    assert_increasing(&[
+        ("create the list", created[0].version()),
+        ("update the record", updated.version()),
+        ("set the roles", roles.version()),
+        ("set the password hash", hashed.version()),
+        ("rename", renamed.version()),
+    ]);
+    assert_eq!(
+        store.get_user("carol").await.unwrap().unwrap().version(),
+        renamed.version()
+    );
+}
+
+pub(crate) async fn concurrent_writes_to_one_pet_take_versions_in_commit_order(store: S) {
+    const TASKS: usize = 8;
+    const WRITES_PER_TASK: usize = 5;
+    let id = add(&store, pet("start", Some(PetStatus::Available), &[])).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut tasks = Vec::with_capacity(TASKS);
+    for task in 0..TASKS {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut written = Vec::with_capacity(WRITES_PER_TASK);
+            for write in 0..WRITES_PER_TASK {
+                let name = format!("task {task} write {write}");
+                let stored = store
+                    .update_pet_fields(id, Some(name.clone()), None)
+                    .await
+                    .unwrap();
+                assert_eq!(stored.value.name, name);
+                // Whatever commits after this write, a read never goes back before it.
+                let read = store.get_pet(id).await.unwrap().unwrap();
+                assert!(
+                    read.version >= stored.version,
+                    "read version {} after writing version {}",
+                    read.version,
+                    stored.version
+                );
+                written.push((stored.version, name));
+            }
+            written
+        }));
+    }
+    let mut written = Vec::with_capacity(TASKS * WRITES_PER_TASK);
+    for task in tasks {
+        written.extend(task.await.unwrap());
+    }
+    written.sort_unstable();
+    let distinct: std::collections::HashSet<u64> =
+        written.iter().map(|(version, _)| *version).collect();
+    assert_eq!(distinct.len(), written.len(), "versions handed out twice");
+
+    // The write with the highest version is the one the store kept.
+    let last = written.last().unwrap();
+    let stored = store.get_pet(id).await.unwrap().unwrap();
+    assert_eq!((stored.version, &stored.value.name), (last.0, &last.1));
 }

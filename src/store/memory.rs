@@ -6,8 +6,10 @@
 //! and its pet) is atomic with respect to every other write; each record is then published with
 //! a single map insert, so a reader sees either its old or its new version, never a mix.
 //!
-//! Only writers look at the bookkeeping behind the mutex (id counters, indexes), which is why it
-//! can live there rather than in concurrent structures.
+//! Only writers look at the bookkeeping behind the mutex (id counters, indexes, the commit
+//! sequence), which is why it can live there rather than in concurrent structures. Each write
+//! step takes its version from the commit sequence while it holds the mutex, after its checks
+//! passed and before it publishes anything, so versions follow the order the steps took effect.
 //!
 //! An order's owner lives in the same map entry as the order ([`OrderEntry`]), so the one insert
 //! that publishes an order publishes its owner too, and the one remove that deletes it drops
@@ -67,6 +69,8 @@ struct StoredImage {
 /// Bookkeeping only writers need, guarded by the writer mutex.
 #[derive(Debug, Default)]
 struct WriterState {
+    /// The number of the last commit: the version of what the last write step wrote.
+    last_commit: u64,
     pet_ids: IdCounter,
     order_ids: IdCounter,
     user_ids: IdCounter,
@@ -79,6 +83,12 @@ struct WriterState {
 }
 
 impl WriterState {
+    /// The next commit number, for a step that is about to write (its checks have passed).
+    fn commit(&mut self) -> u64 {
+        self.last_commit += 1;
+        self.last_commit
+    }
+
     /// Ends `order_id`'s hold on `pet_id`. True when the order held the pet and no other
     /// undelivered order does: only then may the pet be released. (An order missing from the
     /// index holds nothing: its pet was deleted after it was placed.)
@@ -153,25 +163,33 @@ impl MemoryStore {
             .map(|entry| Arc::clone(entry.value()))
     }
 
-    /// Publishes a new version of pet `id` with a new status. Caller holds the writer lock.
-    fn set_pet_status(&self, id: i64, pet: &Stored<Pet>, status: PetStatus) -> Arc<Stored<Pet>> {
+    /// Publishes pet `id` with a new status, as written by commit `version`. Caller holds the
+    /// writer lock.
+    fn set_pet_status(
+        &self,
+        id: i64,
+        pet: &Stored<Pet>,
+        status: PetStatus,
+        version: u64,
+    ) -> Arc<Stored<Pet>> {
         let mut value = pet.value.clone();
         value.status = Some(status);
-        let stored = Arc::new(Stored::new(value));
+        let stored = Arc::new(Stored::with_version(value, version));
         self.pets.insert(id, Arc::clone(&stored));
         stored
     }
 
-    /// Publishes a new version of user `username` with its record kept and `change` applied to
-    /// a copy of the rest. Caller holds the writer lock; the username and id do not change, so
-    /// no index does either.
+    /// Publishes user `username` with its record kept and `change` applied to a copy of the
+    /// rest, as the next commit. Caller holds the writer lock (`writer`); the username and id do
+    /// not change, so no index does either.
     fn replace_user(
         &self,
+        writer: &mut WriterState,
         username: &str,
         change: impl FnOnce(&mut StoredUser),
     ) -> StoreResult<Arc<StoredUser>, NotFound> {
         let current = self.user(username).or_refuse(|| user_not_found(username))?;
-        let mut next = StoredUser::clone(&current);
+        let mut next = current.at_version(writer.commit());
         change(&mut next);
         let stored = Arc::new(next);
         self.users.insert(username.to_owned(), Arc::clone(&stored));
@@ -218,7 +236,7 @@ impl Store for MemoryStore {
             }
         };
         pet.id = Some(id);
-        let stored = Arc::new(Stored::new(pet));
+        let stored = Arc::new(Stored::with_version(pet, writer.commit()));
         self.pets.insert(id, Arc::clone(&stored));
         Ok(stored)
     }
@@ -227,11 +245,11 @@ impl Store for MemoryStore {
         let id = pet
             .id
             .ok_or_else(|| Failure::internal("replace_pet called for a pet without an id"))?;
-        let _writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         if !self.pets.contains_key(&id) {
             return refuse(pet_not_found(id));
         }
-        let stored = Arc::new(Stored::new(pet));
+        let stored = Arc::new(Stored::with_version(pet, writer.commit()));
         self.pets.insert(id, Arc::clone(&stored));
         Ok(stored)
     }
@@ -242,7 +260,7 @@ impl Store for MemoryStore {
         name: Option<String>,
         status: Option<PetStatus>,
     ) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
-        let _writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         let current = self.pet(id).or_refuse(|| pet_not_found(id))?;
         let mut pet = current.value.clone();
         if let Some(name) = name {
@@ -251,7 +269,7 @@ impl Store for MemoryStore {
         if let Some(status) = status {
             pet.status = Some(status);
         }
-        let stored = Arc::new(Stored::new(pet));
+        let stored = Arc::new(Stored::with_version(pet, writer.commit()));
         self.pets.insert(id, Arc::clone(&stored));
         Ok(stored)
     }
@@ -265,7 +283,7 @@ impl Store for MemoryStore {
         // The orders stay, but they no longer hold anything: a new pet created later under this
         // id must not be released by deleting one of them.
         writer.open_orders_by_pet.remove(&id);
-        Ok(removed)
+        Ok(Arc::new(removed.at_version(writer.commit())))
     }
 
     async fn find_pets_by_status(
@@ -333,7 +351,7 @@ impl Store for MemoryStore {
             .entry(pet_id)
             .or_default()
             .push(image.id);
-        let stored = Arc::new(Stored::new(pet));
+        let stored = Arc::new(Stored::with_version(pet, writer.commit()));
         self.pets.insert(pet_id, Arc::clone(&stored));
         Ok(stored)
     }
@@ -370,7 +388,8 @@ impl Store for MemoryStore {
         let placement = rules::place_order(order, id, &pet.value)
             .map_err(|conflict| Failure::Refused(OneOf::Second(conflict)))?;
 
-        let pet = self.set_pet_status(placement.order.pet_id, &pet, placement.pet_status);
+        let version = writer.commit();
+        let pet = self.set_pet_status(placement.order.pet_id, &pet, placement.pet_status, version);
         if placement.holds_pet {
             writer
                 .open_orders_by_pet
@@ -378,7 +397,7 @@ impl Store for MemoryStore {
                 .or_default()
                 .insert(id);
         }
-        let stored = Arc::new(Stored::new(placement.order));
+        let stored = Arc::new(Stored::with_version(placement.order, version));
         self.orders.insert(
             id,
             OrderEntry {
@@ -427,14 +446,20 @@ impl Store for MemoryStore {
         let change = rules::update_order(&current.value, &update)
             .map_err(|invalid| Failure::Refused(OneOf::Second(invalid)))?;
 
+        let version = writer.commit();
         let mut pet = None;
         if change.delivers {
             writer.release(change.order.pet_id, id);
             if let Some(current_pet) = self.pet(change.order.pet_id) {
-                pet = Some(self.set_pet_status(change.order.pet_id, &current_pet, PetStatus::Sold));
+                pet = Some(self.set_pet_status(
+                    change.order.pet_id,
+                    &current_pet,
+                    PetStatus::Sold,
+                    version,
+                ));
             }
         }
-        let stored = Arc::new(Stored::new(change.order));
+        let stored = Arc::new(Stored::with_version(change.order, version));
         self.orders.insert(
             id,
             OrderEntry {
@@ -460,6 +485,7 @@ impl Store for MemoryStore {
                 false => OneOf::First(order_not_found(id)),
             });
         };
+        let version = writer.commit();
         let mut pet = None;
         let was_last_hold =
             rules::holds_pet(&removed.value) && writer.release(removed.value.pet_id, id);
@@ -467,10 +493,10 @@ impl Store for MemoryStore {
             && let Some(current_pet) = self.pet(removed.value.pet_id)
             && let Some(status) = rules::released_pet_status(&current_pet.value)
         {
-            pet = Some(self.set_pet_status(removed.value.pet_id, &current_pet, status));
+            pet = Some(self.set_pet_status(removed.value.pet_id, &current_pet, status, version));
         }
         Ok(OrderWrite {
-            order: removed,
+            order: Arc::new(removed.at_version(version)),
             pet,
         })
     }
@@ -520,17 +546,19 @@ impl Store for MemoryStore {
                     id
                 }
             };
+            assigned.push((id, new));
+        }
+
+        // Everything is checked: from here on nothing fails, so the list goes in whole, as one
+        // commit.
+        let version = writer.commit();
+        let mut created = Vec::with_capacity(assigned.len());
+        for (id, new) in assigned {
             let stored = Arc::new(StoredUser {
-                user: Stored::new(public_user(new.user, id)),
+                user: Stored::with_version(public_user(new.user, id), version),
                 password_hash: new.password_hash,
                 roles: normalize_roles(new.roles),
             });
-            assigned.push((id, stored));
-        }
-
-        // Everything is checked: from here on nothing fails, so the list goes in whole.
-        let mut created = Vec::with_capacity(assigned.len());
-        for (id, stored) in assigned {
             let username = stored.user.value.username.clone();
             writer.usernames_by_id.insert(id, username.clone());
             self.users.insert(username, Arc::clone(&stored));
@@ -576,7 +604,7 @@ impl Store for MemoryStore {
         }
 
         let stored = Arc::new(StoredUser {
-            user: Stored::new(public_user(user, id)),
+            user: Stored::with_version(public_user(user, id), writer.commit()),
             password_hash: password_hash.unwrap_or_else(|| current.password_hash.clone()),
             roles: current.roles.clone(),
         });
@@ -596,9 +624,9 @@ impl Store for MemoryStore {
         username: &str,
         roles: Vec<Role>,
     ) -> StoreResult<Arc<StoredUser>, NotFound> {
-        let _writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         let roles = normalize_roles(roles);
-        self.replace_user(username, |user| user.roles = roles)
+        self.replace_user(&mut writer, username, |user| user.roles = roles)
     }
 
     async fn set_password_hash(
@@ -606,8 +634,10 @@ impl Store for MemoryStore {
         username: &str,
         password_hash: String,
     ) -> StoreResult<Arc<StoredUser>, NotFound> {
-        let _writer = self.writer.lock();
-        self.replace_user(username, |user| user.password_hash = password_hash)
+        let mut writer = self.writer.lock();
+        self.replace_user(&mut writer, username, |user| {
+            user.password_hash = password_hash;
+        })
     }
 
     async fn delete_user(&self, username: &str) -> StoreResult<Arc<StoredUser>, NotFound> {
@@ -619,7 +649,7 @@ impl Store for MemoryStore {
         if let Some(id) = removed.user.value.id {
             writer.usernames_by_id.remove(&id);
         }
-        Ok(removed)
+        Ok(Arc::new(removed.at_version(writer.commit())))
     }
 }
 

@@ -20,6 +20,8 @@
 //!
 //! Entities are kept together with their JSON, rendered once when they are written
 //! ([`Stored`]): a read hands the pre-rendered bytes to the transport and runs no serializer.
+//! Each also carries its version: the number of the store-wide commit that last wrote it, so
+//! two events about one entity can be put back in the order their writes committed.
 //!
 //! - `memory`: the embedded default, [`MemoryStore`].
 //! - `redis_store`: the store a cluster of nodes shares, [`RedisStore`] (its module doc
@@ -60,24 +62,57 @@ pub type SharedStore = Arc<dyn Store>;
 /// The result of a store step that refuses with `R` (nothing, by default).
 pub type StoreResult<T, R = Infallible> = Result<T, Failure<R>>;
 
-/// An entity together with its JSON, rendered once when it was written.
+/// An entity together with its JSON, rendered once when it was written, and its version.
 ///
 /// `json` is always the rendering of `value` (every write builds a new `Stored` with
-/// [`Stored::new`]); reads serve `json` as it is. Entities are shared as `Arc<Stored<T>>`, so a
-/// reader keeps a consistent version even while a writer publishes the next one.
+/// [`Stored::with_version`]); reads serve `json` as it is. Entities are shared as
+/// `Arc<Stored<T>>`, so a reader keeps a consistent copy even while a writer publishes the next
+/// one.
+///
+/// `version` is the number of the store's commit that last wrote the entity (see
+/// [`Store`]): every write step takes the next number of one store-wide sequence, so the
+/// versions of one entity only grow, across deletion and re-creation too, and two writes of it
+/// compare in the order they committed. Events carry it so that the bus can drop an event that
+/// arrives after a newer one for the same entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored<T> {
     /// The entity.
     pub value: T,
     /// The JSON text of `value`.
     pub json: Serialized<T>,
+    /// The number of the commit that last wrote it; 0 for a value no store has written.
+    pub version: u64,
 }
 
 impl<T: Serialize> Stored<T> {
-    /// Renders `value` and keeps both.
+    /// Renders `value` and keeps both, at version 0: a value no store has written (a client's
+    /// own copy, a test's).
     pub fn new(value: T) -> Self {
+        Self::with_version(value, 0)
+    }
+
+    /// Renders `value` and keeps both, as written by commit `version`.
+    pub fn with_version(value: T, version: u64) -> Self {
         let json = Serialized::new(&value);
-        Self { value, json }
+        Self {
+            value,
+            json,
+            version,
+        }
+    }
+}
+
+impl<T: Clone> Stored<T> {
+    /// The same entity and JSON, as touched by commit `version`: a record deleted by it (the
+    /// deletion is the entity's last write) or kept unchanged beside a change to what is stored
+    /// with it (a user's roles or password hash).
+    #[must_use]
+    pub fn at_version(&self, version: u64) -> Self {
+        Self {
+            value: self.value.clone(),
+            json: self.json.clone(),
+            version,
+        }
     }
 }
 
@@ -94,6 +129,25 @@ pub struct StoredUser {
     pub password_hash: String,
     /// The roles the user holds, sorted and without duplicates.
     pub roles: Vec<Role>,
+}
+
+impl StoredUser {
+    /// The number of the commit that last wrote the user (record, hash or roles): the
+    /// version of `user`.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.user.version
+    }
+
+    /// This user as touched by commit `version` (see [`Stored::at_version`]).
+    #[must_use]
+    pub fn at_version(&self, version: u64) -> Self {
+        Self {
+            user: self.user.at_version(version),
+            password_hash: self.password_hash.clone(),
+            roles: self.roles.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for StoredUser {
@@ -197,7 +251,14 @@ pub struct NewImage {
 /// sequence that never hands out an id twice and skips ids in use (a client may choose an id;
 /// one choosing `i64::MAX` does not exhaust the sequence for everyone else).
 ///
-/// Reads return shared, immutable versions; a read never blocks behind another read.
+/// Every step that writes takes the next number of the store's commit sequence inside its
+/// atomic step, so the numbers follow the order the steps took effect in (between nodes too),
+/// and every entity it wrote carries that number as its [`Stored::version`]: one number for an
+/// order and its pet changed together, and for each user of a `create_users` list. A deleted
+/// entity a step returns carries the number of the deleting step. Versions are for ordering
+/// writes, not for counting them: nothing promises that the sequence has no gaps.
+///
+/// Reads return shared, immutable copies; a read never blocks behind another read.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the store can serve requests (for `/ready`). Cheap: the memory store always

@@ -1,11 +1,16 @@
 -- Compare-and-set transaction (If compares Then writes), the one write path of the Redis store.
 --
--- ARGV: the number of conditions, then the conditions, then the writes. Each item is an opcode
--- and the 1-based index of its key in KEYS, followed by its own arguments. Every condition is
--- checked before anything is written, so a failed one leaves everything as it was.
+-- ARGV: the 1-based index in KEYS of the commit counter, the number of conditions, then the
+-- conditions, then the writes. Each item is an opcode and the 1-based index of its key in KEYS,
+-- followed by its own arguments. Every condition is checked before anything is written, so a
+-- failed one leaves everything as it was.
 --
--- Returns 1 when every condition held and the writes were done, 0 when some record changed since
--- the caller read it (the caller reads again and retries).
+-- Once the conditions hold, the commit takes its number with `INCR` of the counter: scripts run
+-- one at a time, so the numbers follow the order the commits took effect in. The `version`
+-- write stores that number in a field of a record.
+--
+-- Returns the commit's number (1 or more) when every condition held and the writes were done,
+-- 0 when some record changed since the caller read it (the caller reads again and retries).
 --
 -- Every key is declared in KEYS except the image keys `delmembers` removes: their names are the
 -- members of the declared set they belong to, prefixed with an ARGV prefix.
@@ -20,6 +25,7 @@ local function key()
   return KEYS[tonumber(arg())]
 end
 
+local counter = key()
 local conditions = tonumber(arg())
 for _ = 1, conditions do
   local op = arg()
@@ -45,6 +51,11 @@ for _ = 1, conditions do
   end
 end
 
+local version = redis.call('INCR', counter)
+-- Written as decimal digits: Lua's own number-to-string conversion switches to an exponent
+-- beyond 14 digits.
+local version_text = string.format('%d', version)
+
 while position <= #ARGV do
   local op = arg()
   local target = key()
@@ -56,6 +67,8 @@ while position <= #ARGV do
     local field = arg()
     local value = arg()
     redis.call('HSET', target, field, value)
+  elseif op == 'version' then
+    redis.call('HSET', target, arg(), version_text)
   elseif op == 'zadd' then
     local score = arg()
     local member = arg()
@@ -76,4 +89,4 @@ while position <= #ARGV do
     return redis.error_reply('ERR unknown write ' .. tostring(op))
   end
 end
-return 1
+return version

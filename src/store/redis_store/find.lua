@@ -4,8 +4,9 @@
 -- keys (`{prefix}:pet:`). The pet keys are built here from the ids the indexes hold, so they are
 -- not declared in KEYS (a single Redis, or a cluster with every key under one hash tag).
 --
--- Returns id, JSON, id, JSON, ... ordered by id (the score), each pet once; a JSON is nil when
--- an index names a pet that does not exist, which the caller reports as corrupt data.
+-- Returns id, JSON, version, id, JSON, version, ... ordered by id (the score), each pet once; a
+-- JSON is nil when an index names a pet that does not exist, which the caller reports as corrupt
+-- data.
 
 -- A pet under several of the tags would get the sum of its scores; MIN keeps its id.
 local union = { #KEYS }
@@ -16,17 +17,10 @@ union[#union + 1] = 'AGGREGATE'
 union[#union + 1] = 'MIN'
 local ids = redis.call('ZUNION', unpack(union))
 local out = {}
-local batch = 500
-for first = 1, #ids, batch do
-  local last = math.min(first + batch - 1, #ids)
-  local keys = {}
-  for index = first, last do
-    keys[#keys + 1] = ARGV[1] .. ids[index]
-  end
-  local values = redis.call('MGET', unpack(keys))
-  for offset = 1, #keys do
-    out[#out + 1] = ids[first + offset - 1]
-    out[#out + 1] = values[offset]
-  end
+for _, id in ipairs(ids) do
+  local fields = redis.call('HMGET', ARGV[1] .. id, 'json', 'version')
+  out[#out + 1] = id
+  out[#out + 1] = fields[1]
+  out[#out + 1] = fields[2]
 end
 return out

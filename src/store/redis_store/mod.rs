@@ -6,24 +6,27 @@
 //!
 //! | key                          | type   | holds                                                   |
 //! |------------------------------|--------|---------------------------------------------------------|
-//! | `{p}:pet:{id}`               | string | the pet's JSON, exactly as [`Stored::new`] rendered it   |
+//! | `{p}:pet:{id}`               | hash   | `json` (as [`Stored::new`] rendered it), `version`      |
 //! | `{p}:pets`                   | zset   | every pet id (score = id)                               |
 //! | `{p}:pets:status:{status}`   | zset   | the ids of the pets in that status (score = id)         |
 //! | `{p}:pets:tag:{name}`        | zset   | the ids of the pets with a tag of that name (score = id)|
 //! | `{p}:pet:{id}:images`        | set    | the ids of the pet's uploaded images                    |
 //! | `{p}:image:{pet_id}:{uuid}`  | hash   | `content_type`, `bytes` (binary), `metadata` (optional) |
 //! | `{p}:pet:{id}:holds`         | set    | the undelivered orders holding the pet                  |
-//! | `{p}:order:{id}`             | hash   | `json` (the order's JSON), `owner`                      |
-//! | `{p}:user:{username}`        | hash   | `json`, `password_hash` (PHC string), `roles` (`a,b`)   |
+//! | `{p}:order:{id}`             | hash   | `json` (the order's JSON), `owner`, `version`           |
+//! | `{p}:user:{username}`        | hash   | `json`, `password_hash` (PHC), `roles` (`a,b`), `version` |
 //! | `{p}:user-id:{id}`           | string | the username holding that user id                       |
 //! | `{p}:seq:pet`, `{p}:seq:order`, `{p}:seq:user` | string | the last id the sequence handed out |
+//! | `{p}:seq:commit`             | string | the number of the last commit                           |
+//!
+//! `version` is the number of the commit that last wrote the record ([`Stored::version`]).
 //!
 //! # Reads
 //!
-//! `getPetById` is one `GET` and the bytes are served as they are (they are parsed once, to
-//! hand out the [`Pet`] beside them). Orders and users are one `HGET`/`HMGET`. The finders run
-//! one script: `ZUNION` of the index sets, then `MGET` of the pets they name. The inventory is
-//! the `ZCARD` of the three status sets.
+//! `getPetById` is one `HMGET` of the JSON and the version, and the JSON bytes are served as
+//! they are (they are parsed once, to hand out the [`Pet`] beside them). Orders and users are
+//! one `HMGET` too. The finders run one script: `ZUNION` of the index sets, then an `HMGET` of
+//! each pet they name. The inventory is the `ZCARD` of the three status sets.
 //!
 //! # Writes: optimistic compare-and-set
 //!
@@ -31,7 +34,10 @@
 //! script reading several keys at one instant), applies the business rules and renders the new
 //! JSON in Rust (so the bytes are identical to the memory store's), and then runs ONE script
 //! ([`scripts::Commit`]) that checks that every record the decision was based on is still what
-//! was read (whole values are compared) and, only then, writes every record and index change.
+//! was read (whole values are compared) and, only then, takes the commit's number (`INCR` of
+//! `{p}:seq:commit`, in the same script, so the numbers follow the order commits took effect in,
+//! between nodes too) and writes every record and index change, each record with that number as
+//! its `version`.
 //! When something changed in between, the step reads again and decides again on the fresh state
 //! (a `Conflict` or `NotFound` is always decided on the state it is returned for), up to
 //! [`MAX_ATTEMPTS`] times with short jittered pauses; then it gives up with `Unavailable`.
@@ -101,7 +107,18 @@ const MAX_ATTEMPTS: u32 = 50;
 /// `&'static str` that [`Image`] holds.
 const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
-const USER_FIELDS: [&str; 3] = ["json", "password_hash", "roles"];
+/// The fields of a pet's hash, as reads ask for them.
+const PET_FIELDS: [&str; 2] = ["json", "version"];
+
+/// The fields of an order's hash, as reads ask for them.
+const ORDER_FIELDS: [&str; 3] = ["json", "owner", "version"];
+
+/// The fields of a user's hash, as reads ask for them: its content, then its version.
+const USER_FIELDS: [&str; 4] = ["json", "password_hash", "roles", "version"];
+
+/// The fields of a user's hash that a commit's conditions compare: the content (every write
+/// changes the version with it, so the version adds nothing to compare).
+const USER_CONTENT: [&str; 3] = ["json", "password_hash", "roles"];
 
 /// The Redis [`Store`]: all state in Redis, nothing cached in the node.
 #[derive(Debug, Clone)]
@@ -130,7 +147,53 @@ impl Sequence {
 /// What a step decided: the commit that makes it happen and what the step returns then.
 struct Plan<T> {
     commit: Commit,
+    /// Built before the commit's number is known; [`Stamp`] gives it the number afterwards.
     outcome: T,
+}
+
+/// What a step returns: the records it wrote, which carry the commit's number as their version.
+///
+/// The number is taken inside the commit script, so the records a plan returns are built
+/// without it and stamped once the commit went through.
+trait Stamp {
+    /// Gives every record in `self` version `version`.
+    fn stamp(&mut self, version: u64);
+}
+
+impl<T: Clone> Stamp for Arc<Stored<T>> {
+    fn stamp(&mut self, version: u64) {
+        // The plan's own `Arc`, not shared yet: nothing is copied.
+        Arc::make_mut(self).version = version;
+    }
+}
+
+impl Stamp for Arc<StoredUser> {
+    fn stamp(&mut self, version: u64) {
+        Arc::make_mut(self).user.version = version;
+    }
+}
+
+impl<T: Stamp> Stamp for Option<T> {
+    fn stamp(&mut self, version: u64) {
+        if let Some(record) = self {
+            record.stamp(version);
+        }
+    }
+}
+
+impl<T: Stamp> Stamp for Vec<T> {
+    fn stamp(&mut self, version: u64) {
+        for record in self {
+            record.stamp(version);
+        }
+    }
+}
+
+impl Stamp for OrderWrite {
+    fn stamp(&mut self, version: u64) {
+        self.order.stamp(version);
+        self.pet.stamp(version);
+    }
 }
 
 impl RedisStore {
@@ -191,6 +254,11 @@ impl RedisStore {
         self.redis.key(format_args!("seq:{}", sequence.name()))
     }
 
+    /// An empty commit, numbered from the store's commit counter.
+    fn new_commit(&self) -> Commit {
+        Commit::new(self.redis.key("seq:commit"))
+    }
+
     /// The key that, when it exists, holds `id` of this kind.
     fn id_key(&self, sequence: Sequence, id: i64) -> String {
         match sequence {
@@ -212,19 +280,27 @@ impl RedisStore {
         Ok(values.into_array())
     }
 
-    /// Runs `commit`; false when a record it depends on changed since it was read.
-    async fn commit(&self, commit: Commit) -> Fallible<bool> {
+    /// Runs `commit`; its number, or `None` when a record it depends on changed since it was
+    /// read.
+    async fn commit(&self, commit: Commit) -> Fallible<Option<u64>> {
         let (keys, args) = commit.into_parts();
-        let applied: i64 = self
+        let number: i64 = self
             .redis
             .script("store.commit", Idempotence::Write, &COMMIT, keys, args)
             .await?;
-        Ok(applied == 1)
+        match u64::try_from(number) {
+            Ok(0) => Ok(None),
+            Ok(number) => Ok(Some(number)),
+            Err(_) => Err(ServerError::internal(format!(
+                "the commit script answered {number}"
+            ))),
+        }
     }
 
     /// Plans and commits a step until the commit goes through on unchanged records.
     async fn run<T, R, F, Fut>(&self, mut plan: F) -> StoreResult<T, R>
     where
+        T: Stamp,
         F: FnMut() -> Fut,
         Fut: Future<Output = StoreResult<Plan<T>, R>>,
     {
@@ -234,8 +310,12 @@ impl RedisStore {
                 let pause = rand::thread_rng().gen_range(0..=200 * u64::from(attempt.min(20)));
                 tokio::time::sleep(Duration::from_micros(pause)).await;
             }
-            let Plan { commit, outcome } = plan().await?;
-            if self.commit(commit).await? {
+            let Plan {
+                commit,
+                mut outcome,
+            } = plan().await?;
+            if let Some(version) = self.commit(commit).await? {
+                outcome.stamp(version);
                 return Ok(outcome);
             }
         }
@@ -300,24 +380,32 @@ impl RedisStore {
             .await?)
     }
 
+    /// `HMGET` of `fields` of the hash at `key`: one value or `None` per field.
+    async fn hmget(
+        &self,
+        key: &str,
+        fields: &'static [&'static str],
+    ) -> Fallible<Vec<Option<Bytes>>> {
+        let key = key.to_owned();
+        Ok(self
+            .redis
+            .read("store.hmget", move |client| {
+                let key = key.clone();
+                async move { client.hmget(key, fields.to_vec()).await }
+            })
+            .await?)
+    }
+
+    /// Pet `id` and its JSON as stored (what a commit's condition compares).
     async fn read_pet(&self, id: i64) -> Fallible<Option<(Bytes, Stored<Pet>)>> {
-        match self.get_bytes(self.pet_key(id)).await? {
-            Some(bytes) => Ok(Some((bytes.clone(), parse(&self.pet_key(id), bytes)?))),
-            None => Ok(None),
-        }
+        let key = self.pet_key(id);
+        let fields = self.hmget(&key, &PET_FIELDS).await?;
+        pet_fields(&key, fields)
     }
 
     async fn read_user(&self, username: &str) -> Fallible<Option<UserRecord>> {
         let key = self.user_key(username);
-        let fields: Vec<Option<Bytes>> = {
-            let key = key.clone();
-            self.redis
-                .read("store.hmget", move |client| {
-                    let key = key.clone();
-                    async move { client.hmget(key, USER_FIELDS.to_vec()).await }
-                })
-                .await?
-        };
+        let fields = self.hmget(&key, &USER_FIELDS).await?;
         UserRecord::from_fields(&key, fields)
     }
 
@@ -359,25 +447,52 @@ impl RedisStore {
         new: Pet,
     ) -> Arc<Stored<Pet>> {
         let key = self.pet_key(id);
-        commit.equals(key.clone(), old_bytes);
+        commit.field_equals(key.clone(), "json", old_bytes);
         self.index_pet(commit, id, Some(old), Some(&new));
-        let stored = Stored::new(new);
-        commit.set(key, stored.json.bytes().clone());
+        self.write_pet(commit, id, new)
+    }
+
+    /// Writes pet `id` as `pet`, numbered by the commit; no index changes.
+    fn write_pet(&self, commit: &mut Commit, id: i64, pet: Pet) -> Arc<Stored<Pet>> {
+        let key = self.pet_key(id);
+        let stored = Stored::new(pet);
+        commit.hset(key.clone(), "json", stored.json.bytes().clone());
+        commit.version(key, "version");
         Arc::new(stored)
     }
 
-    /// Writes `user` under its username and id (the hash's three fields).
+    /// Writes `order` (id `id`), numbered by the commit; its owner only when `owner` is given
+    /// (it is written once, when the order is placed).
+    fn write_order(
+        &self,
+        commit: &mut Commit,
+        id: i64,
+        order: Order,
+        owner: Option<&str>,
+    ) -> Arc<Stored<Order>> {
+        let key = self.order_key(id);
+        let stored = Stored::new(order);
+        commit.hset(key.clone(), "json", stored.json.bytes().clone());
+        if let Some(owner) = owner {
+            commit.hset(key.clone(), "owner", owner.to_owned());
+        }
+        commit.version(key, "version");
+        Arc::new(stored)
+    }
+
+    /// Writes `user` under its username (every field of the hash), numbered by the commit.
     fn write_user(&self, commit: &mut Commit, user: &StoredUser) {
         let key = self.user_key(&user.user.value.username);
         commit.hset(key.clone(), "json", user.user.json.bytes().clone());
         commit.hset(key.clone(), "password_hash", user.password_hash.clone());
-        commit.hset(key, "roles", encode_roles(&user.roles));
+        commit.hset(key.clone(), "roles", encode_roles(&user.roles));
+        commit.version(key, "version");
     }
 
     /// The conditions that user `username` is still exactly `record`.
     fn user_unchanged(&self, commit: &mut Commit, username: &str, record: &UserRecord) {
         let key = self.user_key(username);
-        for (field, value) in USER_FIELDS.iter().zip(&record.raw) {
+        for (field, value) in USER_CONTENT.iter().zip(&record.raw) {
             commit.field_equals(key.clone(), field, value.clone());
         }
     }
@@ -394,7 +509,7 @@ impl RedisStore {
                 .read_user(username)
                 .await?
                 .or_refuse(|| user_not_found(username))?;
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             self.user_unchanged(&mut commit, username, &record);
             let mut user = record.user;
             change(&mut user);
@@ -423,17 +538,19 @@ impl RedisStore {
             )
             .await?;
         let values = found.into_array();
-        let mut pets = Vec::with_capacity(values.len() / 2);
+        let mut pets = Vec::with_capacity(values.len() / 3);
         let mut values = values.into_iter();
-        while let (Some(id), Some(json)) = (values.next(), values.next()) {
+        while let (Some(id), Some(json), Some(version)) =
+            (values.next(), values.next(), values.next())
+        {
             let id = id.as_str().map(|id| id.into_owned()).unwrap_or_default();
             let key = self.redis.key(format_args!("pet:{id}"));
-            let Some(json) = json.into_bytes() else {
+            let Some((_, pet)) = pet_fields(&key, vec![bytes_of(json), bytes_of(version)])? else {
                 return Err(ServerError::internal(format!(
                     "an index names pet {id}, which does not exist"
                 )));
             };
-            pets.push(Arc::new(parse::<Pet>(&key, json)?));
+            pets.push(Arc::new(pet));
         }
         // The scores order the ids, but a double cannot tell every pair of large ids apart.
         pets.sort_by_key(|pet| pet.value.id);
@@ -441,23 +558,26 @@ impl RedisStore {
     }
 }
 
-/// A user as read, with the raw field values the commit's conditions compare.
+/// A user as read, with the raw values of the fields the commit's conditions compare
+/// ([`USER_CONTENT`]).
 struct UserRecord {
     user: StoredUser,
     raw: [Bytes; 3],
 }
 
 impl UserRecord {
+    /// The user from the values of [`USER_FIELDS`]; `None` when it does not exist.
     fn from_fields(key: &str, fields: Vec<Option<Bytes>>) -> Fallible<Option<Self>> {
         let mut fields = fields.into_iter();
-        let (Some(json), Some(hash), Some(roles)) = (
+        let (Some(json), Some(hash), Some(roles), version) = (
+            fields.next().flatten(),
             fields.next().flatten(),
             fields.next().flatten(),
             fields.next().flatten(),
         ) else {
             return Ok(None);
         };
-        let user = parse::<User>(key, json.clone())?;
+        let user = parse::<User>(key, json.clone(), version)?;
         let password_hash = String::from_utf8(hash.to_vec())
             .map_err(|_| ServerError::internal(format!("{key}: the password hash is not UTF-8")))?;
         let decoded_roles = decode_roles(key, &roles)?;
@@ -480,14 +600,41 @@ impl UserRecord {
     }
 }
 
-/// Parses a record written by this store; anything else is corrupt data.
-fn parse<T: DeserializeOwned>(key: &str, json: Bytes) -> Fallible<Stored<T>> {
+/// Parses a record written by this store, its JSON and its `version` field; anything else
+/// (a record without a version included) is corrupt data.
+fn parse<T: DeserializeOwned>(
+    key: &str,
+    json: Bytes,
+    version: Option<Bytes>,
+) -> Fallible<Stored<T>> {
     let value = serde_json::from_slice(&json)
         .map_err(|error| ServerError::internal(format!("{key}: not a valid record: {error}")))?;
+    let version = version
+        .as_deref()
+        .and_then(|version| std::str::from_utf8(version).ok())
+        .and_then(|version| version.parse::<u64>().ok())
+        .ok_or_else(|| ServerError::internal(format!("{key}: no valid version")))?;
     Ok(Stored {
         value,
         json: Serialized::from_trusted_bytes(json),
+        version,
     })
+}
+
+/// A pet from the values of [`PET_FIELDS`], with its JSON as stored; `None` when it does not
+/// exist.
+fn pet_fields(key: &str, fields: Vec<Option<Bytes>>) -> Fallible<Option<(Bytes, Stored<Pet>)>> {
+    let mut fields = fields.into_iter();
+    let (Some(json), version) = (fields.next().flatten(), fields.next().flatten()) else {
+        return Ok(None);
+    };
+    let pet = parse(key, json.clone(), version)?;
+    Ok(Some((json, pet)))
+}
+
+/// The values of a snapshot's `HMGET`, each `None` for nil.
+fn fields_of(value: Value) -> Vec<Option<Bytes>> {
+    value.into_array().into_iter().map(bytes_of).collect()
 }
 
 fn integer(value: &Value) -> Fallible<i64> {
@@ -540,16 +687,21 @@ fn bytes_of(value: Value) -> Option<Bytes> {
     }
 }
 
-/// An order hash's `json` and `owner`, as read by `HMGET`.
-fn order_fields(key: &str, value: Value) -> Fallible<Option<(Bytes, Stored<Order>, Bytes)>> {
-    let mut fields = value.into_array().into_iter();
-    let (Some(json), Some(owner)) = (
-        fields.next().and_then(bytes_of),
-        fields.next().and_then(bytes_of),
+/// An order from the values of [`ORDER_FIELDS`]: its JSON as stored, the order and its owner;
+/// `None` when it does not exist.
+fn order_fields(
+    key: &str,
+    fields: Vec<Option<Bytes>>,
+) -> Fallible<Option<(Bytes, Stored<Order>, Bytes)>> {
+    let mut fields = fields.into_iter();
+    let (Some(json), Some(owner), version) = (
+        fields.next().flatten(),
+        fields.next().flatten(),
+        fields.next().flatten(),
     ) else {
         return Ok(None);
     };
-    let order = parse::<Order>(key, json.clone())?;
+    let order = parse::<Order>(key, json.clone(), version)?;
     Ok(Some((json, order, owner)))
 }
 
@@ -565,17 +717,13 @@ impl Store for RedisStore {
     }
 
     async fn get_pet(&self, id: i64) -> StoreResult<Option<Arc<Stored<Pet>>>> {
-        let key = self.pet_key(id);
-        match self.get_bytes(key.clone()).await? {
-            Some(json) => Ok(Some(Arc::new(parse(&key, json)?))),
-            None => Ok(None),
-        }
+        Ok(self.read_pet(id).await?.map(|(_, pet)| Arc::new(pet)))
     }
 
     async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, Conflict> {
         let pet = &pet;
         self.run(move || async move {
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             let id = match pet.id {
                 Some(id) => {
                     let mut reads = Snapshot::new();
@@ -597,12 +745,8 @@ impl Store for RedisStore {
             let mut pet = pet.clone();
             pet.id = Some(id);
             self.index_pet(&mut commit, id, None, Some(&pet));
-            let stored = Stored::new(pet);
-            commit.set(self.pet_key(id), stored.json.bytes().clone());
-            Ok(Plan {
-                commit,
-                outcome: Arc::new(stored),
-            })
+            let outcome = self.write_pet(&mut commit, id, pet);
+            Ok(Plan { commit, outcome })
         })
         .await
     }
@@ -614,7 +758,7 @@ impl Store for RedisStore {
         let pet = &pet;
         self.run(move || async move {
             let (old_bytes, old) = self.read_pet(id).await?.or_refuse(|| pet_not_found(id))?;
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             let outcome = self.replace_pet_in(&mut commit, id, old_bytes, &old.value, pet.clone());
             Ok(Plan { commit, outcome })
         })
@@ -637,7 +781,7 @@ impl Store for RedisStore {
             if let Some(status) = status {
                 pet.status = Some(status);
             }
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             let outcome = self.replace_pet_in(&mut commit, id, old_bytes, &old.value, pet);
             Ok(Plan { commit, outcome })
         })
@@ -647,9 +791,9 @@ impl Store for RedisStore {
     async fn delete_pet(&self, id: i64) -> StoreResult<Arc<Stored<Pet>>, NotFound> {
         self.run(move || async move {
             let (old_bytes, old) = self.read_pet(id).await?.or_refuse(|| pet_not_found(id))?;
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             let key = self.pet_key(id);
-            commit.equals(key.clone(), old_bytes);
+            commit.field_equals(key.clone(), "json", old_bytes);
             commit.del(key);
             self.index_pet(&mut commit, id, Some(&old.value), None);
             commit.del_members(self.pet_images_key(id), self.image_prefix(id));
@@ -714,13 +858,16 @@ impl Store for RedisStore {
         let image = &image;
         self.run(move || async move {
             let mut reads = Snapshot::new();
-            reads.get(self.pet_key(pet_id)).exists(image_key.clone());
+            let pet_key = self.pet_key(pet_id);
+            reads
+                .hmget(pet_key.clone(), &PET_FIELDS)
+                .exists(image_key.clone());
             let mut values = self.snapshot(reads).await?.into_iter();
-            let old_bytes = values
-                .next()
-                .and_then(bytes_of)
-                .or_refuse(|| OneOf::First(pet_not_found(pet_id)))?;
-            let old = parse::<Pet>(&self.pet_key(pet_id), old_bytes.clone())?;
+            let (old_bytes, old) = match values.next() {
+                Some(value) => pet_fields(&pet_key, fields_of(value))?,
+                None => None,
+            }
+            .or_refuse(|| OneOf::First(pet_not_found(pet_id)))?;
             if old.value.photo_urls.len() >= max_photos {
                 return refuse(OneOf::Second(Conflict(format!(
                     "pet {pet_id} already has {max_photos} photos, the most it may have"
@@ -734,7 +881,7 @@ impl Store for RedisStore {
             }
             let mut pet = old.value.clone();
             pet.photo_urls.push(image.url.clone());
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             commit.absent(image_key.clone());
             commit.hset(image_key.clone(), "content_type", image.image.content_type);
             commit.hset(image_key.clone(), "bytes", image.image.bytes.clone());
@@ -781,14 +928,18 @@ impl Store for RedisStore {
     ) -> StoreResult<OrderWrite, OneOf<NotFound, Conflict>> {
         let order = &order;
         self.run(move || async move {
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
+            let pet_key = self.pet_key(order.pet_id);
             let mut reads = Snapshot::new();
-            reads.get(self.pet_key(order.pet_id));
+            reads.hmget(pet_key.clone(), &PET_FIELDS);
             if let Some(id) = order.id {
                 reads.exists(self.order_key(id));
             }
             let mut values = self.snapshot(reads).await?.into_iter();
-            let pet = values.next().and_then(bytes_of);
+            let pet = match values.next() {
+                Some(value) => pet_fields(&pet_key, fields_of(value))?,
+                None => None,
+            };
             let id = match order.id {
                 Some(id) => {
                     if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
@@ -804,9 +955,8 @@ impl Store for RedisStore {
                         .await?[0]
                 }
             };
-            let pet_key = self.pet_key(order.pet_id);
-            let pet_bytes = pet.or_refuse(|| OneOf::First(pet_not_found(order.pet_id)))?;
-            let current = parse::<Pet>(&pet_key, pet_bytes.clone())?;
+            let (pet_bytes, current) =
+                pet.or_refuse(|| OneOf::First(pet_not_found(order.pet_id)))?;
             let placement = rules::place_order(order.clone(), id, &current.value)
                 .map_err(|conflict| Failure::Refused(OneOf::Second(conflict)))?;
 
@@ -821,14 +971,11 @@ impl Store for RedisStore {
             if placement.holds_pet {
                 commit.sadd(self.pet_holds_key(pet_id), id);
             }
-            let stored = Stored::new(placement.order);
-            let order_key = self.order_key(id);
-            commit.hset(order_key.clone(), "json", stored.json.bytes().clone());
-            commit.hset(order_key, "owner", owner.to_owned());
+            let order = self.write_order(&mut commit, id, placement.order, Some(owner));
             Ok(Plan {
                 commit,
                 outcome: OrderWrite {
-                    order: Arc::new(stored),
+                    order,
                     pet: Some(pet),
                 },
             })
@@ -838,18 +985,8 @@ impl Store for RedisStore {
 
     async fn get_order(&self, id: i64) -> StoreResult<Option<Arc<Stored<Order>>>> {
         let key = self.order_key(id);
-        let json: Option<Bytes> = {
-            let key = key.clone();
-            self.redis
-                .read("store.hget", move |client| {
-                    let key = key.clone();
-                    async move { client.hget(key, "json").await }
-                })
-                .await?
-        };
-        Ok(json
-            .map(|json| parse(&key, json).map(Arc::new))
-            .transpose()?)
+        let fields = self.hmget(&key, &ORDER_FIELDS).await?;
+        Ok(order_fields(&key, fields)?.map(|(_, order, _)| Arc::new(order)))
     }
 
     async fn get_order_with_owner(
@@ -857,12 +994,8 @@ impl Store for RedisStore {
         id: i64,
     ) -> StoreResult<Option<(Arc<Stored<Order>>, String)>> {
         let key = self.order_key(id);
-        let mut reads = Snapshot::new();
-        reads.hmget(key.clone(), &["json", "owner"]);
-        let Some(value) = self.snapshot(reads).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        match order_fields(&key, value)? {
+        let fields = self.hmget(&key, &ORDER_FIELDS).await?;
+        match order_fields(&key, fields)? {
             Some((_, order, owner)) => Ok(Some((Arc::new(order), owner_string(&key, &owner)?))),
             None => Ok(None),
         }
@@ -891,17 +1024,17 @@ impl Store for RedisStore {
         let update = &update;
         self.run(move || async move {
             let mut reads = Snapshot::new();
-            reads.hmget(key.clone(), &["json", "owner"]);
+            reads.hmget(key.clone(), &ORDER_FIELDS);
             let value = self.snapshot(reads).await?.into_iter().next();
             let (json, current, _) = match value {
-                Some(value) => order_fields(key, value)?,
+                Some(value) => order_fields(key, fields_of(value))?,
                 None => None,
             }
             .or_refuse(|| OneOf::First(order_not_found(id)))?;
             let change = rules::update_order(&current.value, update)
                 .map_err(|invalid| Failure::Refused(OneOf::Second(invalid)))?;
 
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             commit.field_equals(key.clone(), "json", json);
             let mut pet = None;
             if change.delivers {
@@ -920,14 +1053,10 @@ impl Store for RedisStore {
                     None => commit.absent(self.pet_key(pet_id)),
                 }
             }
-            let stored = Stored::new(change.order);
-            commit.hset(key.clone(), "json", stored.json.bytes().clone());
+            let order = self.write_order(&mut commit, id, change.order, None);
             Ok(Plan {
                 commit,
-                outcome: OrderWrite {
-                    order: Arc::new(stored),
-                    pet,
-                },
+                outcome: OrderWrite { order, pet },
             })
         })
         .await
@@ -941,10 +1070,10 @@ impl Store for RedisStore {
         let key = &self.order_key(id);
         self.run(move || async move {
             let mut reads = Snapshot::new();
-            reads.hmget(key.clone(), &["json", "owner"]);
+            reads.hmget(key.clone(), &ORDER_FIELDS);
             let value = self.snapshot(reads).await?.into_iter().next();
             let (json, removed, owner) = match value {
-                Some(value) => order_fields(key, value)?,
+                Some(value) => order_fields(key, fields_of(value))?,
                 None => None,
             }
             .or_refuse(|| OneOf::First(order_not_found(id)))?;
@@ -954,7 +1083,7 @@ impl Store for RedisStore {
                 ))));
             }
 
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             commit.field_equals(key.clone(), "json", json);
             commit.field_equals(key.clone(), "owner", owner);
             commit.del(key.clone());
@@ -962,15 +1091,19 @@ impl Store for RedisStore {
             let mut pet = None;
             if rules::holds_pet(&removed.value) {
                 let holds_key = self.pet_holds_key(pet_id);
+                let pet_key = self.pet_key(pet_id);
                 let mut reads = Snapshot::new();
                 reads
                     .member(holds_key.clone(), id)
                     .card(holds_key.clone())
-                    .get(self.pet_key(pet_id));
+                    .hmget(pet_key.clone(), &PET_FIELDS);
                 let mut values = self.snapshot(reads).await?.into_iter();
                 let held = values.next().map(|v| integer(&v)).transpose()? == Some(1);
                 let holders = values.next().map(|v| integer(&v)).transpose()?.unwrap_or(0);
-                let pet_bytes = values.next().and_then(bytes_of);
+                let current_pet = match values.next() {
+                    Some(value) => pet_fields(&pet_key, fields_of(value))?,
+                    None => None,
+                };
                 commit.membership(holds_key.clone(), id, held);
                 commit.cardinality(holds_key.clone(), holders);
                 if held {
@@ -979,18 +1112,21 @@ impl Store for RedisStore {
                 // An order missing from the holds holds nothing: its pet was deleted after it
                 // was placed. Only the last hold releases the pet.
                 if held && holders == 1 {
-                    commit.equals_or_absent(self.pet_key(pet_id), pet_bytes.clone());
-                    if let Some(pet_bytes) = pet_bytes {
-                        let current = parse::<Pet>(&self.pet_key(pet_id), pet_bytes.clone())?;
-                        if let Some(status) = rules::released_pet_status(&current.value) {
-                            pet = Some(self.replace_pet_in(
-                                &mut commit,
-                                pet_id,
-                                pet_bytes,
-                                &current.value,
-                                with_status(&current.value, status),
-                            ));
-                        }
+                    commit.field_equals_or_absent(
+                        pet_key,
+                        "json",
+                        current_pet.as_ref().map(|(bytes, _)| bytes.clone()),
+                    );
+                    if let Some((pet_bytes, current)) = current_pet
+                        && let Some(status) = rules::released_pet_status(&current.value)
+                    {
+                        pet = Some(self.replace_pet_in(
+                            &mut commit,
+                            pet_id,
+                            pet_bytes,
+                            &current.value,
+                            with_status(&current.value, status),
+                        ));
                     }
                 }
             }
@@ -1040,7 +1176,7 @@ impl Store for RedisStore {
                 }
             }
             let mut taken = self.snapshot(reads).await?.into_iter();
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             for new in users.iter() {
                 let username = new.user.username.as_str();
                 if taken.next().map(|v| integer(&v)).transpose()? != Some(0) {
@@ -1113,13 +1249,10 @@ impl Store for RedisStore {
                 reads.exists(self.user_key(&user.username));
             }
             let mut values = self.snapshot(reads).await?.into_iter();
-            let fields = values
-                .next()
-                .map(|value| value.into_array().into_iter().map(bytes_of).collect())
-                .unwrap_or_default();
+            let fields = values.next().map(fields_of).unwrap_or_default();
             let record = UserRecord::from_fields(&old_key, fields)?
                 .or_refuse(|| OneOf::First(user_not_found(username)))?;
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             self.user_unchanged(&mut commit, username, &record);
             if renamed {
                 if values.next().map(|v| integer(&v)).transpose()? != Some(0) {
@@ -1192,7 +1325,7 @@ impl Store for RedisStore {
                 .await?
                 .or_refuse(|| user_not_found(username))?;
             let key = self.user_key(username);
-            let mut commit = Commit::new();
+            let mut commit = self.new_commit();
             self.user_unchanged(&mut commit, username, &record);
             commit.del(key.clone());
             commit.del(self.user_id_key(record.id(&key)?));

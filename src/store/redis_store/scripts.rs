@@ -2,7 +2,8 @@
 //!
 //! - [`Snapshot`]: several reads in one round trip, all from the same instant.
 //! - [`Commit`]: a compare-and-set transaction: conditions on what was read, then the writes;
-//!   all of it or nothing, in one script.
+//!   all of it or nothing, in one script, which also takes the commit's number (the version of
+//!   what it writes).
 //! - [`FIND`]: the pets an index union names, in one round trip.
 
 use std::sync::LazyLock;
@@ -54,12 +55,6 @@ impl Snapshot {
         self.args.push(index);
     }
 
-    /// `GET`: the value or nil.
-    pub(super) fn get(&mut self, key: String) -> &mut Self {
-        self.read("get", key);
-        self
-    }
-
     /// `HMGET`: an array with one value or nil per field.
     pub(super) fn hmget(&mut self, key: String, fields: &[&'static str]) -> &mut Self {
         self.read("hmget", key);
@@ -105,18 +100,30 @@ impl Snapshot {
 ///
 /// Conditions compare whole values (a pet's JSON, an order's fields), not versions: two reads
 /// that see the same bytes saw the same record, so a change and its undoing in between does not
-/// make a decision wrong.
-#[derive(Debug, Default)]
+/// make a decision wrong. (The commit that goes through still gets a number above every earlier
+/// one, so the versions it writes stay in commit order.)
+#[derive(Debug)]
 pub(super) struct Commit {
     keys: Keys,
+    counter: Value,
     conditions: Vec<Value>,
     condition_count: i64,
     writes: Vec<Value>,
 }
 
 impl Commit {
-    pub(super) fn new() -> Self {
-        Self::default()
+    /// A commit that takes its number from the counter at `counter` (one key for the whole
+    /// store, under its prefix, so it shares the hash slot of every other key).
+    pub(super) fn new(counter: String) -> Self {
+        let mut keys = Keys::default();
+        let counter = keys.index(counter);
+        Self {
+            keys,
+            counter,
+            conditions: Vec::new(),
+            condition_count: 0,
+            writes: Vec::new(),
+        }
     }
 
     fn condition(&mut self, op: &'static str, key: String) -> &mut Vec<Value> {
@@ -159,6 +166,19 @@ impl Commit {
         args.push(Value::from(value));
     }
 
+    /// Field `field` of the hash at `key` is `value`, or `None` for a missing key.
+    pub(super) fn field_equals_or_absent(
+        &mut self,
+        key: String,
+        field: &'static str,
+        value: Option<Bytes>,
+    ) {
+        match value {
+            Some(value) => self.field_equals(key, field, value),
+            None => self.absent(key),
+        }
+    }
+
     /// `member` is (or is not) in the set at `key`.
     pub(super) fn membership(&mut self, key: String, member: i64, is_member: bool) {
         let args = self.condition("member", key);
@@ -187,6 +207,11 @@ impl Commit {
         let args = self.write("hset", key);
         args.push(Value::from(field));
         args.push(value.into());
+    }
+
+    /// `HSET` of field `field` to the commit's number, known only when the script runs.
+    pub(super) fn version(&mut self, key: String, field: &'static str) {
+        self.write("version", key).push(Value::from(field));
     }
 
     /// `ZADD` with the id as both score and member.
@@ -218,7 +243,8 @@ impl Commit {
 
     /// The script's keys and arguments.
     pub(super) fn into_parts(self) -> (Vec<String>, Vec<Value>) {
-        let mut args = Vec::with_capacity(1 + self.conditions.len() + self.writes.len());
+        let mut args = Vec::with_capacity(2 + self.conditions.len() + self.writes.len());
+        args.push(self.counter);
         args.push(Value::from(self.condition_count));
         args.extend(self.conditions);
         args.extend(self.writes);

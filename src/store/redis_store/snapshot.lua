@@ -15,9 +15,7 @@ while position <= #ARGV do
   local op = arg()
   local target = KEYS[tonumber(arg())]
   local result
-  if op == 'get' then
-    result = redis.call('GET', target)
-  elseif op == 'hmget' then
+  if op == 'hmget' then
     local count = tonumber(arg())
     local fields = {}
     for index = 1, count do

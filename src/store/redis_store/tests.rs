@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{HashesInterface, KeysInterface};
 use uuid::Uuid;
 
 use super::RedisStore;
@@ -206,17 +206,7 @@ async fn corrupt_records_are_internal_errors() {
         .id
         .unwrap();
     let key = redis.key(format_args!("pet:{id}"));
-    redis
-        .write("set", move |client| {
-            let key = key.clone();
-            async move {
-                client
-                    .set::<(), _, _>(key, "{not json", None, None, false)
-                    .await
-            }
-        })
-        .await
-        .unwrap();
+    set_field(&redis, &key, "json", "{not json").await;
 
     assert!(matches!(
         store.get_pet(id).await,
@@ -233,22 +223,95 @@ async fn corrupt_records_are_internal_errors() {
         Err(Failure::Server(ServerError::Internal))
     ));
     // JSON that is not a pet is corrupt too.
-    let key = redis.key(format_args!("pet:{id}"));
-    redis
-        .write("set", move |client| {
-            let key = key.clone();
-            async move {
-                client
-                    .set::<(), _, _>(key, r#"{"name":7}"#, None, None, false)
-                    .await
-            }
-        })
-        .await
-        .unwrap();
+    set_field(&redis, &key, "json", r#"{"name":7}"#).await;
     assert!(matches!(
         store.get_pet(id).await,
         Err(Failure::Server(ServerError::Internal))
     ));
+    // So is a record whose version is not a number, or that has none.
+    let order_id = store
+        .place_order(
+            order_for(
+                store
+                    .create_pet(available_pet("b"))
+                    .await
+                    .unwrap()
+                    .value
+                    .id
+                    .unwrap(),
+            ),
+            "alice",
+        )
+        .await
+        .unwrap()
+        .order
+        .value
+        .id
+        .unwrap();
+    let order_key = redis.key(format_args!("order:{order_id}"));
+    set_field(&redis, &order_key, "version", "seven").await;
+    assert!(matches!(
+        store.get_order(order_id).await,
+        Err(Failure::Server(ServerError::Internal))
+    ));
+    redis
+        .write("hdel", move |client| {
+            let key = order_key.clone();
+            async move { client.hdel::<(), _, _>(key, "version").await }
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_order_with_owner(order_id).await,
+        Err(Failure::Server(ServerError::Internal))
+    ));
+}
+
+/// Overwrites one field of the hash at `key`, behind the store's back.
+async fn set_field(redis: &Redis, key: &str, field: &'static str, value: &'static str) {
+    let key = key.to_owned();
+    redis
+        .write("hset", move |client| {
+            let key = key.clone();
+            async move { client.hset::<(), _, _>(key, (field, value)).await }
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn nodes_number_their_commits_from_one_counter_under_the_prefix() {
+    // A hash tag, as on a Redis Cluster: the counter must share the slot of every other key.
+    let prefix = format!("{{{}}}", unique_prefix());
+    let redis = connect(&prefix).await;
+    let nodes = [
+        RedisStore::new(redis.clone()),
+        RedisStore::new(connect(&prefix).await),
+    ];
+    let mut versions = Vec::new();
+    for round in 0..6 {
+        let node = &nodes[round % 2];
+        let pet = node.create_pet(available_pet("shared")).await.unwrap();
+        versions.push(pet.version);
+        let placed = node
+            .place_order(order_for(pet.value.id.unwrap()), "alice")
+            .await
+            .unwrap();
+        versions.push(placed.order.version);
+    }
+    assert!(
+        versions.windows(2).all(|pair| pair[1] > pair[0]),
+        "{versions:?}"
+    );
+    let key = format!("{prefix}:seq:commit");
+    let counter: Option<u64> = redis
+        .read("get", move |client| {
+            let key = key.clone();
+            async move { client.get(key).await }
+        })
+        .await
+        .unwrap();
+    assert_eq!(counter, versions.last().copied());
 }
 
 #[tokio::test]
