@@ -206,7 +206,10 @@ impl WsMetrics {
             .build();
         let duration = meter
             .f64_histogram("petstore.ws.request.duration")
-            .with_description("Time from reading a WebSocket request to its response, by action.")
+            .with_description(
+                "Time from a worker starting a WebSocket request to its response, by action \
+                 (the wait before is petstore_ws_queue_wait_seconds).",
+            )
             .with_unit("s")
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build();
