@@ -147,7 +147,8 @@ impl OpsState {
 /// `status` is `ok`, or `degraded` when the store does not answer or the Redis circuit breaker
 /// is not closed: the process serves, but requests that need the store fail fast with 503
 /// `UNAVAILABLE` (and `/ready` takes the node out of rotation). `redis` appears when Redis is
-/// configured; `connections` counts WebSocket sessions.
+/// configured; `connections` counts WebSocket sessions and `messageQueue` what their request
+/// queues hold.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Health {
@@ -159,6 +160,7 @@ struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<RedisHealth>,
     connections: Connections,
+    message_queue: MessageQueueHealth,
 }
 
 /// The Redis connection as this node sees it.
@@ -187,6 +189,21 @@ struct StoreHealth {
 struct Connections {
     active: u64,
     authenticated: u64,
+}
+
+/// The WebSocket sessions' request queues, summed over this node's sessions (each as of its last
+/// step).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageQueueHealth {
+    /// Requests read and waiting for a worker.
+    waiting: u64,
+    /// Requests started and not yet answered.
+    in_flight: u64,
+    /// Sessions told to slow down whose queue has not yet drained to its low-water mark.
+    sessions_under_backpressure: u64,
+    /// Requests refused with `OVERLOADED` since the server started.
+    overloaded: u64,
 }
 
 /// `GET /health`: 200 with status `ok`, or `degraded` while the store (Redis) is impaired.
@@ -228,6 +245,15 @@ pub async fn health(Data(state): Data<&OpsState>) -> Response {
         connections: Connections {
             active: state.sessions.open() as u64,
             authenticated: state.sessions.authenticated() as u64,
+        },
+        message_queue: {
+            let queue = state.sessions.message_queue();
+            MessageQueueHealth {
+                waiting: queue.waiting,
+                in_flight: queue.in_flight,
+                sessions_under_backpressure: queue.sessions_under_backpressure,
+                overloaded: queue.overloaded,
+            }
         },
     };
     uncached(

@@ -20,11 +20,14 @@
 //!   `ping`); what they change in the session they answer, and the session applies. Topic
 //!   subscriptions are authorized by the handlers ([`petstore_api::Subscriptions`]).
 //! - [`queue`]: the bounded priority queue of a session's waiting requests.
+//! - `load`: a session's share of the message-queue figures (`/health`'s `messageQueue`, the
+//!   `petstore_ws_queue_*` gauges), and what "under backpressure" means.
 //!
 //! The typed client for this endpoint is a crate of its own, `petstore-client`.
 
 mod control;
 pub mod envelope;
+mod load;
 pub mod queue;
 mod session;
 

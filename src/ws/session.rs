@@ -11,6 +11,10 @@
 //! (`backpressure`); when it is full, low-priority requests are refused (`OVERLOADED`) and
 //! others wait: the session stops reading from the socket until there is room, so TCP pushes
 //! back on the client and nothing is dropped.
+//!
+//! After each step the session reports what its queue holds to the node's figures (`load`):
+//! requests waiting and in flight, and whether it is under backpressure. Each request's wait,
+//! from being read to being started, goes to the queue-wait histogram.
 
 use std::{
     future::Future,
@@ -40,6 +44,7 @@ use super::{
     WsService,
     control::{self, Asker, Control},
     envelope::{self, Request},
+    load::{QueueLevel, QueueShare},
     queue::{Admission, PriorityQueue},
 };
 use crate::{
@@ -77,6 +82,12 @@ type Socket = WebSocketStream<poem::Upgraded>;
 
 /// A request running in the session.
 type Running = Pin<Box<dyn Future<Output = Finished> + Send>>;
+
+/// A request read and not yet started, with the moment it was read.
+struct Waiting {
+    request: Request,
+    since: Instant,
+}
 
 /// A request that has its outcome.
 struct Finished {
@@ -144,10 +155,12 @@ struct Session<H> {
     last_heard: Instant,
     last_request: Instant,
     last_ping: Instant,
-    queue: PriorityQueue<Request>,
+    queue: PriorityQueue<Waiting>,
     /// A request read while the queue was full; reading resumes once it is queued.
-    held: Option<Request>,
+    held: Option<Waiting>,
     in_flight: FuturesUnordered<Running>,
+    /// This session's part of the node's message-queue figures.
+    load: QueueShare,
     limiter: DefaultDirectRateLimiter,
     notifications: OutboxReceiver,
     subscriptions: usize,
@@ -178,6 +191,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             queue: PriorityQueue::new(settings.queue_capacity, settings.queue_high_water),
             held: None,
             in_flight: FuturesUnordered::new(),
+            load: QueueShare::new(Arc::clone(&service.counts)),
             limiter: RateLimiter::direct(settings.message_rate.to_governor()),
             notifications,
             subscriptions: 0,
@@ -308,6 +322,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             if let Err(ending) = self.flush(&mut socket).await {
                 break ending;
             }
+            self.load.report(self.queue_level());
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
             {
                 break Ending::Close(CloseCode::Restart, "server restarting; reconnect");
@@ -433,21 +448,36 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
             return self.write(socket, frame).await;
         }
-        self.last_request = Instant::now();
+        let now = Instant::now();
+        self.last_request = now;
         if matches!(
             self.state,
             SessionState::Authenticated | SessionState::Inactive
         ) {
             self.enter(SessionState::Active);
         }
-        self.enqueue(socket, request).await
+        let waiting = Waiting {
+            request,
+            since: now,
+        };
+        self.enqueue(socket, waiting).await
+    }
+
+    /// What the queue holds now, for the node's figures.
+    fn queue_level(&self) -> QueueLevel {
+        QueueLevel {
+            waiting: self.queue.len() + usize::from(self.held.is_some()),
+            in_flight: self.in_flight.len(),
+            // A full queue (and so a held request) is always above the high-water mark.
+            backpressured: self.queue.is_above_high_water(),
+        }
     }
 
     /// Queues a request by its action's priority, telling the client when the queue is getting
     /// full and refusing or holding back what does not fit.
-    async fn enqueue(&mut self, socket: &mut Socket, request: Request) -> Result<(), Ending> {
-        let priority = request.action.priority();
-        match self.queue.push(priority, request) {
+    async fn enqueue(&mut self, socket: &mut Socket, waiting: Waiting) -> Result<(), Ending> {
+        let priority = waiting.request.action.priority();
+        match self.queue.push(priority, waiting) {
             Admission::Queued => Ok(()),
             Admission::QueuedAboveHighWater => {
                 let payload = json!({
@@ -462,16 +492,17 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 )
                 .await
             }
-            Admission::Refused(request) => {
+            Admission::Refused(refused) => {
                 let error = ApiError::Overloaded {
                     retry_after_secs: 1,
                 };
-                metrics::ws().error(error.code());
-                let frame = envelope::error(Some(&request.correlation_id.to_string()), &error);
+                self.load.overloaded();
+                let correlation_id = refused.request.correlation_id.to_string();
+                let frame = envelope::error(Some(&correlation_id), &error);
                 self.write(socket, frame).await
             }
-            Admission::Full(request) => {
-                self.held = Some(request);
+            Admission::Full(held) => {
+                self.held = Some(held);
                 Ok(())
             }
         }
@@ -491,10 +522,11 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             if self.in_flight.len() >= self.service.settings.max_in_flight {
                 return Ok(());
             }
-            let Some((_, request)) = self.queue.pop() else {
+            let Some((priority, waiting)) = self.queue.pop() else {
                 return Ok(());
             };
-            self.start(socket, request).await?;
+            metrics::ws().queue_wait(priority, waiting.since.elapsed());
+            self.start(socket, waiting.request).await?;
         }
     }
 

@@ -1,21 +1,28 @@
 //! Observability, black-box: `/metrics` (each family present with `HELP` and `TYPE`, and moving
-//! when what it counts happens), `/health`, `/ready` and `/live`.
+//! when what it counts happens), `/health` (its message-queue section following a WebSocket
+//! session's queue as it fills and drains), `/ready` and `/live`.
 //!
 //! Metrics are process-wide (every server of a process reports into the same families), so the
 //! tests of this file take turns ([`metrics_turn`], with every other test of this binary that
 //! starts a server), all of them, and compare scrapes taken before and after what they do: the
 //! differences are then exactly what the test caused.
 
-use std::time::{Duration, Instant};
+use std::{
+    num::NonZeroU32,
+    time::{Duration, Instant},
+};
 
 use crate::exposition::Exposition;
-use petstore_testkit::app::{
-    ADMIN_API_KEY, TestApp, bearer, body_json, expect_error, header_text, ok_json, ok_text, send,
-    spawn_app,
+use petstore_testkit::{
+    app::{
+        ADMIN_API_KEY, TestApp, bearer, body_json, expect_error, header_text, ok_json, ok_text,
+        send, spawn_app,
+    },
+    ws::{feed_text, flush, guard, next_json, request},
 };
 use petstore_ws::config::Config;
 use reqwest::header;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::metrics_turn;
@@ -453,9 +460,196 @@ async fn health_reports_the_documented_document() {
         json!({ "active": 0, "authenticated": 0 }),
         "{health}"
     );
+    assert_eq!(
+        health["messageQueue"],
+        json!({ "waiting": 0, "inFlight": 0, "sessionsUnderBackpressure": 0, "overloaded": 0 }),
+        "{health}"
+    );
     // Sections for what does not exist yet are absent, not faked.
     assert!(health.get("redis").is_none(), "{health}");
-    assert!(health.get("messageQueue").is_none(), "{health}");
+    app.shutdown().await;
+}
+
+const QUEUE_WAITING: &str = "petstore_ws_queue_waiting";
+const QUEUE_IN_FLIGHT: &str = "petstore_ws_queue_in_flight";
+const BACKPRESSURED: &str = "petstore_ws_sessions_backpressured";
+const OVERLOADED: &str = "petstore_ws_overloaded_total";
+const QUEUE_WAIT_COUNT: &str = "petstore_ws_queue_wait_seconds_count";
+const WS_ERRORS: &str = "petstore_ws_errors_total";
+
+/// Whether a `messageQueue` section shows a session with requests waiting behind its one
+/// request in flight, under backpressure.
+fn health_shows_a_loaded_queue(queue: &Value) -> bool {
+    queue["waiting"]
+        .as_u64()
+        .is_some_and(|waiting| waiting >= 1)
+        && queue["inFlight"] == 1
+        && queue["sessionsUnderBackpressure"] == 1
+}
+
+/// The same, in a scrape.
+fn metrics_show_a_loaded_queue(metrics: &Exposition) -> bool {
+    metrics.value(QUEUE_WAITING, &[]) >= 1.0
+        && metrics.value(QUEUE_IN_FLIGHT, &[]) == 1.0
+        && metrics.value(BACKPRESSURED, &[]) == 1.0
+}
+
+/// Polls `/health` and `/metrics` until each has once shown a loaded queue; returns the
+/// `messageQueue` section and the scrape that did.
+async fn watch_for_a_loaded_queue(client: reqwest::Client, base: String) -> (Value, Exposition) {
+    let mut health_seen = None;
+    let mut metrics_seen = None;
+    loop {
+        if health_seen.is_none() {
+            let health = ok_json(send(client.get(format!("{base}/health"))).await).await;
+            let queue = health["messageQueue"].clone();
+            if health_shows_a_loaded_queue(&queue) {
+                health_seen = Some(queue);
+            }
+        }
+        if metrics_seen.is_none() {
+            let text = ok_text(send(client.get(format!("{base}/metrics"))).await).await;
+            let metrics = Exposition::parse(&text);
+            if metrics_show_a_loaded_queue(&metrics) {
+                metrics_seen = Some(metrics);
+            }
+        }
+        if let (Some(queue), Some(metrics)) = (&health_seen, &metrics_seen) {
+            return (queue.clone(), metrics.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics_follow_a_websocket_queue_as_it_fills_and_drains() {
+    let _turn = metrics_turn().await;
+    let limit = |value| NonZeroU32::new(value).unwrap_or(NonZeroU32::MAX);
+    // One request at a time, four waiting (backpressure at three, re-armed at one).
+    let app = spawn_app(|config| {
+        config.ws_max_in_flight = 1;
+        config.ws_queue_capacity = 4;
+        config.ws_messages_per_minute = limit(100_000);
+        config.ws_message_burst = limit(10_000);
+    })
+    .await;
+    let password = "queue-password-1";
+    app.create_user("quinn", password).await;
+    let before = scrape(&app).await;
+    let mut socket = app.ws_raw_connect_admin().await;
+
+    // Bursts of logins (critical, slow: Argon2) fill the queue, and bulk creations (low) that
+    // arrive while it is full are refused. Another burst follows until both /health and
+    // /metrics have been seen showing the loaded queue: how long a burst keeps it loaded is up
+    // to the machine, and a burst that drains unseen only costs another.
+    let watcher = tokio::spawn(watch_for_a_loaded_queue(app.anonymous.clone(), app.url("")));
+    let (mut answered, mut shed, mut bursts) = (0u32, 0u32, 0u32);
+    while !watcher.is_finished() {
+        assert!(bursts < 20, "20 bursts and the loaded queue was never seen");
+        bursts += 1;
+        let mut sent = 0;
+        for _ in 0..10 {
+            let (_, text) = request(
+                "loginUser",
+                json!({ "username": "quinn", "password": password }),
+            );
+            feed_text(&mut socket, text).await;
+            sent += 1;
+        }
+        for n in 0..6 {
+            let user = json!({ "username": format!("bulk-{bursts}-{n}"), "password": password });
+            let (_, text) = request("createUsersWithListInput", json!({ "body": [user] }));
+            feed_text(&mut socket, text).await;
+            sent += 1;
+        }
+        flush(&mut socket).await;
+        let mut responses = 0;
+        while responses < sent {
+            let frame = next_json(&mut socket).await;
+            if frame["type"] != "response" {
+                assert_eq!(frame["event"], "backpressure", "{frame}");
+                continue;
+            }
+            responses += 1;
+            if frame["payload"]["code"] == "OVERLOADED" {
+                shed += 1;
+            } else {
+                answered += 1;
+            }
+        }
+    }
+    let (loaded_health, loaded_metrics) = match guard("the queue watcher", watcher).await {
+        Ok(seen) => seen,
+        Err(error) => panic!("the queue watcher failed: {error}"),
+    };
+    assert!(shed >= 1, "no bulk request was refused");
+    // Refusals so far, at the moment the loaded queue was seen.
+    assert!(
+        loaded_health["overloaded"]
+            .as_u64()
+            .is_some_and(|overloaded| overloaded <= u64::from(shed)),
+        "messageQueue: {loaded_health}"
+    );
+    assert!(
+        loaded_metrics.value(OVERLOADED, &[]) <= f64::from(shed) + before.value(OVERLOADED, &[])
+    );
+
+    // Every request is answered: the queue drains, and the refusals stay counted.
+    let drained = json!({
+        "waiting": 0,
+        "inFlight": 0,
+        "sessionsUnderBackpressure": 0,
+        "overloaded": shed,
+    });
+    let health = guard("the queue draining in /health", async {
+        loop {
+            let health = ok_json(send(app.anonymous.get(app.url("/health"))).await).await;
+            if health["messageQueue"] == drained {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(health["connections"]["active"], 1, "{health}");
+    let after = guard("the queue draining in /metrics", async {
+        loop {
+            let after = scrape(&app).await;
+            if after.value(QUEUE_WAITING, &[]) == 0.0
+                && after.value(QUEUE_IN_FLIGHT, &[]) == 0.0
+                && after.value(BACKPRESSURED, &[]) == 0.0
+            {
+                return after;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let shed = f64::from(shed);
+    assert_eq!(moved(&before, &after, OVERLOADED, &[]), shed);
+    assert_eq!(
+        moved(&before, &after, WS_ERRORS, &[("code", "OVERLOADED")]),
+        shed
+    );
+    // Every request that was not refused waited in the queue, and its wait was recorded.
+    assert_eq!(
+        moved(&before, &after, QUEUE_WAIT_COUNT, &[]),
+        f64::from(answered)
+    );
+    assert!(
+        moved(
+            &before,
+            &after,
+            QUEUE_WAIT_COUNT,
+            &[("priority", "critical")]
+        ) >= 10.0,
+        "the logins' waits"
+    );
+
+    // A session that goes away takes its share with it.
+    drop(socket);
+    app.wait_for_ws_sessions(0).await;
+    let health = ok_json(send(app.anonymous.get(app.url("/health"))).await).await;
+    assert_eq!(health["messageQueue"], drained, "{health}");
     app.shutdown().await;
 }
 

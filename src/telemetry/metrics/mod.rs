@@ -37,8 +37,14 @@
 //! `petstore_ws_sessions`, `petstore_ws_upgrades_total{outcome}`,
 //! `petstore_ws_requests_total{action,result}`, `petstore_ws_request_duration_seconds{action}`,
 //! `petstore_ws_errors_total{code}`, `petstore_ws_notifications_total{result}`,
-//! `petstore_ws_backpressure_total`, `petstore_ws_closes_total{code}`, and the per-connection
-//! message rate in `petstore_rate_limit_rejections_total{scope="connection"}`.
+//! `petstore_ws_backpressure_total`, `petstore_ws_closes_total{code}`, the per-connection
+//! message rate in `petstore_rate_limit_rejections_total{scope="connection"}`; the message queue:
+//! `petstore_ws_queue_waiting`, `petstore_ws_queue_in_flight`,
+//! `petstore_ws_queue_wait_seconds{priority}`, `petstore_ws_overloaded_total`,
+//! `petstore_ws_sessions_backpressured`; and event delivery:
+//! `petstore_ws_recoveries_total{result}`, `petstore_ws_replayed_events_total`,
+//! `petstore_events_superseded_total`, `petstore_events_gap_filled_total`,
+//! `petstore_events_lost_total`.
 //!
 //! With Redis configured ([`RedisMetrics`]): `petstore_circuit_breaker_state{breaker}`,
 //! `petstore_circuit_breaker_transitions_total{breaker,to}`,
@@ -63,7 +69,7 @@ pub use self::http::{HttpMetrics, InFlight, Operation};
 pub use self::idempotency::{IdempotencyMetrics, IdempotencyResult};
 pub use self::redis::{PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
-pub use self::ws::{Closed, Upgrade, WsMetrics};
+pub use self::ws::{Closed, QueueMoved, RecoveryResult, Upgrade, WsMetrics};
 
 /// The content type of the exposition (the Prometheus text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
