@@ -132,6 +132,7 @@ impl EventBus for LocalEventBus {
 
 /// Records an event not published because a newer version of its entity already was.
 pub(super) fn superseded() {
+    crate::telemetry::metrics::ws().superseded();
     tracing::debug!("event superseded by a newer version of its entity");
 }
 

@@ -671,6 +671,7 @@ impl Reader {
             }
             // Counted before delivery, so whoever sees the event sees it counted.
             self.counters.gap_filled.fetch_add(1, Ordering::Relaxed);
+            metrics::ws().gap_filled(1);
             super::bus::deliver_here(&self.hub, &notification);
             self.last = seq;
             filled += 1;
@@ -689,6 +690,7 @@ impl Reader {
 
     fn lost(&self, events: u64) {
         self.counters.lost.fetch_add(events, Ordering::Relaxed);
+        metrics::ws().lost(events);
         tracing::warn!(
             events,
             "events were trimmed from the log before this node read them"

@@ -565,6 +565,16 @@ mod tests {
         async fn publish(&self, notification: Notification) {
             self.0.lock().push(notification);
         }
+
+        async fn recover(
+            &self,
+            _resumes: &[crate::events::Resume],
+            _horizon: u64,
+        ) -> Result<Vec<crate::events::TopicRecovery>, crate::events::RecoverError> {
+            Err(crate::events::RecoverError::Unavailable(
+                "the recorder keeps no history".to_owned(),
+            ))
+        }
     }
 
     impl Recorder {

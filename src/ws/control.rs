@@ -25,10 +25,11 @@ use crate::{
     auth::{Authentication, Presented},
     edge::dispatch::dispatch,
     events::{ConnectionId, Notification, RecoverError, Resume, TopicRecovery},
+    telemetry::metrics::{self, RecoveryResult},
 };
 use petstore_api::{
-    ApiError, Challenge, Credential, Ctx, StreamPosition, SubscribePayload, SubscribedPayload,
-    Subscriptions, Topic, TopicPosition,
+    ApiError, Challenge, Credential, Ctx, NotRecovered, StreamPosition, SubscribePayload,
+    SubscribedPayload, Subscriptions, Topic, TopicPosition,
     operations::{PetStoreApi, Scope},
     ws::{Action, ControlAction, limits},
 };
@@ -357,13 +358,23 @@ fn replay(recovered: Vec<TopicRecovery>) -> (Vec<TopicPosition>, Vec<Bytes>) {
     let mut positions = Vec::with_capacity(recovered.len());
     let mut events = Vec::new();
     for recovery in recovered {
-        // METRICS: recovery result
+        let result = match (recovery.position.recovered, recovery.position.reason) {
+            (Some(true), _) => Some(RecoveryResult::Recovered),
+            (_, Some(NotRecovered::EpochChanged)) => Some(RecoveryResult::EpochChanged),
+            (_, Some(NotRecovered::TooOld)) => Some(RecoveryResult::TooOld),
+            _ => None,
+        };
+        if let Some(result) = result {
+            metrics::ws().recovery(result);
+        }
         positions.push(recovery.position);
         events.extend(recovery.replay);
     }
     events.sort_by_key(Notification::seq);
     events.dedup_by_key(|event| event.seq());
-    // METRICS: replayed
+    if !events.is_empty() {
+        metrics::ws().replayed(events.len() as u64);
+    }
     let frames = events.iter().map(Notification::frame).collect();
     (positions, frames)
 }

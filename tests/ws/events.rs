@@ -1079,3 +1079,71 @@ async fn bad_positions_are_refused_and_change_nothing() {
     let event = next(&mut notifications, "the event after the refusals").await;
     assert_eq!(event.payload["id"], id);
 }
+
+/// Eight clients rename one pet at once: every subscriber sees the same events in the same
+/// order, and the last one before a later marker write is the store's final state (an event
+/// overtaken by a newer write of the pet is not published after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_of_one_pet_reach_every_subscriber_in_store_order() {
+    const WRITERS: usize = 8;
+    const EACH: usize = 5;
+    let app = spawn_events_app(WRITERS as u32 + 4).await;
+    let token = admin_token(&app).await;
+    let id = add_named_pet(&app, "contended").await;
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        let (client, notifications) = listener(&app, &token).await;
+        subscribe(&client, &[Topic::Pet(id)]).await;
+        listeners.push((client, notifications));
+    }
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let client = connect(&app, Some(&token)).await;
+        writers.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                let form = UpdatePetWithFormRequest {
+                    pet_id: id,
+                    name: Some(format!("w{writer}-{n}")),
+                    status: None,
+                };
+                answered("updatePetWithForm", client.update_pet_with_form(form)).await;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("the writer finishes");
+    }
+    let final_name = app.pet(id).await["name"].clone();
+    let marker = connect(&app, Some(&token)).await;
+    let form = UpdatePetWithFormRequest {
+        pet_id: id,
+        name: Some("marker".to_owned()),
+        status: None,
+    };
+    answered("the marker write", marker.update_pet_with_form(form)).await;
+
+    let mut sequences = Vec::new();
+    for (_, notifications) in &mut listeners {
+        let mut names = Vec::new();
+        loop {
+            let event = next(notifications, "the contended pet's events").await;
+            let name = event.payload["name"].clone();
+            names.push((name.clone(), event.positions[&format!("pet:{id}")]));
+            if name == "marker" {
+                break;
+            }
+        }
+        sequences.push(names);
+    }
+    assert_eq!(sequences[0], sequences[1], "one order for every subscriber");
+    let names = &sequences[0];
+    assert!(names.len() >= 2, "{names:?}");
+    assert_eq!(
+        names[names.len() - 2].0,
+        final_name,
+        "the last event before the marker is the store's final state: {names:?}"
+    );
+    for pair in names.windows(2) {
+        assert_eq!(pair[1].1, pair[0].1 + 1, "contiguous offsets: {names:?}");
+    }
+}
