@@ -1020,6 +1020,60 @@ mod tests {
         assert_eq!(offset(&frames[1], "pet:3"), 3);
     }
 
+    /// With the append-only file, a Redis restart keeps the history and its epoch: a client
+    /// resumes across it.
+    #[tokio::test]
+    async fn the_history_survives_a_redis_restart_with_the_append_only_file() {
+        let mut server = LocalRedis::start(Persistence::AppendOnly).expect("redis-server");
+        let mut settings = settings(server.url(), &unique_prefix());
+        settings.command_timeout = Duration::from_millis(500);
+        let a = node(settings).await;
+        let watcher = follow(&a.hub, Topic::Pet(4));
+        for _ in 0..3 {
+            a.bus.publish(pet_created(4)).await;
+        }
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            frames.push(
+                tokio::time::timeout(GUARD, watcher.recv())
+                    .await
+                    .expect("arrives")
+                    .expect("open"),
+            );
+        }
+        let value: serde_json::Value = serde_json::from_slice(&frames[0]).expect("JSON");
+        let epoch = value["epoch"].as_str().expect("epoch").to_owned();
+
+        server.kill();
+        server
+            .restart()
+            .expect("redis-server comes back on its append-only file");
+        let resume = crate::events::Resume {
+            topic: Topic::Pet(4),
+            since: Some(petstore_api::StreamPosition {
+                topic: Topic::Pet(4),
+                offset: 1,
+                epoch,
+            }),
+        };
+        let deadline = Instant::now() + GUARD;
+        let recovered = loop {
+            // The pool reconnects by itself; until it has, the history is unavailable.
+            match a.bus.recover(std::slice::from_ref(&resume), 3).await {
+                Ok(recovered) => break recovered,
+                Err(error) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no recovery after the restart: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        assert_eq!(recovered[0].position.recovered, Some(true), "{recovered:?}");
+        assert_eq!(recovered[0].replay.len(), 2);
+    }
+
     #[tokio::test]
     async fn shutdown_stops_delivery() {
         let prefix = unique_prefix();

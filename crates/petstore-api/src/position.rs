@@ -98,7 +98,9 @@ pub struct TopicPosition {
 pub struct SubscribedPayload {
     /// Every topic the session follows now.
     pub topics: Vec<Topic>,
-    /// One entry per topic of the request, in the request's order.
+    /// One entry per topic of the request, in the request's order. (Absent from the answers
+    /// of servers that number no events: read as none.)
+    #[serde(default)]
     pub positions: Vec<TopicPosition>,
 }
 
