@@ -341,6 +341,8 @@ fn the_control_payload_limits_are_constants_of_ws_rs() {
              pub const SUBSCRIBE_TOPICS_MIN_ITEMS: usize = 1;
              /// `subscribe`: `topics` has `maxItems: 50`.
              pub const SUBSCRIBE_TOPICS_MAX_ITEMS: usize = 50;
+             /// `subscribe`: `since` has `maxItems: 50`.
+             pub const SUBSCRIBE_SINCE_MAX_ITEMS: usize = 50;
              /// `unsubscribe`: `topics` has `minItems: 1`.
              pub const UNSUBSCRIBE_TOPICS_MIN_ITEMS: usize = 1;
              /// `unsubscribe`: `topics` has `maxItems: 50`.
@@ -534,7 +536,11 @@ fn control_actions_record_the_size_limits_of_their_payloads() {
             ),
             (
                 "subscribe",
-                vec![("topics", "minItems", 1), ("topics", "maxItems", 50)]
+                vec![
+                    ("topics", "minItems", 1),
+                    ("topics", "maxItems", 50),
+                    ("since", "maxItems", 50)
+                ]
             ),
             (
                 "unsubscribe",
@@ -560,18 +566,30 @@ fn a_limit_edited_in_a_control_payload_is_recorded() {
         "maxItems",
         json!(10),
     );
+    set(
+        &mut document,
+        "/components/schemas/SubscribePayload/properties/since",
+        "maxItems",
+        json!(7),
+    );
     let ws = check(&document).unwrap_or_else(|errors| panic!("rejected: {errors:?}"));
     let limits = limits_of(&ws);
-    for action in ["subscribe", "unsubscribe"] {
-        let Some((_, action_limits)) = limits.iter().find(|(name, _)| *name == action) else {
-            panic!("no action {action}");
-        };
-        assert_eq!(
-            action_limits,
-            &[("topics", "minItems", 1), ("topics", "maxItems", 10)],
-            "{action}"
-        );
-    }
+    let of = |action: &str| match limits.iter().find(|(name, _)| *name == action) {
+        Some((_, action_limits)) => action_limits.clone(),
+        None => panic!("no action {action}"),
+    };
+    assert_eq!(
+        of("unsubscribe"),
+        [("topics", "minItems", 1), ("topics", "maxItems", 10)]
+    );
+    assert_eq!(
+        of("subscribe"),
+        [
+            ("topics", "minItems", 1),
+            ("topics", "maxItems", 50),
+            ("since", "maxItems", 7)
+        ]
+    );
 }
 
 // ---- actions and operations ----
