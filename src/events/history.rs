@@ -155,8 +155,7 @@ pub(super) fn decide(
         });
     }
     let wanted = at_horizon - since.offset;
-    let oldest_allowed =
-        now_ms.saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+    let oldest_allowed = oldest_allowed(now_ms, max_age);
     let complete = kept.len() as u64 == wanted
         && kept
             .first()
@@ -325,10 +324,14 @@ impl LocalHistory {
     }
 }
 
+/// The time (ms since the Unix epoch) of the oldest event still kept at `now_ms`.
+fn oldest_allowed(now_ms: i64, max_age: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Drops the events older than `max_age` from the front of a topic's history.
 fn expire(kept: &mut VecDeque<Notification>, now_ms: i64, max_age: Duration) {
-    let oldest_allowed =
-        now_ms.saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+    let oldest_allowed = oldest_allowed(now_ms, max_age);
     while kept
         .front()
         .is_some_and(|event| event.timestamp_ms() < oldest_allowed)
