@@ -99,3 +99,53 @@ async fn a_client_of_a_draining_node_resumes_on_another_and_misses_nothing() {
     let status = cluster.node_mut(&drained).wait_for_exit();
     assert!(status.success(), "{drained} exited with {status}");
 }
+
+/// Every node's Redis subscriber connection is killed (`CLIENT KILL TYPE pubsub`) while pets are
+/// written: the sessions of every node still receive every event, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_subscriber_connections_lose_no_event_for_the_sessions() {
+    const WRITES: usize = 60;
+    let cluster = Cluster::start(BINARY, ClusterOptions::nodes(2)).await;
+    let ids = cluster.node_ids();
+    let writer = cluster.node(ids[0]).base_url();
+    let token = cluster.admin_token(&writer).await;
+    let mut followers = Vec::new();
+    for id in &ids {
+        let client = ws_connect(&cluster.node(id).ws_url(), &token, false).await;
+        let notifications = client.notifications();
+        ws_subscribe(&client, &[Topic::Pets]).await;
+        followers.push((client, notifications));
+    }
+    let mut written = Vec::new();
+    for n in 0..WRITES {
+        if n == WRITES / 3 {
+            let output = std::process::Command::new("redis-cli")
+                .args(["-p", &cluster.redis.port().to_string()])
+                .args(["CLIENT", "KILL", "TYPE", "pubsub"])
+                .output()
+                .expect("redis-cli runs (Debian: apt-get install redis-tools)");
+            let killed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            assert!(
+                killed.parse::<u64>().is_ok_and(|killed| killed >= 2),
+                "both nodes' subscribers killed: {killed}"
+            );
+        }
+        written.push(
+            cluster
+                .add_pet(&writer, &format!("through-the-kill-{n}"))
+                .await,
+        );
+    }
+    for (index, (_, notifications)) in followers.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while seen.len() < written.len() {
+            let what = format!("node {index}: every event through the kill");
+            seen.push(next_created(notifications, &what).await);
+        }
+        let ids_seen: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            ids_seen, written,
+            "node {index}: every event, in order, once"
+        );
+    }
+}
