@@ -189,7 +189,9 @@ pub struct LocalHistory {
     latest: HashMap<Topic, u64>,
     /// The kept events of topics that have some, oldest first.
     kept: HashMap<Topic, VecDeque<Notification>>,
-    /// The last version published per entity.
+    /// The last version published per entity. One entry per entity ever written (kept after a
+    /// deletion, so a late update cannot follow it): a few dozen bytes each, like the Redis
+    /// bus's `{prefix}:events:versions` hash.
     published: HashMap<String, u64>,
     /// Publishes since the last sweep of expired events.
     since_sweep: u32,
@@ -223,11 +225,14 @@ impl LocalHistory {
     /// one already published (see [`super::EntityVersion`]): it is superseded and not published.
     pub fn place(&mut self, notification: Notification) -> Option<Notification> {
         if let Some(version) = notification.version() {
-            let last = self.published.entry(version.entity.clone()).or_default();
-            if version.version <= *last {
-                return None;
+            match self.published.get_mut(&version.entity) {
+                Some(last) if version.version <= *last => return None,
+                Some(last) => *last = version.version,
+                None => {
+                    self.published
+                        .insert(version.entity.clone(), version.version);
+                }
             }
-            *last = version.version;
         }
         self.seq += 1;
         let offsets = match notification.audience() {

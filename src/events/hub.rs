@@ -639,6 +639,52 @@ mod tests {
         assert!(drain(&orders).is_empty());
     }
 
+    /// `pet_updated(5)` placed at sequence `seq`, offset `offset` in both its topics.
+    fn placed(seq: u64, offset: u64, epoch: &str) -> Notification {
+        pet_updated(5).stamped(crate::events::Stamp {
+            seq,
+            epoch: Arc::from(epoch),
+            offsets: vec![offset, offset],
+        })
+    }
+
+    #[test]
+    fn a_resuming_connection_is_not_sent_what_it_saw_and_learns_the_horizon() {
+        let hub = Hub::new();
+        hub.deliver(&placed(7, 3, "e"));
+        let id = hub.next_connection_id();
+        let (outbox, receiver) = Outbox::new(64);
+        hub.attach(id, outbox);
+        // The client saw offset 5 of `pet:5` (through a node that was ahead of this one).
+        let horizon = hub.subscribe_from(id, [(Topic::Pet(5), Some((Arc::from("e"), 5)))]);
+        assert_eq!(
+            horizon,
+            Some(7),
+            "the last sequence delivered before the subscription"
+        );
+        for (seq, offset) in [(8, 4), (9, 5), (10, 6)] {
+            hub.deliver(&placed(seq, offset, "e"));
+        }
+        let offsets = |frames: Vec<Bytes>| -> Vec<u64> {
+            frames
+                .iter()
+                .map(|frame| {
+                    let value: serde_json::Value = serde_json::from_slice(frame).expect("JSON");
+                    value["positions"]["pet:5"].as_u64().expect("placed")
+                })
+                .collect()
+        };
+        assert_eq!(offsets(drain(&receiver)), [6]);
+        // Offsets of another history are not comparable: delivered.
+        hub.deliver(&placed(1, 1, "f"));
+        assert_eq!(offsets(drain(&receiver)), [1]);
+        // A failed subscribe's floors go; an unattached connection has no horizon.
+        hub.clear_floors(id, [&Topic::Pet(5)]);
+        hub.deliver(&placed(11, 2, "e"));
+        assert_eq!(drain(&receiver).len(), 1);
+        assert_eq!(hub.subscribe_from(id + 1, [(Topic::Pets, None)]), None);
+    }
+
     #[test]
     fn a_topic_listed_twice_in_an_audience_delivers_once() {
         let hub = Hub::new();
