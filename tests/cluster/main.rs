@@ -5,11 +5,13 @@
 //! - [`faults`]: Redis killed under load and brought back, a node killed.
 //! - [`admin_nodes`]: `GET /admin/nodes`.
 //! - [`idempotency`]: one `Idempotency-Key` sent to two nodes at once.
+//! - [`redis_outage`]: a killed Redis fails requests fast, and every node heals once it is back.
 
 mod admin_nodes;
 mod faults;
 mod idempotency;
 mod recovery;
+mod redis_outage;
 mod scale_out;
 
 /// The server binary under test: cargo names it only to the server's own integration tests.

@@ -14,6 +14,8 @@ use std::{
 
 use crate::exposition::Exposition;
 use petstore_testkit::app::{ok_json, ok_text, send, spawn_app};
+use petstore_testkit::redis::{LocalRedis, Persistence};
+use petstore_ws::auth::tokens::generate_ephemeral_key_pem;
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -173,10 +175,22 @@ fn metric_names(query: &str) -> BTreeSet<String> {
     names
 }
 
-/// Every series name a running server exports once it has served some requests.
+/// Every series name a running server exports once it has served some requests, on Redis (a
+/// private server), so the Redis and cluster families are there too.
 async fn exported_series() -> BTreeSet<String> {
     let _turn = crate::metrics_turn().await;
-    let app = spawn_app(|_| {}).await;
+    let redis = LocalRedis::start(Persistence::None)
+        .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"));
+    // Nodes on Redis must share a signing key: one in the server's own directory.
+    let key = redis.dir().join("jwt-signing-key.pem");
+    let pem = generate_ephemeral_key_pem()
+        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
+    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let app = spawn_app(|config| {
+        config.redis_url = Some(redis.url());
+        config.jwt_private_key = Some(key.clone());
+    })
+    .await;
     let pet = app.add_available_pet("Rex").await;
     ok_json(send(app.anonymous.get(app.api(&format!("/pet/{pet}")))).await).await;
     let text = ok_text(send(app.anonymous.get(app.url("/metrics"))).await).await;
@@ -244,6 +258,16 @@ fn the_documented_alert_thresholds_have_rules() {
             "PetstoreAbnormalConnectionDrops",
             "petstore_http_requests_aborted_total",
             "> 20",
+        ),
+        (
+            "PetstoreRedisCircuitOpen",
+            "petstore_circuit_breaker_state",
+            "> 0",
+        ),
+        (
+            "PetstoreNodeMissingFromRegistry",
+            "petstore_cluster_nodes",
+            "< count(up{job=\"petstore\"} == 1)",
         ),
     ] {
         let Some(expr) = rules.get(alert) else {

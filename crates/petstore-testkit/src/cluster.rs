@@ -76,6 +76,7 @@ pub struct ClusterOptions {
     nodes: usize,
     balance: Option<Balance>,
     drain_secs: u64,
+    env: Vec<(String, String)>,
 }
 
 impl ClusterOptions {
@@ -86,6 +87,7 @@ impl ClusterOptions {
             nodes,
             balance: None,
             drain_secs: 0,
+            env: Vec::new(),
         }
     }
 
@@ -98,6 +100,14 @@ impl ClusterOptions {
     /// `PETSTORE_SHUTDOWN_DRAIN_SECS` of every node.
     pub fn drain_secs(mut self, secs: u64) -> Self {
         self.drain_secs = secs;
+        self
+    }
+
+    /// Sets the environment variable `name` of every node to `value`, in place of the
+    /// harness's own setting if it has one (e.g. a production default instead of the short
+    /// test timings).
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
         self
     }
 }
@@ -177,7 +187,7 @@ impl Cluster {
             dir,
         };
         for number in 1..=options.nodes {
-            let node = cluster.start_node(binary.as_ref(), number, &key_file, options.drain_secs);
+            let node = cluster.start_node(binary.as_ref(), number, &key_file, &options);
             cluster.nodes.push(node);
         }
         if let Some(balance) = options.balance {
@@ -192,7 +202,14 @@ impl Cluster {
         cluster
     }
 
-    fn start_node(&self, binary: &Path, number: usize, key_file: &Path, drain_secs: u64) -> Node {
+    fn start_node(
+        &self,
+        binary: &Path,
+        number: usize,
+        key_file: &Path,
+        options: &ClusterOptions,
+    ) -> Node {
+        let drain_secs = options.drain_secs;
         let id = format!("node{number}");
         let log = self.dir.join(format!("{id}.log"));
         let api_key = format!(
@@ -236,7 +253,10 @@ impl Cluster {
                 command.env_remove(name);
             }
         }
-        command.envs(env).stderr(log_file(&log));
+        command
+            .envs(env)
+            .envs(options.env.iter().map(|(name, value)| (name, value)))
+            .stderr(log_file(&log));
         let stop_wait = Duration::from_secs(drain_secs + SHUTDOWN_GRACE_SECS + 5);
         match ChildServer::launch(command, &id, Stop::Terminate, stop_wait) {
             Ok(process) => Node {
