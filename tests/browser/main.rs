@@ -19,7 +19,7 @@ mod node;
 
 use petstore_testkit::app::{TestApp, spawn_app};
 
-use node::{Run, prepare_package, require_chromium, run_node};
+use node::{prepare_package, require_chromium, run_node_with};
 
 /// The server the Node tests talk to: demo data (pets 1–8, the demo administrator whose
 /// password the tests exchange for tokens), and any origin, since the client page is served by
@@ -36,12 +36,12 @@ async fn app() -> TestApp {
 async fn typescript_client_type_checks_and_passes_its_tests_against_the_server() {
     prepare_package();
     let app = app().await;
-    let outcome = run_node(Run {
-        what: "the TypeScript client's tests",
-        args: &["--test", "test/runtime.test.mjs", "test/client.test.mjs"],
-        base_url: app.base_url.clone(),
-        extra_env: Vec::new(),
-    })
+    let outcome = run_node_with(
+        "the TypeScript client's tests",
+        &["--test", "test/runtime.test.mjs", "test/client.test.mjs"],
+        &app.base_url,
+        Vec::new(),
+    )
     .await;
     app.shutdown().await;
     if let Err(failure) = outcome {
@@ -55,15 +55,15 @@ async fn swagger_ui_the_asyncapi_page_and_the_client_work_in_chromium() {
     let chromium = require_chromium();
     let screenshots = node::screenshots_dir();
     let app = app().await;
-    let outcome = run_node(Run {
-        what: "the browser tests",
-        args: &["--test", "test/browser/pages.test.mjs"],
-        base_url: app.base_url.clone(),
-        extra_env: vec![
+    let outcome = run_node_with(
+        "the browser tests",
+        &["--test", "test/browser/pages.test.mjs"],
+        &app.base_url,
+        vec![
             ("PETSTORE_CHROMIUM", chromium),
             ("PETSTORE_SCREENSHOTS", screenshots.display().to_string()),
         ],
-    })
+    )
     .await;
     app.shutdown().await;
     if let Err(failure) = outcome {

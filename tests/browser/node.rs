@@ -86,6 +86,15 @@ pub fn prepare_package() {
     }
 }
 
+/// Runs an npm script of the package (after [`prepare_package`]).
+pub fn npm_run(script: &str) -> Result<(), String> {
+    run_blocking(
+        Command::new("npm").args(["run", "--silent", script]),
+        &format!("npm run {script}"),
+        NPM_TIMEOUT,
+    )
+}
+
 /// `npm ci` unless `node_modules` was installed from the same lock file.
 fn install_packages() -> Result<(), String> {
     let package = package_dir();
@@ -135,27 +144,23 @@ fn run_blocking(command: &mut Command, what: &str, timeout: Duration) -> Result<
     }
 }
 
-/// One run of node against the server.
-pub struct Run {
-    /// For messages.
-    pub what: &'static str,
-    /// node's arguments.
-    pub args: &'static [&'static str],
-    /// The server (`PETSTORE_BASE_URL`).
-    pub base_url: String,
-    /// More environment.
-    pub extra_env: Vec<(&'static str, String)>,
-}
-
-/// Runs node off the async runtime (the server keeps serving on it meanwhile).
-pub async fn run_node(run: Run) -> Result<(), String> {
+/// Runs node with `args` in the package directory against the server at `base_url`
+/// (`PETSTORE_BASE_URL`) with `extra_env`, off the async runtime (the server keeps serving on it
+/// meanwhile).
+pub async fn run_node_with(
+    what: &'static str,
+    args: &'static [&'static str],
+    base_url: &str,
+    extra_env: Vec<(&'static str, String)>,
+) -> Result<(), String> {
+    let base_url = base_url.to_owned();
     tokio::task::spawn_blocking(move || {
         run_blocking(
             Command::new("node")
-                .args(run.args)
-                .env("PETSTORE_BASE_URL", &run.base_url)
-                .envs(run.extra_env),
-            run.what,
+                .args(args)
+                .env("PETSTORE_BASE_URL", &base_url)
+                .envs(extra_env),
+            what,
             NODE_TIMEOUT,
         )
     })
