@@ -36,7 +36,10 @@ pub fn endpoint(document: Bytes) -> impl Endpoint + 'static {
         .at("/index.html", get(index))
         .at("/asyncapi-standalone.js", get(bundle_js))
         .at("/default.min.css", get(bundle_css))
-        .at("/asyncapi.json", get(asyncapi_json.data(Document(document))))
+        .at(
+            "/asyncapi.json",
+            get(asyncapi_json.data(Document(document))),
+        )
 }
 
 /// `asyncapi.json`'s bytes, as the endpoint's data.

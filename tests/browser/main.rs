@@ -67,6 +67,9 @@ async fn swagger_ui_the_asyncapi_page_and_the_client_work_in_chromium() {
     .await;
     app.shutdown().await;
     if let Err(failure) = outcome {
-        panic!("{failure} (screenshots of failing pages: {})", screenshots.display());
+        panic!(
+            "{failure} (screenshots of failing pages: {})",
+            screenshots.display()
+        );
     }
 }

@@ -30,11 +30,17 @@ pub fn screenshots_dir() -> PathBuf {
 
 /// Fails the test when `program` cannot be run, naming the setup command.
 fn require(program: &str, args: &[&str], what: &str) -> String {
-    match Command::new(program).args(args).stdin(Stdio::null()).output() {
+    match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(output) if output.status.success() => {
             String::from_utf8_lossy(&output.stdout).trim().to_owned()
         }
-        _ => panic!("these tests need {what}, but `{program}` could not be run; install it with `{SETUP}`"),
+        _ => panic!(
+            "these tests need {what}, but `{program}` could not be run; install it with `{SETUP}`"
+        ),
     }
 }
 
@@ -59,7 +65,9 @@ static PREPARED: Mutex<Option<Result<(), String>>> = Mutex::new(None);
 /// Checks Node (≥ 20) and npm, installs the pinned packages when the lock file changed, and
 /// type-checks the package with `tsc` (which also builds `dist/`). Once per test binary.
 pub fn prepare_package() {
-    let mut prepared = PREPARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut prepared = PREPARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let outcome = prepared.get_or_insert_with(|| {
         let version = require("node", &["--version"], "Node.js 20 or later");
         let major: u32 = version
@@ -131,12 +139,17 @@ fn run_blocking(command: &mut Command, what: &str, timeout: Duration) -> Result<
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{what} failed ({status}); see its output above")),
+            Ok(Some(status)) => {
+                return Err(format!("{what} failed ({status}); see its output above"));
+            }
             Ok(None) if Instant::now() >= deadline => {
                 // Best effort: the process may have exited between the two calls.
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{what} did not finish within {} s", timeout.as_secs()));
+                return Err(format!(
+                    "{what} did not finish within {} s",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => thread::sleep(Duration::from_millis(100)),
             Err(error) => return Err(format!("could not wait for {what}: {error}")),

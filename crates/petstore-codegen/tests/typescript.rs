@@ -1,7 +1,8 @@
 //! The TypeScript client's committed `generated.ts` is what the generator emits from the
 //! project's documents today: a spec change without regenerating it fails here.
 
-#[allow(dead_code)] // the shared module serves several test crates; this one reads only the documents
+#[allow(dead_code)]
+// the shared module serves several test crates; this one reads only the documents
 mod project;
 
 use petstore_codegen::emit::typescript::{GENERATED_PATH, REGENERATE};
@@ -43,10 +44,24 @@ fn every_operation_is_an_action_with_payload_and_result() {
             text.contains(&format!("\n  {id}: {{\n    payload: ")),
             "{id} is missing from ActionMap"
         );
-        assert!(text.contains(&format!("\n  \"{id}\",\n")), "{id} is missing from OPERATIONS");
+        assert!(
+            text.contains(&format!("\n  \"{id}\",\n")),
+            "{id} is missing from OPERATIONS"
+        );
     }
-    for control in ["authenticate", "refresh", "subscribe", "unsubscribe", "ping"] {
+    for control in [
+        "authenticate",
+        "refresh",
+        "subscribe",
+        "unsubscribe",
+        "ping",
+    ] {
         assert!(text.contains(&format!("\n  {control}: {{\n")), "{control}");
     }
-    assert!(text.contains("  subscribe: {\n    payload: SubscribePayload;\n    result: SubscribedPayload;\n  };"), "subscribe's types");
+    assert!(
+        text.contains(
+            "  subscribe: {\n    payload: SubscribePayload;\n    result: SubscribedPayload;\n  };"
+        ),
+        "subscribe's types"
+    );
 }
