@@ -61,6 +61,7 @@ pub mod events;
 pub mod handlers;
 pub mod idempotency;
 pub mod limits;
+pub mod mcp;
 pub mod redis;
 pub mod rest;
 pub mod rules;

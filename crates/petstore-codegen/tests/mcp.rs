@@ -79,7 +79,10 @@ fn document(path: &str, operations: &[(&str, &str)]) -> String {
 
 /// `text` without the indentation common to its lines, indented by `by`, one line each.
 fn indent(text: &str, by: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     let common = lines
         .iter()
         .map(|line| line.len() - line.trim_start().len())
@@ -179,7 +182,11 @@ fn a_json_object_result_is_the_output_schema_itself() {
 #[test]
 fn write_only_fields_are_arguments_and_read_only_fields_results() {
     let mcp = mcp_of(&document("/pet/{petId}", &[("put", UPDATE_PET)]));
-    let Some(pet) = mcp.definitions.iter().find(|definition| definition.name == "Pet") else {
+    let Some(pet) = mcp
+        .definitions
+        .iter()
+        .find(|definition| definition.name == "Pet")
+    else {
         panic!("no Pet definition");
     };
     let properties = |schema: &Value| -> Vec<String> {
@@ -196,9 +203,15 @@ fn write_only_fields_are_arguments_and_read_only_fields_results() {
     assert_eq!(properties(output), ["id", "name", "status", "tags"]);
     assert_eq!(output["properties"]["id"]["readOnly"], json!(true));
     // A model without such fields has one form.
-    let tag = mcp.definitions.iter().find(|definition| definition.name == "Tag");
+    let tag = mcp
+        .definitions
+        .iter()
+        .find(|definition| definition.name == "Tag");
     assert!(matches!(tag, Some(tag) if tag.output.is_none()));
-    let status = mcp.definitions.iter().find(|definition| definition.name == "PetStatus");
+    let status = mcp
+        .definitions
+        .iter()
+        .find(|definition| definition.name == "PetStatus");
     assert!(matches!(
         status,
         Some(status) if status.input == json!({
@@ -352,9 +365,9 @@ fn the_description_says_which_credentials_a_call_needs() {
     );
     let mcp = mcp_of(&text);
     assert!(
-        tool(&mcp, "addPet")
-            .description
-            .ends_with("Credentials: `bearerAuth` with `pets:write` or `api_key` with `pets:write`."),
+        tool(&mcp, "addPet").description.ends_with(
+            "Credentials: `bearerAuth` with `pets:write` or `api_key` with `pets:write`."
+        ),
         "{}",
         tool(&mcp, "addPet").description
     );
@@ -409,7 +422,11 @@ fn x_mcp_false_leaves_an_operation_out() {
             ),
         ],
     );
-    let names: Vec<String> = mcp_of(&text).tools.into_iter().map(|tool| tool.name).collect();
+    let names: Vec<String> = mcp_of(&text)
+        .tools
+        .into_iter()
+        .map(|tool| tool.name)
+        .collect();
     assert_eq!(names, ["read", "replace"]);
 }
 
@@ -421,7 +438,11 @@ fn x_mcp_must_be_true_or_false() {
     };
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].location, "#/paths/~1thing/get/x-mcp");
-    assert!(errors[0].message.contains("`x-mcp` must be `true` or `false`"));
+    assert!(
+        errors[0]
+            .message
+            .contains("`x-mcp` must be `true` or `false`")
+    );
 }
 
 #[test]
@@ -429,7 +450,10 @@ fn an_operation_without_summary_or_description_is_not_a_tool() {
     let errors = refused(&thing("", None));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].location, "#/paths/~1thing/get");
-    assert!(errors[0].message.contains("needs a description"), "{errors:?}");
+    assert!(
+        errors[0].message.contains("needs a description"),
+        "{errors:?}"
+    );
     // Marked `x-mcp: false` it is left out instead.
     assert!(mcp_of(&thing("x-mcp: false", None)).tools.is_empty());
 }
@@ -455,7 +479,10 @@ fn successes_of_different_shapes_are_not_one_tool() {
     let errors = refused(&text);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].location, "#/paths/~1thing/post/responses");
-    assert!(errors[0].message.contains("200 and 202 differ"), "{errors:?}");
+    assert!(
+        errors[0].message.contains("200 and 202 differ"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -506,7 +533,12 @@ fn tools_are_named_by_their_operation_whatever_the_server_path() {
 #[test]
 fn every_operation_of_the_project_is_a_tool_and_mcp_rs_parses() {
     let specs = project::specs();
-    let names: Vec<&str> = specs.mcp.tools.iter().map(|tool| tool.name.as_str()).collect();
+    let names: Vec<&str> = specs
+        .mcp
+        .tools
+        .iter()
+        .map(|tool| tool.name.as_str())
+        .collect();
     assert_eq!(names, project::OPERATION_IDS);
     for tool in &specs.mcp.tools {
         assert!(tool.description.contains("\n\n"), "{}", tool.name);

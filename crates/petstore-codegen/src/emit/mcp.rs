@@ -60,7 +60,10 @@ fn tool_const(mcp: &McpApi, tool: &Tool) -> TokenStream {
     let description = raw(&tool.description);
     let input = schema(mcp, &tool.input);
     let output = match &tool.output {
-        Output::Structured { schema: document, wrapped } => {
+        Output::Structured {
+            schema: document,
+            wrapped,
+        } => {
             let document = schema(mcp, document);
             quote!(Output::Structured { schema: #document, wrapped: #wrapped })
         }
@@ -100,7 +103,12 @@ fn schema(mcp: &McpApi, document: &Document) -> TokenStream {
             .iter()
             .find(|definition| &definition.name == name);
         let ident = match (document.form, definition) {
-            (Form::Output, Some(Definition { output: Some(_), .. })) => result_ident(name),
+            (
+                Form::Output,
+                Some(Definition {
+                    output: Some(_), ..
+                }),
+            ) => result_ident(name),
             _ => const_ident(name),
         };
         quote!((#name, definitions::#ident))
