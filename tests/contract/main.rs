@@ -8,8 +8,10 @@
 //! - [`examples`]: what documentation UIs fill into "Try it out" from the spec's examples is
 //!   accepted by the server.
 //! - [`suite`]: Schemathesis and an OpenAPI Generator client against the running server.
+//! - [`mcp`]: the official MCP Python SDK against the running server's MCP endpoint.
 
 mod asyncapi;
 mod examples;
+mod mcp;
 mod spec_drift;
 mod suite;
