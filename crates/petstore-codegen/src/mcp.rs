@@ -289,7 +289,7 @@ fn input(api: &Api, operation: &Operation) -> Document {
 
 /// One parameter's property: its schema, its description and its example.
 fn param_schema(param: &Param, refs: &mut BTreeSet<String>) -> Value {
-    let mut schema = schema_json(&param.schema, Form::Input, refs);
+    let mut schema = schema_json(&param.schema, refs);
     if let Value::Object(object) = &mut schema {
         if let Some(description) = &param.description {
             object.insert("description".to_owned(), json!(description.trim()));
@@ -304,7 +304,7 @@ fn param_schema(param: &Param, refs: &mut BTreeSet<String>) -> Value {
 /// The `body` property.
 fn body_schema(body: &Body, refs: &mut BTreeSet<String>) -> Value {
     let (mut schema, note) = match &body.content {
-        BodyContent::Json(schema) => (schema_json(schema, Form::Input, refs), None),
+        BodyContent::Json(schema) => (schema_json(schema, refs), None),
         BodyContent::Binary => (
             json!({
                 "type": "string",
@@ -379,10 +379,10 @@ fn structured(api: &Api, schema: &Schema) -> Output {
         // Inlined rather than referred to: `outputSchema` must say `"type": "object"` itself.
         Kind::Named(name) => match api.models.iter().find(|model| model.name() == name) {
             Some(model @ Model::Object(_)) => (model_schema(model, Form::Output, &mut refs), false),
-            _ => (wrap(schema_json(schema, Form::Output, &mut refs)), true),
+            _ => (wrap(schema_json(schema, &mut refs)), true),
         },
-        Kind::Map(_) => (schema_json(schema, Form::Output, &mut refs), false),
-        _ => (wrap(schema_json(schema, Form::Output, &mut refs)), true),
+        Kind::Map(_) => (schema_json(schema, &mut refs), false),
+        _ => (wrap(schema_json(schema, &mut refs)), true),
     };
     Output::Structured {
         schema: document(api, root, refs, Form::Output),
@@ -439,7 +439,7 @@ pub fn model_schema(model: &Model, form: Form, refs: &mut BTreeSet<String>) -> V
                 if left_out {
                     continue;
                 }
-                let mut schema = schema_json(&field.schema, form, refs);
+                let mut schema = schema_json(&field.schema, refs);
                 if let Value::Object(schema) = &mut schema {
                     if field.write_only {
                         schema.insert("writeOnly".to_owned(), json!(true));
@@ -470,8 +470,8 @@ pub fn model_schema(model: &Model, form: Form, refs: &mut BTreeSet<String>) -> V
 }
 
 /// A schema as JSON Schema (draft 2020-12, the dialect MCP assumes); models are referred to as
-/// `#/$defs/Name` and added to `refs`.
-pub fn schema_json(schema: &Schema, form: Form, refs: &mut BTreeSet<String>) -> Value {
+/// `#/$defs/Name` (in whichever form the document holds them) and added to `refs`.
+pub fn schema_json(schema: &Schema, refs: &mut BTreeSet<String>) -> Value {
     let c = &schema.constraints;
     let mut object = Map::new();
     match &schema.kind {
@@ -510,14 +510,11 @@ pub fn schema_json(schema: &Schema, form: Form, refs: &mut BTreeSet<String>) -> 
         }
         Kind::Array(item) => {
             object.insert("type".to_owned(), json!("array"));
-            object.insert("items".to_owned(), schema_json(item, form, refs));
+            object.insert("items".to_owned(), schema_json(item, refs));
         }
         Kind::Map(values) => {
             object.insert("type".to_owned(), json!("object"));
-            object.insert(
-                "additionalProperties".to_owned(),
-                schema_json(values, form, refs),
-            );
+            object.insert("additionalProperties".to_owned(), schema_json(values, refs));
         }
     }
     let mut bound = |minimum: bool, bound: &Option<Bound>| {
