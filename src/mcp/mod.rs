@@ -166,11 +166,6 @@ impl<H: PetStoreApi + Subscriptions> McpService<H> {
         ResourceMetadata(self.settings.public_url.clone())
     }
 
-    /// Sessions open now.
-    pub fn open_sessions(&self) -> usize {
-        self.sessions.open()
-    }
-
     /// Ends every session and its event streams, so that the HTTP connections carrying them can
     /// close with the server.
     pub fn shutdown(&self) {
