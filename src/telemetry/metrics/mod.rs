@@ -44,7 +44,11 @@
 //! `petstore_ws_sessions_backpressured`; and event delivery:
 //! `petstore_ws_recoveries_total{result}`, `petstore_ws_replayed_events_total`,
 //! `petstore_events_superseded_total`, `petstore_events_gap_filled_total`,
-//! `petstore_events_lost_total`.
+//! `petstore_events_lost_total`; for the MCP endpoint ([`McpMetrics`]):
+//! `petstore_mcp_tool_calls_total{tool,result}`, `petstore_mcp_tool_call_duration_seconds{tool}`,
+//! `petstore_mcp_tool_errors_total{code}`, `petstore_mcp_requests_total{method}`,
+//! `petstore_mcp_sessions`, `petstore_mcp_sessions_refused_total`,
+//! `petstore_mcp_resource_updates_total`.
 //!
 //! With Redis configured ([`RedisMetrics`]): `petstore_circuit_breaker_state{breaker}`,
 //! `petstore_circuit_breaker_transitions_total{breaker,to}`,
@@ -54,6 +58,7 @@
 
 mod http;
 mod idempotency;
+mod mcp;
 mod process;
 mod redis;
 mod security;
@@ -67,6 +72,7 @@ use prometheus::TextEncoder;
 
 pub use self::http::{HttpMetrics, InFlight, Operation};
 pub use self::idempotency::{IdempotencyMetrics, IdempotencyResult};
+pub use self::mcp::McpMetrics;
 pub use self::redis::{PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
 pub use self::ws::{Closed, QueueMoved, RecoveryResult, Upgrade, WsMetrics};
@@ -92,6 +98,8 @@ pub struct Metrics {
     pub redis: RedisMetrics,
     /// Requests with an idempotency key.
     pub idempotency: IdempotencyMetrics,
+    /// MCP tool calls, requests and sessions.
+    pub mcp: McpMetrics,
 }
 
 /// Why the metrics could not be rendered.
@@ -121,6 +129,7 @@ impl Metrics {
         let ws = WsMetrics::new(&meter);
         let redis = RedisMetrics::new(&meter);
         let idempotency = IdempotencyMetrics::new(&meter);
+        let mcp = McpMetrics::new(&meter);
         process::register(&meter);
         Self {
             registry,
@@ -130,6 +139,7 @@ impl Metrics {
             ws,
             redis,
             idempotency,
+            mcp,
         }
     }
 
@@ -163,4 +173,9 @@ pub fn idempotency() -> &'static IdempotencyMetrics {
 /// The WebSocket families of [`global`].
 pub fn ws() -> &'static WsMetrics {
     &global().ws
+}
+
+/// The MCP families of [`global`].
+pub fn mcp() -> &'static McpMetrics {
+    &global().mcp
 }
