@@ -39,6 +39,7 @@ also needs `java` (17+) on PATH. Exit status 0 means both parts passed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -107,7 +108,19 @@ def requirements_stamp() -> str:
 
 
 def ensure_venv() -> None:
-    """Create `.venv` and install the pinned tools, unless it already has exactly these pins."""
+    """Create `.venv` and install the pinned tools, unless it already has exactly these pins.
+
+    Several runs may start at once (the test binary runs the suite and the MCP checks in
+    parallel): the first to take the lock builds the venv, the others wait for it and then find
+    it up to date, instead of clearing it under each other's feet.
+    """
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(HERE / ".venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_venv()
+
+
+def build_venv() -> None:
     stamp = requirements_stamp()
     python = venv_bin("python")
     if python.exists() and STAMP.exists() and STAMP.read_text().strip() == stamp:
