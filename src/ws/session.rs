@@ -20,14 +20,17 @@ use std::{
     future::Future,
     net::IpAddr,
     pin::{Pin, pin},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     task::Poll,
     time::Duration,
 };
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
-use governor::{DefaultDirectRateLimiter, RateLimiter, clock::Clock};
+use governor::{
+    DefaultDirectRateLimiter, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::{
@@ -192,7 +195,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             held: None,
             in_flight: FuturesUnordered::new(),
             load: QueueShare::new(Arc::clone(&service.counts)),
-            limiter: RateLimiter::direct(settings.message_rate.to_governor()),
+            limiter: RateLimiter::direct_with_clock(
+                settings.message_rate.to_governor(),
+                SESSION_CLOCK.clone(),
+            ),
             notifications,
             subscriptions: 0,
             replay: Vec::new(),
@@ -772,6 +778,10 @@ enum Step {
     Frame(Option<Result<Message, WsError>>),
     Tick,
 }
+
+/// The clock of every session's message-rate limiter. A clock of its own per session would
+/// probe the CPU (`cpuid`) for its time source at every connection; clones share one probe.
+static SESSION_CLOCK: LazyLock<DefaultClock> = LazyLock::new(DefaultClock::default);
 
 /// How long a closing session waits for the peer's close frame.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
