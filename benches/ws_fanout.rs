@@ -9,7 +9,8 @@
 //!   default 128 KiB one would cost 1.3 GiB at 10,000 connections), a task per connection, a `tokio::sync::broadcast` channel (capacity 256, as our outboxes) fanning each
 //!   event out; `subscribe` is answered with a success envelope, and an event is published by a
 //!   text frame `publish N` on a connection of its own, answered once the event is in the channel.
-//!   The notification has the shape and size of ours (`pet.created` with a small pet).
+//!   The notification has the shape and size of ours (`pet.created` with a small pet, the
+//!   history's epoch and the event's positions), byte for byte; the report prints both sizes.
 //! * **petstore-ws**: `server::spawn` with the production defaults and demo data, the
 //!   per-address connection limit above the subscriber count and the rate limits raised so that
 //!   they run but never refuse. Subscribers authenticate on the upgrade with the demo
@@ -200,6 +201,9 @@ fn child_main(role: &str) -> Result<(), String> {
     ws_support::serve_bare_until_parent_gone(serve_bare())
 }
 
+/// The bare server's epoch, as ours has one per history: made once per process.
+static BARE_EPOCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The floor: a broadcast channel and a task per connection writing what it receives.
 async fn serve_bare() -> Result<SocketAddr, String> {
     let (events, _) = broadcast::channel::<Utf8Bytes>(BARE_CHANNEL_CAPACITY);
@@ -207,6 +211,7 @@ async fn serve_bare() -> Result<SocketAddr, String> {
 }
 
 async fn bare_connection(mut socket: ServerSocket, events: broadcast::Sender<Utf8Bytes>) {
+    let epoch = BARE_EPOCH.get_or_init(|| Uuid::new_v4().simple().to_string());
     let mut subscription: Option<broadcast::Receiver<Utf8Bytes>> = None;
     loop {
         let incoming = tokio::select! {
@@ -235,7 +240,7 @@ async fn bare_connection(mut socket: ServerSocket, events: broadcast::Sender<Utf
         };
         let answer = if let Some(event) = text.as_str().strip_prefix("publish ") {
             // `send` fails only without receivers: nobody to deliver to.
-            let _ = events.send(Utf8Bytes::from(notification_like_ours(event)));
+            let _ = events.send(Utf8Bytes::from(notification_like_ours(event, epoch)));
             "published".to_owned()
         } else {
             let request: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
@@ -255,13 +260,18 @@ async fn bare_connection(mut socket: ServerSocket, events: broadcast::Sender<Utf
     }
 }
 
-/// A `pet.created` notification as petstore-ws renders it for a new pet named `fanout-N`.
-fn notification_like_ours(event: &str) -> String {
+/// A `pet.created` notification as petstore-ws renders it for a new pet named `fanout-N`, byte
+/// for byte the same size: with the history's epoch (32 hex digits) and the positions of the
+/// event in its two topics, `pets` (the N+1st event there) and `pet:<id>` (its first). The
+/// report prints the sizes each server's subscribers received, to show they agree.
+fn notification_like_ours(event: &str, epoch: &str) -> String {
     let id = Uuid::new_v4();
+    let index = event.parse::<u64>().unwrap_or(0);
+    let pet = index + 9;
     format!(
-        r#"{{"type":"notification","correlationId":"{id}","timestamp":{},"event":"pet.created","payload":{{"id":{},"name":"{NAME_PREFIX}{event}","photoUrls":[],"status":"available"}}}}"#,
+        r#"{{"type":"notification","correlationId":"{id}","timestamp":{},"event":"pet.created","epoch":"{epoch}","positions":{{"pets":{},"pet:{pet}":1}},"payload":{{"id":{pet},"name":"{NAME_PREFIX}{event}","photoUrls":[],"status":"available"}}}}"#,
         chrono::Utc::now().timestamp_millis(),
-        event.parse::<u64>().unwrap_or(0) + 9,
+        index + 1,
     )
 }
 
@@ -279,6 +289,8 @@ struct Board {
 #[derive(Default)]
 struct Receipts {
     events: Vec<(u32, Instant)>,
+    /// The shortest and the longest `pet.created` frame received, in bytes.
+    frame_bytes: Option<(usize, usize)>,
     problem: Option<String>,
 }
 
@@ -329,6 +341,11 @@ async fn receive(
             Some(Ok(Message::Text(text))) => {
                 if let Some(event) = event_index(text.as_str()) {
                     receipts.events.push((event, now));
+                    let size = text.len();
+                    receipts.frame_bytes = Some(match receipts.frame_bytes {
+                        Some((shortest, longest)) => (shortest.min(size), longest.max(size)),
+                        None => (size, size),
+                    });
                     if let Some(counter) = board.received.get(event as usize) {
                         counter.fetch_add(1, Ordering::Release);
                     }
@@ -556,6 +573,8 @@ struct Figures {
     large_burst: BurstFigures,
     rss_small_kib: Option<u64>,
     rss_large_kib: Option<u64>,
+    /// The shortest and the longest notification frame any subscriber received, in bytes.
+    frame_bytes: Option<(usize, usize)>,
 }
 
 struct SingleFigures {
@@ -790,6 +809,10 @@ async fn run_target(target: Target, plan: Plan) -> Result<Figures, String> {
         large_burst: burst_figures(&large_burst_run, &arrivals[large_burst]),
         rss_small_kib,
         rss_large_kib,
+        frame_bytes: receipts
+            .iter()
+            .filter_map(|seen| seen.frame_bytes)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d))),
     })
 }
 
@@ -878,6 +901,14 @@ fn print_report(plan: Plan, figures: &[(Target, Figures)]) {
         }
     }
     println!();
+    for (target, result) in figures {
+        if let Some((shortest, longest)) = result.frame_bytes {
+            println!(
+                "{} notification frames: {shortest}–{longest} bytes",
+                target.label()
+            );
+        }
+    }
     for (target, result) in figures {
         if let (Some(small), Some(large)) = (result.rss_small_kib, result.rss_large_kib) {
             println!(

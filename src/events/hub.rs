@@ -13,15 +13,17 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    future::poll_fn,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    task::Poll,
 };
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use super::{Audience, Notification, Topic};
 
@@ -50,13 +52,19 @@ pub struct OutboxReceiver {
 /// A `VecDeque` behind a mutex rather than a channel: an idle connection's queue holds no buffer
 /// at all (a bounded channel allocates a block of slots up front), and the queue grows only
 /// while frames wait in it.
+///
+/// One task reads a queue (its session), so its wake-ups are `AtomicWaker`s: a push costs one
+/// atomic swap when the reader is busy, where a `Notify` locked its list of waiters on every
+/// wait and every notification — a measurable share of a fan-out's CPU at a thousand
+/// subscribers.
 struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
-    /// Woken when a frame is queued or the sender goes.
-    readable: Notify,
-    /// Woken once, when the queue overflows.
-    overflow: Notify,
+    /// The reader waiting in [`OutboxReceiver::recv`], woken when a frame is queued or the
+    /// sender goes.
+    readable: AtomicWaker,
+    /// The reader waiting in [`OutboxReceiver::overflowed`], woken when the queue overflows.
+    overflow: AtomicWaker,
     overflowed: AtomicBool,
 }
 
@@ -89,8 +97,8 @@ impl Outbox {
                 receiver_gone: false,
             }),
             capacity: capacity.max(1),
-            readable: Notify::new(),
-            overflow: Notify::new(),
+            readable: AtomicWaker::new(),
+            overflow: AtomicWaker::new(),
             overflowed: AtomicBool::new(false),
         });
         (
@@ -120,12 +128,12 @@ impl Outbox {
         if queue.frames.len() >= self.shared.capacity {
             self.shared.overflowed.store(true, Ordering::Release);
             drop(queue);
-            self.shared.overflow.notify_waiters();
+            self.shared.overflow.wake();
             return Push::Overflowed;
         }
         queue.frames.push_back(frame);
         drop(queue);
-        self.shared.readable.notify_one();
+        self.shared.readable.wake();
         Push::Queued
     }
 
@@ -139,7 +147,7 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.shared.queue.lock().sender_gone = true;
-        self.shared.readable.notify_one();
+        self.shared.readable.wake();
     }
 }
 
@@ -149,17 +157,30 @@ impl OutboxReceiver {
     ///
     /// Cancellation-safe: a frame is taken off the queue only in the step that returns it, so
     /// using this in `tokio::select!` loses nothing. It takes `&self` so that one `select!` can
-    /// wait for it and for [`OutboxReceiver::overflowed`] together.
+    /// wait for it and for [`OutboxReceiver::overflowed`] together. One task waits at a time
+    /// (the session): a second waiter would take the first one's place.
     pub async fn recv(&self) -> Option<Bytes> {
-        loop {
-            match self.try_recv() {
-                Ok(frame) => return Some(frame),
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) => {}
+        poll_fn(|context| {
+            if let Some(ready) = self.poll_frame() {
+                return Poll::Ready(ready);
             }
-            // `notify_one` keeps a permit when nobody waits, so a frame queued between the check
-            // above and this wait still wakes it.
-            self.shared.readable.notified().await;
+            self.shared.readable.register(context.waker());
+            // Checked again after registering: a frame queued between the first check and the
+            // registration woke nobody.
+            match self.poll_frame() {
+                Some(ready) => Poll::Ready(ready),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// A frame or the end, or `None` if neither is there yet.
+    fn poll_frame(&self) -> Option<Option<Bytes>> {
+        match self.try_recv() {
+            Ok(frame) => Some(Some(frame)),
+            Err(TryRecvError::Closed) => Some(None),
+            Err(TryRecvError::Empty) => None,
         }
     }
 
@@ -184,19 +205,21 @@ impl OutboxReceiver {
 
     /// Completes once the connection has been marked as overflowed (immediately if it already
     /// is). Cancellation-safe, for a `tokio::select!` beside [`OutboxReceiver::recv`]: the mark
-    /// stays, so a later call completes too.
+    /// stays, so a later call completes too. One task waits at a time, as for `recv`.
     pub async fn overflowed(&self) {
-        let notified = self.shared.overflow.notified();
-        tokio::pin!(notified);
-        loop {
-            // Registered before the flag is checked: a mark set after the check wakes it.
-            notified.as_mut().enable();
+        poll_fn(|context| {
             if self.is_overflowed() {
-                return;
+                return Poll::Ready(());
             }
-            notified.as_mut().await;
-            notified.set(self.shared.overflow.notified());
-        }
+            self.shared.overflow.register(context.waker());
+            // Checked again after registering: a mark set in between woke nobody.
+            if self.is_overflowed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Whether the connection has been marked as a slow consumer.

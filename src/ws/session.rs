@@ -20,14 +20,17 @@ use std::{
     future::Future,
     net::IpAddr,
     pin::{Pin, pin},
-    sync::Arc,
+    sync::{Arc, LazyLock},
     task::Poll,
     time::Duration,
 };
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
-use governor::{DefaultDirectRateLimiter, RateLimiter, clock::Clock};
+use governor::{
+    DefaultDirectRateLimiter, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::{
@@ -50,7 +53,7 @@ use super::{
 use crate::{
     auth::Authentication,
     edge::{dispatch::dispatch, idempotency::WsRequest},
-    events::{ConnectionId, Outbox, OutboxReceiver},
+    events::{ConnectionId, Outbox, OutboxReceiver, TryRecvError},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
 };
@@ -192,7 +195,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             held: None,
             in_flight: FuturesUnordered::new(),
             load: QueueShare::new(Arc::clone(&service.counts)),
-            limiter: RateLimiter::direct(settings.message_rate.to_governor()),
+            limiter: RateLimiter::direct_with_clock(
+                settings.message_rate.to_governor(),
+                SESSION_CLOCK.clone(),
+            ),
             notifications,
             subscriptions: 0,
             replay: Vec::new(),
@@ -304,7 +310,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                     );
                     self.write(&mut socket, frame).await
                 }
-                Step::Send(frame) => self.write(&mut socket, frame).await,
+                Step::Send(frame) => self.send_backlog(&mut socket, frame).await,
                 Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
                 Step::Nothing => Ok(()),
                 Step::Tick => {
@@ -382,6 +388,25 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             Ok(Err(_)) => Err(Ending::PeerGone),
             Err(_) => Err(Ending::Close(CloseCode::Again, "the client does not read")),
         }
+    }
+
+    /// Writes a notification frame and those queued behind it (up to [`SEND_BATCH`]), in order,
+    /// so that a subscriber with a backlog gets it in one step and one flush instead of a trip
+    /// round the loop per frame. Taking them off the queue here cannot lose one: a frame taken
+    /// is written or the session ends.
+    async fn send_backlog(&mut self, socket: &mut Socket, first: Bytes) -> Result<(), Ending> {
+        self.write(socket, first).await?;
+        for _ in 1..SEND_BATCH {
+            if self.notifications.is_overflowed() {
+                // The next step closes the connection (1013); nothing more to send it.
+                break;
+            }
+            match self.notifications.try_recv() {
+                Ok(frame) => self.write(socket, frame).await?,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        Ok(())
     }
 
     async fn flush(&mut self, socket: &mut Socket) -> Result<(), Ending> {
@@ -772,6 +797,14 @@ enum Step {
     Frame(Option<Result<Message, WsError>>),
     Tick,
 }
+
+/// The clock of every session's message-rate limiter. A clock of its own per session would
+/// probe the CPU (`cpuid`) for its time source at every connection; clones share one probe.
+static SESSION_CLOCK: LazyLock<DefaultClock> = LazyLock::new(DefaultClock::default);
+
+/// At most this many queued notification frames are written in one step before the loop looks
+/// at the socket, the timers and the shutdown signal again.
+const SEND_BATCH: usize = 64;
 
 /// How long a closing session waits for the peer's close frame.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
