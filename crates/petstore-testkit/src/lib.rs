@@ -39,7 +39,7 @@ pub mod app;
 pub mod bench;
 pub mod child;
 pub mod cluster;
-pub mod proxy;
 pub mod mcp;
+pub mod proxy;
 pub mod redis;
 pub mod ws;
