@@ -13,12 +13,15 @@ use fred::{
 use rand::Rng;
 
 use super::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
+use super::replication::ReplicationSettings;
+use super::topology::{self, Topology};
 use crate::telemetry::metrics;
 
 /// How to reach Redis and how patient to be with it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, `redis-sentinel://…` or `redis-cluster://…`
+    /// (see [`super::topology`]).
     pub url: String,
     /// Prepended to every key (`{prefix}:pet:1`), so several deployments (or test runs) can
     /// share one Redis without seeing each other's data.
@@ -33,6 +36,8 @@ pub struct RedisSettings {
     pub read_retries: u32,
     /// When the breaker opens and how long it stays open.
     pub breaker: BreakerSettings,
+    /// Replicas that must confirm a write before its client is answered (none by default).
+    pub replication: ReplicationSettings,
 }
 
 impl RedisSettings {
@@ -47,6 +52,7 @@ impl RedisSettings {
             connect_timeout: Duration::from_secs(10),
             read_retries: 2,
             breaker: BreakerSettings::default(),
+            replication: ReplicationSettings::default(),
         }
     }
 }
@@ -103,7 +109,9 @@ impl RedisError {
             | ErrorKind::Canceled
             | ErrorKind::Backpressure
             | ErrorKind::Routing
-            | ErrorKind::Cluster => Self::Unreachable(error.to_string()),
+            | ErrorKind::Cluster
+            // No sentinel answered, or none knows a primary yet (a failover under way).
+            | ErrorKind::Sentinel => Self::Unreachable(error.to_string()),
             ErrorKind::Unknown | ErrorKind::InvalidArgument | ErrorKind::InvalidCommand => {
                 let details = error.details();
                 let code = details.split_whitespace().next().unwrap_or_default();
@@ -118,6 +126,8 @@ impl RedisError {
                     "OOM",
                     "BUSY",
                     "TRYAGAIN",
+                    // `min-replicas-to-write` not met: the primary refuses writes.
+                    "NOREPLICAS",
                 ]
                 .contains(&code);
                 if outage_reply || (!is_reply && *error.kind() == ErrorKind::Unknown) {
@@ -156,6 +166,7 @@ pub struct Redis {
 struct Inner {
     pool: Pool,
     config: Config,
+    topology: Topology,
     settings: RedisSettings,
     breaker: Breaker,
 }
@@ -177,11 +188,13 @@ impl Redis {
     /// open the breaker.
     ///
     /// # Errors
-    /// [`RedisError::Config`] for a malformed URL, [`RedisError::Unreachable`] when Redis does
-    /// not answer in time.
+    /// [`RedisError::Config`] for a malformed URL, settings that do not fit the deployment (see
+    /// [`super::topology`]) or a replica wait as long as the command timeout;
+    /// [`RedisError::Unreachable`] when Redis does not answer in time.
     pub async fn connect(settings: RedisSettings) -> Result<Self, RedisError> {
-        let config = Config::from_url(&settings.url)
-            .map_err(|error| RedisError::Config(error.to_string()))?;
+        let target = topology::parse(&settings.url, &settings.prefix)?;
+        settings.replication.check(settings.command_timeout)?;
+        let config = target.config.clone();
         let pool = builder(&config, &settings)
             .build_pool(settings.pool_size.max(1))
             .map_err(|error| RedisError::Config(error.to_string()))?;
@@ -196,11 +209,16 @@ impl Redis {
                 )));
             }
         }
+        if let Err(error) = topology::verify(&pool, &target).await {
+            let _ = pool.quit().await;
+            return Err(error);
+        }
         let breaker = Breaker::new("redis", settings.breaker);
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                topology: target.topology,
                 settings,
                 breaker,
             }),
@@ -217,6 +235,16 @@ impl Redis {
     #[must_use]
     pub fn prefix(&self) -> &str {
         &self.inner.settings.prefix
+    }
+
+    /// The settings it was connected with.
+    pub(super) fn settings(&self) -> &RedisSettings {
+        &self.inner.settings
+    }
+
+    /// The kind of deployment it is connected to.
+    pub(super) fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     /// The circuit breaker every call goes through.

@@ -4,6 +4,9 @@
 //! - `client`: [`Redis`], the pool and the single door every command goes through (breaker,
 //!   retries for idempotent reads, metrics, error classification).
 //! - `breaker`: the circuit breaker itself.
+//! - `topology`: what `--redis-url` names (one server, Sentinel, a Redis Cluster) and the
+//!   checks each deployment needs at start-up.
+//! - `replication`: writes confirmed by replicas (`WAIT`) before their client is answered.
 //!
 //! A private `redis-server` for tests and benches (`LocalRedis`) is in `petstore-testkit`.
 //!
@@ -13,9 +16,13 @@
 
 mod breaker;
 mod client;
+mod replication;
+pub mod topology;
 
 pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Refused};
 pub use client::{Idempotence, Redis, RedisError, RedisSettings};
+pub use replication::{Confirmation, ReplicationSettings};
+pub use topology::Topology;
 
 use petstore_api::error::ServerError;
 

@@ -16,7 +16,7 @@ use crate::{
     edge::{BodyLimits, EdgeSettings, IdempotencySettings},
     handlers::HandlerSettings,
     limits::RateQuota,
-    redis::{BreakerSettings, RedisSettings},
+    redis::{BreakerSettings, RedisSettings, ReplicationSettings},
     telemetry,
     ws::WsSettings,
 };
@@ -70,6 +70,10 @@ pub(super) fn redis(config: &Config) -> Option<RedisSettings> {
     settings.breaker = BreakerSettings {
         failure_threshold: config.redis_breaker_failures,
         cool_down: Duration::from_millis(config.redis_breaker_cool_down_ms),
+    };
+    settings.replication = ReplicationSettings {
+        replicas: config.redis_wait_replicas,
+        timeout: Duration::from_millis(config.redis_wait_timeout_ms),
     };
     Some(settings)
 }
