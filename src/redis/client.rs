@@ -13,7 +13,7 @@ use fred::{
 use rand::Rng;
 
 use super::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
-use super::replication::ReplicationSettings;
+use super::replication::{ReplicaTracker, ReplicationSettings};
 use super::topology::{self, Topology};
 use crate::telemetry::metrics;
 
@@ -169,6 +169,7 @@ struct Inner {
     topology: Topology,
     settings: RedisSettings,
     breaker: Breaker,
+    replicas: ReplicaTracker,
 }
 
 impl std::fmt::Debug for Redis {
@@ -221,6 +222,7 @@ impl Redis {
                 topology: target.topology,
                 settings,
                 breaker,
+                replicas: ReplicaTracker::default(),
             }),
         })
     }
@@ -240,6 +242,11 @@ impl Redis {
     /// The settings it was connected with.
     pub(super) fn settings(&self) -> &RedisSettings {
         &self.inner.settings
+    }
+
+    /// Whether writes currently wait for replicas.
+    pub(super) fn replica_tracker(&self) -> &ReplicaTracker {
+        &self.inner.replicas
     }
 
     /// The kind of deployment it is connected to.

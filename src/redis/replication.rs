@@ -17,16 +17,27 @@
 //! lasts the deployment has the guarantee of asynchronous replication, no more. The README's
 //! failure section says which guarantee holds for each setting.
 //!
+//! **While the replicas are missing** (the usual state right after a failover with one replica:
+//! the promoted replica has none until the old primary returns), waiting would only add the
+//! whole timeout to every write and hold its pooled connection, and every command queued behind
+//! it, that long. So after a wait that fell short, the node stops waiting: writes are
+//! acknowledged at once, counted unconfirmed, and at most once per [`PROBE_INTERVAL`] a write
+//! asks the primary (`INFO replication`, no blocking) how many replicas are online; once enough
+//! are, writes wait again.
+//!
 //! `WAIT` is not a transaction: a write whose connection drops after the write and before the
 //! confirmation reaches the client as a failure (`UNAVAILABLE`), though it may have been applied
 //! — the same as any write that timed out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use fred::{
+    clients::Client,
     interfaces::{ClientLike, ServerInterface},
-    prelude::Options,
-    types::{FromValue, Value, scripts::Script},
+    prelude::{Error as FredError, Options},
+    types::{ClusterHash, FromValue, InfoKind, Value, scripts::Script},
 };
 
 use super::{Idempotence, Redis, RedisError, topology};
@@ -63,6 +74,10 @@ impl ReplicationSettings {
     }
 }
 
+/// How often a node that stopped waiting for missing replicas asks the primary whether they
+/// are back.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the replicas said about one write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
@@ -76,15 +91,76 @@ pub enum Confirmation {
         /// How many did.
         replicas: u32,
     },
+    /// Not waited for: the primary has fewer replicas online than configured (see the module
+    /// documentation). Applied on the primary only.
+    NotWaited,
 }
 
 impl Confirmation {
-    /// The label of `petstore_redis_replication_total`, if the write waited.
+    /// The label of `petstore_redis_replication_total`, if the write asked for replicas.
     fn label(self) -> Option<&'static str> {
         match self {
             Self::NotAsked => None,
             Self::Confirmed => Some("confirmed"),
-            Self::Unconfirmed { .. } => Some("unconfirmed"),
+            Self::Unconfirmed { .. } | Self::NotWaited => Some("unconfirmed"),
+        }
+    }
+}
+
+/// Whether this node currently waits for replicas: one per [`super::Redis`], shared by its
+/// requests.
+#[derive(Debug, Default)]
+pub(super) struct ReplicaTracker {
+    /// Set while writes are not waited for: when the primary was last asked about its replicas.
+    missing: Mutex<Option<Instant>>,
+}
+
+/// What a write does about its replicas.
+enum Step {
+    /// `WAIT` for them.
+    Wait,
+    /// Ask the primary whether they are back first.
+    Probe,
+    /// Acknowledge without waiting: they are missing.
+    Skip,
+}
+
+impl ReplicaTracker {
+    fn step(&self) -> Step {
+        let mut missing = self.missing.lock();
+        match *missing {
+            None => Step::Wait,
+            Some(probed) if probed.elapsed() >= PROBE_INTERVAL => {
+                // This write probes; the others keep skipping meanwhile.
+                *missing = Some(Instant::now());
+                Step::Probe
+            }
+            Some(_) => Step::Skip,
+        }
+    }
+
+    /// A wait fell short: stop waiting until a probe finds the replicas back.
+    fn fell_short(&self, wanted: u32, replicas: u32) {
+        let mut missing = self.missing.lock();
+        if missing.is_none() {
+            tracing::warn!(
+                replicas,
+                wanted,
+                "the replicas did not confirm a write in time; writes are acknowledged without \
+                 waiting (unconfirmed: a failover now would lose them) until enough replicas \
+                 are online again"
+            );
+        }
+        *missing = Some(Instant::now());
+    }
+
+    /// A probe found enough replicas online.
+    fn back(&self, replicas: u32) {
+        if self.missing.lock().take().is_some() {
+            tracing::info!(
+                replicas,
+                "enough replicas are online again; writes wait for them"
+            );
         }
     }
 }
@@ -108,6 +184,7 @@ impl Redis {
     {
         let replication = self.settings().replication;
         let routing = topology::slot_routing(self.topology(), self.prefix());
+        let tracker = self.replica_tracker();
         let (value, confirmation) = self
             .call(command, Idempotence::Write, |client| {
                 let (keys, args, routing) = (keys.clone(), args.clone(), routing.clone());
@@ -116,27 +193,7 @@ impl Redis {
                     if replication.replicas == 0 {
                         return Ok((value, Confirmation::NotAsked));
                     }
-                    // On a cluster the wait must reach the node that took the write: the one
-                    // holding the prefix's slot.
-                    let options = Options {
-                        cluster_hash: routing,
-                        ..Options::default()
-                    };
-                    let timeout = i64::try_from(replication.timeout.as_millis())
-                        .unwrap_or(i64::MAX)
-                        .max(1);
-                    let acknowledged: i64 = client
-                        .with_options(&options)
-                        .wait(i64::from(replication.replicas), timeout)
-                        .await?;
-                    let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
-                    let confirmation = if acknowledged >= replication.replicas {
-                        Confirmation::Confirmed
-                    } else {
-                        Confirmation::Unconfirmed {
-                            replicas: acknowledged,
-                        }
-                    };
+                    let confirmation = confirm(&client, routing, replication, tracker).await?;
                     Ok((value, confirmation))
                 }
             })
@@ -145,17 +202,67 @@ impl Redis {
             metrics::global().redis.replication(label);
         }
         if let Confirmation::Unconfirmed { replicas } = confirmation {
-            tracing::warn!(
+            tracing::debug!(
                 command,
                 replicas,
                 wanted = replication.replicas,
-                timeout_ms = replication.timeout.as_millis() as u64,
-                "a write was applied on the primary but not confirmed by enough replicas in time; \
-                 it is acknowledged, and a failover before the replicas catch up would lose it"
+                "a write was applied on the primary but not confirmed by enough replicas in time"
             );
         }
         Ok(value)
     }
+}
+
+/// Waits for the replicas after a write on `client`, unless they are known to be missing.
+async fn confirm(
+    client: &Client,
+    routing: Option<ClusterHash>,
+    replication: ReplicationSettings,
+    tracker: &ReplicaTracker,
+) -> Result<Confirmation, FredError> {
+    // On a cluster the wait must reach the node that took the write: the one holding the
+    // prefix's slot.
+    let options = Options {
+        cluster_hash: routing,
+        ..Options::default()
+    };
+    let client = client.with_options(&options);
+    match tracker.step() {
+        Step::Wait => {}
+        Step::Skip => return Ok(Confirmation::NotWaited),
+        Step::Probe => {
+            let info: String = client.info(Some(InfoKind::Replication)).await?;
+            let online = online_replicas(&info);
+            if online < replication.replicas {
+                return Ok(Confirmation::NotWaited);
+            }
+            tracker.back(online);
+        }
+    }
+    let timeout = i64::try_from(replication.timeout.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let acknowledged: i64 = client
+        .wait(i64::from(replication.replicas), timeout)
+        .await?;
+    let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
+    if acknowledged >= replication.replicas {
+        Ok(Confirmation::Confirmed)
+    } else {
+        tracker.fell_short(replication.replicas, acknowledged);
+        Ok(Confirmation::Unconfirmed {
+            replicas: acknowledged,
+        })
+    }
+}
+
+/// Replicas a primary's `INFO replication` lists as online (`slaveN:…,state=online,…`).
+fn online_replicas(info: &str) -> u32 {
+    let online = info
+        .lines()
+        .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+        .count();
+    u32::try_from(online).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -172,7 +279,8 @@ mod tests {
     #[tokio::test]
     async fn a_confirmed_write_is_on_the_replica_when_it_is_acknowledged() {
         let primary = LocalRedis::start(Persistence::None).expect("primary");
-        let replica = LocalRedis::start_replica(Persistence::None, primary.port()).expect("replica");
+        let replica =
+            LocalRedis::start_replica(Persistence::None, primary.port()).expect("replica");
         let mut settings = RedisSettings::new(primary.url());
         settings.prefix = "replication-test".into();
         settings.replication = ReplicationSettings {
@@ -189,8 +297,21 @@ mod tests {
                 .expect("the write");
             assert_eq!(value, expected);
             // Read from the replica right away: the WAIT made sure it is there.
-            assert_eq!(replica.get(&key).as_deref(), Some(expected.to_string().as_str()));
+            assert_eq!(
+                replica.get(&key).as_deref(),
+                Some(expected.to_string().as_str())
+            );
         }
+    }
+
+    #[test]
+    fn online_replicas_are_counted_from_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=127.0.0.1,port=7001,state=online,offset=10,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0\r\n\
+                    master_failover_state:no-failover\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(online_replicas("role:master\r\nconnected_slaves:0\r\n"), 0);
     }
 
     #[tokio::test]
@@ -214,6 +335,40 @@ mod tests {
             started.elapsed() >= Duration::from_millis(100),
             "waited for the replica the whole timeout"
         );
-        assert_eq!(primary.get(&key).as_deref(), Some("1"), "applied on the primary");
+        assert_eq!(
+            primary.get(&key).as_deref(),
+            Some("1"),
+            "applied on the primary"
+        );
+
+        // The replicas are missing: the next writes do not wait for them.
+        let started = std::time::Instant::now();
+        for expected in 2..=5i64 {
+            let value: i64 = redis
+                .acknowledged_script("test_incr", &counter_script(), vec![key.clone()], vec![])
+                .await
+                .expect("applied, so acknowledged");
+            assert_eq!(value, expected);
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "no wait while no replica is online: {:?}",
+            started.elapsed()
+        );
+
+        // A replica comes: within a probe interval, writes wait for it again.
+        let replica =
+            LocalRedis::start_replica(Persistence::None, primary.port()).expect("replica");
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        for _ in 0..2 {
+            let value: i64 = redis
+                .acknowledged_script("test_incr", &counter_script(), vec![key.clone()], vec![])
+                .await
+                .expect("the write");
+            assert_eq!(
+                replica.get(&key).as_deref(),
+                Some(value.to_string().as_str())
+            );
+        }
     }
 }

@@ -334,11 +334,8 @@ mod tests {
 
     #[test]
     fn cluster_urls_list_seed_nodes_and_need_a_hash_tag_prefix() {
-        let target = parse(
-            "redis-cluster://n1:7000,n2:7001?node=n3:7002",
-            "{petstore}",
-        )
-        .expect("valid");
+        let target =
+            parse("redis-cluster://n1:7000,n2:7001?node=n3:7002", "{petstore}").expect("valid");
         assert_eq!(target.topology, Topology::Cluster);
         assert!(target.config.server.is_clustered());
         assert_eq!(hosts(&target), ["n1:7000", "n2:7001", "n3:7002"]);
@@ -375,7 +372,11 @@ mod tests {
         let Some(ClusterHash::Custom(slot)) = slot_routing(&Topology::Cluster, "{petstore}") else {
             panic!("a cluster routes by the prefix's slot");
         };
-        for key in ["{petstore}:pet:1", "{petstore}:events:seq", "{petstore}:user:{x}"] {
+        for key in [
+            "{petstore}:pet:1",
+            "{petstore}:events:seq",
+            "{petstore}:user:{x}",
+        ] {
             assert_eq!(fred::util::redis_keyslot(key.as_bytes()), slot, "{key}");
         }
         assert_eq!(slot_routing(&Topology::Standalone, "{petstore}"), None);

@@ -5,12 +5,17 @@
 //! - [`faults`]: Redis killed under load and brought back, a node killed.
 //! - [`admin_nodes`]: `GET /admin/nodes`.
 //! - [`idempotency`]: one `Idempotency-Key` sent to two nodes at once.
+//! - [`failover`]: a primary with a replica under Sentinel, the primary killed under load.
+//! - [`sharded`]: nodes on a Redis Cluster of three primaries.
 
 mod admin_nodes;
+mod failover;
 mod faults;
 mod idempotency;
 mod recovery;
 mod scale_out;
+mod sharded;
+mod write_load;
 
 /// The server binary under test: cargo names it only to the server's own integration tests.
 const BINARY: &str = env!("CARGO_BIN_EXE_petstore-ws");

@@ -161,29 +161,27 @@ impl LocalSentinelSet {
         port
     }
 
-    /// Waits until the sentinels name a server other than `old_port` as primary and that
-    /// server answers `ROLE` as a master; returns its port.
+    /// Starts the killed server on `port` again (same port, empty: no persistence here), as an
+    /// operator bringing the failed machine back; the sentinels then turn it into a replica of
+    /// the current primary ([`LocalSentinelSet::is_synced_replica`] tells when it is one).
     ///
     /// # Errors
-    /// When that does not happen within the guard.
-    pub fn wait_for_new_primary(&self, old_port: u16) -> io::Result<u16> {
-        let deadline = Instant::now() + SETTLE_TIMEOUT;
-        loop {
-            if let Ok(port) = self.primary_port()
-                && port != old_port
-                && let Ok(role) = command(port, &["ROLE"])
-                && role.items().first().map(Reply::text) == Some("master")
-            {
-                return Ok(port);
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no failover within {SETTLE_TIMEOUT:?}"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// When it does not start.
+    pub fn restart(&mut self, port: u16) -> io::Result<()> {
+        match self.servers.iter_mut().find(|server| server.port() == port) {
+            Some(server) => server.restart(),
+            None => Err(io::Error::other(format!(
+                "no server of this set on port {port}"
+            ))),
         }
+    }
+
+    /// Whether the server on `port` is a replica whose link to its primary is up.
+    #[must_use]
+    pub fn is_synced_replica(&self, port: u16) -> bool {
+        command(port, &["INFO", "replication"]).is_ok_and(|info| {
+            info.text().contains("role:slave") && info.text().contains("master_link_status:up")
+        })
     }
 
     /// Waits until every sentinel sees two other sentinels and a replica whose link to the
@@ -196,9 +194,10 @@ impl LocalSentinelSet {
                 let others = command(sentinel.port, &["SENTINEL", "sentinels", SERVICE]);
                 let replica_ok = replicas.is_ok_and(|reply| {
                     reply.items().iter().any(|replica| {
-                        replica.fields().iter().any(|(name, value)| {
-                            name == "master-link-status" && value == "ok"
-                        })
+                        replica
+                            .fields()
+                            .iter()
+                            .any(|(name, value)| name == "master-link-status" && value == "ok")
                     })
                 });
                 replica_ok && others.is_ok_and(|reply| reply.items().len() == 2)

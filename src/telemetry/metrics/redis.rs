@@ -136,8 +136,7 @@ impl RedisMetrics {
 
     /// Records one write that waited for replicas: `confirmed` or `unconfirmed`.
     pub fn replication(&self, result: &'static str) {
-        self.replication
-            .add(1, &[KeyValue::new("result", result)]);
+        self.replication.add(1, &[KeyValue::new("result", result)]);
     }
 
     /// Records one pub/sub message.
