@@ -102,7 +102,7 @@ impl RedisError {
     /// attempts.", "Missing expected connection."), the kind it also gives Redis's `ERR`
     /// replies. What tells them apart is the text: an error *reply* from Redis starts with its
     /// upper-case error code (`ERR`, `WRONGTYPE`, `NOSCRIPT`, …), a client-side failure does not.
-    fn classify(error: &FredError) -> Self {
+    pub(super) fn classify(error: &FredError) -> Self {
         match error.kind() {
             ErrorKind::IO
             | ErrorKind::Timeout
@@ -210,7 +210,11 @@ impl Redis {
                 )));
             }
         }
-        if let Err(error) = topology::verify(&pool, &target).await {
+        let checked = match topology::verify(&pool, &target).await {
+            Ok(()) => super::replication::verify(&pool, &target.topology, &settings).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = checked {
             let _ = pool.quit().await;
             return Err(error);
         }

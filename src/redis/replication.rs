@@ -231,8 +231,14 @@ async fn confirm(
         Step::Wait => {}
         Step::Skip => return Ok(Confirmation::NotWaited),
         Step::Probe => {
-            let info: String = client.info(Some(InfoKind::Replication)).await?;
-            let online = online_replicas(&info);
+            // The write is applied: a probe that fails must not fail it.
+            let online = match client.info::<String>(Some(InfoKind::Replication)).await {
+                Ok(info) => online_replicas(&info),
+                Err(error) => {
+                    tracing::debug!(%error, "cannot ask the primary about its replicas");
+                    0
+                }
+            };
             if online < replication.replicas {
                 return Ok(Confirmation::NotWaited);
             }
@@ -254,6 +260,50 @@ async fn confirm(
             replicas: acknowledged,
         })
     }
+}
+
+/// Checks at start-up that the primary takes `WAIT` from this client (a `WAIT 0 0`, which
+/// answers at once), so a deployment that forbids it (an ACL, a renamed command) fails to start
+/// rather than failing every write after applying it; and says so when the primary has fewer
+/// replicas online than writes will wait for.
+///
+/// # Errors
+/// [`RedisError::Config`] when `WAIT` or `INFO` is refused; [`RedisError::Unreachable`] when
+/// they get no answer.
+pub(super) async fn verify(
+    pool: &fred::clients::Pool,
+    topology: &topology::Topology,
+    settings: &super::RedisSettings,
+) -> Result<(), RedisError> {
+    if settings.replication.replicas == 0 {
+        return Ok(());
+    }
+    let options = Options {
+        cluster_hash: topology::slot_routing(topology, &settings.prefix),
+        ..Options::default()
+    };
+    let client = pool.next().with_options(&options);
+    let refused = |error: FredError| match RedisError::classify(&error) {
+        RedisError::Unreachable(reason) => RedisError::Unreachable(reason),
+        _ => RedisError::Config(format!(
+            "--redis-wait-replicas needs WAIT and INFO on the primary: {error}"
+        )),
+    };
+    let _: i64 = client.wait(0, 0).await.map_err(refused)?;
+    let info: String = client
+        .info(Some(InfoKind::Replication))
+        .await
+        .map_err(refused)?;
+    let online = online_replicas(&info);
+    if online < settings.replication.replicas {
+        tracing::warn!(
+            online,
+            wanted = settings.replication.replicas,
+            "the primary has fewer replicas online than writes wait for: writes will be \
+             acknowledged unconfirmed until they are"
+        );
+    }
+    Ok(())
 }
 
 /// Replicas a primary's `INFO replication` lists as online (`slaveN:…,state=online,…`).
@@ -302,6 +352,23 @@ mod tests {
                 Some(expected.to_string().as_str())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_primary_that_refuses_wait_stops_the_start() {
+        let primary = LocalRedis::start(Persistence::None).expect("primary");
+        let denied = primary
+            .command(&["ACL", "SETUSER", "default", "-wait"])
+            .expect("ACL SETUSER");
+        assert_eq!(denied.text(), "OK");
+        let mut settings = RedisSettings::new(primary.url());
+        settings.replication = ReplicationSettings {
+            replicas: 1,
+            timeout: Duration::from_millis(100),
+        };
+        let error = Redis::connect(settings).await.expect_err("refused");
+        assert!(matches!(error, RedisError::Config(_)), "{error:?}");
+        assert!(error.to_string().contains("WAIT"), "{error}");
     }
 
     #[test]
