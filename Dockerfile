@@ -12,26 +12,18 @@ ARG RUST_IMAGE=rust:1.95-slim-bookworm
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 
-# Dependencies first, against placeholder sources: this layer is rebuilt only when a manifest or
-# the lock file changes, not when the code does.
-COPY Cargo.toml Cargo.lock ./
-COPY codegen/Cargo.toml codegen/
-RUN mkdir -p src codegen/src benches \
-    && echo 'fn main() {}' > build.rs \
-    && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > benches/get_pet_by_id.rs \
-    && touch src/lib.rs codegen/src/lib.rs \
-    && cargo build --release --locked --bin petstore-ws \
-    && rm -rf src codegen/src build.rs
-
-# The real sources. Touching the crate roots makes cargo rebuild what the placeholders stood for
-# (COPY keeps the files' own, older modification times).
-COPY build.rs openapi.yaml asyncapi.yaml ./
-COPY codegen/src codegen/src
+# The workspace as the build reads it: the manifests, both specs (the generator's input), the
+# crates, the sources and what they embed (the AsyncAPI page's bundle), and the benches the
+# manifest names. The cache mounts keep the registry and the compiled dependencies between image
+# builds, so a change to the code recompiles only the workspace's own crates.
+COPY Cargo.toml Cargo.lock build.rs openapi.yaml asyncapi.yaml ./
+COPY crates crates
+COPY assets assets
 COPY src src
 COPY benches benches
-RUN touch build.rs src/main.rs src/lib.rs codegen/src/lib.rs \
-    && cargo build --release --locked --bin petstore-ws \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin petstore-ws \
     && cp target/release/petstore-ws /petstore-ws
 
 # A static busybox, for the health check's `wget` (the runtime image has no shell or client).

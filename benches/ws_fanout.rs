@@ -98,7 +98,7 @@ const FULL_RUN: Plan = Plan {
     small: 1_000,
     large: 10_000,
     small_burst: 200,
-    one_at_a_time: 20,
+    one_at_a_time: 100,
     large_burst: 20,
     publishers: 4,
     gap: Duration::from_millis(200),

@@ -298,10 +298,17 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..=64))]
     pub redis_pool_size: u64,
 
-    /// Longest time a Redis command may take before it counts as failed, in milliseconds.
+    /// Longest time a Redis call may take before it counts as failed, retries included, in
+    /// milliseconds.
     #[arg(long, env = "PETSTORE_REDIS_COMMAND_TIMEOUT_MS", default_value_t = 2000,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_command_timeout_ms: u64,
+
+    /// How often each Redis subscriber connection (events, revocations) is sent a `PING`, in
+    /// milliseconds; one that does not answer within the command timeout is replaced.
+    #[arg(long, env = "PETSTORE_REDIS_PING_INTERVAL_MS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(100..))]
+    pub redis_ping_interval_ms: u64,
 
     /// Replicas that must confirm a write (Redis `WAIT`) before its client is told it
     /// succeeded; 0 answers once the primary has applied it. A write the replicas do not confirm

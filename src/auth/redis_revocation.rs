@@ -153,6 +153,13 @@ impl RedisRevocations {
             reload,
             stop.clone(),
         ));
+        // A subscriber connection gone silent is replaced; the reconnection reloads the list.
+        let watchdog = shared.redis.watch_subscriber(&subscriber, "revocations");
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            stopped.cancelled().await;
+            watchdog.abort();
+        });
         Ok(Arc::new(Self {
             shared,
             subscriber,

@@ -12,6 +12,13 @@
 //!
 //! Each heartbeat also refreshes the `petstore_cluster_nodes` gauge from the list, so every
 //! node reports the cluster size as it sees it.
+//!
+//! After a Redis outage that outlived the records (or a restart that lost them), the first beat
+//! that succeeds writes the record and lists the id again. That beat comes soon: the Redis
+//! client reconnects within a second, and the circuit breaker then lets the next call through
+//! at once (see [`crate::redis`]); a breaker left half open by an abandoned trial, which used to
+//! refuse every beat for good and so keep a live node out of the registry, gives its trial to
+//! the next call instead.
 
 use std::{sync::Arc, time::Duration};
 

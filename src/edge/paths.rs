@@ -11,6 +11,8 @@ pub use petstore_api::{operations::API_BASE, ws::WS_PATH};
 
 /// The documentation UI, under [`API_BASE`].
 pub const DOCS: &str = "/docs";
+/// The WebSocket API's documentation page (the AsyncAPI document rendered), under [`API_BASE`].
+pub const WS_DOCS: &str = "/ws/docs";
 /// `openapi.yaml` converted to JSON, under [`API_BASE`].
 pub const OPENAPI_JSON: &str = "/openapi.json";
 /// `openapi.yaml` as written, under [`API_BASE`].
@@ -44,11 +46,14 @@ pub(super) fn is_document(relative: &str) -> bool {
     DOCUMENTS.contains(&relative)
 }
 
-/// Whether `relative` (a path with [`API_BASE`] stripped) is the documentation UI or below it.
+/// Whether `relative` (a path with [`API_BASE`] stripped) is one of the documentation UIs (REST
+/// or WebSocket) or below it.
 pub(super) fn is_docs(relative: &str) -> bool {
-    relative
-        .strip_prefix(DOCS)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    [DOCS, WS_DOCS].into_iter().any(|docs| {
+        relative
+            .strip_prefix(docs)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// Whether a request path belongs to the operations' router rather than to the other routes:
@@ -135,6 +140,9 @@ mod tests {
             "/api/v3/openapi.yaml",
             "/api/v3/asyncapi.yaml",
             "/api/v3/ws",
+            "/api/v3/ws/docs",
+            "/api/v3/ws/docs/",
+            "/api/v3/ws/docs/asyncapi-standalone.js",
         ] {
             assert!(!is_operation_path(path), "{path}");
         }

@@ -27,6 +27,13 @@
 //! with the last one it delivered and catches up from the log. Events trimmed from the log
 //! before a node could read them are counted as lost.
 //!
+//! A subscriber connection that goes silent without being closed (half open: a partition, a
+//! middlebox that dropped the idle flow) would never report an error; the quiet check would
+//! still bring every event, a second late each time, from the log. The PING watchdog
+//! ([`Redis::watch_subscriber`]) finds such a connection and replaces it; the client
+//! resubscribes, and the reconnection triggers the catch-up above, so the live feed is back and
+//! nothing is lost.
+//!
 //! Recovery for a resuming session (`lua/recover.lua`) reads each topic's latest offset and its
 //! stream after the client's position in one round trip; [`super::history::decide`] does the
 //! rest.
@@ -122,6 +129,8 @@ pub struct BusStats {
     pub gap_filled: u64,
     /// Events not published because a newer version of their entity already was.
     pub superseded: u64,
+    /// Times the subscriber connection was re-established (and resubscribed).
+    pub reconnects: u64,
 }
 
 #[derive(Default)]
@@ -133,6 +142,7 @@ struct Counters {
     lost: AtomicU64,
     gap_filled: AtomicU64,
     superseded: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 /// The keys of the bus's positions and history.
@@ -189,7 +199,7 @@ impl RedisEventBus {
     /// to `hub`, and returns the bus publishing through `redis`.
     ///
     /// Once started, the subscriber reconnects and resubscribes by itself after Redis goes
-    /// away and comes back.
+    /// away and comes back, and after its connection went silent (the PING watchdog).
     ///
     /// # Errors
     /// [`RedisError::Config`] if the subscriber cannot be built, [`RedisError::Unreachable`]
@@ -272,6 +282,7 @@ impl RedisEventBus {
         };
         let reconnects = subscriber.reconnect_rx();
         let reader = tokio::spawn(reader.run(messages, reconnects));
+        let watchdog = redis.watch_subscriber(&subscriber, "events");
         tracing::info!(%channel, last, "event bus subscribed");
         Ok(Arc::new(Self {
             redis,
@@ -280,7 +291,7 @@ impl RedisEventBus {
             channel,
             subscriber,
             counters,
-            tasks: Mutex::new(vec![reader, resubscriber]),
+            tasks: Mutex::new(vec![reader, resubscriber, watchdog]),
         }))
     }
 
@@ -302,6 +313,7 @@ impl RedisEventBus {
             lost: read(&self.counters.lost),
             gap_filled: read(&self.counters.gap_filled),
             superseded: read(&self.counters.superseded),
+            reconnects: read(&self.counters.reconnects),
         }
     }
 
@@ -550,7 +562,10 @@ impl Reader {
                     }
                 },
                 reconnected = reconnects.recv() => match reconnected {
-                    Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up().await,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.catch_up().await;
+                    }
                     Err(RecvError::Closed) => return,
                 },
                 _ = quiet.tick() => {
@@ -964,6 +979,90 @@ mod tests {
         let stats = b.bus.stats();
         assert_eq!(stats.lost, 0);
         assert_eq!(stats.received + stats.gap_filled, EVENTS, "{stats:?}");
+    }
+
+    /// The subscriber's connection goes half open (the proxy stops passing bytes both ways and
+    /// closes nothing: what a partition or a middlebox that dropped the idle flow does). The
+    /// PING watchdog finds it and reconnects; the node resubscribes, its live feed works again,
+    /// and every event written meanwhile reaches the hub, in order, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_subscriber_connection_is_replaced_and_no_event_is_lost() {
+        const BEFORE: u64 = 10;
+        const DURING: u64 = 30;
+        const AFTER: u64 = 10;
+        let server = LocalRedis::start(Persistence::None).expect("redis-server");
+        let proxy = petstore_testkit::proxy::SilenceProxy::start(server.port()).expect("proxy");
+        let mut settings = settings(proxy.redis_url(), &unique_prefix());
+        settings.ping_interval = Duration::from_millis(200);
+        settings.command_timeout = Duration::from_millis(500);
+        let a = node(settings).await;
+        let id = a.hub.next_connection_id();
+        let (outbox, receiver) = Outbox::new(2 * (BEFORE + DURING + AFTER) as usize);
+        a.hub.attach(id, outbox);
+        assert!(a.hub.subscribe(id, Topic::Pets));
+        let mut expected = 0;
+        let mut expect = |count: u64| {
+            let receiver = &receiver;
+            let from = expected + 1;
+            expected += count;
+            async move {
+                for offset_expected in from..from + count {
+                    let Ok(frame) = tokio::time::timeout(GUARD, receiver.recv()).await else {
+                        panic!("event {offset_expected} did not arrive");
+                    };
+                    let frame = frame.expect("the outbox is open");
+                    assert_eq!(
+                        offset(&frame, "pets"),
+                        offset_expected,
+                        "in order, each once: {}",
+                        String::from_utf8_lossy(&frame)
+                    );
+                }
+            }
+        };
+        for n in 0..BEFORE {
+            a.bus.publish(pet_created(n as i64 + 1)).await;
+        }
+        expect(BEFORE).await;
+        assert_eq!(proxy.subscriber_connections(), 1);
+
+        assert_eq!(
+            proxy.silence_subscribers(),
+            1,
+            "the subscriber's connection"
+        );
+        // Published through the pool, which still works, while the feed hears nothing.
+        for n in 0..DURING {
+            a.bus.publish(pet_created(n as i64 + 1)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        expect(DURING).await;
+        let deadline = Instant::now() + GUARD;
+        while a.bus.stats().reconnects == 0 || proxy.subscriber_connections() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the subscriber was not replaced: {:?}",
+                a.bus.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // The live feed is back: events arrive through it again, not only from the log.
+        let heard = a.bus.stats().received;
+        for n in 0..AFTER {
+            a.bus.publish(pet_created(n as i64 + 1)).await;
+        }
+        expect(AFTER).await;
+        let stats = a.bus.stats();
+        assert!(stats.received > heard, "the live feed is silent: {stats:?}");
+        assert_eq!(stats.lost, 0, "{stats:?}");
+        assert_eq!(
+            stats.received + stats.gap_filled,
+            BEFORE + DURING + AFTER,
+            "{stats:?}"
+        );
+        assert!(receiver.is_empty());
+        a.bus.shutdown().await;
     }
 
     #[tokio::test]

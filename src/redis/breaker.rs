@@ -17,6 +17,16 @@
 //! Only failures of the dependency count (connection errors, timeouts); a request that is wrong
 //! in itself (a business rule, a conflict) is a success as far as the breaker is concerned.
 //!
+//! Admission is a [`Permit`] that reports the call's outcome. A permit dropped without a report
+//! (the caller's future was cancelled: a client hung up, a request or probe timed out) reports
+//! nothing, except that an abandoned trial gives its place back: the next call becomes the trial.
+//! Without that, one trial cancelled mid-flight would leave the breaker half open with a trial
+//! "in flight" for ever, refusing every call, heartbeats included.
+//!
+//! When the connection is known to be back (the client reconnected), the open breaker does not
+//! sit out the rest of its cool-down: [`Breaker::connection_restored`] lets the next call through
+//! as the trial at once.
+//!
 //! The breaker is lock-free on the CLOSED path, which every Redis call takes: one atomic load to
 //! admit, one atomic store to record a success. Transitions take a small mutex; they happen a
 //! few times per outage.
@@ -104,15 +114,56 @@ pub struct Refused {
     pub retry_after: Duration,
 }
 
-/// Permission to make one call; report how it went with [`Breaker::success`] or
-/// [`Breaker::failure`].
+/// What kind of call a [`Permit`] lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "report the call's outcome to the breaker"]
 pub enum Admission {
     /// The breaker is closed.
     Normal,
     /// This call is the half-open trial.
     Trial,
+}
+
+/// Permission to make one call: report how it went with [`Permit::success`] or
+/// [`Permit::failure`]. Dropped unreported, it gives back the trial it may hold.
+#[derive(Debug)]
+#[must_use = "report the call's outcome to the breaker"]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    /// The number of the trial this call is, if it is one.
+    trial: Option<u64>,
+    reported: bool,
+}
+
+impl Permit<'_> {
+    /// Whether this call is the half-open trial.
+    #[must_use]
+    pub fn admission(&self) -> Admission {
+        if self.trial.is_some() {
+            Admission::Trial
+        } else {
+            Admission::Normal
+        }
+    }
+
+    /// The dependency answered.
+    pub fn success(mut self) {
+        self.reported = true;
+        self.breaker.success();
+    }
+
+    /// The call failed because of the dependency (connection error, timeout).
+    pub fn failure(mut self) {
+        self.reported = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let (false, Some(trial)) = (self.reported, self.trial) {
+            self.breaker.abandon_trial(trial);
+        }
+    }
 }
 
 /// A circuit breaker guarding one dependency, named for metrics and logs.
@@ -128,7 +179,10 @@ pub struct Breaker {
 #[derive(Debug)]
 struct Transitions {
     opened_at: Option<Instant>,
-    trial_in_flight: bool,
+    /// The number of the trial under way, if one is.
+    trial_in_flight: Option<u64>,
+    /// Trials let through so far, to number them.
+    trials: u64,
 }
 
 impl Breaker {
@@ -145,7 +199,8 @@ impl Breaker {
             consecutive_failures: AtomicU32::new(0),
             transitions: Mutex::new(Transitions {
                 opened_at: None,
-                trial_in_flight: false,
+                trial_in_flight: None,
+                trials: 0,
             }),
         };
         metrics::global()
@@ -171,24 +226,55 @@ impl Breaker {
     ///
     /// # Errors
     /// [`Refused`] while open (or half open with the trial under way).
-    pub fn admit(&self) -> Result<Admission, Refused> {
+    pub fn admit(&self) -> Result<Permit<'_>, Refused> {
         self.admit_at(Instant::now())
     }
 
+    /// The connection to the dependency is back: an open breaker lets the next call through as
+    /// its trial now rather than after the rest of its cool-down. A closed breaker, or one whose
+    /// trial is under way, is left as it is.
+    pub fn connection_restored(&self) {
+        if self.state() != BreakerState::Open {
+            return;
+        }
+        let mut transitions = self.transitions.lock();
+        if self.state() == BreakerState::Open {
+            transitions.trial_in_flight = None;
+            tracing::info!(
+                breaker = self.name,
+                "connection restored; the next call is the breaker's trial"
+            );
+            self.move_to(BreakerState::HalfOpen);
+        }
+    }
+
     /// The call went through: the dependency answered.
-    pub fn success(&self) {
+    fn success(&self) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
         if self.state() != BreakerState::Closed {
             let mut transitions = self.transitions.lock();
-            transitions.trial_in_flight = false;
+            transitions.trial_in_flight = None;
             transitions.opened_at = None;
             self.move_to(BreakerState::Closed);
         }
     }
 
     /// The call failed because of the dependency (connection error, timeout).
-    pub fn failure(&self) {
+    fn failure(&self) {
         self.failure_at(Instant::now());
+    }
+
+    /// Trial number `trial`'s caller went away before it knew the outcome: if it is still the
+    /// trial under way, the next call takes its place.
+    fn abandon_trial(&self, trial: u64) {
+        let mut transitions = self.transitions.lock();
+        if transitions.trial_in_flight == Some(trial) {
+            transitions.trial_in_flight = None;
+            tracing::info!(
+                breaker = self.name,
+                "the breaker's trial call was abandoned; the next call is the trial"
+            );
+        }
     }
 
     /// The time until a trial call will be let through, if the breaker is not closed.
@@ -197,16 +283,20 @@ impl Breaker {
         self.retry_after_at(Instant::now())
     }
 
-    fn admit_at(&self, now: Instant) -> Result<Admission, Refused> {
+    fn admit_at(&self, now: Instant) -> Result<Permit<'_>, Refused> {
         if self.state() == BreakerState::Closed {
-            return Ok(Admission::Normal);
+            return Ok(self.permit(None));
         }
         let mut transitions = self.transitions.lock();
+        let trial = |transitions: &mut Transitions| {
+            transitions.trials += 1;
+            transitions.trial_in_flight = Some(transitions.trials);
+            Ok(self.permit(Some(transitions.trials)))
+        };
         match self.state() {
-            BreakerState::Closed => Ok(Admission::Normal),
-            BreakerState::HalfOpen if !transitions.trial_in_flight => {
-                transitions.trial_in_flight = true;
-                Ok(Admission::Trial)
+            BreakerState::Closed => Ok(self.permit(None)),
+            BreakerState::HalfOpen if transitions.trial_in_flight.is_none() => {
+                trial(&mut transitions)
             }
             BreakerState::HalfOpen => Err(Refused {
                 retry_after: self.settings.cool_down,
@@ -215,15 +305,22 @@ impl Breaker {
                 let opened_at = transitions.opened_at.unwrap_or(now);
                 let reopens = opened_at + self.settings.cool_down;
                 if now >= reopens {
-                    transitions.trial_in_flight = true;
                     self.move_to(BreakerState::HalfOpen);
-                    Ok(Admission::Trial)
+                    trial(&mut transitions)
                 } else {
                     Err(Refused {
                         retry_after: reopens - now,
                     })
                 }
             }
+        }
+    }
+
+    fn permit(&self, trial: Option<u64>) -> Permit<'_> {
+        Permit {
+            breaker: self,
+            trial,
+            reported: false,
         }
     }
 
@@ -238,7 +335,7 @@ impl Breaker {
         };
         if trips {
             let mut transitions = self.transitions.lock();
-            transitions.trial_in_flight = false;
+            transitions.trial_in_flight = None;
             if self.state() != BreakerState::Open || transitions.opened_at.is_none() {
                 transitions.opened_at = Some(now);
                 if self.state() != BreakerState::Open {
@@ -292,12 +389,17 @@ mod tests {
         )
     }
 
+    /// What `admit_at` grants, the permit dropped at once (which matters only for a trial).
+    fn admission(breaker: &Breaker, now: Instant) -> Result<Admission, Refused> {
+        breaker.admit_at(now).map(|permit| permit.admission())
+    }
+
     #[test]
     fn a_closed_breaker_admits_and_stays_closed_below_the_threshold() {
         let breaker = breaker(3, 1000);
         let now = Instant::now();
         for _ in 0..2 {
-            assert_eq!(breaker.admit_at(now), Ok(Admission::Normal));
+            assert_eq!(admission(&breaker, now), Ok(Admission::Normal));
             breaker.failure_at(now);
         }
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -327,7 +429,7 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
         let later = now + Duration::from_millis(400);
         assert_eq!(
-            breaker.admit_at(later),
+            admission(&breaker, later),
             Err(Refused {
                 retry_after: Duration::from_millis(600)
             })
@@ -344,12 +446,14 @@ mod tests {
         let now = Instant::now();
         breaker.failure_at(now);
         let later = now + Duration::from_millis(100);
-        assert_eq!(breaker.admit_at(later), Ok(Admission::Trial));
+        let trial = breaker.admit_at(later).expect("the trial");
+        assert_eq!(trial.admission(), Admission::Trial);
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
         assert!(
             breaker.admit_at(later).is_err(),
             "a second trial is refused"
         );
+        trial.failure();
     }
 
     #[test]
@@ -358,10 +462,11 @@ mod tests {
         let now = Instant::now();
         breaker.failure_at(now);
         let later = now + Duration::from_millis(150);
-        assert_eq!(breaker.admit_at(later), Ok(Admission::Trial));
-        breaker.success();
+        let trial = breaker.admit_at(later).expect("the trial");
+        assert_eq!(trial.admission(), Admission::Trial);
+        trial.success();
         assert_eq!(breaker.state(), BreakerState::Closed);
-        assert_eq!(breaker.admit_at(later), Ok(Admission::Normal));
+        assert_eq!(admission(&breaker, later), Ok(Admission::Normal));
     }
 
     #[test]
@@ -370,17 +475,19 @@ mod tests {
         let now = Instant::now();
         breaker.failure_at(now);
         let trial_time = now + Duration::from_millis(150);
-        assert_eq!(breaker.admit_at(trial_time), Ok(Admission::Trial));
+        let trial = breaker.admit_at(trial_time).expect("the trial");
+        assert_eq!(trial.admission(), Admission::Trial);
         breaker.failure_at(trial_time);
+        trial.failure();
         assert_eq!(breaker.state(), BreakerState::Open);
         assert_eq!(
-            breaker.admit_at(trial_time + Duration::from_millis(50)),
+            admission(&breaker, trial_time + Duration::from_millis(50)),
             Err(Refused {
                 retry_after: Duration::from_millis(50)
             })
         );
         assert_eq!(
-            breaker.admit_at(trial_time + Duration::from_millis(100)),
+            admission(&breaker, trial_time + Duration::from_millis(100)),
             Ok(Admission::Trial)
         );
     }
@@ -393,9 +500,64 @@ mod tests {
         // Calls admitted before it opened report late.
         breaker.failure_at(now + Duration::from_millis(90));
         assert_eq!(
-            breaker.admit_at(now + Duration::from_millis(100)),
+            admission(&breaker, now + Duration::from_millis(100)),
             Ok(Admission::Trial)
         );
+    }
+
+    #[test]
+    fn an_abandoned_trial_gives_its_place_to_the_next_call() {
+        let breaker = breaker(1, 100);
+        let now = Instant::now();
+        breaker.failure_at(now);
+        let later = now + Duration::from_millis(100);
+        let trial = breaker.admit_at(later).expect("the trial");
+        assert!(breaker.admit_at(later).is_err(), "one trial at a time");
+        // Its caller went away (a cancelled request): no outcome is reported.
+        drop(trial);
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        let next = breaker.admit_at(later).expect("the next call is the trial");
+        assert_eq!(next.admission(), Admission::Trial);
+        next.success();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_stale_trial_abandoned_late_does_not_free_a_newer_one() {
+        let breaker = breaker(1, 100);
+        let now = Instant::now();
+        breaker.failure_at(now);
+        let later = now + Duration::from_millis(100);
+        let old = breaker.admit_at(later).expect("a trial");
+        // The connection comes back while the old trial hangs: a new trial goes out.
+        breaker.failure_at(later);
+        breaker.connection_restored();
+        let new = breaker.admit_at(later).expect("a new trial");
+        drop(old);
+        assert!(
+            breaker.admit_at(later).is_err(),
+            "the new trial is still the only one"
+        );
+        new.success();
+    }
+
+    #[test]
+    fn a_restored_connection_ends_the_cool_down_at_once() {
+        let breaker = breaker(1, 60_000);
+        let now = Instant::now();
+        breaker.failure_at(now);
+        assert!(breaker.admit_at(now).is_err());
+        breaker.connection_restored();
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        let trial = breaker
+            .admit_at(now)
+            .expect("the trial, before the cool-down is over");
+        assert_eq!(trial.admission(), Admission::Trial);
+        trial.success();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        // On a closed breaker it changes nothing.
+        breaker.connection_restored();
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]
@@ -410,11 +572,19 @@ mod tests {
     fn concurrent_admissions_after_the_cool_down_yield_one_trial() {
         let breaker = std::sync::Arc::new(breaker(1, 0));
         breaker.failure();
+        let barrier = std::sync::Barrier::new(8);
         let trials = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
-                    let breaker = breaker.clone();
-                    scope.spawn(move || breaker.admit() == Ok(Admission::Trial))
+                    let (breaker, barrier) = (breaker.clone(), &barrier);
+                    scope.spawn(move || {
+                        let permit = breaker.admit();
+                        let trial =
+                            matches!(&permit, Ok(permit) if permit.admission() == Admission::Trial);
+                        // Held until every thread has asked, so none takes a trial given back.
+                        barrier.wait();
+                        trial
+                    })
                 })
                 .collect();
             handles

@@ -1,5 +1,11 @@
 //! The connection to Redis that every Redis-backed component shares, and the one door every
-//! command goes through: the circuit breaker, the retry policy and the metrics.
+//! command goes through: the circuit breaker, the state of the connections, the retry policy
+//! and the metrics.
+//!
+//! A call never waits on a connection known to be down ([`super::links`]): while no pooled
+//! connection is up it fails at once with [`RedisError::NotConnected`], and a call in flight on
+//! a connection that drops fails as soon as the drop is known. A call takes at most one command
+//! timeout, retries included.
 
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
 
@@ -12,9 +18,12 @@ use fred::{
 };
 use rand::Rng;
 
-use super::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
-use super::replication::{ReplicaTracker, ReplicationSettings};
-use super::topology::{self, Topology};
+use super::{
+    breaker::{Admission, Breaker, BreakerSettings, BreakerState},
+    links::Links,
+    replication::{ReplicaTracker, ReplicationSettings},
+    topology::{self, Topology},
+};
 use crate::telemetry::metrics;
 
 /// How to reach Redis and how patient to be with it.
@@ -28,11 +37,15 @@ pub struct RedisSettings {
     pub prefix: String,
     /// Connections in the pool; commands are spread over them round robin.
     pub pool_size: usize,
-    /// How long one command may take before it counts as failed.
+    /// How long one call may take before it counts as failed, retries included.
     pub command_timeout: Duration,
+    /// How often a subscriber connection (which otherwise only listens) is sent a `PING`, so
+    /// that one gone silent is found and replaced ([`super::watchdog`]).
+    pub ping_interval: Duration,
     /// How long to wait for Redis at start-up.
     pub connect_timeout: Duration,
-    /// Extra attempts for idempotent reads after a connection error or timeout.
+    /// Extra attempts for idempotent reads after a connection error, while another connection
+    /// is up and the command timeout allows.
     pub read_retries: u32,
     /// When the breaker opens and how long it stays open.
     pub breaker: BreakerSettings,
@@ -49,6 +62,7 @@ impl RedisSettings {
             prefix: "petstore".to_owned(),
             pool_size: 4,
             command_timeout: Duration::from_millis(2000),
+            ping_interval: Duration::from_millis(1000),
             connect_timeout: Duration::from_secs(10),
             read_retries: 2,
             breaker: BreakerSettings::default(),
@@ -66,6 +80,10 @@ pub enum RedisError {
         /// Time until the breaker lets a trial call through.
         retry_after: Duration,
     },
+    /// No connection to Redis is up (it dropped and the client is reconnecting): the call was
+    /// not sent.
+    #[error("redis is unreachable: no connection is up")]
+    NotConnected,
     /// Redis could not be reached or did not answer in time.
     #[error("redis is unreachable: {0}")]
     Unreachable(String),
@@ -82,7 +100,10 @@ impl RedisError {
     /// Whether the caller may retry later (an outage rather than a bug).
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::CircuitOpen { .. } | Self::Unreachable(_))
+        matches!(
+            self,
+            Self::CircuitOpen { .. } | Self::NotConnected | Self::Unreachable(_)
+        )
     }
 
     /// Whole seconds a client should wait before retrying: the breaker's cool-down left, or one
@@ -148,7 +169,8 @@ fn retry_after_secs(duration: Duration) -> u64 {
 /// Whether a call may be repeated when it fails on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotence {
-    /// A read: retried with exponential backoff and jitter on connection errors and timeouts.
+    /// A read: retried with exponential backoff and jitter after a connection error, while
+    /// another connection is up, within the command timeout.
     Read,
     /// A write: never retried, since a call that timed out may have been applied.
     Write,
@@ -168,8 +190,9 @@ struct Inner {
     config: Config,
     topology: Topology,
     settings: RedisSettings,
-    breaker: Breaker,
-    replicas: ReplicaTracker,
+    breaker: Arc<Breaker>,
+    links: Links,
+    replicas: Arc<ReplicaTracker>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -185,8 +208,8 @@ impl Redis {
     /// Connects the pool; fails when Redis cannot be reached within the connect timeout.
     ///
     /// Once connected, the pool reconnects by itself (exponential backoff up to one second)
-    /// whenever a connection drops; commands sent meanwhile fail after the command timeout and
-    /// open the breaker.
+    /// whenever a connection drops; calls made meanwhile fail at once (and open the breaker),
+    /// and the breaker tries Redis again as soon as a connection is back.
     ///
     /// # Errors
     /// [`RedisError::Config`] for a malformed URL, settings that do not fit the deployment (see
@@ -218,7 +241,14 @@ impl Redis {
             let _ = pool.quit().await;
             return Err(error);
         }
-        let breaker = Breaker::new("redis", settings.breaker);
+        let breaker = Arc::new(Breaker::new("redis", settings.breaker));
+        let replicas = Arc::new(ReplicaTracker::default());
+        let (restored, reconnected) = (Arc::clone(&breaker), Arc::clone(&replicas));
+        let links = Links::watch(&pool, move || {
+            restored.connection_restored();
+            // Perhaps to a new primary (a failover): its replicas are not known yet.
+            reconnected.reconnected();
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -226,7 +256,8 @@ impl Redis {
                 topology: target.topology,
                 settings,
                 breaker,
-                replicas: ReplicaTracker::default(),
+                links,
+                replicas,
             }),
         })
     }
@@ -270,7 +301,8 @@ impl Redis {
         self.inner.breaker.state()
     }
 
-    /// Runs an idempotent read: retried on outages, with exponential backoff and jitter.
+    /// Runs an idempotent read: retried after a connection error, with exponential backoff and
+    /// jitter, while another connection is up and within the command timeout.
     ///
     /// # Errors
     /// See [`Redis::call`].
@@ -319,8 +351,11 @@ impl Redis {
 
     /// Runs `call` on a pooled connection through the breaker; `command` names it in metrics.
     ///
+    /// The whole call, retries included, takes at most the command timeout.
+    ///
     /// # Errors
     /// [`RedisError::CircuitOpen`] at once while the breaker is open;
+    /// [`RedisError::NotConnected`] at once while no connection is up;
     /// [`RedisError::Unreachable`] when Redis did not answer (after the retries, for a read);
     /// [`RedisError::Unexpected`] when it answered with an error.
     pub async fn call<T, F, Fut>(
@@ -334,21 +369,28 @@ impl Redis {
         Fut: Future<Output = Result<T, FredError>>,
     {
         let started = Instant::now();
+        let deadline = started + self.inner.settings.command_timeout;
         let retries = match idempotence {
             Idempotence::Read => self.inner.settings.read_retries,
             Idempotence::Write => 0,
         };
         let mut attempt = 0;
         let result = loop {
-            let outcome = self.attempt(&call).await;
-            match outcome {
-                Err(RedisError::Unreachable(_)) if attempt < retries => {
-                    attempt += 1;
-                    metrics::global().redis.retry(command);
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => break other,
+            let outcome = self.attempt(&call, deadline).await;
+            let pause = backoff(attempt + 1);
+            // Only a connection error is worth another try, and only on another connection
+            // that is up, in the time left: a timeout has used that time up, and while no
+            // connection is up a retry would only wait for the same answer.
+            let retry = matches!(outcome, Err(RedisError::Unreachable(_)))
+                && attempt < retries
+                && Instant::now() + pause < deadline
+                && self.inner.links.any_up(&self.inner.pool);
+            if !retry {
+                break outcome;
             }
+            attempt += 1;
+            metrics::global().redis.retry(command);
+            tokio::time::sleep(pause).await;
         };
         metrics::global().redis.command(
             command,
@@ -358,32 +400,67 @@ impl Redis {
         result
     }
 
-    async fn attempt<T, F, Fut>(&self, call: &F) -> Result<T, RedisError>
+    /// One try of `call`, answered by `deadline` at the latest.
+    async fn attempt<T, F, Fut>(&self, call: &F, deadline: Instant) -> Result<T, RedisError>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, FredError>>,
     {
-        let breaker = &self.inner.breaker;
-        let admission = breaker.admit().map_err(|refused| RedisError::CircuitOpen {
-            retry_after: refused.retry_after,
-        })?;
-        let client = self.inner.pool.next().clone();
-        let timeout = self.inner.settings.command_timeout;
-        let outcome = match tokio::time::timeout(timeout, call(client)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(RedisError::classify(&error)),
-            Err(_) => Err(RedisError::Unreachable(format!(
-                "no answer within {} ms",
-                timeout.as_millis()
-            ))),
+        let inner = &*self.inner;
+        let permit = inner
+            .breaker
+            .admit()
+            .map_err(|refused| RedisError::CircuitOpen {
+                retry_after: refused.retry_after,
+            })?;
+        let trial = permit.admission() == Admission::Trial;
+        let picked = inner
+            .links
+            .pick(&inner.pool)
+            .and_then(|(index, client)| Some((index, client, inner.links.lost(index)?)));
+        let Some((index, client, lost)) = picked else {
+            permit.failure();
+            return Err(RedisError::NotConnected);
         };
-        match &outcome {
-            Err(RedisError::Unreachable(_)) => breaker.failure(),
+        let mut lost = std::pin::pin!(lost);
+        lost.as_mut().enable();
+        let mut timed_out = false;
+        let outcome = if inner.links.is_up(index, &client) {
+            let answer = tokio::time::timeout_at(deadline.into(), call(client));
+            tokio::select! {
+                biased;
+                answer = answer => match answer {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(error)) => Err(RedisError::classify(&error)),
+                    Err(_) => {
+                        timed_out = true;
+                        Err(RedisError::Unreachable(format!(
+                            "no answer within {} ms",
+                            inner.settings.command_timeout.as_millis()
+                        )))
+                    }
+                },
+                // The connection dropped under the call: fred would hold it until it has
+                // reconnected.
+                () = lost => Err(RedisError::Unreachable("the connection was lost".to_owned())),
+            }
+        } else {
+            // It went down between the pick and now.
+            Err(RedisError::NotConnected)
+        };
+        if outcome.as_ref().is_err_and(RedisError::is_unavailable) {
+            if trial && timed_out {
+                // After the failures that opened the breaker, the trial too got no answer on a
+                // connection that looks up: it may be dead without having been closed.
+                inner.links.reconnect_all(&inner.pool);
+            }
+            permit.failure();
+        } else {
             // Any answer, errors included, shows Redis is there.
-            _ => breaker.success(),
-        }
-        if admission == Admission::Trial && outcome.is_ok() {
-            tracing::info!("redis answered the circuit breaker's trial call");
+            permit.success();
+            if trial {
+                tracing::info!("redis answered the circuit breaker's trial call");
+            }
         }
         outcome
     }
@@ -419,8 +496,26 @@ impl Redis {
             .map_err(|error| RedisError::Config(error.to_string()))
     }
 
+    /// Starts the PING watchdog of `subscriber` (a client from [`Redis::subscriber`]), named
+    /// `name` in logs: every ping interval a `PING`, and a reconnection when it is not answered
+    /// within the command timeout. Abort the returned task to stop it.
+    #[must_use = "the watchdog runs until its task is aborted"]
+    pub fn watch_subscriber(
+        &self,
+        subscriber: &SubscriberClient,
+        name: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        super::watchdog::spawn(
+            subscriber.clone(),
+            self.inner.settings.ping_interval,
+            self.inner.settings.command_timeout,
+            name,
+        )
+    }
+
     /// Closes the pool's connections.
     pub async fn quit(&self) {
+        self.inner.links.stop();
         let _ = self.inner.pool.quit().await;
     }
 }
@@ -497,7 +592,10 @@ mod tests {
         server.kill();
         for _ in 0..2 {
             let error = redis.ping().await.expect_err("redis is down");
-            assert!(matches!(error, RedisError::Unreachable(_)), "{error:?}");
+            assert!(
+                matches!(error, RedisError::NotConnected | RedisError::Unreachable(_)),
+                "{error:?}"
+            );
         }
         assert_eq!(redis.breaker_state(), BreakerState::Open);
         let refused_at = Instant::now();
@@ -515,6 +613,147 @@ mod tests {
             assert!(Instant::now() < deadline, "the breaker never closed again");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        assert_eq!(redis.breaker_state(), BreakerState::Closed);
+    }
+
+    /// A hang guard for waits that must end; never a timing assertion.
+    const GUARD: Duration = Duration::from_secs(20);
+
+    /// Polls `PING` until it succeeds; returns how long that took.
+    async fn until_answering(redis: &Redis) -> Duration {
+        let started = Instant::now();
+        while redis.ping().await.is_err() {
+            assert!(started.elapsed() < GUARD, "redis never answered again");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn while_no_connection_is_up_calls_fail_at_once_instead_of_waiting_for_the_timeout() {
+        let mut server =
+            petstore_testkit::redis::LocalRedis::start(petstore_testkit::redis::Persistence::None)
+                .expect("redis-server");
+        let mut settings = RedisSettings::new(server.url());
+        // Far longer than any bound below: a call that waited for it would be plain to see.
+        settings.command_timeout = Duration::from_secs(10);
+        settings.breaker = BreakerSettings {
+            failure_threshold: 1000,
+            cool_down: Duration::from_secs(60),
+        };
+        let redis = Redis::connect(settings).await.expect("connects");
+        redis.ping().await.expect("answers");
+
+        server.kill();
+        for n in 0..20 {
+            let started = Instant::now();
+            // A read: retries must not multiply the wait either.
+            let error = redis
+                .read("get", |client| async move {
+                    fred::interfaces::KeysInterface::get::<Option<String>, _>(&client, "k").await
+                })
+                .await
+                .expect_err("redis is down");
+            assert!(error.is_unavailable(), "{error:?}");
+            assert_eq!(error.retry_after_secs(), 1);
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "call {n} took {:?} ({error})",
+                started.elapsed()
+            );
+        }
+        // The breaker saw the failures (it stays closed only for its high threshold).
+        assert_eq!(redis.breaker_state(), BreakerState::Closed);
+
+        server.restart().expect("redis-server comes back");
+        until_answering(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn the_breaker_tries_again_as_soon_as_the_connection_is_back() {
+        let mut server =
+            petstore_testkit::redis::LocalRedis::start(petstore_testkit::redis::Persistence::None)
+                .expect("redis-server");
+        let mut settings = RedisSettings::new(server.url());
+        settings.breaker = BreakerSettings {
+            failure_threshold: 1,
+            // Longer than the test's guard: only the reconnection can end it early.
+            cool_down: Duration::from_secs(60),
+        };
+        let redis = Redis::connect(settings).await.expect("connects");
+        server.kill();
+        let _ = redis.ping().await.expect_err("redis is down");
+        assert_eq!(redis.breaker_state(), BreakerState::Open);
+
+        server.restart().expect("redis-server comes back");
+        until_answering(&redis).await;
+        assert_eq!(redis.breaker_state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_trial_call_cancelled_mid_flight_does_not_keep_the_breaker_half_open() {
+        let mut settings = RedisSettings::new(petstore_testkit::redis::LocalRedis::shared().url());
+        settings.breaker = BreakerSettings {
+            failure_threshold: 1,
+            cool_down: Duration::from_millis(50),
+        };
+        let redis = Redis::connect(settings).await.expect("connects");
+        // One failure opens it.
+        let failed = redis
+            .write("fail", |_client| async {
+                Err::<(), _>(FredError::new(ErrorKind::IO, "connection reset"))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(RedisError::Unreachable(_))),
+            "{failed:?}"
+        );
+        assert_eq!(redis.breaker_state(), BreakerState::Open);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+
+        // The trial goes out and its caller goes away before any answer: a client that hung
+        // up, a probe that timed out.
+        let trial = redis.write("hang", |_client| {
+            std::future::pending::<Result<(), FredError>>()
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), trial)
+                .await
+                .is_err(),
+            "the trial hangs"
+        );
+        assert_eq!(redis.breaker_state(), BreakerState::HalfOpen);
+
+        // The next call takes the trial, and closes the breaker.
+        redis.ping().await.expect("the next call is let through");
+        assert_eq!(redis.breaker_state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_that_went_silent_are_replaced_after_the_trial_gets_no_answer() {
+        let server =
+            petstore_testkit::redis::LocalRedis::start(petstore_testkit::redis::Persistence::None)
+                .expect("redis-server");
+        let proxy = petstore_testkit::proxy::SilenceProxy::start(server.port()).expect("proxy");
+        let mut settings = RedisSettings::new(proxy.redis_url());
+        settings.command_timeout = Duration::from_millis(300);
+        settings.read_retries = 0;
+        settings.breaker = BreakerSettings {
+            failure_threshold: 2,
+            cool_down: Duration::from_millis(200),
+        };
+        let redis = Redis::connect(settings).await.expect("connects");
+        redis.ping().await.expect("answers");
+
+        // Every pooled connection goes half open: no error, no close, no answer.
+        assert_eq!(proxy.silence_all(), 4);
+        for _ in 0..2 {
+            let error = redis.ping().await.expect_err("nothing answers");
+            assert!(matches!(error, RedisError::Unreachable(_)), "{error:?}");
+        }
+        assert_eq!(redis.breaker_state(), BreakerState::Open);
+        // The trial times out too; the pool reconnects, and Redis answers again.
+        until_answering(&redis).await;
         assert_eq!(redis.breaker_state(), BreakerState::Closed);
     }
 

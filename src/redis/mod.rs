@@ -2,8 +2,11 @@
 //! breaker, used by the Redis store, the event bus, the node registry and the shared limits.
 //!
 //! - `client`: [`Redis`], the pool and the single door every command goes through (breaker,
-//!   retries for idempotent reads, metrics, error classification).
+//!   connection state, retries for idempotent reads, metrics, error classification).
 //! - `breaker`: the circuit breaker itself.
+//! - `links`: which pooled connections are up, from the client's events, so a call fails at
+//!   once instead of waiting on a connection known to be down.
+//! - `watchdog`: the PING watchdog that replaces a subscriber connection gone silent.
 //! - `topology`: what `--redis-url` names (one server, Sentinel, a Redis Cluster) and the
 //!   checks each deployment needs at start-up.
 //! - `replication`: writes confirmed by replicas (`WAIT`) before their client is answered.
@@ -16,10 +19,12 @@
 
 mod breaker;
 mod client;
+mod links;
 mod replication;
 pub mod topology;
+mod watchdog;
 
-pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Refused};
+pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Permit, Refused};
 pub use client::{Idempotence, Redis, RedisError, RedisSettings};
 pub use replication::{Confirmation, ReplicationSettings};
 pub use topology::Topology;

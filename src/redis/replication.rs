@@ -23,7 +23,9 @@
 //! it, that long. So after a wait that fell short, the node stops waiting: writes are
 //! acknowledged at once, counted unconfirmed, and at most once per [`PROBE_INTERVAL`] a write
 //! asks the primary (`INFO replication`, no blocking) how many replicas are online; once enough
-//! are, writes wait again.
+//! are, writes wait again. After a reconnection (possibly to a new primary, after a failover)
+//! writes ask before they wait, until one has the answer, so a primary that has no replica
+//! costs no timeout.
 //!
 //! `WAIT` is not a transaction: a write whose connection drops after the write and before the
 //! confirmation reaches the client as a failure (`UNAVAILABLE`), though it may have been applied
@@ -108,11 +110,22 @@ impl Confirmation {
 }
 
 /// Whether this node currently waits for replicas: one per [`super::Redis`], shared by its
-/// requests.
+/// requests (and told of reconnections).
 #[derive(Debug, Default)]
 pub(super) struct ReplicaTracker {
-    /// Set while writes are not waited for: when the primary was last asked about its replicas.
-    missing: Mutex<Option<Instant>>,
+    state: Mutex<Replicas>,
+}
+
+/// What a node knows of the primary's replicas.
+#[derive(Debug, Clone, Copy, Default)]
+enum Replicas {
+    /// Enough confirmed the last write that waited: writes wait.
+    #[default]
+    Confirming,
+    /// The connection was re-established, perhaps to another primary: writes ask first.
+    Unknown,
+    /// Too few: writes do not wait. When the primary was last asked.
+    Missing { probed: Instant },
 }
 
 /// What a write does about its replicas.
@@ -127,41 +140,58 @@ enum Step {
 
 impl ReplicaTracker {
     fn step(&self) -> Step {
-        let mut missing = self.missing.lock();
-        match *missing {
-            None => Step::Wait,
-            Some(probed) if probed.elapsed() >= PROBE_INTERVAL => {
-                // This write probes; the others keep skipping meanwhile.
-                *missing = Some(Instant::now());
+        let mut state = self.state.lock();
+        match *state {
+            Replicas::Confirming => Step::Wait,
+            // Every write asks until one has the answer: a blind wait could hold its connection
+            // for the whole timeout, on a primary that has no replica.
+            Replicas::Unknown => Step::Probe,
+            Replicas::Missing { probed } if probed.elapsed() >= PROBE_INTERVAL => {
+                // This write asks; the others keep skipping meanwhile.
+                *state = Replicas::Missing {
+                    probed: Instant::now(),
+                };
                 Step::Probe
             }
-            Some(_) => Step::Skip,
+            Replicas::Missing { .. } => Step::Skip,
         }
     }
 
-    /// A wait fell short: stop waiting until a probe finds the replicas back.
-    fn fell_short(&self, wanted: u32, replicas: u32) {
-        let mut missing = self.missing.lock();
-        if missing.is_none() {
+    /// A connection of the pool was re-established: the primary may be another one.
+    pub(super) fn reconnected(&self) {
+        let mut state = self.state.lock();
+        if matches!(*state, Replicas::Confirming) {
+            *state = Replicas::Unknown;
+        }
+    }
+
+    /// A wait fell short, or the primary has too few replicas online: stop waiting until a
+    /// probe finds them back.
+    fn missing(&self, wanted: u32, replicas: u32) {
+        let mut state = self.state.lock();
+        if !matches!(*state, Replicas::Missing { .. }) {
             tracing::warn!(
                 replicas,
                 wanted,
-                "the replicas did not confirm a write in time; writes are acknowledged without \
-                 waiting (unconfirmed: a failover now would lose them) until enough replicas \
-                 are online again"
+                "too few replicas confirm writes; writes are acknowledged without waiting \
+                 (unconfirmed: a failover now would lose them) until enough are online again"
             );
         }
-        *missing = Some(Instant::now());
+        *state = Replicas::Missing {
+            probed: Instant::now(),
+        };
     }
 
     /// A probe found enough replicas online.
     fn back(&self, replicas: u32) {
-        if self.missing.lock().take().is_some() {
+        let mut state = self.state.lock();
+        if matches!(*state, Replicas::Missing { .. }) {
             tracing::info!(
                 replicas,
                 "enough replicas are online again; writes wait for them"
             );
         }
+        *state = Replicas::Confirming;
     }
 }
 
@@ -240,6 +270,7 @@ async fn confirm(
                 }
             };
             if online < replication.replicas {
+                tracker.missing(replication.replicas, online);
                 return Ok(Confirmation::NotWaited);
             }
             tracker.back(online);
@@ -255,7 +286,7 @@ async fn confirm(
     if acknowledged >= replication.replicas {
         Ok(Confirmation::Confirmed)
     } else {
-        tracker.fell_short(replication.replicas, acknowledged);
+        tracker.missing(replication.replicas, acknowledged);
         Ok(Confirmation::Unconfirmed {
             replicas: acknowledged,
         })
@@ -369,6 +400,31 @@ mod tests {
         let error = Redis::connect(settings).await.expect_err("refused");
         assert!(matches!(error, RedisError::Config(_)), "{error:?}");
         assert!(error.to_string().contains("WAIT"), "{error}");
+    }
+
+    #[test]
+    fn the_tracker_waits_asks_after_a_reconnection_and_skips_while_replicas_are_missing() {
+        let tracker = ReplicaTracker::default();
+        assert!(matches!(tracker.step(), Step::Wait));
+        // A reconnection: writes ask until one has the answer.
+        tracker.reconnected();
+        assert!(matches!(tracker.step(), Step::Probe));
+        assert!(matches!(tracker.step(), Step::Probe));
+        tracker.back(1);
+        assert!(matches!(tracker.step(), Step::Wait));
+        // Too few replicas: no waiting, and no asking again within the probe interval.
+        tracker.missing(1, 0);
+        assert!(matches!(tracker.step(), Step::Skip));
+        // A reconnection while they are missing changes nothing: the probes go on.
+        tracker.reconnected();
+        assert!(matches!(tracker.step(), Step::Skip));
+        *tracker.state.lock() = Replicas::Missing {
+            probed: Instant::now() - PROBE_INTERVAL,
+        };
+        assert!(matches!(tracker.step(), Step::Probe));
+        assert!(matches!(tracker.step(), Step::Skip));
+        tracker.back(1);
+        assert!(matches!(tracker.step(), Step::Wait));
     }
 
     #[test]

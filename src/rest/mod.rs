@@ -5,6 +5,8 @@
 //!   document themselves, the caller's context) and [`payload`] (request bodies).
 //! - `ops`: health, readiness, liveness, metrics, the documents and the key set.
 //! - [`admin`]: the administrators' endpoints.
+//! - [`ws_docs`]: the WebSocket API's documentation page (`asyncapi.yaml` rendered by the
+//!   vendored AsyncAPI React component).
 //!
 //! Everything here sits behind the HTTP edge ([`crate::edge::HttpEdge`]), which identifies the
 //! caller, applies the limits and renders errors; the wiring assembles these routes with the
@@ -14,6 +16,7 @@ pub mod admin;
 mod ops;
 pub mod payload;
 pub mod runtime;
+pub mod ws_docs;
 
 /// The generated REST adapter over [`petstore_api::operations::PetStoreApi`].
 pub mod adapter {
@@ -33,7 +36,7 @@ use crate::edge::{
     AccessControl,
     paths::{
         ADMIN_NODES_PATH, API_BASE, ASYNCAPI_YAML, DOCS, HEALTH_PATH, JWKS_PATH, LIVE_PATH,
-        METRICS_PATH, OPENAPI_JSON, OPENAPI_YAML, READY_PATH, under_api_base,
+        METRICS_PATH, OPENAPI_JSON, OPENAPI_YAML, READY_PATH, WS_DOCS, under_api_base,
     },
 };
 use petstore_api::{
@@ -45,12 +48,23 @@ use petstore_api::{
 pub fn api_service<H: PetStoreApi>(
     handler: Arc<H>,
 ) -> OpenApiService<SpecDocumented<adapter::RestApi<H>>, ()> {
-    OpenApiService::new(
+    let service = OpenApiService::new(
         SpecDocumented(adapter::RestApi::new(handler)),
         "petstore-ws",
         env!("CARGO_PKG_VERSION"),
     )
-    .server(API_BASE)
+    .server(API_BASE);
+    match info_description() {
+        Some(description) => service.description(description),
+        None => service,
+    }
+}
+
+/// `info.description` of `openapi.yaml`, which Swagger UI shows at the top (it links the
+/// WebSocket API's page); the derives cannot carry it.
+fn info_description() -> Option<String> {
+    let document: serde_json::Value = serde_saphyr::from_str(ops::OPENAPI_YAML).ok()?;
+    Some(document.pointer("/info/description")?.as_str()?.to_owned())
 }
 
 /// The operations' endpoint, its routes under [`API_BASE`] (`UnderApiBase`): the edge sends it
@@ -76,6 +90,10 @@ pub fn operational<H: PetStoreApi>(
 ) -> Route {
     Route::new()
         .nest(under_api_base(DOCS), api_service(handler).swagger_ui())
+        .nest(
+            under_api_base(WS_DOCS),
+            ws_docs::endpoint(ops.asyncapi_bundle()),
+        )
         .at(
             under_api_base(OPENAPI_JSON),
             get(ops::openapi_json.data(ops.clone())),

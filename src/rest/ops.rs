@@ -46,6 +46,7 @@ pub struct OpsState {
     started: Instant,
     node_id: Arc<str>,
     openapi_json: Bytes,
+    asyncapi_bundle: Bytes,
     tokens: Arc<TokenService>,
     readiness: Readiness,
     redis: Option<Redis>,
@@ -82,17 +83,29 @@ impl OpsState {
             .map_err(|error| format!("openapi.yaml does not parse: {error}"))?;
         let json = serde_json::to_vec_pretty(&document)
             .map_err(|error| format!("openapi.yaml does not convert to JSON: {error}"))?;
+        let asyncapi: serde_json::Value = serde_saphyr::from_str(ASYNCAPI_YAML)
+            .map_err(|error| format!("asyncapi.yaml does not parse: {error}"))?;
+        let asyncapi_bundle = super::ws_docs::bundle(&asyncapi, &document)
+            .and_then(|bundle| serde_json::to_vec(&bundle).map_err(|error| error.to_string()))
+            .map_err(|error| format!("asyncapi.yaml cannot be bundled for its page: {error}"))?;
         Ok(Self {
             store,
             started: Instant::now(),
             node_id: node_id.into(),
             openapi_json: json.into(),
+            asyncapi_bundle: asyncapi_bundle.into(),
             tokens,
             readiness: Readiness::default(),
             sessions: Arc::default(),
             redis: None,
             nodes: None,
         })
+    }
+
+    /// `asyncapi.yaml` bundled with the `openapi.yaml` schemas it references, for the WebSocket
+    /// API's documentation page.
+    pub(super) fn asyncapi_bundle(&self) -> Bytes {
+        self.asyncapi_bundle.clone()
     }
 
     /// Reports this Redis connection (and its circuit breaker) at `/health`.

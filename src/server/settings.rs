@@ -67,6 +67,7 @@ pub(super) fn redis(config: &Config) -> Option<RedisSettings> {
     settings.prefix = config.redis_prefix.clone();
     settings.pool_size = usize::try_from(config.redis_pool_size).unwrap_or(4);
     settings.command_timeout = Duration::from_millis(config.redis_command_timeout_ms);
+    settings.ping_interval = Duration::from_millis(config.redis_ping_interval_ms);
     settings.breaker = BreakerSettings {
         failure_threshold: config.redis_breaker_failures,
         cool_down: Duration::from_millis(config.redis_breaker_cool_down_ms),

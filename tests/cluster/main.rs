@@ -5,6 +5,7 @@
 //! - [`faults`]: Redis killed under load and brought back, a node killed.
 //! - [`admin_nodes`]: `GET /admin/nodes`.
 //! - [`idempotency`]: one `Idempotency-Key` sent to two nodes at once.
+//! - [`redis_outage`]: a killed Redis fails requests fast, and every node heals once it is back.
 //! - [`failover`]: a primary with a replica under Sentinel, the primary killed under load.
 //! - [`sharded`]: nodes on a Redis Cluster of three primaries.
 
@@ -13,6 +14,7 @@ mod failover;
 mod faults;
 mod idempotency;
 mod recovery;
+mod redis_outage;
 mod scale_out;
 mod sharded;
 mod write_load;

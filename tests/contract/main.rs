@@ -8,8 +8,16 @@
 //! - [`examples`]: what documentation UIs fill into "Try it out" from the spec's examples is
 //!   accepted by the server.
 //! - [`suite`]: Schemathesis and an OpenAPI Generator client against the running server.
+//! - [`typescript_rest`]: create/read/update/delete through a TypeScript client generated from
+//!   `openapi.yaml` (openapi-typescript + openapi-fetch).
 
 mod asyncapi;
 mod examples;
 mod spec_drift;
 mod suite;
+mod typescript_rest;
+
+/// Node and the TypeScript package, shared with the browser tests.
+#[path = "../browser/node.rs"]
+#[allow(dead_code)] // this binary uses only the npm part
+mod node;

@@ -77,7 +77,8 @@ fn require_tool(program: &str, version_args: &[&str], what: &str) {
         .is_ok_and(|status| status.success());
     assert!(
         works,
-        "the contract suite needs {what}, but `{program}` could not be run"
+        "the contract suite needs {what}, but `{program}` could not be run; \
+         `scripts/setup` installs it"
     );
 }
 

@@ -16,6 +16,8 @@ use std::{
 
 use crate::exposition::Exposition;
 use petstore_testkit::app::{ok_json, ok_text, send, spawn_app};
+use petstore_testkit::redis::{LocalRedis, Persistence};
+use petstore_ws::auth::tokens::generate_ephemeral_key_pem;
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -175,10 +177,22 @@ fn metric_names(query: &str) -> BTreeSet<String> {
     names
 }
 
-/// Every series name a running server exports once it has served some requests.
+/// Every series name a running server exports once it has served some requests, on Redis (a
+/// private server), so the Redis and cluster families are there too.
 async fn exported_series() -> BTreeSet<String> {
     let _turn = crate::metrics_turn().await;
-    let app = spawn_app(|_| {}).await;
+    let redis = LocalRedis::start(Persistence::None)
+        .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"));
+    // Nodes on Redis must share a signing key: one in the server's own directory.
+    let key = redis.dir().join("jwt-signing-key.pem");
+    let pem = generate_ephemeral_key_pem()
+        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
+    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let app = spawn_app(|config| {
+        config.redis_url = Some(redis.url());
+        config.jwt_private_key = Some(key.clone());
+    })
+    .await;
     let pet = app.add_available_pet("Rex").await;
     ok_json(send(app.anonymous.get(app.api(&format!("/pet/{pet}")))).await).await;
     let text = ok_text(send(app.anonymous.get(app.url("/metrics"))).await).await;
@@ -246,6 +260,16 @@ fn the_documented_alert_thresholds_have_rules() {
             "PetstoreAbnormalConnectionDrops",
             "petstore_http_requests_aborted_total",
             "> 20",
+        ),
+        (
+            "PetstoreRedisCircuitOpen",
+            "petstore_circuit_breaker_state",
+            "> 0",
+        ),
+        (
+            "PetstoreNodeMissingFromRegistry",
+            "petstore_cluster_nodes",
+            "< count(up{job=\"petstore\"} == 1)",
         ),
     ] {
         let Some(expr) = rules.get(alert) else {
@@ -692,4 +716,139 @@ fn haproxy_accepts_the_deployment_configuration_with_each_strategy() {
     // The switch is really read: a strategy HAProxy does not know is refused.
     let (valid, output) = haproxy_check(Some("fastest"));
     assert!(!valid, "an unknown strategy was accepted:\n{output}");
+}
+
+/// The sources the Dockerfile's build stage copies, as top-level names of the repository.
+fn dockerfile_build_copies() -> BTreeSet<String> {
+    let dockerfile = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
+    let mut in_build = false;
+    let mut copied = BTreeSet::new();
+    for line in dockerfile.lines().map(str::trim) {
+        if line.starts_with("FROM ") {
+            in_build = line.ends_with(" AS build");
+            continue;
+        }
+        let Some(arguments) = line.strip_prefix("COPY ").filter(|_| in_build) else {
+            continue;
+        };
+        let words: Vec<&str> = arguments
+            .split_whitespace()
+            .filter(|word| !word.starts_with("--"))
+            .collect();
+        // The last word is the destination.
+        for source in &words[..words.len().saturating_sub(1)] {
+            copied.insert(source.trim_end_matches('/').to_owned());
+        }
+    }
+    copied
+}
+
+/// What `.dockerignore` lets into the build context: it ignores everything (`*`) and admits
+/// the `!`-entries.
+fn docker_context_entries() -> BTreeSet<String> {
+    let ignore = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".dockerignore"));
+    let lines: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"*"),
+        ".dockerignore starts from nothing"
+    );
+    lines[1..]
+        .iter()
+        .map(|line| {
+            line.strip_prefix('!')
+                .unwrap_or_else(|| panic!("only `!` entries after `*`: {line}"))
+                .trim_end_matches('/')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Every file an `include_str!`/`include_bytes!` in the server's build embeds (the sources
+/// and build scripts of the server and the crates it is built from, not their tests), as paths
+/// relative to the repository.
+fn embedded_files() -> BTreeSet<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let include = Regex::new(r#"include_(?:str|bytes)!\(\s*"([^"]+)"\s*\)"#).expect("regex");
+    let mut sources: Vec<PathBuf> = vec![root.join("build.rs")];
+    let mut directories = vec![root.join("src")];
+    for entry in fs::read_dir(root.join("crates")).expect("crates/") {
+        let crate_dir = entry.expect("crates/ entry").path();
+        sources.push(crate_dir.join("build.rs"));
+        directories.push(crate_dir.join("src"));
+    }
+    while let Some(directory) = directories.pop() {
+        for entry in fs::read_dir(&directory).expect("a source directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                directories.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                sources.push(path);
+            }
+        }
+    }
+    let mut embedded = BTreeSet::new();
+    for source in sources.into_iter().filter(|source| source.exists()) {
+        for capture in include.captures_iter(&read(&source)) {
+            let target = source
+                .parent()
+                .expect("a file's directory")
+                .join(&capture[1]);
+            let target = target
+                .canonicalize()
+                .unwrap_or_else(|error| panic!("{}: {}: {error}", source.display(), &capture[1]));
+            let relative = target
+                .strip_prefix(root.canonicalize().expect("the repository"))
+                .unwrap_or_else(|_| {
+                    panic!("{} embeds a file outside the repository", source.display())
+                })
+                .to_path_buf();
+            embedded.insert(relative);
+        }
+    }
+    embedded
+}
+
+#[test]
+fn the_image_build_context_holds_everything_the_build_reads() {
+    let copied = dockerfile_build_copies();
+    let admitted = docker_context_entries();
+    assert_eq!(
+        copied, admitted,
+        "the Dockerfile's build stage copies exactly what .dockerignore admits"
+    );
+    // The workspace's members and the manifest's benches must be there for cargo to read the
+    // manifest at all.
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "crates",
+        "src",
+        "benches",
+    ] {
+        assert!(copied.contains(needed), "the image build needs {needed}");
+    }
+    let embedded = embedded_files();
+    assert!(
+        embedded.contains(Path::new("openapi.yaml"))
+            && embedded.contains(Path::new("asyncapi.yaml")),
+        "the specs are embedded: {embedded:?}"
+    );
+    for file in &embedded {
+        let top = file
+            .components()
+            .next()
+            .and_then(|component| component.as_os_str().to_str())
+            .unwrap_or_default();
+        assert!(
+            copied.contains(top),
+            "the server embeds {} but the image build does not copy {top}",
+            file.display()
+        );
+    }
 }

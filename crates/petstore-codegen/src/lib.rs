@@ -14,7 +14,8 @@
 //! 3. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
 //!    prettyplease: for the contract `models.rs`, `operations.rs` and `ws.rs`; for the server
 //!    `rest.rs` (the poem-openapi adapter) and `dispatch.rs` (operations carried as JSON
-//!    payloads); for the client `client.rs` (one typed WebSocket call per operation).
+//!    payloads); for the client `client.rs` (one typed WebSocket call per operation); and, for
+//!    the TypeScript client, `generated.ts` ([`typescript`], committed and checked by a test).
 
 pub mod asyncapi;
 pub mod emit;
@@ -62,6 +63,27 @@ pub fn load(openapi: &str, asyncapi: &str) -> Result<Specs, DocumentError> {
         error: error.into(),
     })?;
     Ok(Specs { api, ws })
+}
+
+/// The TypeScript client's generated file (see [`emit::typescript`]), from both documents
+/// texts, checked against each other first as for the Rust targets.
+///
+/// # Errors
+/// Everything wrong with either document, or a shape the TypeScript emitter does not know.
+pub fn typescript(openapi: &str, asyncapi: &str) -> Result<String, DocumentError> {
+    load(openapi, asyncapi)?;
+    let parse = |document: &'static str, text: &str| {
+        serde_saphyr::from_str::<serde_json::Value>(text).map_err(|error| DocumentError {
+            document,
+            error: error.to_string().into(),
+        })
+    };
+    let openapi = parse("openapi.yaml", openapi)?;
+    let asyncapi = parse("asyncapi.yaml", asyncapi)?;
+    emit::typescript::emit(&openapi, &asyncapi).map_err(|error| DocumentError {
+        document: "asyncapi.yaml",
+        error: error.into(),
+    })
 }
 
 /// What a build script generates.

@@ -101,12 +101,6 @@ impl ClusterOptions {
         self
     }
 
-    /// One more `PETSTORE_*` variable for every node (set after the harness's own, so it wins).
-    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.env.push((name.to_owned(), value.into()));
-        self
-    }
-
     /// HAProxy in front, with this strategy.
     pub fn balanced(mut self, balance: Balance) -> Self {
         self.balance = Some(balance);
@@ -116,6 +110,14 @@ impl ClusterOptions {
     /// `PETSTORE_SHUTDOWN_DRAIN_SECS` of every node.
     pub fn drain_secs(mut self, secs: u64) -> Self {
         self.drain_secs = secs;
+        self
+    }
+
+    /// Sets the environment variable `name` of every node to `value`, in place of the
+    /// harness's own setting if it has one (e.g. a production default instead of the short
+    /// test timings).
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
         self
     }
 }

@@ -18,6 +18,8 @@
 //!   session count of `/health`.
 //! - [`cluster`]: a cluster in real processes: Redis with an append-only file, N nodes started
 //!   from the binary under test, HAProxy running the deployment's own configuration.
+//! - [`proxy`]: [`SilenceProxy`](proxy::SilenceProxy), a loopback TCP proxy that can make the
+//!   connections through it go silent without closing them (half-open connections).
 //! - [`child`]: servers in child processes that announce their address and die with their
 //!   owner, shared by the cluster suites and the benches.
 //! - [`bench`](mod@bench): what the benches share: load generators, figures, cluster nodes, WebSocket
@@ -32,13 +34,14 @@
 //! this crate depends on `petstore-ws`, and the server's own unit tests, which use
 //! [`redis::LocalRedis`], see it through a second copy of the server library (the one this
 //! crate was built against, not the one under test). That is sound only for items that take
-//! and return no server type: [`redis`], [`sentinel`] and [`redis_cluster`] expose plain data
-//! (ports, URLs, directories, replies) and must stay that way.
+//! and return no server type: [`redis`], [`proxy`], [`sentinel`] and [`redis_cluster`] expose
+//! plain data (ports, URLs, directories, replies) and must stay that way.
 
 pub mod app;
 pub mod bench;
 pub mod child;
 pub mod cluster;
+pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;
 pub mod sentinel;

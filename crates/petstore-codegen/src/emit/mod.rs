@@ -19,6 +19,10 @@
 //! - [`client`] → `client.rs`: one method per operation, the request struct in, the success
 //!   body's type out.
 //!
+//! For the TypeScript client (`clients/typescript`), from both documents as JSON:
+//! - [`typescript`] → `generated.ts`: the model types, the action map and the event map;
+//!   committed, and checked against this emitter's output by a test.
+//!
 //! The generated code is written against a few hand-written runtime items, named in the module
 //! doc of each emitter.
 
@@ -27,6 +31,7 @@ pub mod dispatch;
 pub mod models;
 pub mod operations;
 pub mod rest;
+pub mod typescript;
 pub mod ws;
 
 use std::collections::BTreeSet;
