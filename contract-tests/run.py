@@ -12,6 +12,13 @@ Two parts, both driven from the spec alone:
 2. OpenAPI Generator builds a Python client from the spec, and `test_round_trip.py` drives
    create/read/update/delete workflows through it. It runs after Schemathesis on purpose: the
    store it meets is full of fuzzed data, so it also proves the server still works after that.
+3. The official MCP Python SDK (`mcp`) drives the MCP endpoint (`/mcp`) in `test_mcp.py`: the
+   handshake, the tool list generated from the spec, tool calls with and without a token, an
+   invalid call's field errors, a resource subscription notified after a REST write. Then, when
+   `npm` is on PATH, the MCP Inspector CLI (pinned in `inspector/package-lock.json`, installed
+   with `npm ci`) lists the tools with its schema-portability check (`--strict`) and calls and
+   reads through its own client; without `npm` that check is skipped and says so. `--mcp-only`
+   runs this part alone (what `cargo test --test contract` does for the MCP test).
 
 Usage:
     PETSTORE_CONTRACT_API_KEY=<key> python3 contract-tests/run.py --base-url http://127.0.0.1:8080
@@ -58,6 +65,9 @@ INSTALL_TIMEOUT_SECS = 600
 SCHEMATHESIS_TIMEOUT_SECS = 600
 GENERATOR_TIMEOUT_SECS = 120
 ROUND_TRIP_TIMEOUT_SECS = 180
+MCP_TIMEOUT_SECS = 180
+INSPECTOR_TIMEOUT_SECS = 60
+INSPECTOR = HERE / "inspector"
 
 # Where the service key travels to the tools: `schemathesis.toml` names this variable in its
 # `[auth.openapi.api_key]` section and `test_round_trip.py` reads it, so the key is never on a
@@ -327,6 +337,149 @@ def run_round_trip(base_url: str, api_key: str, work_dir: Path) -> PartResult:
     return PartResult("round trip", code == 0, detail, seconds)
 
 
+def run_mcp(base_url: str, api_key: str, work_dir: Path) -> PartResult:
+    """`test_mcp.py` with the MCP Python SDK against the server's `/mcp`."""
+    started = time.monotonic()
+    junit = work_dir / "mcp-junit.xml"
+    env = tool_env(api_key)
+    env["PETSTORE_CONTRACT_BASE_URL"] = base_url
+    args = [
+        str(venv_bin("python")),
+        "-m",
+        "pytest",
+        str(HERE / "test_mcp.py"),
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+    ]
+    log("mcp: pytest test_mcp.py")
+    try:
+        result = subprocess.run(args, env=env, cwd=HERE, timeout=MCP_TIMEOUT_SECS)
+        code = result.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    seconds = time.monotonic() - started
+    if code is None:
+        return PartResult("mcp", False, f"timed out after {MCP_TIMEOUT_SECS}s", seconds)
+    detail = f"exit code {code}, no JUnit report"
+    if junit.exists():
+        suite = ElementTree.parse(junit).getroot()
+        if suite.tag == "testsuites":
+            suite = suite[0]
+        tests = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        detail = f"{tests - failed - skipped} passed, {failed} failed, {skipped} skipped"
+    return PartResult("mcp", code == 0, detail, seconds)
+
+
+def ensure_inspector() -> Path:
+    """`npm ci` the pinned MCP Inspector into `inspector/node_modules` unless it is there."""
+    lock = INSPECTOR / "package-lock.json"
+    stamp_file = INSPECTOR / ".stamp"
+    stamp = hashlib.sha256(lock.read_bytes()).hexdigest()
+    cli = INSPECTOR / "node_modules" / ".bin" / "mcp-inspector"
+    if cli.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        return cli
+    log("installing the pinned MCP Inspector (npm ci)")
+    run_checked(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        timeout=INSTALL_TIMEOUT_SECS,
+        what="npm ci (MCP Inspector)",
+        cwd=INSPECTOR,
+        stdout=subprocess.DEVNULL,
+    )
+    stamp_file.write_text(stamp + "\n")
+    return cli
+
+
+def run_inspector(base_url: str, api_key: str, work_dir: Path) -> PartResult:
+    """The MCP Inspector CLI against `/mcp`: the tool list under its portability check, a call
+    with the service key (from a config file, never the command line), an invalid call, a read."""
+    started = time.monotonic()
+    name = "mcp inspector"
+    if shutil.which("npm") is None:
+        return PartResult(name, True, "skipped: npm is not on PATH", 0.0)
+    try:
+        cli = ensure_inspector()
+    except ContractError as exc:
+        return PartResult(name, False, str(exc), time.monotonic() - started)
+    config = work_dir / "inspector.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "petstore": {
+                        "type": "streamable-http",
+                        "url": f"{base_url}/mcp",
+                        "headers": {"api_key": api_key},
+                    }
+                }
+            }
+        )
+    )
+    config.chmod(0o600)
+    env = {key: value for key, value in os.environ.items() if key != "MCP_CATALOG_PATH"}
+    # No keychain here: the Inspector keeps what it would store in memory, for this run only.
+    env["MCP_INSPECTOR_SECRET_STORE"] = "memory"
+
+    # And a home of its own, so it writes nothing into the user's.
+    env["HOME"] = str(work_dir)
+
+    def inspect(*args: str, exit_code: int = 0) -> dict:
+        command = [str(cli), "--cli", "--config", str(config), "--server", "petstore"]
+        result = subprocess.run(
+            [*command, *args, "--format", "json", "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=INSPECTOR_TIMEOUT_SECS,
+        )
+        if result.returncode != exit_code:
+            raise ContractError(
+                f"inspector {' '.join(args)}: exit {result.returncode}: "
+                f"{result.stdout.strip()} {result.stderr.strip()}"
+            )
+        return json.loads(result.stdout or result.stderr)
+
+    try:
+        tools = inspect("--method", "tools/list", "--strict")["result"]["tools"]
+        if len(tools) != 23:
+            raise ContractError(f"the Inspector listed {len(tools)} tools, not 23")
+        pet = inspect(
+            "--method", "tools/call", "--tool-name", "getPetById", "--tool-arg", "petId=1"
+        )["result"]
+        if pet.get("isError") or pet["structuredContent"]["id"] != 1:
+            raise ContractError(f"getPetById through the Inspector: {pet}")
+        added = inspect(
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "addPet",
+            "--tool-args-json",
+            json.dumps({"body": {"name": "inspected", "photoUrls": []}}),
+        )["result"]
+        if added.get("isError") or added["structuredContent"]["name"] != "inspected":
+            raise ContractError(f"addPet through the Inspector: {added}")
+        # The Inspector exits with 5 when a tool answers an error result, and prints it.
+        invalid = inspect(
+            "--method", "tools/call", "--tool-name", "addPet",
+            "--tool-args-json", json.dumps({"body": {"name": ""}}),
+            exit_code=5,
+        )["result"]
+        error = json.loads(invalid["content"][0]["text"])
+        if not invalid.get("isError") or error.get("type") != "VALIDATION_ERROR":
+            raise ContractError(f"an invalid addPet through the Inspector: {invalid}")
+        read = inspect("--method", "resources/read", "--uri", "petstore://pet/1")["result"]
+        if json.loads(read["contents"][0]["text"])["id"] != 1:
+            raise ContractError(f"petstore://pet/1 through the Inspector: {read}")
+    except (ContractError, KeyError, ValueError, subprocess.TimeoutExpired) as exc:
+        return PartResult(name, False, str(exc), time.monotonic() - started)
+    detail = "23 tools (portable schemas), calls, field errors and a read"
+    return PartResult(name, True, detail, time.monotonic() - started)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -350,9 +503,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         help="keep reports (and the generated client) here instead of a temporary directory",
     )
-    parser.add_argument("--skip-schemathesis", action="store_true", help="run only the round trip")
-    parser.add_argument("--skip-round-trip", action="store_true", help="run only Schemathesis")
-    return parser.parse_args(argv)
+    parser.add_argument("--skip-schemathesis", action="store_true", help="skip Schemathesis")
+    parser.add_argument("--skip-round-trip", action="store_true", help="skip the round trip")
+    parser.add_argument("--skip-mcp", action="store_true", help="skip the MCP SDK part")
+    parser.add_argument(
+        "--mcp-only",
+        action="store_true",
+        help="run only the MCP SDK part (no Java needed)",
+    )
+    options = parser.parse_args(argv)
+    if options.mcp_only:
+        options.skip_schemathesis = options.skip_round_trip = True
+        options.skip_mcp = False
+    return options
 
 
 def main(argv: list[str]) -> int:
@@ -398,6 +561,9 @@ def main(argv: list[str]) -> int:
             results.append(run_schemathesis(base_url, api_key, work_dir, options.max_examples))
         if not options.skip_round_trip:
             results.append(run_round_trip(base_url, api_key, work_dir))
+        if not options.skip_mcp:
+            results.append(run_mcp(base_url, api_key, work_dir))
+            results.append(run_inspector(base_url, api_key, work_dir))
 
     print(flush=True)
     for part in results:

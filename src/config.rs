@@ -236,6 +236,27 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_WS_EXPIRY_WARNING_SECS", default_value_t = 60)]
     pub ws_expiry_warning_secs: u64,
 
+    /// MCP sessions one client address may hold at once (more: 429).
+    #[arg(long, env = "PETSTORE_MCP_MAX_SESSIONS_PER_IP", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub mcp_max_sessions_per_ip: u64,
+
+    /// Seconds without traffic after which an MCP session is closed.
+    #[arg(long, env = "PETSTORE_MCP_SESSION_IDLE_SECS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub mcp_session_idle_secs: u64,
+
+    /// Seconds after which an MCP session is closed however busy (the client starts a new one).
+    #[arg(long, env = "PETSTORE_MCP_SESSION_LIFETIME_SECS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub mcp_session_lifetime_secs: u64,
+
+    /// The base URL clients reach this server at (`https://petstore.example.com`), for documents
+    /// that name absolute URLs (the MCP resource metadata); without it, the URL the request
+    /// came to (its `Host`).
+    #[arg(long, env = "PETSTORE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Longest time to wait for in-flight requests on shutdown, in seconds.
     #[arg(long, env = "PETSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -1,16 +1,18 @@
-//! petstore-ws: the Pet Store API (Swagger Petstore v3 compatible) over REST and WebSocket,
+//! petstore-ws: the Pet Store API (Swagger Petstore v3 compatible) over REST, WebSocket and MCP,
 //! spec-first, in Rust.
 //!
-//! `openapi.yaml` (REST) and `asyncapi.yaml` (WebSocket) are the sources of truth. The
-//! `petstore-api` crate is the contract generated from them (models and validators, per-operation
-//! requests and closed error sets, the `PetStoreApi` trait, `ApiError`, `Ctx`, topics, actions,
-//! events, spec constants); this crate is the server built on it. Data flows one way:
+//! `openapi.yaml` (REST, and the MCP tools) and `asyncapi.yaml` (WebSocket) are the sources of
+//! truth. The `petstore-api` crate is the contract generated from them (models and validators,
+//! per-operation requests and closed error sets, the `PetStoreApi` trait, `ApiError`, `Ctx`,
+//! topics, actions, events, spec constants); this crate is the server built on it. Data flows one
+//! way:
 //!
 //! ```text
-//! HTTP ─► edge::HttpEdge ─► rest::adapter (generated, poem-openapi) ──┐
-//! WS ───► edge::HttpEdge ─► ws session ─► edge::dispatch (generated) ─┴─► handlers ─► store
-//!                                                                             │ events
-//! ws sessions ◄─ events::Hub (outboxes) ◄─ event bus (local | Redis) ◄────────┘
+//! HTTP ─► edge::HttpEdge ─► rest::adapter (generated, poem-openapi) ───┐
+//! WS ───► edge::HttpEdge ─► ws session ─► edge::dispatch (generated) ──┤
+//! MCP ──► edge::HttpEdge ─► mcp session ─► edge::dispatch (generated) ─┴─► handlers ─► store
+//!                                                                              │ events
+//! ws and mcp sessions ◄─ events::Hub (outboxes) ◄─ event bus (local | Redis) ◄─┘
 //! ```
 //!
 //! The modules stand on floors: a module imports only from its own floor or a lower one, and
@@ -47,6 +49,9 @@
 //!   - [`ws`]: the WebSocket endpoint (`/api/v3/ws`): upgrade, one task per session, control
 //!     actions, envelopes, the priority queue. (Its typed client is the `petstore-client`
 //!     crate, beside this one.)
+//!   - [`mcp`]: the MCP endpoint (`/mcp`) for agents: the official SDK's Streamable HTTP
+//!     service, the tool list generated from the operations, pets and orders as resources
+//!     followed through the event hub, sessions bounded per client.
 //! - Floor 6, the wiring:
 //!   - [`config`]: the one typed configuration (defaults, then `PETSTORE_*`, then flags), read
 //!     only by the server.
@@ -62,6 +67,7 @@ pub mod events;
 pub mod handlers;
 pub mod idempotency;
 pub mod limits;
+pub mod mcp;
 pub mod redis;
 pub mod rest;
 pub mod rules;

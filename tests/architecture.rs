@@ -36,6 +36,7 @@ const MODULE_FLOORS: &[(&str, u8)] = &[
     // Transports.
     ("rest", 50),
     ("ws", 50),
+    ("mcp", 50),
     // Wiring.
     ("config", 60),
     ("server", 60),

@@ -1,7 +1,7 @@
 //! What every transport shares between the socket and the handlers.
 //!
-//! The REST adapter, the WebSocket endpoint and the operational routes sit above this floor and
-//! never import each other: what they have in common lives here, once.
+//! The REST adapter, the WebSocket endpoint, the MCP endpoint and the operational routes sit
+//! above this floor and never import each other: what they have in common lives here, once.
 //!
 //! - [`http`]: [`HttpEdge`], the one endpoint every HTTP request passes (REST operation,
 //!   WebSocket upgrade, operational route): request id, origin check, caller, rate limit,
@@ -19,8 +19,8 @@
 //! - [`sessions`]: the live [`SessionCounts`] a transport keeps and `/health` reports.
 //! - `observe`: which operation answered a request, for the metrics and the logs.
 //! - [`dispatch`]: an operation named by an action and carried as a JSON payload (the
-//!   WebSocket's request envelopes), read with the spec's validators, authorized, and run on the
-//!   same handler REST calls (generated).
+//!   WebSocket's request envelopes, MCP tool calls), read with the spec's validators, authorized,
+//!   and run on the same handler REST calls (generated).
 
 pub mod access;
 pub mod error;

@@ -11,8 +11,8 @@
 use poem::http::Method;
 
 use super::paths::{
-    API_BASE, HEALTH_PATH, JWKS_PATH, LIVE_PATH, METRICS_PATH, READY_PATH, WS_PATH, is_docs,
-    is_document,
+    API_BASE, HEALTH_PATH, JWKS_PATH, LIVE_PATH, MCP_PATH, METRICS_PATH, READY_PATH,
+    RESOURCE_METADATA_PATH, WS_PATH, is_docs, is_document,
 };
 use crate::telemetry::metrics::Operation;
 use petstore_api::operations::OPERATIONS;
@@ -41,6 +41,8 @@ pub(super) fn operation(
         METRICS_PATH => Operation::METRICS,
         JWKS_PATH => Operation::JWKS,
         WS_PATH => Operation::WEBSOCKET,
+        MCP_PATH => Operation::MCP,
+        _ if path.starts_with(RESOURCE_METADATA_PATH) => Operation::RESOURCE_METADATA,
         _ => match path.strip_prefix(API_BASE) {
             Some(relative) if is_document(relative) => Operation::OPENAPI,
             Some(relative) if is_docs(relative) => Operation::DOCS,

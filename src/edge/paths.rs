@@ -32,6 +32,11 @@ pub const LIVE_PATH: &str = "/live";
 pub const METRICS_PATH: &str = "/metrics";
 /// The cluster's nodes, for administrators.
 pub const ADMIN_NODES_PATH: &str = "/admin/nodes";
+/// The MCP endpoint (Streamable HTTP).
+pub const MCP_PATH: &str = "/mcp";
+/// The MCP endpoint's protected-resource metadata (RFC 9728); also served with [`MCP_PATH`]
+/// appended, where RFC 9728 looks for a resource with a path.
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// The documents served under [`API_BASE`].
 const DOCUMENTS: [&str; 3] = [OPENAPI_JSON, OPENAPI_YAML, ASYNCAPI_YAML];
@@ -71,8 +76,11 @@ pub fn is_operation_path(path: &str) -> bool {
 }
 
 /// The `Allow` header of a 405: the methods the spec has for the path (static path segments win
-/// over parameters, as in the router); the other routes are GET-only.
+/// over parameters, as in the router); the MCP endpoint's; the other routes are GET-only.
 pub fn allowed_methods(path: &str) -> String {
+    if path == MCP_PATH {
+        return "DELETE, GET, POST".to_owned();
+    }
     let Some(api_path) = path.strip_prefix(API_BASE) else {
         return "GET".to_owned();
     };
@@ -114,6 +122,7 @@ mod tests {
         assert_eq!(allowed_methods("/api/v3/pet/findByStatus"), "GET");
         assert_eq!(allowed_methods("/api/v3/store/order/1"), "DELETE, GET, PUT");
         assert_eq!(allowed_methods("/health"), "GET");
+        assert_eq!(allowed_methods("/mcp"), "DELETE, GET, POST");
         assert_eq!(allowed_methods("/api/v3/openapi.json"), "GET");
     }
 

@@ -2,7 +2,7 @@
 //! [`Config`], binds the listener and serves until shut down.
 //!
 //! - `backend`: what a node shares with others (in this process, or in Redis).
-//! - `routes`: REST, operational and WebSocket routes assembled behind the HTTP edge.
+//! - `routes`: REST, operational, WebSocket and MCP routes assembled behind the HTTP edge.
 //! - [`serve`]: the HTTP(S) serve loop: listener, TLS, connections, watchdog, shutdown.
 //! - `settings`: the configuration mapped to each module's own settings.
 
@@ -24,6 +24,7 @@ use crate::{
     events::Hub,
     handlers::{AuthServices, PetStore},
     limits::{OriginPolicy, TrustedProxies},
+    mcp::McpService,
     redis::{Redis, RedisError},
     rest::{OpsState, Readiness},
     store::{self, DemoDataError, NewUser, Store},
@@ -75,7 +76,8 @@ pub struct RunningServer {
     drain: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
-    /// Closes the WebSocket sessions, which leave the HTTP serve loop once upgraded.
+    /// Closes the WebSocket sessions, which leave the HTTP serve loop once upgraded, and the MCP
+    /// sessions, whose event streams would hold their connections open.
     close_sessions: Box<dyn FnOnce(Duration) -> BoxFuture<'static, ()> + Send + Sync>,
     /// Leaves the cluster and closes the backend's connections, once nothing is served. (In a
     /// mutex only to make the server `Sync`; it is taken once.)
@@ -199,6 +201,12 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         backend.idempotency.clone(),
         settings::idempotency(&config),
     ));
+    let mcp = McpService::new(
+        handler.clone(),
+        hub.clone(),
+        access.clone(),
+        settings::mcp(&config),
+    );
     let ws = WsService::with_connection_limits(
         handler.clone(),
         (hub, backend.events.clone()),
@@ -239,7 +247,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let readiness = ops.readiness();
     let app = routes::routes(
         handler,
-        ws.clone(),
+        (ws.clone(), mcp.clone()),
         ops,
         access,
         idempotency,
@@ -269,7 +277,12 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         drain: config.shutdown_drain(),
         shutdown: Some(shutdown),
         task,
-        close_sessions: Box::new(move |grace| Box::pin(async move { ws.shutdown(grace).await })),
+        close_sessions: Box::new(move |grace| {
+            Box::pin(async move {
+                mcp.shutdown();
+                ws.shutdown(grace).await;
+            })
+        }),
         release_backend: std::sync::Mutex::new(Some(backend.shutdown(registry))),
         grace,
     })

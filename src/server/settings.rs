@@ -16,6 +16,7 @@ use crate::{
     edge::{BodyLimits, EdgeSettings, IdempotencySettings},
     handlers::HandlerSettings,
     limits::RateQuota,
+    mcp::{McpSettings, PublicUrl, SessionLimits},
     redis::{BreakerSettings, RedisSettings, ReplicationSettings},
     telemetry,
     ws::WsSettings,
@@ -57,6 +58,28 @@ pub(super) fn ws(config: &Config) -> WsSettings {
         },
         write_timeout: millis(config.ws_write_timeout_ms),
         ..WsSettings::default()
+    }
+}
+
+/// The MCP endpoint's limits: the API's request timeout and JSON body limit, the session
+/// limits, and the outbox of the WebSocket sessions for its resource updates.
+pub(super) fn mcp(config: &Config) -> McpSettings {
+    let defaults = McpSettings::default();
+    McpSettings {
+        request_timeout: config.request_timeout(),
+        max_body_bytes: config.max_json_body_bytes,
+        sessions: SessionLimits {
+            per_client: usize::try_from(config.mcp_max_sessions_per_ip).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(config.mcp_session_idle_secs),
+            lifetime: Duration::from_secs(config.mcp_session_lifetime_secs),
+            ..defaults.sessions
+        },
+        outbox_capacity: config.ws_outbox_capacity.max(1),
+        public_url: PublicUrl {
+            configured: config.public_url.clone(),
+            tls: config.tls_cert.is_some(),
+        },
+        ..defaults
     }
 }
 

@@ -10,9 +10,11 @@
 //! - [`suite`]: Schemathesis and an OpenAPI Generator client against the running server.
 //! - [`typescript_rest`]: create/read/update/delete through a TypeScript client generated from
 //!   `openapi.yaml` (openapi-typescript + openapi-fetch).
+//! - [`mcp`]: the official MCP Python SDK against the running server's MCP endpoint.
 
 mod asyncapi;
 mod examples;
+mod mcp;
 mod spec_drift;
 mod suite;
 mod typescript_rest;

@@ -54,7 +54,9 @@ async fn server_conforms_to_openapi_under_schemathesis_and_a_generated_client() 
     let app = spawn_app(|config| config.no_demo_data = false).await;
     let base_url = app.base_url.clone();
 
-    let outcome = tokio::task::spawn_blocking(move || run_contract_suite(&base_url)).await;
+    // The MCP part has a test of its own (`mcp`), which needs no Java and runs in seconds.
+    let outcome =
+        tokio::task::spawn_blocking(move || run_contract_suite(&base_url, &["--skip-mcp"])).await;
     app.shutdown().await;
 
     match outcome {
@@ -68,7 +70,7 @@ async fn server_conforms_to_openapi_under_schemathesis_and_a_generated_client() 
 }
 
 /// Fails the test with an install hint when `program` cannot be run.
-fn require_tool(program: &str, version_args: &[&str], what: &str) {
+pub(crate) fn require_tool(program: &str, version_args: &[&str], what: &str) {
     let works = Command::new(program)
         .args(version_args)
         .stdout(Stdio::null())
@@ -82,13 +84,15 @@ fn require_tool(program: &str, version_args: &[&str], what: &str) {
     );
 }
 
-/// Runs `contract-tests/run.py` against `base_url` with [`SUITE_CREDENTIALS`], its output going
-/// straight to ours so progress shows live, and kills it when it overruns `SUITE_TIMEOUT`.
-fn run_contract_suite(base_url: &str) -> Result<ExitStatus, String> {
+/// Runs `contract-tests/run.py` against `base_url` with [`SUITE_CREDENTIALS`] and `options`, its
+/// output going straight to ours so progress shows live, and kills it when it overruns
+/// `SUITE_TIMEOUT`.
+pub(crate) fn run_contract_suite(base_url: &str, options: &[&str]) -> Result<ExitStatus, String> {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
         .arg(manifest_dir.join("contract-tests").join("run.py"))
         .args(["--base-url", base_url])
+        .args(options)
         .envs(SUITE_CREDENTIALS)
         .current_dir(manifest_dir)
         .stdin(Stdio::null())

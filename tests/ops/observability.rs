@@ -1,5 +1,5 @@
 //! Observability, black-box: `/metrics` (each family present with `HELP` and `TYPE`, and moving
-//! when what it counts happens), `/health` (its message-queue section following a WebSocket
+//! when what it counts happens, MCP tool calls included), `/health` (its message-queue section following a WebSocket
 //! session's queue as it fills and drains), `/ready` and `/live`.
 //!
 //! Metrics are process-wide (every server of a process reports into the same families), so the
@@ -18,6 +18,7 @@ use petstore_testkit::{
         ADMIN_API_KEY, TestApp, bearer, body_json, expect_error, header_text, ok_json, ok_text,
         send, spawn_app,
     },
+    mcp::{Credentials, McpClient},
     ws::{feed_text, flush, guard, next_json, request},
 };
 use petstore_ws::config::Config;
@@ -145,6 +146,87 @@ async fn get_pet_by_id_moves_its_request_counter_and_latency_histogram() {
 }
 
 #[tokio::test]
+async fn mcp_tool_calls_are_counted_by_tool_result_and_error_code() {
+    let _turn = metrics_turn().await;
+    let app = spawn_app(|_| {}).await;
+    let pet = app.add_available_pet("Rex").await;
+    let before = scrape(&app).await;
+    for (family, kind) in [
+        ("petstore_mcp_tool_calls_total", "counter"),
+        ("petstore_mcp_tool_call_duration_seconds", "histogram"),
+        ("petstore_mcp_tool_errors_total", "counter"),
+        ("petstore_mcp_requests_total", "counter"),
+        ("petstore_mcp_sessions", "gauge"),
+        ("petstore_mcp_sessions_refused_total", "counter"),
+        ("petstore_mcp_resource_updates_total", "counter"),
+    ] {
+        assert_eq!(
+            before.types.get(family).map(String::as_str),
+            Some(kind),
+            "TYPE of {family}"
+        );
+        assert!(before.helped.contains(family), "no HELP for {family}");
+    }
+    let mut client = McpClient::connect(&app.base_url, Credentials::None).await;
+    client
+        .call_tool("getPetById", json!({ "petId": pet }))
+        .await;
+    client
+        .call_tool("getPetById", json!({ "petId": 999_999 }))
+        .await;
+    let during = scrape(&app).await;
+    client.close().await;
+    let calls = "petstore_mcp_tool_calls_total";
+    let tool = ("tool", "getPetById");
+    assert_eq!(
+        moved(&before, &during, calls, &[tool, ("result", "success")]),
+        1.0
+    );
+    assert_eq!(
+        moved(&before, &during, calls, &[tool, ("result", "error")]),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            &before,
+            &during,
+            "petstore_mcp_tool_errors_total",
+            &[("code", "NOT_FOUND")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            &before,
+            &during,
+            "petstore_mcp_tool_call_duration_seconds_count",
+            &[tool]
+        ),
+        2.0
+    );
+    let requests = "petstore_mcp_requests_total";
+    assert_eq!(
+        moved(&before, &during, requests, &[("method", "initialize")]),
+        1.0
+    );
+    assert_eq!(
+        moved(&before, &during, requests, &[("method", "tools/call")]),
+        2.0
+    );
+    assert_eq!(moved(&before, &during, "petstore_mcp_sessions", &[]), 1.0);
+    // The endpoint's own HTTP requests carry the `mcp` operation label.
+    assert!(
+        moved(
+            &before,
+            &during,
+            REQUESTS,
+            &[("operation", "mcp"), ("method", "POST")]
+        ) >= 4.0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn requests_in_flight_include_the_scrape_itself() {
     let _turn = metrics_turn().await;
     let app = spawn_app(|_| {}).await;
@@ -174,10 +256,12 @@ async fn unknown_paths_share_one_operation_label_instead_of_one_per_path() {
         ("status", "404"),
     ];
     assert_eq!(moved(&before, &after, REQUESTS, &unknown), 4.0);
+    // (Label values may hold a `/` inside, as the MCP methods' `tools/call`: a fixed list, not a
+    // path, which would start with one.)
     for sample in &after.samples {
         for value in sample.labels.values() {
             assert!(
-                !value.contains("random") && !value.contains('/'),
+                !value.contains("random") && !value.starts_with('/'),
                 "a label carries a path: {sample:?}"
             );
         }

@@ -253,6 +253,9 @@ pub struct Operation {
     /// The effective `security` (the operation's own, else the document's): alternatives, any
     /// one of which suffices. Empty means public.
     pub security: Vec<Requirement>,
+    /// Whether the operation is offered as an MCP tool: `true` unless the operation says
+    /// `x-mcp: false`.
+    pub mcp: bool,
 }
 
 impl Operation {

@@ -11,17 +11,21 @@
 //!    project's documents give every example a documentation UI needs.
 //! 2. [`asyncapi`]: the WebSocket actions and events, checked against the operations (every
 //!    operation is an action with the same parameters and results; every `$ref` resolves).
-//! 3. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
+//! 3. [`mcp`]: the MCP tools, one per operation (unless `x-mcp: false`), with the JSON Schemas
+//!    of their arguments and results, refusing what cannot be a tool.
+//! 4. [`emit`]: the intermediate model → Rust files, built with `quote!` and formatted with
 //!    prettyplease: for the contract `models.rs`, `operations.rs` and `ws.rs`; for the server
-//!    `rest.rs` (the poem-openapi adapter) and `dispatch.rs` (operations carried as JSON
-//!    payloads); for the client `client.rs` (one typed WebSocket call per operation); and, for
-//!    the TypeScript client, `generated.ts` ([`typescript`], committed and checked by a test).
+//!    `rest.rs` (the poem-openapi adapter), `dispatch.rs` (operations carried as JSON
+//!    payloads) and `mcp.rs` (the MCP tool list); for the client `client.rs` (one typed
+//!    WebSocket call per operation); and, for the TypeScript client, `generated.ts`
+//!    ([`typescript`], committed and checked by a test).
 
 pub mod asyncapi;
 pub mod emit;
 pub mod error;
 pub mod examples;
 pub mod ir;
+pub mod mcp;
 pub mod names;
 pub mod parse;
 
@@ -36,6 +40,8 @@ pub struct Specs {
     pub api: ir::Api,
     /// The WebSocket actions and events of `asyncapi.yaml`.
     pub ws: asyncapi::WsApi,
+    /// The MCP tools of `openapi.yaml`'s operations.
+    pub mcp: mcp::McpApi,
 }
 
 /// Which document an error is about.
@@ -52,8 +58,9 @@ pub struct DocumentError {
 /// # Errors
 /// Everything wrong with either document, with its location.
 pub fn load(openapi: &str, asyncapi: &str) -> Result<Specs, DocumentError> {
-    let (document, api) = parse::parse_document(openapi)
+    let (document, api, mcp) = parse::parse_document(openapi)
         .and_then(|(document, api)| examples::check(&api).map(|()| (document, api)))
+        .and_then(|(document, api)| mcp::tools(&api).map(|mcp| (document, api, mcp)))
         .map_err(|error| DocumentError {
             document: "openapi.yaml",
             error: error.into(),
@@ -62,7 +69,7 @@ pub fn load(openapi: &str, asyncapi: &str) -> Result<Specs, DocumentError> {
         document: "asyncapi.yaml",
         error: error.into(),
     })?;
-    Ok(Specs { api, ws })
+    Ok(Specs { api, ws, mcp })
 }
 
 /// The TypeScript client's generated file (see [`emit::typescript`]), from both documents
@@ -91,7 +98,7 @@ pub fn typescript(openapi: &str, asyncapi: &str) -> Result<String, DocumentError
 pub enum Target {
     /// `petstore-api`: `models.rs`, `operations.rs`, `ws.rs`.
     Contract,
-    /// The server: `rest.rs`, `dispatch.rs`.
+    /// The server: `rest.rs`, `dispatch.rs`, `mcp.rs`.
     Server,
     /// `petstore-client`: `client.rs`.
     Client,
@@ -109,6 +116,7 @@ impl Specs {
             Target::Server => vec![
                 ("rest.rs", emit::rest::emit(&self.api)),
                 ("dispatch.rs", emit::dispatch::emit(&self.api, &self.ws)),
+                ("mcp.rs", emit::mcp::emit(&self.mcp)),
             ],
             Target::Client => vec![("client.rs", emit::client::emit(&self.api))],
         }

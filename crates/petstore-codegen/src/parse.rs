@@ -534,6 +534,7 @@ impl<'a> Lowering<'a> {
             })
             .collect();
         self.check_outcomes(&documented, body.as_ref(), &security, &responses_at);
+        let mcp = self.mcp_tool(operation, at);
 
         (self.errors.len() == errors_before).then(|| Operation {
             id,
@@ -547,7 +548,25 @@ impl<'a> Lowering<'a> {
             body,
             responses,
             security,
+            mcp,
         })
+    }
+
+    /// Whether the operation is an MCP tool: yes unless it says `x-mcp: false`. Any other value
+    /// is refused, so a typo (`x-mcp: "false"`, `x-mcp: no` read as a string) cannot quietly
+    /// leave a tool in.
+    fn mcp_tool(&mut self, operation: &openapiv3::Operation, at: &str) -> bool {
+        match operation.extensions.get("x-mcp") {
+            None => true,
+            Some(serde_json::Value::Bool(offered)) => *offered,
+            Some(_) => {
+                self.errors.push(GenError::new(
+                    pointer(at, "x-mcp"),
+                    "`x-mcp` must be `true` or `false` (whether the operation is an MCP tool)",
+                ));
+                true
+            }
+        }
     }
 
     /// Whether `param` is marked `x-handled-by: edge`: read by the server's edge, documented

@@ -237,11 +237,16 @@ struct Generated {
     ws: String,
     rest: String,
     dispatch: String,
+    /// Only checked to parse.
+    _mcp: String,
 }
 
 /// Both targets' files for `api` and `ws`; each must parse as Rust.
 fn generate_with(api: Api, ws: WsApi) -> Generated {
-    let specs = Specs { api, ws };
+    // Most snippets here leave out what a tool needs (a summary); the MCP pass's own rules and
+    // output are tested in `mcp.rs`, and this only checks that `mcp.rs` parses.
+    let mcp = petstore_codegen::mcp::tools(&api).unwrap_or_default();
+    let specs = Specs { api, ws, mcp };
     let mut files: Vec<(&str, String)> = specs.sources(Target::Contract);
     files.extend(specs.sources(Target::Server));
     for (name, source) in &files {
@@ -264,6 +269,7 @@ fn generate_with(api: Api, ws: WsApi) -> Generated {
         ws: file("ws.rs"),
         rest: file("rest.rs"),
         dispatch: file("dispatch.rs"),
+        _mcp: file("mcp.rs"),
     }
 }
 

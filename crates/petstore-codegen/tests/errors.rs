@@ -1246,13 +1246,17 @@ fn a_parameter_takes_its_schemas_example_when_it_has_none() {
 
 #[test]
 fn the_rest_adapter_lists_the_examples_for_the_served_spec() {
+    let api = valid(&example_document(true));
+    // The example document leaves out what a tool needs (a summary); only `rest.rs` matters here.
+    let mcp = petstore_codegen::mcp::tools(&api).unwrap_or_default();
     let specs = Specs {
-        api: valid(&example_document(true)),
+        api,
         ws: WsApi {
             address: "/ws".to_owned(),
             actions: Vec::new(),
             events: Vec::new(),
         },
+        mcp,
     };
     let rest = specs
         .sources(Target::Server)

@@ -305,7 +305,7 @@ fn every_generated_file_of_both_targets_parses_as_rust() {
             Target::Contract,
             &["models.rs", "operations.rs", "ws.rs"][..],
         ),
-        (Target::Server, &["rest.rs", "dispatch.rs"][..]),
+        (Target::Server, &["rest.rs", "dispatch.rs", "mcp.rs"][..]),
     ] {
         let sources = specs.sources(target);
         let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();

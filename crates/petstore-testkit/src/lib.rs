@@ -16,6 +16,8 @@
 //! - [`ws`]: the WebSocket side of a [`TestApp`](app::TestApp): the typed client
 //!   (`petstore-client`) and assertions on its answers, raw sockets driven frame by frame, the
 //!   session count of `/health`.
+//! - [`mcp`]: a small MCP client over Streamable HTTP (sessions, JSON-RPC calls answered as
+//!   JSON or server-sent events, the session's event stream) for the MCP endpoint's suites.
 //! - [`cluster`]: a cluster in real processes: Redis with an append-only file, N nodes started
 //!   from the binary under test, HAProxy running the deployment's own configuration.
 //! - [`proxy`]: [`SilenceProxy`](proxy::SilenceProxy), a loopback TCP proxy that can make the
@@ -41,6 +43,7 @@ pub mod app;
 pub mod bench;
 pub mod child;
 pub mod cluster;
+pub mod mcp;
 pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;

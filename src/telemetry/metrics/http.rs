@@ -37,7 +37,7 @@ const API_OPERATIONS: usize = OPERATIONS.len();
 
 /// Label values of what is not an API operation, in [`Operation`] index order after the API
 /// operations.
-const OTHER_ROUTES: [&str; 9] = [
+const OTHER_ROUTES: [&str; 11] = [
     "unknown",
     "health",
     "ready",
@@ -47,13 +47,15 @@ const OTHER_ROUTES: [&str; 9] = [
     "openapi",
     "docs",
     "websocket",
+    "mcp",
+    "resource_metadata",
 ];
 
 /// What answered a request: the `operation` label, as an index.
 ///
 /// API operations are labelled with their `operationId`; the operational routes with a fixed name
 /// each; anything else (no route, or a request refused before its route was known) with
-/// `unknown`. So the label has at most `operations + 8` values whatever clients send.
+/// `unknown`. So the label has at most `operations + 11` values whatever clients send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation(u16);
 
@@ -76,6 +78,10 @@ impl Operation {
     pub const DOCS: Self = Self::other(7);
     /// The WebSocket endpoint (its upgrade requests).
     pub const WEBSOCKET: Self = Self::other(8);
+    /// The MCP endpoint.
+    pub const MCP: Self = Self::other(9);
+    /// The MCP endpoint's protected-resource metadata.
+    pub const RESOURCE_METADATA: Self = Self::other(10);
 
     const fn other(index: usize) -> Self {
         Self((API_OPERATIONS + index) as u16)
@@ -422,6 +428,8 @@ mod tests {
             Operation::OPENAPI,
             Operation::DOCS,
             Operation::WEBSOCKET,
+            Operation::MCP,
+            Operation::RESOURCE_METADATA,
         ]
         .into_iter()
         .map(Operation::label)

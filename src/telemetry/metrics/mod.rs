@@ -44,7 +44,11 @@
 //! `petstore_ws_sessions_backpressured`; and event delivery:
 //! `petstore_ws_recoveries_total{result}`, `petstore_ws_replayed_events_total`,
 //! `petstore_events_superseded_total`, `petstore_events_gap_filled_total`,
-//! `petstore_events_lost_total`.
+//! `petstore_events_lost_total`; for the MCP endpoint ([`McpMetrics`]):
+//! `petstore_mcp_tool_calls_total{tool,result}`, `petstore_mcp_tool_call_duration_seconds{tool}`,
+//! `petstore_mcp_tool_errors_total{code}`, `petstore_mcp_requests_total{method}`,
+//! `petstore_mcp_sessions`, `petstore_mcp_sessions_refused_total`,
+//! `petstore_mcp_resource_updates_total`.
 //!
 //! With Redis configured ([`RedisMetrics`]): `petstore_circuit_breaker_state{breaker}`,
 //! `petstore_circuit_breaker_transitions_total{breaker,to}`,
@@ -55,6 +59,7 @@
 
 mod http;
 mod idempotency;
+mod mcp;
 mod process;
 mod redis;
 mod security;
@@ -68,6 +73,7 @@ use prometheus::TextEncoder;
 
 pub use self::http::{HttpMetrics, InFlight, Operation};
 pub use self::idempotency::{IdempotencyMetrics, IdempotencyResult};
+pub use self::mcp::McpMetrics;
 pub use self::redis::{PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
 pub use self::ws::{Closed, QueueMoved, RecoveryResult, Upgrade, WsMetrics};
@@ -93,6 +99,8 @@ pub struct Metrics {
     pub redis: RedisMetrics,
     /// Requests with an idempotency key.
     pub idempotency: IdempotencyMetrics,
+    /// MCP tool calls, requests and sessions.
+    pub mcp: McpMetrics,
 }
 
 /// Why the metrics could not be rendered.
@@ -122,6 +130,7 @@ impl Metrics {
         let ws = WsMetrics::new(&meter);
         let redis = RedisMetrics::new(&meter);
         let idempotency = IdempotencyMetrics::new(&meter);
+        let mcp = McpMetrics::new(&meter);
         process::register(&meter);
         Self {
             registry,
@@ -131,6 +140,7 @@ impl Metrics {
             ws,
             redis,
             idempotency,
+            mcp,
         }
     }
 
@@ -164,4 +174,9 @@ pub fn idempotency() -> &'static IdempotencyMetrics {
 /// The WebSocket families of [`global`].
 pub fn ws() -> &'static WsMetrics {
     &global().ws
+}
+
+/// The MCP families of [`global`].
+pub fn mcp() -> &'static McpMetrics {
+    &global().mcp
 }

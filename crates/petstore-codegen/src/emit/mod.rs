@@ -13,7 +13,9 @@
 //! - [`rest`] → `rest.rs`: the poem-openapi REST adapter (with the documentation-only schema
 //!   types poem-openapi derives its document from);
 //! - [`dispatch`] → `dispatch.rs`: an operation named by a JSON payload (WebSocket actions)
-//!   onto the same handler trait.
+//!   onto the same handler trait;
+//! - [`mcp`] → `mcp.rs`: the MCP tools, one per operation, with the JSON Schemas of their
+//!   arguments and results (their calls go through the same dispatch).
 //!
 //! For the typed WebSocket client (`petstore-client`):
 //! - [`client`] → `client.rs`: one method per operation, the request struct in, the success
@@ -28,6 +30,7 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod mcp;
 pub mod models;
 pub mod operations;
 pub mod rest;
