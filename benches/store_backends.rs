@@ -1,14 +1,18 @@
-//! The memory store against the Redis store, in one run: requests per second, latency and CPU
-//! per request of a read (`getPetById`) and of a write (`placeOrder`).
+//! The memory store against the Redis store, and the Redis store with and without waiting for
+//! a replica, in one run: requests per second, latency and CPU per request of a read
+//! (`getPetById`) and of two writes (`addPet`, `placeOrder`).
 //!
 //! The parent starts a private `redis-server` with the production durability setting (an
-//! append-only file fsynced every second) and two petstore-ws servers, each in a **child
-//! process** (see `support/child.rs`): one with the default memory store, one with `redis_url`
-//! set and a key prefix of its own, both signing tokens with one generated key (a node on
-//! Redis refuses to start without a configured key). Both load the demo data and run the
+//! append-only file fsynced every second) and a replica of it (the same setting), and three
+//! petstore-ws servers, each in a **child process** (see `support/child.rs`): one with the
+//! default memory store, one with `redis_url` set and a key prefix of its own, and one like it
+//! (another prefix) that also waits for the replica after every write
+//! (`PETSTORE_REDIS_WAIT_REPLICAS=1`), all signing tokens with one generated key (a node on
+//! Redis refuses to start without a configured key). All load the demo data and run the
 //! production defaults (tracing at `info`, metrics, every check on the request path), except
 //! that the load generator's address is exempt from the per-user rate limit and login attempts
-//! are not throttled: one client address sends everything here.
+//! are not throttled: one client address sends everything here. Both Redis targets write to
+//! the same primary, so both pay for streaming to the replica; only the wait differs.
 //!
 //! One in-process load generator (`support/http_load.rs`) keeps keep-alive connections busy in
 //! a closed loop. Targets are interleaved round by round with the order rotated, so drift on a
@@ -16,6 +20,8 @@
 //!
 //! * **getPetById**: `GET /api/v3/pet/1`; every answer must be the bytes the target answered
 //!   when probed, and the two targets' answers must be the same JSON.
+//! * **addPet**: `POST /api/v3/pet` as the demo administrator: the set-up phase of placeOrder,
+//!   measured (one window per target, not interleaved, 16 connections).
 //! * **placeOrder**: `POST /api/v3/store/order` as the demo customer (bearer token). An order
 //!   reserves its pet, so a set-up phase first creates a pool of available pets per target
 //!   with `addPet` as the demo administrator, and each order takes the next pet of the round's
@@ -31,7 +37,7 @@
 //! The run fails (non-zero exit) on any wrong answer, and when the Redis target left no key
 //! in Redis (it would be measuring the memory store twice).
 //!
-//! Run with `cargo bench --bench store_backends` (about 2 minutes). Without `--bench` on the
+//! Run with `cargo bench --bench store_backends` (about 3 minutes). Without `--bench` on the
 //! command line (as under `cargo test --all-targets`) it does a smoke run of the same code.
 
 use petstore_testkit::bench::{http_load, node, stats};
@@ -118,16 +124,23 @@ const SMOKE_RUN: Plan = Plan {
 enum Target {
     Memory,
     Redis,
+    /// The Redis store, each write confirmed by the replica (`WAIT 1`) before it is answered.
+    RedisWait,
 }
 
 impl Target {
-    const ALL: [Target; 2] = [Target::Memory, Target::Redis];
+    const ALL: [Target; 3] = [Target::Memory, Target::Redis, Target::RedisWait];
 
     fn role(self) -> &'static str {
         match self {
             Target::Memory => "memory",
             Target::Redis => "redis",
+            Target::RedisWait => "redis-wait",
         }
+    }
+
+    fn on_redis(self) -> bool {
+        self != Target::Memory
     }
 
     fn from_role(role: &str) -> Option<Self> {
@@ -138,6 +151,7 @@ impl Target {
         match self {
             Target::Memory => "memory store",
             Target::Redis => "Redis store (AOF)",
+            Target::RedisWait => "Redis + WAIT 1",
         }
     }
 }
@@ -195,7 +209,7 @@ fn child_config() -> Result<Config, String> {
 fn child_main(role: &str) -> Result<(), String> {
     let target = Target::from_role(role).ok_or_else(|| format!("unknown role `{role}`"))?;
     let config = child_config()?;
-    if (target == Target::Redis) != config.redis_url.is_some() {
+    if target.on_redis() != config.redis_url.is_some() {
         return Err(format!(
             "the {} target needs {} set by the parent",
             target.label(),
@@ -373,9 +387,12 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
         .map_err(|error| format!("cannot build the load generator's runtime: {error}"))?;
     let redis = LocalRedis::start(Persistence::AppendOnly)
         .map_err(|error| format!("cannot start a private redis-server: {error}"))?;
+    let _replica = LocalRedis::start_replica(Persistence::AppendOnly, redis.port())
+        .map_err(|error| format!("cannot start a replica: {error}"))?;
     let redis_port = redis.port();
     let redis_url = redis.url();
     let prefix = node::fresh_prefix("store");
+    let wait_prefix = node::fresh_prefix("store-wait");
     // A node on Redis must be given its signing key; the memory target gets the same.
     let key = node::SigningKey::generate()?;
     let key_path = key.env_value()?;
@@ -388,6 +405,12 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
                 (node::JWT_KEY_ENV, key_path),
                 (node::REDIS_URL_ENV, &redis_url),
                 (node::REDIS_PREFIX_ENV, &prefix),
+            ],
+            Target::RedisWait => vec![
+                (node::JWT_KEY_ENV, key_path),
+                (node::REDIS_URL_ENV, &redis_url),
+                (node::REDIS_PREFIX_ENV, &wait_prefix),
+                ("PETSTORE_REDIS_WAIT_REPLICAS", "1"),
             ],
         };
         let process = child::ChildServer::spawn(ROLE_ENV, target.role(), &env, STOP_WAIT)
@@ -427,7 +450,7 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
     let meters = |index: usize| -> Vec<http_load::Meter<'_>> {
         match servers[index].target {
             Target::Memory => vec![&server_cpu[index]],
-            Target::Redis => vec![&server_cpu[index], &redis_cpu],
+            Target::Redis | Target::RedisWait => vec![&server_cpu[index], &redis_cpu],
         }
     };
 
@@ -480,11 +503,16 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
         }
     }
 
-    // placeOrder: the pool first, then the rounds, interleaved.
+    // placeOrder: the pool first (addPet, measured), then the rounds, interleaved.
     let mut pools = Vec::new();
-    for server in &servers {
+    let mut adds = Vec::new();
+    for (index, server) in servers.iter().enumerate() {
         let started = Instant::now();
-        let pets = runtime.block_on(create_pets(server, plan.pets_per_round * plan.rounds))?;
+        let (pets, sample) = runtime.block_on(create_pets(
+            server,
+            plan.pets_per_round * plan.rounds,
+            &meters(index),
+        ))?;
         println!(
             "{}: {} pets created in {:.1} s",
             server.target.label(),
@@ -492,6 +520,7 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
             started.elapsed().as_secs_f64()
         );
         pools.push(pets);
+        adds.push(vec![sample]);
     }
     let mut writes: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
     for round in 0..plan.rounds {
@@ -515,11 +544,34 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
         }
     }
 
+    // The waiting target must really have waited, and been answered by the replica.
+    for server in servers
+        .iter()
+        .filter(|server| server.target == Target::RedisWait)
+    {
+        let (confirmed, unconfirmed) = runtime.block_on(replication_counts(server.addr()))?;
+        println!(
+            "{}: {confirmed} writes confirmed by the replica, {unconfirmed} not",
+            server.target.label()
+        );
+        if confirmed == 0 || unconfirmed > 0 {
+            all_ok = false;
+            eprintln!(
+                "the {} target did not wait for its replica",
+                server.target.label()
+            );
+        }
+    }
+
     let targets: Vec<Target> = servers.iter().map(|server| server.target).collect();
     for operation in [
         Operation {
             name: "getPetById",
             samples: targets.iter().copied().zip(reads).collect(),
+        },
+        Operation {
+            name: "addPet",
+            samples: targets.iter().copied().zip(adds).collect(),
         },
         Operation {
             name: "placeOrder",
@@ -550,6 +602,27 @@ async fn prepare(target: Target, process: child::ChildServer) -> Result<Server, 
     })
 }
 
+/// `petstore_redis_replication_total` of the server at `addr`: (confirmed, unconfirmed).
+async fn replication_counts(addr: SocketAddr) -> Result<(u64, u64), String> {
+    let request = http_load::request(Method::GET, "/metrics", None, None)?;
+    let (status, body) = http_load::fetch(addr, request).await?;
+    if status != StatusCode::OK {
+        return Err(format!("GET /metrics answered {status}"));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let count = |result: &str| -> u64 {
+        let label = format!("result=\"{result}\"");
+        text.lines()
+            .find(|line| {
+                line.starts_with("petstore_redis_replication_total{") && line.contains(&label)
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .map_or(0, |value| value as u64)
+    };
+    Ok((count("confirmed"), count("unconfirmed")))
+}
+
 /// An access token (`createToken`).
 async fn token(addr: SocketAddr, username: &str, password: &str) -> Result<String, String> {
     let body = json!({ "username": username, "password": password });
@@ -567,8 +640,13 @@ async fn token(addr: SocketAddr, username: &str, password: &str) -> Result<Strin
         .ok_or_else(|| format!("createToken for {username}: no accessToken"))
 }
 
-/// Creates `count` available pets with `addPet`, in creation order per connection.
-async fn create_pets(server: &Server, count: usize) -> Result<Vec<i64>, String> {
+/// Creates `count` available pets with `addPet`, in creation order per connection; returns
+/// them and the measurement of their creation.
+async fn create_pets(
+    server: &Server,
+    count: usize,
+    meters: &[http_load::Meter<'_>],
+) -> Result<(Vec<i64>, Sample), String> {
     let workload = Arc::new(AddPets {
         token: server.admin_token.clone(),
         count,
@@ -580,7 +658,7 @@ async fn create_pets(server: &Server, count: usize) -> Result<Vec<i64>, String> 
         warm_up: Duration::ZERO,
         measure: Duration::from_secs(600),
     };
-    let sample = http_load::drive(server.addr(), window, Arc::clone(&workload), &[]).await;
+    let sample = http_load::drive(server.addr(), window, Arc::clone(&workload), meters).await;
     if sample.failures > 0 {
         return Err(format!(
             "{}: {} addPet request(s) failed, first: {}",
@@ -597,7 +675,7 @@ async fn create_pets(server: &Server, count: usize) -> Result<Vec<i64>, String> 
             created.len()
         ));
     }
-    Ok(created)
+    Ok((created, sample))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,6 +767,18 @@ fn print_operation(operation: &Operation) {
             .find(|(candidate, _)| *candidate == target)
             .map(|(_, summary)| summary)
     };
+    if let (Some(redis), Some(waiting)) = (find(Target::Redis), find(Target::RedisWait)) {
+        println!(
+            "  WAIT 1 / no wait: {} req/s, {} p50, {} p99 latency, {} server CPU per request",
+            ratio(waiting.median_rate, redis.median_rate),
+            ratio(f64::from(waiting.p50_us), f64::from(redis.p50_us)),
+            ratio(f64::from(waiting.p99_us), f64::from(redis.p99_us)),
+            ratio(
+                waiting.server_us.unwrap_or(0.0),
+                redis.server_us.unwrap_or(0.0)
+            ),
+        );
+    }
     if let (Some(memory), Some(redis)) = (find(Target::Memory), find(Target::Redis)) {
         let redis_total = redis
             .server_us

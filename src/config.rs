@@ -301,9 +301,12 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
     pub shutdown_drain_secs: u64,
 
-    /// Redis to share state with other nodes (`redis://[user:password@]host:port[/db]`): the
-    /// store, events, the node registry, rate limits, revocations and refresh sessions. Without
-    /// it the node runs alone on the embedded in-memory store.
+    /// Redis to share state with other nodes: the store, events, the node registry, rate
+    /// limits, revocations and refresh sessions. `redis://[user:password@]host:port[/db]` for
+    /// one server, `redis-sentinel://sentinel1:26379,sentinel2:26379/db?sentinelServiceName=NAME`
+    /// for a primary found (and followed across failovers) through Sentinel,
+    /// `redis-cluster://node1:6379,node2:6379` for a Redis Cluster (with a hash-tag prefix).
+    /// Without it the node runs alone on the embedded in-memory store.
     #[arg(long, env = "PETSTORE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
@@ -327,6 +330,18 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_REDIS_PING_INTERVAL_MS", default_value_t = 1000,
         value_parser = clap::value_parser!(u64).range(100..))]
     pub redis_ping_interval_ms: u64,
+
+    /// Replicas that must confirm a write (Redis `WAIT`) before its client is told it
+    /// succeeded; 0 answers once the primary has applied it. A write the replicas do not confirm
+    /// within --redis-wait-timeout-ms is still acknowledged (it happened) and counted.
+    #[arg(long, env = "PETSTORE_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
+    /// Longest wait for those replicas, in milliseconds; must be shorter than
+    /// --redis-command-timeout-ms, which bounds a write and its wait together.
+    #[arg(long, env = "PETSTORE_REDIS_WAIT_TIMEOUT_MS", default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_wait_timeout_ms: u64,
 
     /// Consecutive Redis failures that open the circuit breaker.
     #[arg(long, env = "PETSTORE_REDIS_BREAKER_FAILURES", default_value_t = 5,

@@ -24,7 +24,8 @@
 //!   `telemetry`, `redis` and `rules`, never each other.
 //!   - [`telemetry`]: logs and metrics; the lowest, it knows only the contract.
 //!   - [`redis`]: the shared backend of a cluster, the connection pool behind its circuit
-//!     breaker (may record metrics).
+//!     breaker, on one server, a Sentinel-watched primary or a Redis Cluster, with writes
+//!     optionally confirmed by replicas (may record metrics).
 //!   - [`rules`]: the pure business rules both stores decide with; imports nothing of the server.
 //!   - [`store`]: the storage trait and its memory and Redis implementations, plus the demo data.
 //!   - [`auth`]: credentials and what they grant: RS256 access tokens, refresh-token sessions,

@@ -38,7 +38,7 @@ use tokio::sync::{Notify, broadcast::error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::revocation::{RevocationList, RevocationStore};
-use crate::redis::{Idempotence, Redis, RedisError};
+use crate::redis::{Redis, RedisError};
 
 /// How long [`RedisRevocations::start`] waits for the subscriber connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,9 +227,8 @@ impl Shared {
     async fn publish(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), RedisError> {
         let millis = expires_at.timestamp_millis();
         self.redis
-            .script::<i64>(
+            .acknowledged_script::<i64>(
                 "revoke_token",
-                Idempotence::Write,
                 &REVOKE,
                 vec![format!("{}{jti}", self.entry_prefix())],
                 vec![

@@ -36,7 +36,7 @@ use super::sessions::{
     RefreshGrant, Rotation, SessionError, SessionStore, TokenHash, expiry, hash_presented,
     new_token,
 };
-use crate::redis::{Idempotence, Redis, RedisError};
+use crate::redis::{Redis, RedisError};
 
 /// Extends a key's expiry to `at` unless it already lasts longer; Lua helper shared by the
 /// scripts that add to a user's session set.
@@ -169,9 +169,8 @@ impl SessionStore for RedisSessionStore {
         let session_id = Uuid::new_v4().to_string();
         let expires_at = expiry(Utc::now(), ttl);
         self.redis
-            .script::<i64>(
+            .acknowledged_script::<i64>(
                 "session_start",
-                Idempotence::Write,
                 &START,
                 vec![
                     self.token_key(&hash),
@@ -201,9 +200,8 @@ impl SessionStore for RedisSessionStore {
         let expires_at = expiry(now, ttl);
         let answer: Vec<String> = self
             .redis
-            .script(
+            .acknowledged_script(
                 "session_rotate",
-                Idempotence::Write,
                 &ROTATE,
                 vec![self.token_key(&hash), self.token_key(&next_hash)],
                 vec![
@@ -241,9 +239,8 @@ impl SessionStore for RedisSessionStore {
 
     async fn revoke(&self, session_id: &str) -> Result<Option<String>, SessionError> {
         self.redis
-            .script(
+            .acknowledged_script(
                 "session_revoke",
-                Idempotence::Write,
                 &REVOKE,
                 vec![self.family_key(session_id)],
                 vec![],
@@ -259,9 +256,8 @@ impl SessionStore for RedisSessionStore {
     ) -> Result<Vec<String>, SessionError> {
         let mut revoked: Vec<String> = self
             .redis
-            .script(
+            .acknowledged_script(
                 "session_revoke_user",
-                Idempotence::Write,
                 &REVOKE_USER,
                 vec![self.user_key(username)],
                 vec![

@@ -111,9 +111,8 @@ impl IdempotencyStore for RedisIdempotencyStore {
     ) -> Result<(), IdempotencyError> {
         let _: i64 = self
             .redis
-            .script(
+            .acknowledged_script(
                 "idempotency_complete",
-                Idempotence::Write,
                 &COMPLETE,
                 vec![self.redis_key(&claim.key)],
                 vec![

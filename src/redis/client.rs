@@ -21,13 +21,16 @@ use rand::Rng;
 use super::{
     breaker::{Admission, Breaker, BreakerSettings, BreakerState},
     links::Links,
+    replication::{ReplicaTracker, ReplicationSettings},
+    topology::{self, Topology},
 };
 use crate::telemetry::metrics;
 
 /// How to reach Redis and how patient to be with it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, `redis-sentinel://…` or `redis-cluster://…`
+    /// (see [`super::topology`]).
     pub url: String,
     /// Prepended to every key (`{prefix}:pet:1`), so several deployments (or test runs) can
     /// share one Redis without seeing each other's data.
@@ -46,6 +49,8 @@ pub struct RedisSettings {
     pub read_retries: u32,
     /// When the breaker opens and how long it stays open.
     pub breaker: BreakerSettings,
+    /// Replicas that must confirm a write before its client is answered (none by default).
+    pub replication: ReplicationSettings,
 }
 
 impl RedisSettings {
@@ -61,6 +66,7 @@ impl RedisSettings {
             connect_timeout: Duration::from_secs(10),
             read_retries: 2,
             breaker: BreakerSettings::default(),
+            replication: ReplicationSettings::default(),
         }
     }
 }
@@ -117,14 +123,16 @@ impl RedisError {
     /// attempts.", "Missing expected connection."), the kind it also gives Redis's `ERR`
     /// replies. What tells them apart is the text: an error *reply* from Redis starts with its
     /// upper-case error code (`ERR`, `WRONGTYPE`, `NOSCRIPT`, …), a client-side failure does not.
-    fn classify(error: &FredError) -> Self {
+    pub(super) fn classify(error: &FredError) -> Self {
         match error.kind() {
             ErrorKind::IO
             | ErrorKind::Timeout
             | ErrorKind::Canceled
             | ErrorKind::Backpressure
             | ErrorKind::Routing
-            | ErrorKind::Cluster => Self::Unreachable(error.to_string()),
+            | ErrorKind::Cluster
+            // No sentinel answered, or none knows a primary yet (a failover under way).
+            | ErrorKind::Sentinel => Self::Unreachable(error.to_string()),
             ErrorKind::Unknown | ErrorKind::InvalidArgument | ErrorKind::InvalidCommand => {
                 let details = error.details();
                 let code = details.split_whitespace().next().unwrap_or_default();
@@ -139,6 +147,8 @@ impl RedisError {
                     "OOM",
                     "BUSY",
                     "TRYAGAIN",
+                    // `min-replicas-to-write` not met: the primary refuses writes.
+                    "NOREPLICAS",
                 ]
                 .contains(&code);
                 if outage_reply || (!is_reply && *error.kind() == ErrorKind::Unknown) {
@@ -178,9 +188,11 @@ pub struct Redis {
 struct Inner {
     pool: Pool,
     config: Config,
+    topology: Topology,
     settings: RedisSettings,
     breaker: Arc<Breaker>,
     links: Links,
+    replicas: Arc<ReplicaTracker>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -200,11 +212,13 @@ impl Redis {
     /// and the breaker tries Redis again as soon as a connection is back.
     ///
     /// # Errors
-    /// [`RedisError::Config`] for a malformed URL, [`RedisError::Unreachable`] when Redis does
-    /// not answer in time.
+    /// [`RedisError::Config`] for a malformed URL, settings that do not fit the deployment (see
+    /// [`super::topology`]) or a replica wait as long as the command timeout;
+    /// [`RedisError::Unreachable`] when Redis does not answer in time.
     pub async fn connect(settings: RedisSettings) -> Result<Self, RedisError> {
-        let config = Config::from_url(&settings.url)
-            .map_err(|error| RedisError::Config(error.to_string()))?;
+        let target = topology::parse(&settings.url, &settings.prefix)?;
+        settings.replication.check(settings.command_timeout)?;
+        let config = target.config.clone();
         let pool = builder(&config, &settings)
             .build_pool(settings.pool_size.max(1))
             .map_err(|error| RedisError::Config(error.to_string()))?;
@@ -219,16 +233,31 @@ impl Redis {
                 )));
             }
         }
+        let checked = match topology::verify(&pool, &target).await {
+            Ok(()) => super::replication::verify(&pool, &target.topology, &settings).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = checked {
+            let _ = pool.quit().await;
+            return Err(error);
+        }
         let breaker = Arc::new(Breaker::new("redis", settings.breaker));
-        let restored = Arc::clone(&breaker);
-        let links = Links::watch(&pool, move || restored.connection_restored());
+        let replicas = Arc::new(ReplicaTracker::default());
+        let (restored, reconnected) = (Arc::clone(&breaker), Arc::clone(&replicas));
+        let links = Links::watch(&pool, move || {
+            restored.connection_restored();
+            // Perhaps to a new primary (a failover): its replicas are not known yet.
+            reconnected.reconnected();
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                topology: target.topology,
                 settings,
                 breaker,
                 links,
+                replicas,
             }),
         })
     }
@@ -243,6 +272,21 @@ impl Redis {
     #[must_use]
     pub fn prefix(&self) -> &str {
         &self.inner.settings.prefix
+    }
+
+    /// The settings it was connected with.
+    pub(super) fn settings(&self) -> &RedisSettings {
+        &self.inner.settings
+    }
+
+    /// Whether writes currently wait for replicas.
+    pub(super) fn replica_tracker(&self) -> &ReplicaTracker {
+        &self.inner.replicas
+    }
+
+    /// The kind of deployment it is connected to.
+    pub(super) fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     /// The circuit breaker every call goes through.

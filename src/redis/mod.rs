@@ -7,6 +7,9 @@
 //! - `links`: which pooled connections are up, from the client's events, so a call fails at
 //!   once instead of waiting on a connection known to be down.
 //! - `watchdog`: the PING watchdog that replaces a subscriber connection gone silent.
+//! - `topology`: what `--redis-url` names (one server, Sentinel, a Redis Cluster) and the
+//!   checks each deployment needs at start-up.
+//! - `replication`: writes confirmed by replicas (`WAIT`) before their client is answered.
 //!
 //! A private `redis-server` for tests and benches (`LocalRedis`) is in `petstore-testkit`.
 //!
@@ -17,10 +20,14 @@
 mod breaker;
 mod client;
 mod links;
+mod replication;
+pub mod topology;
 mod watchdog;
 
 pub use breaker::{Admission, Breaker, BreakerSettings, BreakerState, Permit, Refused};
 pub use client::{Idempotence, Redis, RedisError, RedisSettings};
+pub use replication::{Confirmation, ReplicationSettings};
+pub use topology::Topology;
 
 use petstore_api::error::ServerError;
 

@@ -17,7 +17,7 @@ use crate::{
     handlers::HandlerSettings,
     limits::RateQuota,
     mcp::{McpSettings, PublicUrl, SessionLimits},
-    redis::{BreakerSettings, RedisSettings},
+    redis::{BreakerSettings, RedisSettings, ReplicationSettings},
     telemetry,
     ws::WsSettings,
 };
@@ -94,6 +94,10 @@ pub(super) fn redis(config: &Config) -> Option<RedisSettings> {
     settings.breaker = BreakerSettings {
         failure_threshold: config.redis_breaker_failures,
         cool_down: Duration::from_millis(config.redis_breaker_cool_down_ms),
+    };
+    settings.replication = ReplicationSettings {
+        replicas: config.redis_wait_replicas,
+        timeout: Duration::from_millis(config.redis_wait_timeout_ms),
     };
     Some(settings)
 }

@@ -138,7 +138,7 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
         (load.acknowledged_count() >= 20).then_some(())
     })
     .await;
-    cluster.redis.kill();
+    cluster.redis_mut().kill();
 
     // Once the breaker is open: 503 UNAVAILABLE with Retry-After, on reads as on writes.
     let (body, retry_after) = eventually("a 503 while Redis is down", || async {
@@ -188,7 +188,7 @@ async fn killing_redis_under_load_fails_fast_and_recovers_without_losing_acknowl
     }
 
     // Redis back on the same port and append-only file: both nodes recover.
-    if let Err(error) = cluster.redis.restart() {
+    if let Err(error) = cluster.redis_mut().restart() {
         panic!("redis-server did not restart: {error}");
     }
     for base_url in [&node1, &node2] {

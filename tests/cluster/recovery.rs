@@ -120,7 +120,7 @@ async fn killed_subscriber_connections_lose_no_event_for_the_sessions() {
     for n in 0..WRITES {
         if n == WRITES / 3 {
             let output = std::process::Command::new("redis-cli")
-                .args(["-p", &cluster.redis.port().to_string()])
+                .args(["-p", &cluster.redis().port().to_string()])
                 .args(["CLIENT", "KILL", "TYPE", "pubsub"])
                 .output()
                 .expect("redis-cli runs (Debian: apt-get install redis-tools)");

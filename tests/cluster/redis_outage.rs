@@ -159,7 +159,7 @@ async fn a_killed_redis_fails_every_request_fast_and_every_node_is_listed_again_
         .build()
         .expect("an HTTP client");
 
-    cluster.redis.kill();
+    cluster.redis_mut().kill();
     let killed_at = Instant::now();
 
     // Every node at once: its first read, then a burst.
@@ -221,7 +221,7 @@ async fn a_killed_redis_fails_every_request_fast_and_every_node_is_listed_again_
         OUTAGE_PROBES * base_urls.len()
     );
 
-    if let Err(error) = cluster.redis.restart() {
+    if let Err(error) = cluster.redis_mut().restart() {
         panic!("redis-server did not restart: {error}");
     }
     let back_at = Instant::now();

@@ -1,7 +1,9 @@
 //! The deployment files against the server: every metric the Grafana dashboards and the
 //! Prometheus alert rules query is one a running server exports (the dashboards of the
-//! TypeScript predecessor queried series that never existed), and the compose file, the
-//! Prometheus configuration and the provisioning describe the documented topology.
+//! TypeScript predecessor queried series that never existed), and the compose files, the
+//! Prometheus configuration and the provisioning describe the documented topology. The
+//! Sentinel variant of the compose file runs the same nodes, balancer and monitoring on a
+//! primary, a replica and three sentinels whose configuration `redis-sentinel` itself accepts.
 //!
 //! Metric names are taken from the PromQL of every dashboard target, template variable and alert
 //! rule; a histogram counts as exporting its `_bucket`, `_sum` and `_count` series.
@@ -397,6 +399,251 @@ fn compose_runs_three_nodes_behind_haproxy_with_redis_and_monitoring() {
             "{file}"
         );
     }
+}
+
+/// The services both compose files run alike: the balancer and the monitoring.
+const SHARED_SERVICES: [&str; 3] = ["lb", "prometheus", "grafana"];
+/// Node settings the Sentinel variant sets differently, and only those.
+const SENTINEL_NODE_SETTINGS: [&str; 3] = [
+    "PETSTORE_REDIS_URL",
+    "PETSTORE_REDIS_WAIT_REPLICAS",
+    "PETSTORE_REDIS_WAIT_TIMEOUT_MS",
+];
+
+/// `deploy/sentinel/sentinel.conf`'s directives: the words of each line that is not a comment.
+fn sentinel_conf() -> Vec<Vec<String>> {
+    read(&deploy_path("sentinel/sentinel.conf"))
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn sentinel_compose_runs_the_same_nodes_on_a_primary_a_replica_and_three_sentinels() {
+    let main = yaml("docker-compose.yml");
+    let compose = yaml("docker-compose.sentinel.yml");
+    let services = &compose["services"];
+    let mut names: Vec<&str> = services
+        .as_object()
+        .map(|services| services.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "grafana",
+            "lb",
+            "node1",
+            "node2",
+            "node3",
+            "prometheus",
+            "redis-primary",
+            "redis-replica",
+            "sentinel1",
+            "sentinel2",
+            "sentinel3"
+        ]
+    );
+    for service in SHARED_SERVICES {
+        assert_eq!(
+            services[service], main["services"][service],
+            "{service} differs from docker-compose.yml's"
+        );
+    }
+    assert_eq!(compose["secrets"], main["secrets"]);
+    assert_eq!(compose["networks"], main["networks"]);
+
+    // The sentinels' view of the primary, from the file they run.
+    let conf = sentinel_conf();
+    let monitor = conf
+        .iter()
+        .find(|words| words.get(..2) == Some(&["sentinel".to_owned(), "monitor".to_owned()]))
+        .unwrap_or_else(|| panic!("sentinel.conf monitors no primary: {conf:?}"));
+    let [_, _, service, host, port, quorum] = monitor.as_slice() else {
+        panic!("sentinel monitor NAME HOST PORT QUORUM: {monitor:?}");
+    };
+    assert_eq!((host.as_str(), port.as_str()), ("redis-primary", "6379"));
+    let sentinels = ["sentinel1", "sentinel2", "sentinel3"];
+    let quorum: usize = quorum.parse().expect("a quorum");
+    assert!(
+        quorum > sentinels.len() / 2 && quorum <= sentinels.len(),
+        "quorum {quorum} of {} sentinels",
+        sentinels.len()
+    );
+    assert!(
+        conf.contains(
+            &["sentinel", "resolve-hostnames", "yes"]
+                .map(str::to_owned)
+                .to_vec()
+        ),
+        "the sentinels resolve the services' names"
+    );
+    assert!(conf.contains(&vec!["port".to_owned(), "26379".to_owned()]));
+
+    for node in ["node1", "node2", "node3"] {
+        let (ours, theirs) = (&services[node], &main["services"][node]);
+        for key in ["build", "image", "restart", "expose", "networks", "secrets"] {
+            assert_eq!(ours[key], theirs[key], "{node}.{key}");
+        }
+        let mut environment = ours["environment"].clone();
+        let mut expected = theirs["environment"].clone();
+        for setting in SENTINEL_NODE_SETTINGS {
+            if let (Some(ours), Some(theirs)) =
+                (environment.as_object_mut(), expected.as_object_mut())
+            {
+                ours.remove(setting);
+                theirs.remove(setting);
+            }
+        }
+        assert_eq!(environment, expected, "{node}: settings besides Redis's");
+        let environment = &ours["environment"];
+        assert_eq!(environment["PETSTORE_REDIS_WAIT_REPLICAS"], json!("1"));
+        let url = environment["PETSTORE_REDIS_URL"].as_str().expect("a URL");
+        let target = petstore_ws::redis::topology::parse(url, "petstore")
+            .unwrap_or_else(|error| panic!("{node}: {url}: {error}"));
+        assert_eq!(
+            target.topology,
+            petstore_ws::redis::Topology::Sentinel {
+                service: service.clone()
+            },
+            "{node} asks for the primary the sentinels monitor"
+        );
+        let mut hosts: Vec<String> = target
+            .config
+            .server
+            .hosts()
+            .iter()
+            .map(|server| format!("{}:{}", server.host, server.port))
+            .collect();
+        hosts.sort();
+        assert_eq!(
+            hosts,
+            sentinels.map(|sentinel| format!("{sentinel}:26379")),
+            "{node} knows every sentinel"
+        );
+        for dependency in ["redis-replica", "sentinel1", "sentinel2", "sentinel3"] {
+            assert_eq!(
+                ours["depends_on"][dependency]["condition"], "service_healthy",
+                "{node} starts once {dependency} answers"
+            );
+        }
+    }
+
+    for server in ["redis-primary", "redis-replica"] {
+        let command = services[server]["command"].to_string();
+        for setting in [
+            "--appendonly",
+            "--appendfsync",
+            "everysec",
+            "--replica-announce-ip",
+        ] {
+            assert!(command.contains(setting), "{server}: {command}");
+        }
+        assert!(
+            command.contains(&format!("\"{server}\"")),
+            "{server} announces itself by name: {command}"
+        );
+        assert!(
+            services[server]["volumes"].to_string().contains(":/data"),
+            "{server} keeps its append-only file on a volume"
+        );
+    }
+    let replica = services["redis-replica"]["command"].to_string();
+    assert!(
+        replica.contains("\"--replicaof\",\"redis-primary\",\"6379\""),
+        "{replica}"
+    );
+    for sentinel in sentinels {
+        let command = services[sentinel]["command"].to_string();
+        assert!(
+            command.contains("/etc/redis/sentinel.conf") && command.contains("--sentinel"),
+            "{sentinel} runs the deployment's sentinel.conf: {command}"
+        );
+        let volumes = services[sentinel]["volumes"].to_string();
+        assert!(
+            volumes.contains("./sentinel/sentinel.conf:/etc/redis/sentinel.conf:ro")
+                && volumes.contains(&format!("{sentinel}-data:/data")),
+            "{sentinel} keeps its rewritten configuration on a volume of its own: {volumes}"
+        );
+    }
+}
+
+#[test]
+fn redis_sentinel_accepts_the_deployment_configuration() {
+    use petstore_testkit::redis::{LocalRedis, Persistence, Reply, command};
+
+    let primary = LocalRedis::start(Persistence::None).expect("redis-server");
+    let dir = std::env::temp_dir().join(format!(
+        "petstore-sentinel-conf-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    fs::create_dir_all(&dir).expect("a directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    // The deployment's file as it is, but on this machine: a loopback port, a directory of its
+    // own, the primary started here in place of the `redis-primary` service.
+    let conf = read(&deploy_path("sentinel/sentinel.conf"))
+        .replace("port 26379", &format!("bind 127.0.0.1\nport {port}"))
+        .replace("dir /data", &format!("dir {}", dir.display()))
+        .replace(
+            "redis-primary 6379",
+            &format!("127.0.0.1 {}", primary.port()),
+        );
+    assert!(
+        conf.contains(&format!("127.0.0.1 {}", primary.port())),
+        "the monitor line was rewritten"
+    );
+    let conf_path = dir.join("sentinel.conf");
+    fs::write(&conf_path, conf).expect("the configuration");
+    let mut sentinel = match std::process::Command::new("redis-sentinel")
+        .arg(&conf_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "SKIPPED: redis-sentinel is not installed (Debian/Ubuntu: apt-get install \
+                 redis-sentinel)"
+            );
+            let _ = fs::remove_dir_all(&dir);
+            return;
+        }
+        Err(error) => panic!("cannot run redis-sentinel: {error}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let answer = loop {
+        if let Some(status) = sentinel.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = sentinel.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("redis-sentinel refused the configuration ({status}): {stderr}");
+        }
+        if let Ok(reply) = command(port, &["SENTINEL", "get-master-addr-by-name", "petstore"]) {
+            break reply;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-sentinel did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(
+        answer,
+        Reply::Array(vec![
+            Reply::Bulk("127.0.0.1".into()),
+            Reply::Bulk(primary.port().to_string()),
+        ])
+    );
 }
 
 #[test]

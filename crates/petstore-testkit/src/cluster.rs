@@ -1,5 +1,6 @@
 //! A cluster in real processes, for the scale-out suites (`tests/cluster/`): a private Redis with an append-only file (killable and restartable on the
-//! same port and data), N `petstore-ws` nodes started from the binary as an operator would, and
+//! same port and data) — or a Redis deployment the test started itself (a Sentinel set, a Redis
+//! Cluster) — N `petstore-ws` nodes started from the binary as an operator would, and
 //! optionally HAProxy in front of them.
 //!
 //! HAProxy runs `deploy/haproxy/haproxy.cfg` itself: the harness only points its listeners and
@@ -76,6 +77,7 @@ pub struct ClusterOptions {
     nodes: usize,
     balance: Option<Balance>,
     drain_secs: u64,
+    redis_url: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -87,8 +89,16 @@ impl ClusterOptions {
             nodes,
             balance: None,
             drain_secs: 0,
+            redis_url: None,
             env: Vec::new(),
         }
+    }
+
+    /// The nodes use the Redis at `url` (a Sentinel set's, a Redis Cluster's) instead of a
+    /// private `redis-server` the cluster starts; the caller owns that Redis.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
     }
 
     /// HAProxy in front, with this strategy.
@@ -118,8 +128,10 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// HAProxy, if the options asked for it.
     pub balancer: Option<Balancer>,
-    /// The private Redis every node uses.
-    pub redis: LocalRedis,
+    /// The private Redis every node uses, unless the options named another
+    /// ([`ClusterOptions::redis_url`]); see [`Cluster::redis`].
+    redis: Option<LocalRedis>,
+    redis_url: String,
     /// Sends the admin service key, and opens a new connection for every request, so that a
     /// balancer decides afresh each time and a killed node leaves no stale connection behind.
     pub client: reqwest::Client,
@@ -175,14 +187,21 @@ impl Cluster {
         if let Err(error) = std::fs::write(&key_file, key) {
             panic!("cannot write {}: {error}", key_file.display());
         }
-        let redis = match LocalRedis::start(Persistence::AppendOnly) {
-            Ok(redis) => redis,
-            Err(error) => panic!("cannot start a private redis-server: {error}"),
+        let (redis, redis_url) = match &options.redis_url {
+            Some(url) => (None, url.clone()),
+            None => match LocalRedis::start(Persistence::AppendOnly) {
+                Ok(redis) => {
+                    let url = redis.url();
+                    (Some(redis), url)
+                }
+                Err(error) => panic!("cannot start a private redis-server: {error}"),
+            },
         };
         let mut cluster = Cluster {
             nodes: Vec::new(),
             balancer: None,
             redis,
+            redis_url,
             client: http_client(),
             dir,
         };
@@ -202,6 +221,28 @@ impl Cluster {
         cluster
     }
 
+    /// The private Redis the cluster started.
+    ///
+    /// # Panics
+    /// When the cluster runs on a Redis the test named ([`ClusterOptions::redis_url`]).
+    pub fn redis(&self) -> &LocalRedis {
+        match &self.redis {
+            Some(redis) => redis,
+            None => panic!("this cluster runs on a Redis of the test's own"),
+        }
+    }
+
+    /// The private Redis the cluster started, to kill or restart it.
+    ///
+    /// # Panics
+    /// As [`Cluster::redis`].
+    pub fn redis_mut(&mut self) -> &mut LocalRedis {
+        match &mut self.redis {
+            Some(redis) => redis,
+            None => panic!("this cluster runs on a Redis of the test's own"),
+        }
+    }
+
     fn start_node(
         &self,
         binary: &Path,
@@ -218,7 +259,7 @@ impl Cluster {
         );
         let drain = drain_secs.to_string();
         let grace = SHUTDOWN_GRACE_SECS.to_string();
-        let redis_url = self.redis.url();
+        let redis_url = self.redis_url.clone();
         let env: [(&str, &str); 23] = [
             ("PETSTORE_BIND", "127.0.0.1"),
             ("PETSTORE_PORT", "0"),

@@ -6,6 +6,10 @@
 //! - [`redis`]: [`LocalRedis`](redis::LocalRedis), a private `redis-server` on a free loopback
 //!   port that dies with its owner, for the Redis-backed unit tests, the cluster suites and the
 //!   benches.
+//! - [`sentinel`]: [`LocalSentinelSet`](sentinel::LocalSentinelSet), a primary, a replica and
+//!   three `redis-sentinel` processes that fail over by themselves, for the failover tests.
+//! - [`redis_cluster`]: [`LocalRedisCluster`](redis_cluster::LocalRedisCluster), a Redis Cluster
+//!   of three primaries, for the store and cluster suites on sharded Redis.
 //! - [`app`]: [`spawn_app`](app::spawn_app), the server on `127.0.0.1:0` in the test's own
 //!   process with an empty store and an admin service key, and the HTTP helpers the black-box
 //!   suites talk to it with (requests, the documented error body, fixtures).
@@ -32,8 +36,8 @@
 //! this crate depends on `petstore-ws`, and the server's own unit tests, which use
 //! [`redis::LocalRedis`], see it through a second copy of the server library (the one this
 //! crate was built against, not the one under test). That is sound only for items that take
-//! and return no server type: [`redis`] and [`proxy`] expose plain data (a port, a URL, a
-//! directory) and must stay that way.
+//! and return no server type: [`redis`], [`proxy`], [`sentinel`] and [`redis_cluster`] expose
+//! plain data (ports, URLs, directories, replies) and must stay that way.
 
 pub mod app;
 pub mod bench;
@@ -42,4 +46,6 @@ pub mod cluster;
 pub mod mcp;
 pub mod proxy;
 pub mod redis;
+pub mod redis_cluster;
+pub mod sentinel;
 pub mod ws;

@@ -30,6 +30,8 @@ pub struct LocalRedis {
     port: u16,
     dir: PathBuf,
     persistence: Persistence,
+    /// More `redis-server` arguments (a replica's `--replicaof`, a cluster node's settings).
+    extra: Vec<String>,
 }
 
 /// How long a starting server gets to answer `PING`.
@@ -41,6 +43,39 @@ impl LocalRedis {
     /// # Errors
     /// When `redis-server` is not installed or does not come up.
     pub fn start(persistence: Persistence) -> io::Result<Self> {
+        Self::start_with(persistence, &[])
+    }
+
+    /// Starts a replica of the server on `primary_port` (`--replicaof 127.0.0.1 PORT`), and
+    /// waits until it has synchronized with it.
+    ///
+    /// # Errors
+    /// As [`LocalRedis::start`], and when the replica does not finish its first sync in time.
+    pub fn start_replica(persistence: Persistence, primary_port: u16) -> io::Result<Self> {
+        let primary = primary_port.to_string();
+        let replica = Self::start_with(persistence, &["--replicaof", "127.0.0.1", &primary])?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let info = replica.command(&["INFO", "replication"])?;
+            if info.text().contains("master_link_status:up") {
+                return Ok(replica);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the replica did not synchronize with its primary",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a server with `extra` arguments added to the usual ones (later ones win).
+    ///
+    /// # Errors
+    /// As [`LocalRedis::start`].
+    pub fn start_with(persistence: Persistence, extra: &[&str]) -> io::Result<Self> {
+        let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
         let dir = std::env::temp_dir().join(format!(
             "petstore-redis-{}-{}",
             std::process::id(),
@@ -51,13 +86,14 @@ impl LocalRedis {
         // A port found free can be taken by someone else before Redis binds it; try a few.
         for _ in 0..5 {
             let port = free_port()?;
-            match spawn(port, &dir, persistence) {
+            match spawn(port, &dir, persistence, &extra) {
                 Ok(child) => {
                     let mut server = Self {
                         child: Some(child),
                         port,
                         dir: dir.clone(),
                         persistence,
+                        extra: extra.clone(),
                     };
                     match server.wait_ready() {
                         Ok(()) => return Ok(server),
@@ -138,8 +174,31 @@ impl LocalRedis {
     /// When it does not come up (the port was taken meanwhile, for one).
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill();
-        self.child = Some(spawn(self.port, &self.dir, self.persistence)?);
+        self.child = Some(spawn(self.port, &self.dir, self.persistence, &self.extra)?);
         self.wait_ready()
+    }
+
+    /// Sends one command and reads its reply (a test's own look at the data, beside the
+    /// server's client).
+    ///
+    /// # Errors
+    /// When the server cannot be reached or answers something unreadable.
+    pub fn command(&self, args: &[&str]) -> io::Result<Reply> {
+        command(self.port, args)
+    }
+
+    /// `GET key`, as text.
+    ///
+    /// # Panics
+    /// When the server does not answer: the test cannot go on.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<String> {
+        match self.command(&["GET", key]) {
+            Ok(Reply::Nil) => None,
+            Ok(Reply::Bulk(value)) => Some(value),
+            Ok(other) => panic!("GET {key} answered {other:?}"),
+            Err(error) => panic!("GET {key} on port {}: {error}", self.port),
+        }
     }
 
     fn wait_ready(&mut self) -> io::Result<()> {
@@ -175,12 +234,12 @@ impl Drop for LocalRedis {
     }
 }
 
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }
 
-fn spawn(port: u16, dir: &Path, persistence: Persistence) -> io::Result<Child> {
+fn spawn(port: u16, dir: &Path, persistence: Persistence, extra: &[String]) -> io::Result<Child> {
     let mut command = Command::new("redis-server");
     command
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -197,6 +256,14 @@ fn spawn(port: u16, dir: &Path, persistence: Persistence) -> io::Result<Child> {
             command.args(["--appendonly", "yes", "--appendfsync", "everysec"])
         }
     };
+    command.args(extra);
+    die_with_owner(&mut command);
+    command.spawn()
+}
+
+/// Makes the child of `command` die (SIGKILL) when the thread that spawns it ends, on Linux, so
+/// an interrupted test run leaves no server behind.
+pub(crate) fn die_with_owner(command: &mut Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
@@ -210,7 +277,8 @@ fn spawn(port: u16, dir: &Path, persistence: Persistence) -> io::Result<Child> {
             });
         }
     }
-    command.spawn()
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 fn not_installed(error: io::Error) -> io::Error {
@@ -222,6 +290,106 @@ fn not_installed(error: io::Error) -> io::Error {
     } else {
         error
     }
+}
+
+/// A reply of Redis, as far as the tests read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK` and other simple strings.
+    Status(String),
+    /// `-ERR …`.
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// A bulk string.
+    Bulk(String),
+    /// A nil bulk string or array.
+    Nil,
+    /// An array (also what a RESP2 map looks like).
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The text of a status, error or bulk string; empty for anything else.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Status(text) | Self::Error(text) | Self::Bulk(text) => text,
+            _ => "",
+        }
+    }
+
+    /// The elements of an array; empty for anything else.
+    #[must_use]
+    pub fn items(&self) -> &[Reply] {
+        match self {
+            Self::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// An array of alternating names and values (`SENTINEL replicas`, `ROLE`-like answers) as
+    /// pairs of text.
+    #[must_use]
+    pub fn fields(&self) -> Vec<(String, String)> {
+        self.items()
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [name, value] => Some((name.text().to_owned(), value.text().to_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Sends one command to the server on `127.0.0.1:port` and reads its reply.
+///
+/// # Errors
+/// When the server cannot be reached in time or the reply cannot be read.
+pub fn command(port: u16, args: &[&str]) -> io::Result<Reply> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    (&stream).write_all(&request)?;
+    read_reply(&mut io::BufReader::new(stream))
+}
+
+fn read_reply(reader: &mut impl io::BufRead) -> io::Result<Reply> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    let malformed = || io::Error::new(io::ErrorKind::InvalidData, format!("RESP: {line:?}"));
+    let (kind, rest) = line.split_at_checked(1).ok_or_else(malformed)?;
+    let number = || rest.parse::<i64>().map_err(|_| malformed());
+    Ok(match kind {
+        "+" => Reply::Status(rest.to_owned()),
+        "-" => Reply::Error(rest.to_owned()),
+        ":" => Reply::Integer(number()?),
+        "$" => match usize::try_from(number()?) {
+            Err(_) => Reply::Nil,
+            Ok(length) => {
+                let mut bytes = vec![0; length + 2];
+                reader.read_exact(&mut bytes)?;
+                bytes.truncate(length);
+                Reply::Bulk(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        },
+        "*" => match usize::try_from(number()?) {
+            Err(_) => Reply::Nil,
+            Ok(count) => Reply::Array(
+                (0..count)
+                    .map(|_| read_reply(reader))
+                    .collect::<io::Result<_>>()?,
+            ),
+        },
+        _ => return Err(malformed()),
+    })
 }
 
 /// Sends `PING` and expects `+PONG`.

@@ -286,7 +286,7 @@ impl RedisStore {
         let (keys, args) = commit.into_parts();
         let number: i64 = self
             .redis
-            .script("store.commit", Idempotence::Write, &COMMIT, keys, args)
+            .acknowledged_script("store.commit", &COMMIT, keys, args)
             .await?;
         match u64::try_from(number) {
             Ok(0) => Ok(None),

@@ -318,3 +318,56 @@ async fn nodes_number_their_commits_from_one_counter_under_the_prefix() {
 async fn the_demo_data_loads_into_redis() {
     crate::store::demo::tests::demo_data_is_consistent_and_loaded_once_in(fresh().await).await;
 }
+
+/// The same suite on a Redis Cluster of three primaries: with a hash-tag prefix every key of a
+/// store lives in one slot, so each atomic step is one script on one node, as on one server.
+mod on_redis_cluster {
+    use std::sync::Arc;
+
+    use petstore_testkit::redis_cluster::LocalRedisCluster;
+    use uuid::Uuid;
+
+    use super::RedisStore;
+    use crate::{
+        redis::{Redis, RedisError, RedisSettings},
+        store::Store,
+    };
+
+    fn settings(prefix: String) -> RedisSettings {
+        let mut settings = RedisSettings::new(LocalRedisCluster::shared().url());
+        settings.prefix = prefix;
+        settings
+    }
+
+    async fn fresh() -> Arc<dyn Store> {
+        let prefix = format!("{{test-{}}}", Uuid::new_v4().simple());
+        let redis = Redis::connect(settings(prefix))
+            .await
+            .expect("the shared test cluster answers");
+        Arc::new(RedisStore::new(redis))
+    }
+
+    crate::store::conformance::store_conformance_tests!(fresh);
+
+    #[tokio::test]
+    async fn a_prefix_without_a_hash_tag_is_refused_with_the_reason() {
+        let error = Redis::connect(settings("petstore".into()))
+            .await
+            .expect_err("refused");
+        assert!(matches!(error, RedisError::Config(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("hash tag") && message.contains("one hash slot"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_url_to_a_cluster_node_is_refused_naming_the_scheme() {
+        let port = LocalRedisCluster::shared().ports()[0];
+        let mut settings = RedisSettings::new(format!("redis://127.0.0.1:{port}"));
+        settings.prefix = "{petstore}".into();
+        let error = Redis::connect(settings).await.expect_err("refused");
+        assert!(error.to_string().contains("redis-cluster://"), "{error}");
+    }
+}

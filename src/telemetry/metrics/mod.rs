@@ -53,7 +53,8 @@
 //! With Redis configured ([`RedisMetrics`]): `petstore_circuit_breaker_state{breaker}`,
 //! `petstore_circuit_breaker_transitions_total{breaker,to}`,
 //! `petstore_redis_command_duration_seconds{command}`, `petstore_redis_errors_total{command}`,
-//! `petstore_retries_total{operation}`, and for the cluster `petstore_cluster_nodes` and
+//! `petstore_retries_total{operation}`, `petstore_redis_replication_total{result}` (writes that
+//! waited for replicas), and for the cluster `petstore_cluster_nodes` and
 //! `petstore_pubsub_messages_total{direction}`.
 
 mod http;

@@ -22,6 +22,7 @@ pub struct RedisMetrics {
     retries: Counter<u64>,
     cluster_nodes: Gauge<u64>,
     pubsub_messages: Counter<u64>,
+    replication: Counter<u64>,
 }
 
 /// Which way a pub/sub message went.
@@ -47,6 +48,14 @@ impl PubSubDirection {
 
 impl RedisMetrics {
     pub(super) fn new(meter: &Meter) -> Self {
+        let replication = meter
+            .u64_counter("petstore.redis.replication")
+            .with_description("Writes that waited for replicas before their client was answered, by whether enough replicas confirmed in time (confirmed, unconfirmed: applied on the primary only).")
+            .with_unit("{write}")
+            .build();
+        for result in ["confirmed", "unconfirmed"] {
+            replication.add(0, &[KeyValue::new("result", result)]);
+        }
         Self {
             breaker_state: meter
                 .i64_gauge("petstore.circuit_breaker.state")
@@ -83,6 +92,7 @@ impl RedisMetrics {
                 .with_description("Event messages through Redis pub/sub, by direction.")
                 .with_unit("{message}")
                 .build(),
+            replication,
         }
     }
 
@@ -122,6 +132,11 @@ impl RedisMetrics {
     /// Records the number of live nodes.
     pub fn cluster_nodes(&self, nodes: u64) {
         self.cluster_nodes.record(nodes, &[]);
+    }
+
+    /// Records one write that waited for replicas: `confirmed` or `unconfirmed`.
+    pub fn replication(&self, result: &'static str) {
+        self.replication.add(1, &[KeyValue::new("result", result)]);
     }
 
     /// Records one pub/sub message.
