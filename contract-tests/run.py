@@ -313,68 +313,43 @@ def run_round_trip(base_url: str, api_key: str, work_dir: Path) -> PartResult:
     except ContractError as exc:
         return PartResult("round trip", False, str(exc), time.monotonic() - started)
 
-    junit = work_dir / "round-trip-junit.xml"
     env = tool_env(api_key)
     env["PETSTORE_BASE_URL"] = base_url
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(client_dir), env.get("PYTHONPATH")]))
-    args = [
-        str(venv_bin("python")),
-        "-m",
-        "pytest",
-        str(HERE / "test_round_trip.py"),
-        "-v",
-        "-p",
-        "no:cacheprovider",
-        f"--junitxml={junit}",
-    ]
-    log("round trip: pytest test_round_trip.py")
-    try:
-        result = subprocess.run(args, env=env, cwd=HERE, timeout=ROUND_TRIP_TIMEOUT_SECS)
-        code = result.returncode
-    except subprocess.TimeoutExpired:
-        code = None
-    seconds = time.monotonic() - started
-    if code is None:
-        timed_out = f"timed out after {ROUND_TRIP_TIMEOUT_SECS}s"
-        return PartResult("round trip", False, timed_out, seconds)
-
-    detail = f"exit code {code}, no JUnit report"
-    if junit.exists():
-        suite = ElementTree.parse(junit).getroot()
-        if suite.tag == "testsuites":
-            suite = suite[0]
-        tests = int(suite.get("tests", 0))
-        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skipped = int(suite.get("skipped", 0))
-        detail = f"{tests - failed - skipped} passed, {failed} failed, {skipped} skipped"
-    return PartResult("round trip", code == 0, detail, seconds)
+    return run_pytest(
+        "round trip", "test_round_trip.py", env, work_dir, ROUND_TRIP_TIMEOUT_SECS, started
+    )
 
 
 def run_mcp(base_url: str, api_key: str, work_dir: Path) -> PartResult:
     """`test_mcp.py` with the MCP Python SDK against the server's `/mcp`."""
-    started = time.monotonic()
-    junit = work_dir / "mcp-junit.xml"
     env = tool_env(api_key)
     env["PETSTORE_CONTRACT_BASE_URL"] = base_url
+    return run_pytest("mcp", "test_mcp.py", env, work_dir, MCP_TIMEOUT_SECS, time.monotonic())
+
+
+def run_pytest(
+    part: str, script: str, env: dict[str, str], work_dir: Path, timeout: int, started: float
+) -> PartResult:
+    """Runs one pytest file of this directory with the venv's Python; its result is read from
+    the JUnit report (`started` is when the part began, set-up included)."""
+    junit = work_dir / f"{Path(script).stem}-junit.xml"
     args = [
         str(venv_bin("python")),
         "-m",
         "pytest",
-        str(HERE / "test_mcp.py"),
+        str(HERE / script),
         "-v",
         "-p",
         "no:cacheprovider",
         f"--junitxml={junit}",
     ]
-    log("mcp: pytest test_mcp.py")
+    log(f"{part}: pytest {script}")
     try:
-        result = subprocess.run(args, env=env, cwd=HERE, timeout=MCP_TIMEOUT_SECS)
-        code = result.returncode
+        code = subprocess.run(args, env=env, cwd=HERE, timeout=timeout).returncode
     except subprocess.TimeoutExpired:
-        code = None
+        return PartResult(part, False, f"timed out after {timeout}s", time.monotonic() - started)
     seconds = time.monotonic() - started
-    if code is None:
-        return PartResult("mcp", False, f"timed out after {MCP_TIMEOUT_SECS}s", seconds)
     detail = f"exit code {code}, no JUnit report"
     if junit.exists():
         suite = ElementTree.parse(junit).getroot()
@@ -384,7 +359,7 @@ def run_mcp(base_url: str, api_key: str, work_dir: Path) -> PartResult:
         failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skipped = int(suite.get("skipped", 0))
         detail = f"{tests - failed - skipped} passed, {failed} failed, {skipped} skipped"
-    return PartResult("mcp", code == 0, detail, seconds)
+    return PartResult(part, code == 0, detail, seconds)
 
 
 def ensure_inspector() -> Path:
