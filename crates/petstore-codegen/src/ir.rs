@@ -48,6 +48,25 @@ pub enum SchemeKind {
 /// scopes listed (scheme name, scopes). Empty is the anonymous alternative (`{}`).
 pub type Requirement = Vec<(String, Vec<String>)>;
 
+/// A requirement in words, for generated documentation: its schemes joined by "together with",
+/// each with its scopes (`` `petstore_auth` with `write:pets` ``) or, without scopes, followed by
+/// `unscoped` (e.g. `" (no scope needed)"`, or nothing). An empty requirement (anonymous access)
+/// is the caller's to word.
+pub fn describe_requirement(requirement: &Requirement, unscoped: &str) -> String {
+    requirement
+        .iter()
+        .map(|(scheme, scopes)| {
+            if scopes.is_empty() {
+                format!("`{scheme}`{unscoped}")
+            } else {
+                let scopes: Vec<String> = scopes.iter().map(|scope| format!("`{scope}`")).collect();
+                format!("`{scheme}` with {}", scopes.join(" and "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" together with ")
+}
+
 /// A spec tag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagInfo {

@@ -28,7 +28,7 @@ use crate::{
     error::{GenError, GenErrors, pointer},
     ir::{
         Api, Body, BodyContent, Bound, IntFormat, Kind, Method, Model, Operation, Param,
-        Requirement, ResponseContent, Schema, StringFormat,
+        Requirement, ResponseContent, Schema, StringFormat, describe_requirement,
     },
 };
 
@@ -245,19 +245,7 @@ fn credentials(security: &[Requirement]) -> String {
             if requirement.is_empty() {
                 return "none".to_owned();
             }
-            requirement
-                .iter()
-                .map(|(scheme, scopes)| {
-                    if scopes.is_empty() {
-                        format!("`{scheme}`")
-                    } else {
-                        let scopes: Vec<String> =
-                            scopes.iter().map(|scope| format!("`{scope}`")).collect();
-                        format!("`{scheme}` with {}", scopes.join(" and "))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" together with ")
+            describe_requirement(requirement, "")
         })
         .collect();
     format!("Credentials: {}.", alternatives.join(" or "))

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     ir::{
         Api, BodyContent, Kind, Operation, Param, ParamLocation, Response, ResponseContent,
-        SchemeKind, SecuritySchemeInfo, Status,
+        SchemeKind, SecuritySchemeInfo, Status, describe_requirement,
     },
     names,
 };
@@ -394,19 +394,7 @@ fn who_may_call(operation: &Operation) -> String {
             if requirement.is_empty() {
                 return "anonymous callers".to_owned();
             }
-            requirement
-                .iter()
-                .map(|(scheme, scopes)| {
-                    if scopes.is_empty() {
-                        format!("`{scheme}` (no scope needed)")
-                    } else {
-                        let scopes: Vec<String> =
-                            scopes.iter().map(|scope| format!("`{scope}`")).collect();
-                        format!("`{scheme}` with {}", scopes.join(" and "))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" together with ")
+            describe_requirement(requirement, " (no scope needed)")
         })
         .collect();
     format!("Who may call `{id}`: {}.", alternatives.join(", or "))
