@@ -642,7 +642,11 @@ export class PetstoreClient {
           payload: position as never,
         });
       } else {
-        this.#place(position);
+        // The answer's offset stands after the replayed events that follow it; until they
+        // arrive the client has seen only what came before them (placing the answer's offset
+        // would drop the replay as duplicates).
+        const replayed = position.replayed ?? 0;
+        this.#place({ ...position, offset: Math.max(0, position.offset - replayed) });
       }
     }
   }

@@ -80,8 +80,18 @@ test("after a lost connection the client re-authenticates, resubscribes and repl
     await restAddPet(token, "Before");
     await before;
 
+    const away = new Promise((resolve) => {
+      const stop = client.onStateChange((state) => {
+        if (state === "reconnecting") {
+          stop();
+          resolve();
+        }
+      });
+    });
     client.dropConnection();
-    // Written while the client is away: replayed after the resubscription with `since`.
+    await away;
+    // Written once the old connection is closed on both sides, so it can only arrive as a
+    // replay after the resubscription with `since` (never on the closing socket).
     await restAddPet(token, "During");
     // A call made during the outage waits for the restored session (authenticated again).
     const notified = nextNotification(client, (n) => n.event === "pet.created" && n.payload.name === "After");

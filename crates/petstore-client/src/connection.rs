@@ -586,7 +586,14 @@ impl<C: Connector> Driver<C> {
                     payload: serde_json::to_value(position).unwrap_or(Value::Null),
                 });
             } else {
-                session.place(position);
+                // The answer's offset stands after the replayed events that follow it; until
+                // they arrive the client has seen only what came before them (placing the
+                // answer's offset would drop the replay as duplicates).
+                let mut before_replay = position.clone();
+                before_replay.offset = position
+                    .offset
+                    .saturating_sub(position.replayed.unwrap_or(0));
+                session.place(&before_replay);
             }
         }
     }
