@@ -142,6 +142,18 @@ impl SessionState {
         new || !followed
     }
 
+    /// Records a topic the server resumed (a `subscribe` answer on a restored connection). The
+    /// answer's offset stands after the replayed events that follow it; until they arrive the
+    /// client has seen only what came before them, so that is where it is placed (placing the
+    /// answer's offset would drop the replay as duplicates).
+    pub(crate) fn resume(&mut self, position: &petstore_api::TopicPosition) {
+        let mut before_replay = position.clone();
+        before_replay.offset = position
+            .offset
+            .saturating_sub(position.replayed.unwrap_or(0));
+        self.place(&before_replay);
+    }
+
     /// Records where the server says a topic stands (a `subscribe` answer).
     pub(crate) fn place(&mut self, position: &petstore_api::TopicPosition) {
         let name = position.topic.to_string();
@@ -586,14 +598,7 @@ impl<C: Connector> Driver<C> {
                     payload: serde_json::to_value(position).unwrap_or(Value::Null),
                 });
             } else {
-                // The answer's offset stands after the replayed events that follow it; until
-                // they arrive the client has seen only what came before them (placing the
-                // answer's offset would drop the replay as duplicates).
-                let mut before_replay = position.clone();
-                before_replay.offset = position
-                    .offset
-                    .saturating_sub(position.replayed.unwrap_or(0));
-                session.place(&before_replay);
+                session.resume(position);
             }
         }
     }
@@ -631,4 +636,41 @@ async fn close_gracefully<S: AsyncRead + AsyncWrite + Unpin>(
     tokio::time::timeout(options.connect_timeout, answer)
         .await
         .unwrap_or(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_topic_takes_its_replayed_events_as_new() {
+        let mut session = SessionState::default();
+        session.topics.insert("pets".to_owned(), Topic::Pets);
+        session
+            .positions
+            .insert("pets".to_owned(), (4, "e".to_owned()));
+        // Resumed from 4: events 5 and 6 follow the answer, which says the topic stands at 6.
+        session.resume(&petstore_api::TopicPosition {
+            topic: Topic::Pets,
+            offset: 6,
+            epoch: "e".to_owned(),
+            recovered: Some(true),
+            replayed: Some(2),
+            reason: None,
+        });
+        let replayed = |offset: u64| Notification {
+            event: "pet.created".to_owned(),
+            correlation_id: None,
+            timestamp: None,
+            epoch: Some("e".to_owned()),
+            positions: BTreeMap::from([("pets".to_owned(), offset)]),
+            payload: Value::Null,
+        };
+        assert!(
+            session.advance(&replayed(5)),
+            "the first replayed event is new"
+        );
+        assert!(session.advance(&replayed(6)), "so is the second");
+        assert!(!session.advance(&replayed(6)), "a repeat is not");
+    }
 }
