@@ -30,6 +30,7 @@ pub mod envelope;
 mod load;
 pub mod queue;
 mod session;
+mod socket;
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 

@@ -33,13 +33,10 @@ use governor::{
 };
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        Error as WsError, Message, Utf8Bytes,
-        error::CapacityError,
-        protocol::{CloseFrame, Role, frame::coding::CloseCode},
-    },
+use tokio_tungstenite::tungstenite::{
+    Error as WsError, Message, Utf8Bytes,
+    error::CapacityError,
+    protocol::{CloseFrame, frame::coding::CloseCode},
 };
 use uuid::Uuid;
 
@@ -49,6 +46,7 @@ use super::{
     envelope::{self, Request},
     load::{QueueLevel, QueueShare},
     queue::{Admission, PriorityQueue},
+    socket::{self, Socket},
 };
 use crate::{
     auth::Authentication,
@@ -80,8 +78,6 @@ pub enum SessionState {
     /// Closed.
     Closed,
 }
-
-type Socket = WebSocketStream<poem::Upgraded>;
 
 /// A request running in the session.
 type Running = Pin<Box<dyn Future<Output = Finished> + Send>>;
@@ -119,9 +115,7 @@ pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     authentication: Authentication,
     permit: Option<ConnectionPermit>,
 ) {
-    let socket =
-        WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(service.settings.protocol()))
-            .await;
+    let socket = socket::open(upgraded, service.settings.protocol()).await;
     let id = service.hub.next_connection_id();
     let (outbox, notifications) = Outbox::new(service.settings.outbox_capacity);
     service.hub.attach(id, outbox);
@@ -169,6 +163,8 @@ struct Session<H> {
     subscriptions: usize,
     /// Frames of missed events to send after the answer to the `subscribe` that recovered them.
     replay: Vec<Bytes>,
+    /// Messages read from the socket so far (data, ping, pong and close alike).
+    messages_received: u64,
 }
 
 impl<H: PetStoreApi + Subscriptions> Session<H> {
@@ -202,6 +198,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             notifications,
             subscriptions: 0,
             replay: Vec::new(),
+            messages_received: 0,
             service,
         }
     }
@@ -328,6 +325,14 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             if let Err(ending) = self.flush(&mut socket).await {
                 break ending;
             }
+            if socket
+                .get_ref()
+                .holds_only_grown_buffers(self.messages_received)
+            {
+                // A large frame grew tungstenite's buffers, and it holds nothing else now.
+                socket = socket::renewed(socket).await;
+                metrics::ws().buffers_released();
+            }
             self.load.report(self.queue_level());
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
             {
@@ -424,7 +429,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
     ) -> Result<(), Ending> {
         let message = match frame {
             None => return Err(Ending::PeerGone),
-            Some(Ok(message)) => message,
+            Some(Ok(message)) => {
+                self.messages_received += 1;
+                message
+            }
             Some(Err(WsError::Capacity(
                 CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
             ))) => return Err(Ending::Close(CloseCode::Size, "message too big")),

@@ -37,7 +37,8 @@
 //! `petstore_ws_sessions`, `petstore_ws_upgrades_total{outcome}`,
 //! `petstore_ws_requests_total{action,result}`, `petstore_ws_request_duration_seconds{action}`,
 //! `petstore_ws_errors_total{code}`, `petstore_ws_notifications_total{result}`,
-//! `petstore_ws_backpressure_total`, `petstore_ws_closes_total{code}`, the per-connection
+//! `petstore_ws_backpressure_total`, `petstore_ws_buffers_released_total`,
+//! `petstore_ws_closes_total{code}`, the per-connection
 //! message rate in `petstore_rate_limit_rejections_total{scope="connection"}`; the message queue:
 //! `petstore_ws_queue_waiting`, `petstore_ws_queue_in_flight`,
 //! `petstore_ws_queue_wait_seconds{priority}`, `petstore_ws_overloaded_total`,

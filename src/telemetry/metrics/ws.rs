@@ -157,6 +157,7 @@ pub struct WsMetrics {
     notifications_delivered: BoundCounter<u64>,
     notifications_dropped: BoundCounter<u64>,
     backpressure: Counter<u64>,
+    buffers_released: Counter<u64>,
     closes: Vec<BoundCounter<u64>>,
     closes_other: BoundCounter<u64>,
     by_client: BoundCounter<u64>,
@@ -269,6 +270,15 @@ impl WsMetrics {
             .with_unit("{notification}")
             .build();
         backpressure.add(0, &[]);
+        let buffers_released = meter
+            .u64_counter("petstore.ws.buffers.released")
+            .with_description(
+                "Times a WebSocket session gave back the buffers a large message had grown, once \
+                 idle again.",
+            )
+            .with_unit("{release}")
+            .build();
+        buffers_released.add(0, &[]);
         let queue_wait = meter
             .f64_histogram("petstore.ws.queue.wait")
             .with_description(
@@ -311,6 +321,7 @@ impl WsMetrics {
             notifications_delivered: notifications.bind(&[KeyValue::new("result", "delivered")]),
             notifications_dropped: notifications.bind(&[KeyValue::new("result", "dropped")]),
             backpressure,
+            buffers_released,
             closes,
             closes_other: closes_counter.bind(&[KeyValue::new("code", "other")]),
             by_client: closes_counter.bind(&[KeyValue::new("code", "client")]),
@@ -430,6 +441,11 @@ impl WsMetrics {
     /// A backpressure notification was sent.
     pub fn backpressure(&self) {
         self.backpressure.add(1, &[]);
+    }
+
+    /// A session gave back the buffers a large message had grown.
+    pub fn buffers_released(&self) {
+        self.buffers_released.add(1, &[]);
     }
 
     /// A session's share of the queue gauges changed by `moved`.
