@@ -269,6 +269,11 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
     }
 
     /// The session's loop; returns how it ended, having sent the close frame.
+    ///
+    /// Every idle session is this future, parked: its size is paid per connection. An `async fn`
+    /// awaited here is laid out inside it, so the rarely taken, larger steps (control actions,
+    /// the timer's work, the close handshake) are boxed: they allocate when they run instead of
+    /// being reserved in every idle session.
     async fn serve(&mut self, mut socket: Socket) -> Ending {
         if self.state == SessionState::Connecting {
             self.enter(SessionState::Authenticating);
@@ -311,7 +316,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
                 Step::Nothing => Ok(()),
                 Step::Tick => {
-                    let result = self.on_tick(&mut socket).await;
+                    let result = Box::pin(self.on_tick(&mut socket)).await;
                     timer.as_mut().reset(self.next_deadline());
                     result
                 }
@@ -347,7 +352,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
         };
         self.enter(SessionState::Closed);
         match ending {
-            Ending::Close(code, reason) => self.close(socket, code, reason).await,
+            Ending::Close(code, reason) => Box::pin(self.close(socket, code, reason)).await,
             // tungstenite queued its answer to the client's close frame; send it.
             Ending::ClientClosed => {
                 let _ = timeout(CLOSE_HANDSHAKE_WAIT, socket.flush()).await;
@@ -582,7 +587,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 client_ip: self.client_ip,
                 authentication: &self.authentication,
             };
-            let outcome = control::run(&self.service, asker, control, request.payload)
+            let outcome = Box::pin(control::run(&self.service, asker, control, request.payload))
                 .await
                 .map(|control| Success::json(200, self.apply(control)));
             let frame = answer(&request.correlation_id, request.action, started, &outcome);
