@@ -7,6 +7,8 @@
 //! - `settings`: the configuration mapped to each module's own settings.
 
 mod backend;
+#[cfg(unix)]
+mod open_files;
 mod routes;
 pub mod serve;
 mod settings;
@@ -355,6 +357,8 @@ async fn bootstrap_admin(
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    #[cfg(unix)]
+    open_files::raise_open_file_limit();
     let server = spawn(config).await?;
     println!("petstore-ws listening on {}", server.base_url());
     wait_for_signal().await;
