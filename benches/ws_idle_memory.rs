@@ -1,6 +1,6 @@
 //! Memory per idle WebSocket connection, read from the server process's resident set.
 //!
-//! Product target: ≤ 16 KiB of memory per idle WebSocket connection.
+//! Product target: ≤ 10 KiB of memory per idle WebSocket connection.
 //!
 //! Each server runs in a child process of its own (see `ws_support`), so its `VmRSS` in
 //! `/proc/PID/status` counts the server side only; the load generator's sockets live in this
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     if let Some((_, bare)) = rows.iter().find(|(target, _)| *target == Target::Bare) {
         for (target, row) in rows.iter().filter(|(target, _)| *target != Target::Bare) {
             println!(
-                "{}: {:.1} KiB/connection above the bare floor (target ≤ 16 KiB in all)",
+                "{}: {:.1} KiB/connection above the bare floor (target ≤ 10 KiB in all)",
                 target.label(),
                 row.per_connection_kib(plan.measured) - bare.per_connection_kib(plan.measured)
             );

@@ -24,7 +24,7 @@ use petstore_ws::{
     telemetry,
 };
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{
@@ -238,6 +238,33 @@ pub fn raise_fd_limit(wanted: u64) -> u64 {
     limit.rlim_cur
 }
 
+/// Raises this process's limit on open files to `wanted`, hard limit included when it is lower
+/// (which needs `CAP_SYS_RESOURCE`, e.g. root, and stays below the kernel's `fs.nr_open`), and
+/// returns the soft limit now in force. Children inherit it. Without the privilege this is
+/// [`raise_fd_limit`]: the soft limit goes up to the hard one.
+pub fn raise_fd_limit_hard(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit` for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_max < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        // SAFETY: `raised` is a valid `rlimit`; the kernel refuses it (EPERM, EINVAL) without
+        // the privilege or above `fs.nr_open`, leaving the limits as they were.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return wanted;
+        }
+    }
+    raise_fd_limit(wanted)
+}
+
 /// tungstenite's settings with a 4 KiB read buffer, as petstore-ws configures its sessions: for
 /// the load generator's sockets and the bare servers that hold thousands of connections (the
 /// default 128 KiB buffer is allocated and filled up front: 10,000 sockets would cost over a
@@ -272,6 +299,62 @@ pub async fn connect(url: &str, bearer: Option<&str>) -> Result<RawSocket, Strin
         Ok(Err(error)) => Err(format!("connect: {error}")),
         Err(_) => Err("connect: no upgrade within 20 s".to_owned()),
     }
+}
+
+/// Opens a raw WebSocket to `url` from the loopback address `source` (127.0.0.2, 127.0.0.3, …):
+/// one source address has one ephemeral port range (about 28,000 ports), so more connections
+/// than that to one server need several.
+pub async fn connect_from(
+    source: IpAddr,
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<RawSocket, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|error| format!("bad URL {url}: {error}"))?;
+    if let Some(token) = bearer {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|error| format!("token is not a header value: {error}"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let server: SocketAddr = request
+        .uri()
+        .authority()
+        .and_then(|authority| authority.as_str().parse().ok())
+        .ok_or_else(|| format!("{url} does not name a socket address"))?;
+    let connecting = async {
+        let socket = match source {
+            IpAddr::V4(_) => TcpSocket::new_v4(),
+            IpAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(|error| format!("socket: {error}"))?;
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|error| format!("bind {source}: {error}"))?;
+        let stream = socket
+            .connect(server)
+            .await
+            .map_err(|error| format!("connect from {source}: {error}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| format!("TCP_NODELAY: {error}"))?;
+        tokio_tungstenite::client_async_with_config(
+            request,
+            MaybeTlsStream::Plain(stream),
+            Some(small_buffers()),
+        )
+        .await
+        .map(|(socket, _)| socket)
+        .map_err(|error| match error {
+            tungstenite::Error::Http(response) => {
+                format!("upgrade refused with HTTP {}", response.status())
+            }
+            error => format!("upgrade: {error}"),
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .map_err(|_| "connect: no upgrade within 20 s".to_owned())?
 }
 
 /// An access token of the demo administrator (`POST /api/v3/auth/token`).
