@@ -53,6 +53,11 @@ pub struct Config {
     #[arg(long, env = "PETSTORE_NO_DEMO_DATA")]
     pub no_demo_data: bool,
 
+    /// Route every REST request through poem-openapi's router, including the simple reads the
+    /// spec lets the server answer before it (the direct lane; the answers are the same).
+    #[arg(long, env = "PETSTORE_NO_DIRECT_ROUTES")]
+    pub no_direct_routes: bool,
+
     /// Largest accepted JSON request body, in bytes.
     #[arg(long, env = "PETSTORE_MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_json_body_bytes: usize,

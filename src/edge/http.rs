@@ -12,7 +12,7 @@ use std::{
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response,
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{Cors, CorsEndpoint},
 };
 use poem_openapi::OperationId;
@@ -27,7 +27,10 @@ use super::{
     request_id::{REQUEST_ID, RequestId},
 };
 use crate::{
-    limits::RateDecision,
+    limits::{
+        RateDecision,
+        rate::{HEADER_LIMIT, HEADER_REMAINING, HEADER_RESET, HEADER_RETRY_AFTER},
+    },
     telemetry::metrics::{self, HttpMetrics, Operation, Transport},
 };
 use petstore_api::{ApiError, operations::RESPONSE_HEADERS};
@@ -241,6 +244,30 @@ fn request_span(request_id: &RequestId, method: &Method, path: &str) -> Span {
     )
 }
 
+/// The request id header's name, made once: a `&str` name is checked again on every insert.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
+
+/// The rate-limit headers' names ([`RateDecision::headers`]), made once: the limiter names them
+/// in their documented mixed case, which `HeaderName` would lower-case into a fresh allocation
+/// on every response.
+const RATE_HEADERS: [(&str, HeaderName); 4] = [
+    (HEADER_LIMIT, HeaderName::from_static("ratelimit-limit")),
+    (
+        HEADER_REMAINING,
+        HeaderName::from_static("ratelimit-remaining"),
+    ),
+    (HEADER_RESET, HeaderName::from_static("ratelimit-reset")),
+    (HEADER_RETRY_AFTER, header::RETRY_AFTER),
+];
+
+/// The header name of one of [`RateDecision::headers`].
+fn rate_header_name(name: &str) -> Option<HeaderName> {
+    match RATE_HEADERS.iter().find(|(known, _)| *known == name) {
+        Some((_, made)) => Some(made.clone()),
+        None => HeaderName::from_bytes(name.as_bytes()).ok(),
+    }
+}
+
 /// The headers every response gets from the edge: the request id, the rate-limit state when
 /// a limit was counted, and the `Allow` header of a 405.
 fn finish_headers(
@@ -250,10 +277,10 @@ fn finish_headers(
     path: &str,
 ) {
     let headers = response.headers_mut();
-    headers.insert(REQUEST_ID, request_id.header_value().clone());
+    headers.insert(REQUEST_ID_HEADER, request_id.header_value().clone());
     if let Some(decision) = decision {
         for (name, value) in decision.headers() {
-            if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+            if let Some(name) = rate_header_name(name) {
                 headers.insert(name, HeaderValue::from(value));
             }
         }
@@ -317,4 +344,27 @@ fn cors() -> Cors {
             ),
         )
         .max_age(600)
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::HeaderName;
+
+    use super::{RATE_HEADERS, REQUEST_ID, REQUEST_ID_HEADER, rate_header_name};
+
+    #[test]
+    fn the_names_made_once_are_the_names_the_limiter_and_request_ids_give() {
+        for (name, made) in &RATE_HEADERS {
+            assert_eq!(
+                Some(made),
+                HeaderName::from_bytes(name.as_bytes()).ok().as_ref()
+            );
+            assert_eq!(rate_header_name(name).as_ref(), Some(made));
+        }
+        assert_eq!(REQUEST_ID_HEADER, HeaderName::from_static(REQUEST_ID));
+        assert_eq!(
+            rate_header_name("RateLimit-Policy"),
+            HeaderName::from_bytes(b"ratelimit-policy").ok()
+        );
+    }
 }

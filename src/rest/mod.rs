@@ -25,9 +25,12 @@ pub mod adapter {
 
 use std::{collections::HashMap, sync::Arc};
 
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, endpoint::BoxEndpoint, get, http::Method};
+use poem::{
+    Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, endpoint::BoxEndpoint, get,
+    http::Method,
+};
 use poem_openapi::{
-    OpenApi, OpenApiService,
+    OpenApi, OpenApiService, OperationId,
     registry::{MetaApi, MetaSchemaRef, MetaSecurityScheme, Registry},
 };
 
@@ -69,13 +72,61 @@ fn info_description() -> Option<String> {
 
 /// The operations' endpoint, its routes under [`API_BASE`] (`UnderApiBase`): the edge sends it
 /// every request for an operation path, without a prefix-stripping `Route::nest`.
-pub fn operations<H: PetStoreApi>(handler: Arc<H>) -> impl Endpoint + 'static {
-    OpenApiService::new(
-        UnderApiBase(adapter::RestApi::new(handler)),
+///
+/// With `direct`, the requests of the generated direct lane ([`adapter::DirectRoute`]) are
+/// answered before poem-openapi's router; without it, every request is routed.
+pub fn operations<H: PetStoreApi>(handler: Arc<H>, direct: bool) -> impl Endpoint + 'static {
+    let routed = OpenApiService::new(
+        UnderApiBase(adapter::RestApi::new(handler.clone())),
         "petstore-ws",
         env!("CARGO_PKG_VERSION"),
     )
-    .into_endpoint()
+    .into_endpoint();
+    Operations {
+        direct: direct.then(|| adapter::RestApi::new(handler)),
+        routed,
+    }
+}
+
+/// The operations: the direct lane first, then poem-openapi's router.
+///
+/// The router's per-request work is what the hot reads can skip: its own boxed endpoint, the
+/// query string parsed into a list, the path matched in a tree that records its parameters and
+/// pattern (allocations, on the request and on the response), the method table, the extractor
+/// per parameter with its options, another clone of the adapter. A direct route is matched from
+/// the path's segments alone and calls the same generated method body (see
+/// [`adapter::DirectRoute`]); like the router, it marks the response with the `operationId`
+/// that answered, which the edge labels the metrics and logs with.
+///
+/// A request with a query string goes to the router: no direct route reads one, and the router
+/// stays the one reference for anything unusual.
+struct Operations<H> {
+    direct: Option<adapter::RestApi<H>>,
+    routed: BoxEndpoint<'static>,
+}
+
+impl<H: PetStoreApi> Endpoint for Operations<H> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        if let Some(direct) = &self.direct
+            && let Some(route) = direct_route(&request)
+        {
+            let mut response = direct.answer_direct(&request, route).await;
+            response.set_data(OperationId(route.operation_id()));
+            return Ok(response);
+        }
+        self.routed.call(request).await
+    }
+}
+
+/// The direct route of `request`, if it takes one: no query string, and a method and path a
+/// generated route takes.
+fn direct_route(request: &Request) -> Option<adapter::DirectRoute> {
+    if request.uri().query().is_some() {
+        return None;
+    }
+    adapter::DirectRoute::of(request.method(), request.uri().path())
 }
 
 /// The operational routes: documentation, documents, keys, the admin endpoints, health,

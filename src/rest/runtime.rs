@@ -124,6 +124,18 @@ fn context(
     }
 }
 
+/// The `N` segments of `path` after its leading `/`, if it has exactly `N` (the direct lane's
+/// path matching: a route's static segments are compared with them, its parameters read from
+/// them).
+pub fn path_segments<const N: usize>(path: &str) -> Option<[&str; N]> {
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let mut found = [""; N];
+    for slot in &mut found {
+        *slot = segments.next()?;
+    }
+    segments.next().is_none().then_some(found)
+}
+
 const JSON: &str = "application/json";
 
 /// The content of a JSON response documented as a `T`.

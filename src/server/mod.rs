@@ -253,7 +253,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         ops,
         access,
         idempotency,
-        settings::edge(&config),
+        (settings::edge(&config), !config.no_direct_routes),
     );
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();

@@ -28,9 +28,12 @@ pub(super) fn routes<H: PetStoreApi + Subscriptions>(
     ops: OpsState,
     access: Arc<AccessControl>,
     idempotency: Arc<Idempotency>,
-    settings: EdgeSettings,
+    (settings, direct_routes): (EdgeSettings, bool),
 ) -> impl Endpoint {
-    let operations = Idempotent::new(rest::operations(handler.clone()), idempotency);
+    let operations = Idempotent::new(
+        rest::operations(handler.clone(), direct_routes),
+        idempotency,
+    );
     let others = rest::operational(handler, ops, access.clone())
         .at(WS_PATH, WsEndpoint(ws))
         .at(MCP_PATH, mcp.endpoint())

@@ -6,11 +6,13 @@
 //! - [`tokens`]: access and refresh tokens, the signing key, how sessions end.
 //! - [`security`]: the authorization matrix of README.md, service keys, ownership.
 //! - [`errors`]: the edge: unknown routes and methods, request ids, operational endpoints.
+//! - [`direct`]: the reads answered before the router answer as the router does, on both stores.
 //! - [`idempotency`]: `Idempotency-Key`: replays, reused keys, racing repeats, expiry.
 //! - [`limits`]: rate limits, proxies, the login throttle, CORS, the request timeout.
 //! - [`slow_clients`]: trickled headers and idle connections are closed.
 //! - [`tls`]: HTTPS served directly, and unusable certificates refused at start-up.
 
+mod direct;
 mod errors;
 mod idempotency;
 mod limits;

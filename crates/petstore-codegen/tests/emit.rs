@@ -1030,6 +1030,83 @@ fn a_list_body_with_constraints_is_documented_with_them() {
     assert_contains(&rest, "body: JsonBody<schemas::Pet>");
 }
 
+// ---- rest.rs: the direct lane ----
+
+#[test]
+fn the_direct_lane_takes_gets_named_by_their_path_alone() {
+    let rest = secured().rest;
+    // `getPetById`: a GET whose one parameter is an integer in the path.
+    assert_contains(
+        &rest,
+        "if let Some([\"pet\", pet_id]) = path_segments::<2>(path)
+             && let Ok(pet_id) = pet_id.parse::<i64>()
+         {
+             return Some(Self::GetPetById { pet_id });
+         }",
+    );
+    assert_contains(
+        &rest,
+        "DirectRoute::GetPetById { pet_id } => {
+             let pet_id = Path(pet_id);
+             let answer: Answer<GetPetByIdResponse, GetPetByIdError> = {
+                 let ctx = caller_context(http, security::GET_PET_BY_ID);
+                 let request = GetPetByIdRequest { pet_id: pet_id.0 };
+                 Answer(self.handler.get_pet_by_id(&ctx, request).await)
+             };
+             poem::IntoResponse::into_response(answer)
+         }",
+    );
+    // A POST is the router's; so is `/user/logout`, which `/user/{username}` could also match
+    // in a spec that has both (here it has not: the lane takes it).
+    assert_lacks(&rest, "Self::AddPet");
+    assert_contains(
+        &rest,
+        "if let Some([\"user\", \"logout\"]) = path_segments::<2>(path) {",
+    );
+}
+
+#[test]
+fn bounds_of_a_direct_parameter_are_checked_as_poem_openapi_checks_them() {
+    let paths = PATHS.replace(
+        "schema: {type: integer}",
+        "schema: {type: integer, minimum: 1, maximum: 10, exclusiveMaximum: true}",
+    );
+    let rest = generate(&secured_spec(&paths, SCHEMES, None)).rest;
+    assert_contains(
+        &rest,
+        "&& let Ok(pet_id) = pet_id.parse::<i64>() && (pet_id as f64) >= 1f64
+         && (pet_id as f64) < 10f64",
+    );
+}
+
+#[test]
+fn a_route_another_template_could_also_match_is_left_to_the_router() {
+    // `/pet/7` is static and wins over `/pet/{petId}` in the router: a direct `getPetById`
+    // would take `GET /pet/7` from it.
+    let overlapping = format!(
+        "{PATHS}
+/pet/7:
+  get:
+    operationId: getLuckyPet
+    responses:
+      '200': {{description: ok}}
+      '408': {{$ref: '#/components/responses/Error'}}
+      '429': {{$ref: '#/components/responses/TooManyRequests'}}
+      5XX: {{$ref: '#/components/responses/ServerError'}}"
+    );
+    let rest = generate(&secured_spec(&overlapping, SCHEMES, None)).rest;
+    assert_lacks(&rest, "Self::GetPetById");
+    assert_contains(&rest, "return Some(Self::GetLuckyPet);");
+    // A non-integer static segment cannot be an id: no overlap.
+    let rest = generate(&secured_spec(
+        &overlapping.replace("/pet/7:", "/pet/lucky:"),
+        SCHEMES,
+        None,
+    ))
+    .rest;
+    assert_contains(&rest, "return Some(Self::GetPetById { pet_id });");
+}
+
 // ---- rest.rs: responses ----
 
 #[test]

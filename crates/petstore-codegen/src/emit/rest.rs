@@ -10,9 +10,14 @@
 //! - The documented responses, as data: each operation's success enum and error enum describe
 //!   their own responses (`Documented`), the error responses the spec shares (`TooManyRequests`
 //!   with its rate-limit headers) are written once, in `responses`.
+//! - The direct lane (`DirectRoute`, `RestApi::answer_direct`): the operations a request names
+//!   by its method and path alone (a `GET` whose only parameters are integers in the path), matched
+//!   and answered without poem-openapi's router, through the same method body as the routed
+//!   method, so the hot reads skip the router's per-request work and answer the same.
 //!
 //! Runtime items used (`crate::rest::runtime`): `Answer`, `Documented`, `Render`, the response
-//! builders, `JsonBody`, `OctetStream`, `request_context` and `caller_context`.
+//! builders, `JsonBody`, `OctetStream`, `request_context`, `caller_context` and
+//! `path_segments`.
 
 use std::collections::BTreeMap;
 
@@ -126,7 +131,8 @@ pub fn emit(api: &Api) -> String {
         #(#body_types)*
         #(#documented)*
     };
-    let all = quote!(#items #(#methods)*);
+    let direct = direct_lane(api);
+    let all = quote!(#items #(#methods)* #direct);
     let runtime = used_names(
         &[
             "Answer",
@@ -138,6 +144,7 @@ pub fn emit(api: &Api) -> String {
             "image_content",
             "header",
             "json_content",
+            "path_segments",
             "render_empty",
             "render_image",
             "render_json",
@@ -224,6 +231,8 @@ pub fn emit(api: &Api) -> String {
         impl<H: PetStoreApi> RestApi<H> {
             #(#methods)*
         }
+
+        #direct
     };
     format_file(
         "REST adapter: serves PetStoreApi over HTTP with poem-openapi.",
@@ -638,7 +647,7 @@ fn body_doc_type(operation: &Operation) -> Option<TokenStream> {
 
 fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
     let method = method_ident(&operation.id);
-    let (request, response, error) = operation_types(&operation.id);
+    let (_, response, error) = operation_types(&operation.id);
     let id = &operation.id;
     let http_method = operation.method.as_str();
     let path = poem_path(&operation.path);
@@ -719,12 +728,33 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
         }
     }
 
+    let call = operation_call(operation, &fields);
+    quote! {
+        #doc
+        #[oai(path = #path, method = #http_method, operation_id = #id #tag)]
+        async fn #method(
+            &self,
+            http: &Request,
+            #(#arguments),*
+        ) -> Answer<#response, #error> {
+            #call
+        }
+    }
+}
+
+/// The body of an operation's method once its parameters and body are read (bound by their
+/// names, as poem-openapi's extractors): the context, the contract's request, the handler's
+/// call and its typed outcome, an `Answer`. Shared by the routed method and the direct lane, so
+/// both answer alike.
+fn operation_call(operation: &Operation, fields: &[TokenStream]) -> TokenStream {
+    let method = method_ident(&operation.id);
+    let (request, response, error) = operation_types(&operation.id);
     let security = const_ident(&operation.id);
     let has_json_body = matches!(
         operation.body.as_ref().map(|body| &body.content),
         Some(BodyContent::Json(_))
     );
-    let call = if operation.requires_credentials() || has_json_body {
+    if operation.requires_credentials() || has_json_body {
         // Refused credentials or an invalid body end the call early, as one of the
         // operation's documented errors (`From<Denied>`, `From<Invalid>`).
         let context = if operation.requires_credentials() {
@@ -746,17 +776,6 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
             let ctx = caller_context(http, security::#security);
             let request = #request { #(#fields),* };
             Answer(self.handler.#method(&ctx, request).await)
-        }
-    };
-    quote! {
-        #doc
-        #[oai(path = #path, method = #http_method, operation_id = #id #tag)]
-        async fn #method(
-            &self,
-            http: &Request,
-            #(#arguments),*
-        ) -> Answer<#response, #error> {
-            #call
         }
     }
 }
@@ -791,4 +810,257 @@ fn poem_path(path: &str) -> String {
         )
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The direct lane: the operations whose requests are told apart by their method and path
+/// alone, answered without poem-openapi's router (`DirectRoute`, `RestApi::answer_direct`).
+///
+/// An operation qualifies when a request for it carries nothing but its path: `GET`, no body, no
+/// parameter the edge reads, and every parameter a required integer in the path (read as
+/// poem-openapi reads it, `str::parse`, and checked against the same bounds). Any other path
+/// template that could match a path the route takes must lose to it in the router (static
+/// segments where the other has parameters), so the router could not have chosen another
+/// operation (or answered 405) for it. A request the lane declines, a malformed one included,
+/// goes to the router, which stays the reference for every error it raises.
+fn direct_lane(api: &Api) -> TokenStream {
+    let mut routes: Vec<&Operation> = api
+        .operations
+        .iter()
+        .filter(|operation| direct_eligible(api, operation))
+        .collect();
+    // Static paths first, as the router prefers them (no two routes overlap, so only clarity
+    // depends on it).
+    routes.sort_by_key(|operation| operation.params.len());
+
+    let variants = routes.iter().map(|operation| {
+        let variant = type_ident(&operation.id);
+        let doc = format!(
+            " `{} {}` (`{}`).",
+            operation.method.as_str().to_ascii_uppercase(),
+            operation.path,
+            operation.id
+        );
+        let fields = operation.params.iter().map(|param| {
+            let ident = field_ident(&param.name);
+            let ty = rust_type(&param.schema, &TokenStream::new());
+            let doc = format!(" `{}`.", param.name);
+            quote!(#[doc = #doc] #ident: #ty)
+        });
+        if operation.params.is_empty() {
+            quote!(#[doc = #doc] #variant,)
+        } else {
+            quote!(#[doc = #doc] #variant { #(#fields),* },)
+        }
+    });
+    let matchers = routes.iter().map(|operation| direct_matcher(operation));
+    let ids = routes.iter().map(|operation| {
+        let variant = type_ident(&operation.id);
+        let id = &operation.id;
+        if operation.params.is_empty() {
+            quote!(Self::#variant => #id,)
+        } else {
+            quote!(Self::#variant { .. } => #id,)
+        }
+    });
+    let arms = routes.iter().map(|operation| {
+        let variant = type_ident(&operation.id);
+        let (_, response, error) = operation_types(&operation.id);
+        let idents: Vec<Ident> = operation
+            .params
+            .iter()
+            .map(|param| field_ident(&param.name))
+            .collect();
+        let fields: Vec<TokenStream> = operation
+            .params
+            .iter()
+            .map(|param| param_value(&field_ident(&param.name), param, false))
+            .collect();
+        let call = operation_call(operation, &fields);
+        let pattern = if idents.is_empty() {
+            quote!(DirectRoute::#variant)
+        } else {
+            quote!(DirectRoute::#variant { #(#idents),* })
+        };
+        quote! {
+            #pattern => {
+                // Bound as the routed method's extractors bind them.
+                #(let #idents = Path(#idents);)*
+                let answer: Answer<#response, #error> = { #call };
+                poem::IntoResponse::into_response(answer)
+            }
+        }
+    });
+    let method_check = (!routes.is_empty()).then(|| {
+        quote! {
+            if *method != poem::http::Method::GET {
+                return None;
+            }
+            let path = path.strip_prefix(API_BASE)?;
+        }
+    });
+    let unused = routes.is_empty().then(|| quote!(let _ = (method, path);));
+    quote! {
+        /// The requests of the direct lane: operations named by their method and path alone,
+        /// with their path parameters read.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum DirectRoute {
+            #(#variants)*
+        }
+
+        impl DirectRoute {
+            /// The route of a `method` request for `path` (the full path, under `API_BASE`), if
+            /// the direct lane takes it: its operation qualifies and its parameters read and
+            /// pass their bounds. `None` leaves the request to the router.
+            pub fn of(method: &poem::http::Method, path: &str) -> Option<Self> {
+                #unused
+                #method_check
+                #(#matchers)*
+                None
+            }
+
+            /// The `operationId` of the route's operation.
+            pub fn operation_id(self) -> &'static str {
+                match self {
+                    #(#ids)*
+                }
+            }
+        }
+
+        impl<H: PetStoreApi> RestApi<H> {
+            /// Answers a request of the direct lane as the operation's method above answers it:
+            /// the same context, request, handler call and rendering.
+            pub async fn answer_direct(&self, http: &Request, route: DirectRoute) -> Response {
+                match route {
+                    #(#arms)*
+                }
+            }
+        }
+    }
+}
+
+/// Whether `operation` is served by the direct lane (see [`direct_lane`]).
+fn direct_eligible(api: &Api, operation: &Operation) -> bool {
+    let simple = operation.method == crate::ir::Method::Get
+        && operation.body.is_none()
+        && operation.edge_params.is_empty()
+        && operation.params.iter().all(|param| {
+            param.location == ParamLocation::Path
+                && param.required
+                && matches!(param.schema.kind, Kind::Integer(_))
+        });
+    let template = template_segments(&operation.path);
+    let bound = template.iter().filter(|segment| segment.is_param()).count();
+    simple
+        && bound == operation.params.len()
+        && api.operations.iter().all(|other| {
+            let other = template_segments(&other.path);
+            other == template || !could_overlap(&template, &other) || wins(&template, &other)
+        })
+}
+
+/// One segment of a path template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment<'a> {
+    /// Literal text.
+    Static(&'a str),
+    /// `{name}`.
+    Param(&'a str),
+}
+
+impl Segment<'_> {
+    fn is_param(self) -> bool {
+        matches!(self, Segment::Param(_))
+    }
+}
+
+/// `/pet/{petId}` → `[Static("pet"), Param("petId")]`.
+fn template_segments(path: &str) -> Vec<Segment<'_>> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name),
+                None => Segment::Static(segment),
+            },
+        )
+        .collect()
+}
+
+/// Whether `other` could match a path that `direct` (whose parameters are integers) takes.
+fn could_overlap(direct: &[Segment<'_>], other: &[Segment<'_>]) -> bool {
+    direct.len() == other.len()
+        && direct.iter().zip(other).all(|pair| match pair {
+            (Segment::Static(a), Segment::Static(b)) => a == b,
+            (Segment::Param(_), Segment::Static(text)) => text.parse::<i128>().is_ok(),
+            (_, Segment::Param(_)) => true,
+        })
+}
+
+/// Whether the router prefers `direct` to `other` on every path both match: `direct` is static
+/// wherever they differ (the router tries static segments before parameters).
+fn wins(direct: &[Segment<'_>], other: &[Segment<'_>]) -> bool {
+    direct.iter().zip(other).all(|pair| match pair {
+        (Segment::Static(a), Segment::Static(b)) => a == b,
+        (Segment::Static(_), Segment::Param(_)) => true,
+        (Segment::Param(_), _) => false,
+    })
+}
+
+/// The `if` that takes `operation`'s requests: the static segments compared, each parameter
+/// parsed and checked against its bounds.
+fn direct_matcher(operation: &Operation) -> TokenStream {
+    let template = template_segments(&operation.path);
+    let count = proc_macro2::Literal::usize_unsuffixed(template.len());
+    let patterns = template.iter().map(|segment| match segment {
+        Segment::Static(text) => quote!(#text),
+        Segment::Param(name) => {
+            let ident = field_ident(name);
+            quote!(#ident)
+        }
+    });
+    let checks = operation.params.iter().map(|param| {
+        let ident = field_ident(&param.name);
+        let ty = rust_type(&param.schema, &TokenStream::new());
+        let bounds = bound_checks(&ident, &param.schema.constraints);
+        quote!(&& let Ok(#ident) = #ident.parse::<#ty>() #(&& #bounds)*)
+    });
+    let variant = type_ident(&operation.id);
+    let idents: Vec<Ident> = operation
+        .params
+        .iter()
+        .map(|param| field_ident(&param.name))
+        .collect();
+    let route = if idents.is_empty() {
+        quote!(Self::#variant)
+    } else {
+        quote!(Self::#variant { #(#idents),* })
+    };
+    quote! {
+        if let Some([#(#patterns),*]) = path_segments::<#count>(path) #(#checks)* {
+            return Some(#route);
+        }
+    }
+}
+
+/// A parameter's `minimum` and `maximum`, compared as poem-openapi's validators compare them (as
+/// `f64`).
+fn bound_checks(ident: &Ident, constraints: &Constraints) -> Vec<TokenStream> {
+    let mut checks = Vec::new();
+    if let Some(minimum) = &constraints.minimum {
+        let value = proc_macro2::Literal::f64_suffixed(minimum.value);
+        checks.push(if minimum.exclusive {
+            quote!((#ident as f64) > #value)
+        } else {
+            quote!((#ident as f64) >= #value)
+        });
+    }
+    if let Some(maximum) = &constraints.maximum {
+        let value = proc_macro2::Literal::f64_suffixed(maximum.value);
+        checks.push(if maximum.exclusive {
+            quote!((#ident as f64) < #value)
+        } else {
+            quote!((#ident as f64) <= #value)
+        });
+    }
+    checks
 }
