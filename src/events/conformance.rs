@@ -28,7 +28,7 @@ use petstore_api::{NotRecovered, StreamPosition};
 
 use super::{
     Audience, ConnectionId, Event, EventBus, Hub, Notification, Outbox, OutboxReceiver, Resume,
-    Topic,
+    TextFrame, Topic,
 };
 
 /// Generates one `#[tokio::test]` per check below, each on a fresh hub and a fresh bus from
@@ -131,28 +131,28 @@ fn to_user(owner: &str) -> Notification {
 /// The next frame a connection receives, without the placing the bus added (`epoch` and
 /// `positions`, right before `payload`), so it compares with the frame of the notification as
 /// it was published.
-async fn next_frame(receiver: &OutboxReceiver) -> Bytes {
+async fn next_frame(receiver: &OutboxReceiver) -> TextFrame {
     unplaced(&next_placed_frame(receiver).await)
 }
 
 /// The next frame a connection receives, as it is.
-async fn next_placed_frame(receiver: &OutboxReceiver) -> Bytes {
+async fn next_placed_frame(receiver: &OutboxReceiver) -> TextFrame {
     tokio::time::timeout(GUARD, receiver.recv())
         .await
         .expect("a frame arrives in time")
         .expect("the outbox is open")
 }
 
-pub(crate) fn unplaced(frame: &Bytes) -> Bytes {
+pub(crate) fn unplaced(frame: &TextFrame) -> TextFrame {
     let text = std::str::from_utf8(frame).expect("frames are UTF-8");
     let (Some(start), Some(end)) = (text.find(r#","epoch":""#), text.find(r#","payload":"#)) else {
         return frame.clone();
     };
-    Bytes::from(format!("{}{}", &text[..start], &text[end..]))
+    TextFrame::from(format!("{}{}", &text[..start], &text[end..]))
 }
 
 /// The `positions` of a placed frame, and its epoch.
-fn positions(frame: &Bytes) -> (String, HashMap<String, u64>) {
+fn positions(frame: &TextFrame) -> (String, HashMap<String, u64>) {
     let value: serde_json::Value = serde_json::from_slice(frame).expect("JSON");
     let epoch = value["epoch"].as_str().expect("an epoch").to_owned();
     let positions = serde_json::from_value(value["positions"].clone()).expect("positions");

@@ -11,7 +11,8 @@
 //! - [`Topic`]: what a connection subscribes to (`pets`, `pet:5`, …) and what an event is
 //!   addressed to.
 //! - [`Notification`]: one event with its audience and its payload, already JSON; it renders the
-//!   notification envelope once, and every subscriber is handed the same bytes.
+//!   notification envelope once, as a [`TextFrame`], and every subscriber is handed the same
+//!   bytes.
 //! - [`EventBus`]: where handlers publish; [`LocalEventBus`] delivers to this node's [`Hub`],
 //!   [`RedisEventBus`] to every node's hub through Redis pub/sub.
 //! - [`Hub`]: the connections of this node, indexed by topic and by owner.
@@ -28,6 +29,7 @@ mod redis_bus;
 use std::{
     borrow::Cow,
     collections::HashMap,
+    ops::Deref,
     sync::{Arc, OnceLock},
 };
 
@@ -37,7 +39,7 @@ use uuid::Uuid;
 
 pub use bus::{EventBus, LocalEventBus};
 pub use history::{HistorySettings, RecoverError, Resume, TopicRecovery};
-pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, TryRecvError};
+pub use hub::{ConnectionId, Delivery, Hub, Outbox, OutboxReceiver, Push, Received, TryRecvError};
 pub use petstore_api::{Topic, TopicError};
 pub use redis_bus::{BusStats, RedisEventBus};
 
@@ -72,7 +74,7 @@ pub struct Notification {
     payload: Bytes,
     version: Option<EntityVersion>,
     stamp: Option<Stamp>,
-    frame: OnceLock<Bytes>,
+    frame: OnceLock<TextFrame>,
 }
 
 /// Where the bus placed a notification: its number in the bus's one sequence (what a node
@@ -232,15 +234,15 @@ impl Notification {
     /// Rendered on the first call, without parsing or re-serializing the payload; later calls
     /// (and clones of this notification made after the first call) return the same buffer.
     #[must_use]
-    pub fn frame(&self) -> Bytes {
+    pub fn frame(&self) -> TextFrame {
         self.frame.get_or_init(|| self.render_frame()).clone()
     }
 
-    fn render_frame(&self) -> Bytes {
-        const HEAD: &[u8] = br#"{"type":"notification","correlationId":""#;
-        const TIMESTAMP: &[u8] = br#"","timestamp":"#;
-        const EVENT: &[u8] = br#","event":""#;
-        const PAYLOAD: &[u8] = br#","payload":"#;
+    fn render_frame(&self) -> TextFrame {
+        const HEAD: &str = r#"{"type":"notification","correlationId":""#;
+        const TIMESTAMP: &str = r#"","timestamp":"#;
+        const EVENT: &str = r#","event":""#;
+        const PAYLOAD: &str = r#","payload":"#;
         let mut uuid = Uuid::encode_buffer();
         let id = self.id.hyphenated().encode_lower(&mut uuid);
         let timestamp = self.timestamp_ms.to_string();
@@ -248,7 +250,18 @@ impl Notification {
         // checks every one of them).
         let event = self.event.as_str();
         let positions = self.render_positions();
-        let mut out = Vec::with_capacity(
+        // Checked here, once per event, so that no connection has to check its copy. A payload
+        // that is not UTF-8 breaks the constructors' contract (a publisher's bug): sending it
+        // as it is would make every client close its connection (1007), so the bytes that are
+        // not UTF-8 are replaced and the bug is logged.
+        let payload = String::from_utf8_lossy(&self.payload);
+        if let Cow::Owned(_) = payload {
+            tracing::error!(
+                event = event,
+                "a notification payload is not UTF-8; invalid bytes replaced"
+            );
+        }
+        let mut out = String::with_capacity(
             HEAD.len()
                 + id.len()
                 + TIMESTAMP.len()
@@ -258,21 +271,65 @@ impl Notification {
                 + 1
                 + positions.len()
                 + PAYLOAD.len()
-                + self.payload.len()
+                + payload.len()
                 + 1,
         );
-        out.extend_from_slice(HEAD);
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(TIMESTAMP);
-        out.extend_from_slice(timestamp.as_bytes());
-        out.extend_from_slice(EVENT);
-        out.extend_from_slice(event.as_bytes());
-        out.push(b'"');
-        out.extend_from_slice(positions.as_bytes());
-        out.extend_from_slice(PAYLOAD);
-        out.extend_from_slice(&self.payload);
-        out.push(b'}');
-        Bytes::from(out)
+        out.push_str(HEAD);
+        out.push_str(id);
+        out.push_str(TIMESTAMP);
+        out.push_str(&timestamp);
+        out.push_str(EVENT);
+        out.push_str(event);
+        out.push('"');
+        out.push_str(&positions);
+        out.push_str(PAYLOAD);
+        out.push_str(&payload);
+        out.push('}');
+        TextFrame::from(out)
+    }
+}
+
+/// A notification frame as every connection receiving it is sent it: the envelope's JSON text,
+/// rendered once per event and shared (a clone counts a reference; the bytes are not copied).
+///
+/// It is UTF-8 by construction: made from a `String` or a `&'static str`, never from bytes
+/// nobody checked. A transport can therefore send it as a text message as it is, where checking
+/// each connection's copy would check the same bytes 10,000 times in a fan-out to 10,000
+/// subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TextFrame(Bytes);
+
+impl TextFrame {
+    /// A frame of static text.
+    #[must_use]
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// The frame's bytes (UTF-8), sharing its buffer.
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl From<String> for TextFrame {
+    fn from(text: String) -> Self {
+        Self(Bytes::from(text))
+    }
+}
+
+impl Deref for TextFrame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for TextFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -485,6 +542,21 @@ mod tests {
         });
         let parsed: Value = serde_json::from_slice(&user.frame()).expect("JSON");
         assert!(parsed.get("positions").is_none() && parsed.get("epoch").is_none());
+    }
+
+    #[test]
+    fn a_payload_that_is_not_utf8_is_sent_with_its_invalid_bytes_replaced() {
+        let notification = Notification::new(
+            Event::PetCreated,
+            Audience::Topics(vec![Topic::Pets]),
+            Bytes::from_static(b"{\"name\":\"R\xffx\"}"),
+        );
+        let frame = notification.frame();
+        let text = std::str::from_utf8(&frame).expect("every frame is UTF-8");
+        assert!(
+            text.ends_with("\"payload\":{\"name\":\"R\u{fffd}x\"}}"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -737,7 +737,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        events::{Audience, Event, Outbox, OutboxReceiver},
+        events::{Audience, Event, Outbox, OutboxReceiver, TextFrame},
         redis::RedisSettings,
     };
     use petstore_testkit::redis::{LocalRedis, Persistence};
@@ -799,7 +799,7 @@ mod tests {
     }
 
     /// The next frame, without the placing (compared with the frame as published).
-    async fn next_frame(receiver: &OutboxReceiver) -> Bytes {
+    async fn next_frame(receiver: &OutboxReceiver) -> TextFrame {
         crate::events::conformance::unplaced(
             &tokio::time::timeout(GUARD, receiver.recv())
                 .await
@@ -927,7 +927,7 @@ mod tests {
     }
 
     /// The offset of `topic` in a placed frame.
-    fn offset(frame: &Bytes, topic: &str) -> u64 {
+    fn offset(frame: &TextFrame, topic: &str) -> u64 {
         let value: serde_json::Value = serde_json::from_slice(frame).expect("JSON");
         value["positions"][topic].as_u64().expect("placed")
     }
@@ -1109,7 +1109,7 @@ mod tests {
             }),
         };
         let recovered = a.bus.recover(&[resume], horizon).await.expect("recovers");
-        let frames: Vec<Bytes> = recovered[0]
+        let frames: Vec<TextFrame> = recovered[0]
             .replay
             .iter()
             .map(Notification::frame)

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::{
     edge::{AccessControl, Caller, RequestId, dispatch::dispatch},
-    events::{ConnectionId, Hub, Outbox, OutboxReceiver},
+    events::{ConnectionId, Hub, Outbox, OutboxReceiver, Received},
     telemetry::metrics,
 };
 use petstore_api::{
@@ -339,12 +339,6 @@ impl Drop for Follower {
     }
 }
 
-/// What woke the forwarding task.
-enum Woken {
-    Frame(Option<bytes::Bytes>),
-    Overflowed,
-}
-
 /// Forwards the hub's frames for `connection` to the client as resource-update notifications,
 /// until the session or the connection goes.
 ///
@@ -360,14 +354,10 @@ async fn forward(
     capacity: usize,
 ) {
     loop {
-        let woken = tokio::select! {
-            frame = notifications.recv() => Woken::Frame(frame),
-            () = notifications.overflowed() => Woken::Overflowed,
-        };
-        let uris: BTreeSet<String> = match woken {
-            Woken::Frame(None) => return,
-            Woken::Frame(Some(frame)) => resources::uri_of_frame(&frame).into_iter().collect(),
-            Woken::Overflowed => {
+        let uris: BTreeSet<String> = match notifications.next().await {
+            Received::Closed => return,
+            Received::Frame(frame) => resources::uri_of_frame(&frame).into_iter().collect(),
+            Received::Overflowed => {
                 let topics = hub.topics(connection);
                 let (outbox, fresh) = Outbox::new(capacity);
                 hub.attach(connection, outbox);

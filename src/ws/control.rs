@@ -24,7 +24,7 @@ use super::{WsService, envelope::now_ms};
 use crate::{
     auth::{Authentication, Presented},
     edge::dispatch::dispatch,
-    events::{ConnectionId, Notification, RecoverError, Resume, TopicRecovery},
+    events::{ConnectionId, Notification, RecoverError, Resume, TextFrame, TopicRecovery},
     telemetry::metrics::{self, RecoveryResult},
 };
 use petstore_api::{
@@ -59,7 +59,7 @@ pub(super) enum Control {
         /// The answer.
         reply: Bytes,
         /// Notification frames of missed events, in order.
-        replay: Vec<Bytes>,
+        replay: Vec<TextFrame>,
     },
 }
 
@@ -354,7 +354,7 @@ fn resumes(wanted: &[Topic], since: Vec<StreamPosition>) -> Result<Vec<Resume>, 
 /// Each topic's position, and the frames of the events to replay: every topic's, once each
 /// (an event of `pets` and `pet:5` is replayed once to a session resuming both), in the order
 /// they were published.
-fn replay(recovered: Vec<TopicRecovery>) -> (Vec<TopicPosition>, Vec<Bytes>) {
+fn replay(recovered: Vec<TopicRecovery>) -> (Vec<TopicPosition>, Vec<TextFrame>) {
     let mut positions = Vec::with_capacity(recovered.len());
     let mut events = Vec::new();
     for recovery in recovered {

@@ -123,10 +123,16 @@ impl WsSettings {
     /// tungstenite's limits: messages and frames no larger than the limit, a small read buffer
     /// (an idle connection should cost a few kilobytes, not tungstenite's default 128 KiB), and
     /// a bounded write buffer.
+    ///
+    /// Frames are gathered up to [`WRITE_BATCH_BYTES`] before tungstenite writes them, so a
+    /// subscriber with a backlog of notifications gets several in one `send`. The session
+    /// flushes every response at once and everything else at the end of each step, so nothing
+    /// waits in the buffer. tungstenite keeps the buffer's capacity once grown, so it is small:
+    /// a connection that never had a backlog holds no more than its largest frame, as before.
     fn protocol(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(0)
+            .write_buffer_size(WRITE_BATCH_BYTES)
             .max_write_buffer_size(self.max_message_bytes.max(64 * 1024) * 4)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
@@ -138,6 +144,10 @@ const DEFAULT_IDEMPOTENCY_KEYS: usize = 10_000;
 
 /// Bytes tungstenite reads from the socket at a time.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes of frames tungstenite gathers before it writes them to the socket (see
+/// [`WsSettings::protocol`]): about four notifications.
+const WRITE_BATCH_BYTES: usize = 1024;
 
 /// Everything sessions share: the handlers, the event hub, the checks and the shutdown signal.
 pub struct WsService<H> {

@@ -17,11 +17,11 @@
 //! from being read to being started, goes to the queue-wait histogram.
 
 use std::{
-    future::Future,
+    future::{Future, poll_fn},
     net::IpAddr,
     pin::{Pin, pin},
     sync::{Arc, LazyLock},
-    task::Poll,
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -32,11 +32,20 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 use serde_json::json;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::{
+    sync::watch,
+    time::{Instant, error::Elapsed, sleep_until, timeout},
+};
 use tokio_tungstenite::tungstenite::{
     Error as WsError, Message, Utf8Bytes,
     error::CapacityError,
-    protocol::{CloseFrame, frame::coding::CloseCode},
+    protocol::{
+        CloseFrame,
+        frame::{
+            Frame,
+            coding::{CloseCode, Data, OpCode},
+        },
+    },
 };
 use uuid::Uuid;
 
@@ -51,7 +60,7 @@ use super::{
 use crate::{
     auth::Authentication,
     edge::{dispatch::dispatch, idempotency::WsRequest},
-    events::{ConnectionId, Outbox, OutboxReceiver, TryRecvError},
+    events::{ConnectionId, Outbox, OutboxReceiver, Received, TextFrame},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
 };
@@ -162,7 +171,7 @@ struct Session<H> {
     notifications: OutboxReceiver,
     subscriptions: usize,
     /// Frames of missed events to send after the answer to the `subscribe` that recovered them.
-    replay: Vec<Bytes>,
+    replay: Vec<TextFrame>,
     /// Messages read from the socket so far (data, ping, pong and close alike).
     messages_received: u64,
 }
@@ -278,30 +287,33 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
         if self.state == SessionState::Connecting {
             self.enter(SessionState::Authenticating);
         }
-        let mut shutdown = self.service.shutdown.subscribe();
+        let shutdown = self.service.shutdown.subscribe();
         let mut draining = *shutdown.borrow();
+        let wait = pin!(drained(shutdown.clone()));
+        let mut drain_signal = DrainSignal::new(shutdown, wait);
         let mut timer = pin!(sleep_until(self.next_deadline()));
+        // Set after a step that left notifications queued: the next turn looks at the socket
+        // before the outbox, so a steady stream of events cannot keep requests unread.
+        let mut read_first = false;
         let ending = loop {
             let reading = !draining && self.held.is_none();
+            // The outbox comes before the socket: a turn that finds a notification sends it
+            // without a read attempt (tungstenite zero-fills its read buffer before each one).
             let event = tokio::select! {
                 biased;
-                changed = shutdown.changed(), if !draining => {
-                    draining = changed.is_err() || *shutdown.borrow();
+                () = &mut drain_signal, if !draining => {
+                    draining = true;
                     Step::Nothing
-                }
-                () = self.notifications.overflowed() => {
-                    break Ending::Close(CloseCode::Again, "too slow to keep up with notifications");
                 }
                 Some(finished) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     Step::Finished(finished)
                 }
+                received = self.notifications.next(), if !read_first => received.into(),
                 frame = socket.next(), if reading => Step::Frame(frame),
-                frame = self.notifications.recv() => match frame {
-                    Some(frame) => Step::Send(frame),
-                    None => break Ending::Close(CloseCode::Error, "notification channel closed"),
-                },
+                received = self.notifications.next(), if read_first => received.into(),
                 () = &mut timer => Step::Tick,
             };
+            read_first = false;
             let result = match event {
                 Step::Finished(finished) => {
                     let frame = answer(
@@ -312,7 +324,14 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                     );
                     self.write(&mut socket, frame).await
                 }
-                Step::Send(frame) => self.send_backlog(&mut socket, frame).await,
+                Step::Send(frame) => match self.send_backlog(&mut socket, frame).await {
+                    Ok(full) => {
+                        read_first = full;
+                        Ok(())
+                    }
+                    Err(ending) => Err(ending),
+                },
+                Step::End(ending) => break ending,
                 Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
                 Step::Nothing => Ok(()),
                 Step::Tick => {
@@ -377,9 +396,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
         let _ = timeout(CLOSE_HANDSHAKE_WAIT, closing).await;
     }
 
-    /// Writes a frame to the socket. tungstenite's write buffer is kept at zero (a buffer it grew
-    /// would stay allocated for the connection's life), so each frame is one `send`; the flush
-    /// after each step completes a write the socket could only take in part.
+    /// Writes a response frame (JSON from the envelope module) to the socket, checked to be
+    /// UTF-8 as tungstenite's text messages must be, and flushes it: a step may go on to wait
+    /// for another request (a control action over Redis), and an answer must not wait with it
+    /// in tungstenite's write buffer.
     async fn write(&mut self, socket: &mut Socket, frame: Bytes) -> Result<(), Ending> {
         let text = Utf8Bytes::try_from(frame).map_err(|_| {
             tracing::error!(
@@ -388,12 +408,25 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             );
             Ending::Close(CloseCode::Error, "internal error")
         })?;
-        match timeout(
-            self.service.settings.write_timeout,
-            socket.feed(Message::Text(text)),
-        )
-        .await
-        {
+        self.feed(socket, Message::Text(text)).await?;
+        self.flush(socket).await
+    }
+
+    /// Writes a notification frame as a text message, into tungstenite's write buffer (the
+    /// flush at the end of the step sends it). It was rendered, and proven UTF-8, once for
+    /// every connection that receives it ([`TextFrame`]): sent as a raw text frame it is not
+    /// checked again here, once per subscriber.
+    async fn write_notification(
+        &mut self,
+        socket: &mut Socket,
+        frame: TextFrame,
+    ) -> Result<(), Ending> {
+        let frame = Frame::message(frame.into_bytes(), OpCode::Data(Data::Text), true);
+        self.feed(socket, Message::Frame(frame)).await
+    }
+
+    async fn feed(&mut self, socket: &mut Socket, message: Message) -> Result<(), Ending> {
+        match within(self.service.settings.write_timeout, socket.feed(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::PeerGone),
             Err(_) => Err(Ending::Close(CloseCode::Again, "the client does not read")),
@@ -402,25 +435,31 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
 
     /// Writes a notification frame and those queued behind it (up to [`SEND_BATCH`]), in order,
     /// so that a subscriber with a backlog gets it in one step and one flush instead of a trip
-    /// round the loop per frame. Taking them off the queue here cannot lose one: a frame taken
-    /// is written or the session ends.
-    async fn send_backlog(&mut self, socket: &mut Socket, first: Bytes) -> Result<(), Ending> {
-        self.write(socket, first).await?;
+    /// round the loop per frame, several frames to a `send` (tungstenite's write buffer gathers
+    /// them). Taking them off the queue here cannot lose one: a frame taken is written or the
+    /// session ends. An overflow mark stops the batch: the next step closes the connection
+    /// (1013), with nothing more to send it. Returns whether the batch was cut short by its
+    /// size, so frames may still be queued.
+    async fn send_backlog(
+        &mut self,
+        socket: &mut Socket,
+        first: TextFrame,
+    ) -> Result<bool, Ending> {
+        self.write_notification(socket, first).await?;
         for _ in 1..SEND_BATCH {
             if self.notifications.is_overflowed() {
-                // The next step closes the connection (1013); nothing more to send it.
-                break;
+                return Ok(false);
             }
             match self.notifications.try_recv() {
-                Ok(frame) => self.write(socket, frame).await?,
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                Ok(frame) => self.write_notification(socket, frame).await?,
+                Err(_) => return Ok(false),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn flush(&mut self, socket: &mut Socket) -> Result<(), Ending> {
-        match timeout(self.service.settings.write_timeout, socket.flush()).await {
+        match within(self.service.settings.write_timeout, socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::PeerGone),
             Err(_) => Err(Ending::Close(CloseCode::Again, "the client does not read")),
@@ -594,8 +633,12 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             self.write(socket, frame).await?;
             // The events a resumed subscription missed follow its answer, before anything the
             // outbox holds (live events, all newer).
-            for frame in std::mem::take(&mut self.replay) {
-                self.write(socket, frame).await?;
+            let replay = std::mem::take(&mut self.replay);
+            if !replay.is_empty() {
+                for frame in replay {
+                    self.write_notification(socket, frame).await?;
+                }
+                self.flush(socket).await?;
             }
             return Ok(());
         }
@@ -766,16 +809,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 .await?;
                 return Err(Ending::Close(CloseCode::Policy, "session revoked"));
             }
-            match timeout(
-                settings.write_timeout,
-                socket.feed(Message::Ping(Bytes::new())),
-            )
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Ending::PeerGone),
-                Err(_) => return Err(Ending::Close(CloseCode::Again, "the client does not read")),
-            }
+            self.feed(socket, Message::Ping(Bytes::new())).await?;
         }
         Ok(())
     }
@@ -806,9 +840,98 @@ enum Step {
     /// Nothing to do but the checks after every step (the shutdown signal).
     Nothing,
     Finished(Finished),
-    Send(Bytes),
+    Send(TextFrame),
+    /// The outbox says the session is over.
+    End(Ending),
     Frame(Option<Result<Message, WsError>>),
     Tick,
+}
+
+impl From<Received> for Step {
+    fn from(received: Received) -> Self {
+        match received {
+            Received::Frame(frame) => Step::Send(frame),
+            Received::Overflowed => Step::End(Ending::Close(
+                CloseCode::Again,
+                "too slow to keep up with notifications",
+            )),
+            Received::Closed => Step::End(Ending::Close(
+                CloseCode::Error,
+                "notification channel closed",
+            )),
+        }
+    }
+}
+
+/// `timeout(limit, future)`, with the clock started only if the future does not complete at
+/// once. Nearly every write does (the socket takes the frame), and reading the clock and
+/// setting up a timer entry for each of them was a per-delivery cost of a fan-out that the
+/// bare server does not pay. A write that has to wait gets the whole `limit` from then on.
+async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = pin!(future);
+    if let Poll::Ready(output) = poll_fn(|context| Poll::Ready(future.as_mut().poll(context))).await
+    {
+        return Ok(output);
+    }
+    timeout(limit, future).await
+}
+
+/// Completes once the server starts draining (or its signal is gone).
+///
+/// The session's loop polls it on every turn. Polling tokio's `watch` future locks its list of
+/// waiters each time, and the sessions of a node all share that list: a fan-out to 10,000
+/// subscribers paid that lock twice per delivery. This polls the `watch` future only when the
+/// value changed or the task's waker is not the one it registered, so a turn with nothing new
+/// costs one atomic load.
+struct DrainSignal<'a, F> {
+    /// Read only for whether the value changed since the session started.
+    peek: watch::Receiver<bool>,
+    wait: Pin<&'a mut F>,
+    /// The waker `wait` last registered, if it is waiting.
+    registered: Option<Waker>,
+}
+
+/// What a [`DrainSignal`] waits on: the value turning `true`, or the sender going (the service
+/// is gone: draining too).
+async fn drained(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|draining| *draining).await;
+}
+
+impl<'a, F: Future<Output = ()>> DrainSignal<'a, F> {
+    /// `wait` is [`drained`] of a clone of `shutdown`.
+    fn new(shutdown: watch::Receiver<bool>, wait: Pin<&'a mut F>) -> Self {
+        Self {
+            peek: shutdown,
+            wait,
+            registered: None,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for DrainSignal<'_, F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let unchanged = matches!(self.peek.has_changed(), Ok(false));
+        if unchanged
+            && self
+                .registered
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(context.waker()))
+        {
+            return Poll::Pending;
+        }
+        match self.wait.as_mut().poll(context) {
+            Poll::Ready(()) => {
+                self.registered = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                self.registered = Some(context.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// The clock of every session's message-rate limiter. A clock of its own per session would

@@ -14,7 +14,8 @@
 //! [`Tracked`] sits between tungstenite and the connection and follows the frame headers in the
 //! bytes read, so the session can tell when that is the case ([`Tracked::holds_only_grown_buffers`])
 //! and then swap the stream for a fresh one ([`renewed`]). The scan is a few comparisons per
-//! read; the swap happens only after a frame that cannot have fit the buffers' usual size.
+//! read; the swap happens only after a frame (or a batch of notifications) that cannot have fit
+//! the buffers' usual size, at most once per step of the session.
 
 use std::{
     io,
@@ -56,10 +57,13 @@ pub(super) struct Tracked<S> {
     /// `None` only once handed over to a fresh WebSocket; the old one is dropped right after.
     inner: Option<S>,
     frames: FrameScanner,
-    /// Bytes of a frame above which tungstenite's buffers must have grown to hold it.
-    large_frame_bytes: usize,
-    /// A frame larger than `large_frame_bytes` went by, in either direction, since this
-    /// WebSocket was made.
+    /// Bytes of an incoming frame above which tungstenite's read buffer must have grown.
+    large_read_bytes: usize,
+    /// Bytes of one write above which tungstenite's write buffer must have grown: it writes
+    /// once it holds more than its batch size, so a larger write is a frame, or a batch, that
+    /// grew the buffer past its usual size.
+    large_write_bytes: usize,
+    /// A large frame or write went by since this WebSocket was made.
     grown: bool,
 }
 
@@ -68,7 +72,8 @@ impl<S> Tracked<S> {
         Self {
             inner: Some(inner),
             frames: FrameScanner::default(),
-            large_frame_bytes: super::READ_BUFFER_BYTES,
+            large_read_bytes: super::READ_BUFFER_BYTES,
+            large_write_bytes: super::WRITE_BATCH_BYTES,
             grown: false,
         }
     }
@@ -89,7 +94,8 @@ impl<S> Tracked<S> {
         Some(Self {
             inner: Some(self.inner.take()?),
             frames: self.frames,
-            large_frame_bytes: self.large_frame_bytes,
+            large_read_bytes: self.large_read_bytes,
+            large_write_bytes: self.large_write_bytes,
             grown: false,
         })
     }
@@ -116,7 +122,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let polled = this.inner()?.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             let largest = this.frames.scan(&buf.filled()[before..]);
-            this.grown |= largest > this.large_frame_bytes as u64;
+            this.grown |= largest > this.large_read_bytes as u64;
         }
         polled
     }
@@ -129,9 +135,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // tungstenite writes each frame as soon as it is made (its write buffer is kept at zero),
-        // so a large write is a large frame its write buffer had to grow for.
-        this.grown |= buf.len() > this.large_frame_bytes;
+        this.grown |= buf.len() > this.large_write_bytes;
         this.inner()?.poll_write(cx, buf)
     }
 
@@ -270,7 +274,7 @@ mod tests {
         let (server, client) = duplex(1024 * 1024);
         let config = WebSocketConfig::default()
             .read_buffer_size(super::super::READ_BUFFER_BYTES)
-            .write_buffer_size(0);
+            .write_buffer_size(super::super::WRITE_BATCH_BYTES);
         let server =
             WebSocketStream::from_raw_socket(Tracked::new(server), Role::Server, Some(config))
                 .await;
