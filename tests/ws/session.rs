@@ -514,6 +514,54 @@ async fn a_message_over_the_size_limit_closes_the_connection_with_1009() {
     app.shutdown().await;
 }
 
+/// `petstore_ws_buffers_released_total` from `/metrics` (process-wide: read before and after).
+async fn buffers_released(app: &TestApp) -> f64 {
+    let text = ok_text(send(app.anonymous.get(app.url("/metrics"))).await).await;
+    let sample = text
+        .lines()
+        .find(|line| line.starts_with("petstore_ws_buffers_released_total "));
+    match sample.and_then(|line| line.rsplit(' ').next()?.parse().ok()) {
+        Some(value) => value,
+        None => panic!("no petstore_ws_buffers_released_total in /metrics:\n{text}"),
+    }
+}
+
+#[tokio::test]
+async fn after_a_large_message_the_session_gives_its_buffers_back_and_loses_nothing_sent_with_it() {
+    let app = spawn_app(|_| {}).await;
+    let released_before = buffers_released(&app).await;
+    let mut socket = app.ws_raw_connect(&[]).await;
+
+    // One write: the large request, then two small ones right behind it in the same bytes.
+    let (large, large_text) = request("ping", json!({ "pad": "x".repeat(48 * 1024) }));
+    let (small, small_text) = request("ping", json!({}));
+    let (read, read_text) = request("getPetById", json!({ "petId": 1 }));
+    for text in [large_text, small_text, read_text] {
+        feed_text(&mut socket, text).await;
+    }
+    flush(&mut socket).await;
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        let response = next_response(&mut socket).await;
+        assert_eq!(response["status"], "success", "{response}");
+        answered.push(response["correlationId"].as_str().unwrap_or_default().to_owned());
+    }
+    answered.sort();
+    let mut sent = vec![large, small, read];
+    sent.sort();
+    assert_eq!(answered, sent, "every request sent with the large one is answered once");
+
+    assert!(
+        buffers_released(&app).await > released_before,
+        "the session did not give its grown buffers back"
+    );
+    // The renewed socket carries on both ways.
+    assert_raw_usable(&mut socket).await;
+    let pet = round_trip(&mut socket, "getPetById", json!({ "petId": 1 })).await;
+    assert_eq!(pet["status"], "success", "{pet}");
+    app.shutdown().await;
+}
+
 // ---- message rate ----
 
 #[tokio::test]
