@@ -314,7 +314,7 @@ async fn run_round(
     Ok(figures)
 }
 
-/// Publishes one event with the server's script; answers its sequence number.
+/// Publishes one event with the server's script (a batch of one); answers its sequence number.
 async fn publish(publisher: &Client, script: &str, keys: &RoundKeys) -> Result<i64, String> {
     let script_keys = vec![
         keys.seq.clone(),
@@ -326,19 +326,24 @@ async fn publish(publisher: &Client, script: &str, keys: &RoundKeys) -> Result<i
     ];
     let args: Vec<Value> = vec![
         "bench-epoch".into(),
-        "".into(),
-        0_i64.into(),
         1_000_i64.into(),
         10_000_i64.into(),
         600_000_i64.into(),
         keys.channel.clone().into(),
+        "".into(),
+        0_i64.into(),
         BODY.into(),
+        1_i64.into(),
         "pets".into(),
     ];
-    publisher
+    let answers: Vec<i64> = publisher
         .evalsha(script, script_keys, args)
         .await
-        .map_err(|error| format!("publish script: {error}"))
+        .map_err(|error| format!("publish script: {error}"))?;
+    answers
+        .first()
+        .copied()
+        .ok_or_else(|| "the publish script answered nothing".to_owned())
 }
 
 /// The `seq` a message placed by the publish script starts with: `{"seq":N,…`.

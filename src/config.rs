@@ -336,6 +336,12 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(100..))]
     pub redis_ping_interval_ms: u64,
 
+    /// Pets each node keeps from its Redis reads for `getPetById`, invalidated by Redis
+    /// (`CLIENT TRACKING`) when they change; 0 turns the cache off. Off on a Redis Cluster.
+    #[arg(long, env = "PETSTORE_REDIS_CACHE_ENTRIES", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub redis_cache_entries: u64,
+
     /// Replicas that must confirm a write (Redis `WAIT`) before its client is told it
     /// succeeded; 0 answers once the primary has applied it. A write the replicas do not confirm
     /// within --redis-wait-timeout-ms is still acknowledged (it happened) and counted.

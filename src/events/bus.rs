@@ -28,6 +28,15 @@ pub trait EventBus: Send + Sync + 'static {
     /// Sends `notification` to its audience.
     async fn publish(&self, notification: Notification);
 
+    /// Sends each of `notifications` to its audience, in order, as [`EventBus::publish`] one
+    /// after the other would. A bus that can place several events in one step (one Redis
+    /// round trip for the events of one write) overrides it.
+    async fn publish_all(&self, notifications: Vec<Notification>) {
+        for notification in notifications {
+            self.publish(notification).await;
+        }
+    }
+
     /// Whether anyone may be following `topic`. Publishers use it to skip building a payload
     /// that costs a store read (the inventory) when nobody would receive it. A bus that cannot
     /// tell cheaply answers `true`, the default.

@@ -26,8 +26,8 @@ pub(super) async fn add_pet(
     // A pet nobody said otherwise about is for sale; without a status it could never be ordered.
     pet.status.get_or_insert(PetStatus::Available);
     let stored = this.store.create_pet(pet).await?;
-    this.publish_pet(Event::PetCreated, &stored).await;
-    this.publish_inventory().await;
+    this.publish_pet_and_inventory(Event::PetCreated, &stored)
+        .await;
     Ok(AddPetResponse::Ok(stored.json.clone()))
 }
 
@@ -49,9 +49,9 @@ pub(super) async fn update_pet(
         pet.status = current.value.status;
     }
     let stored = this.store.replace_pet(pet).await?;
-    this.publish_pet(Event::PetUpdated, &stored).await;
     // The old status is not known here; the replace may have changed it.
-    this.publish_inventory().await;
+    this.publish_pet_and_inventory(Event::PetUpdated, &stored)
+        .await;
     Ok(UpdatePetResponse::Ok(stored.json.clone()))
 }
 

@@ -58,6 +58,16 @@ fn user_entity(username: &str) -> String {
     format!("user:{username}")
 }
 
+/// `pet.created` or `pet.updated` with the pet as stored.
+fn pet_notification(event: Event, pet: &Stored<Pet>) -> Notification {
+    let notification = Notification::new(event, pet_topics(pet.value.id), pet.json.bytes().clone());
+    // A stored pet always has its id; without one there would be no entity to order by.
+    match pet.value.id {
+        Some(id) => notification.versioned(pet_entity(id), pet.version),
+        None => notification,
+    }
+}
+
 /// `{"id":…}`, the payload of a deletion.
 fn id_payload(id: i64) -> Bytes {
     Bytes::from(format!(r#"{{"id":{id}}}"#))
@@ -70,14 +80,15 @@ impl PetStore {
 
     /// `pet.created` or `pet.updated` with the pet as stored.
     pub(super) async fn publish_pet(&self, event: Event, pet: &Stored<Pet>) {
-        let notification =
-            Notification::new(event, pet_topics(pet.value.id), pet.json.bytes().clone());
-        // A stored pet always has its id; without one there would be no entity to order by.
-        self.publish(match pet.value.id {
-            Some(id) => notification.versioned(pet_entity(id), pet.version),
-            None => notification,
-        })
-        .await;
+        self.publish(pet_notification(event, pet)).await;
+    }
+
+    /// [`PetStore::publish_pet`], then [`PetStore::publish_inventory`], in one call of the bus
+    /// (one round trip on Redis).
+    pub(super) async fn publish_pet_and_inventory(&self, event: Event, pet: &Stored<Pet>) {
+        let mut batch = vec![pet_notification(event, pet)];
+        batch.extend(self.inventory_notification().await);
+        self.events.publish_all(batch).await;
     }
 
     /// `pet.deleted`, at `version`: the deleting step's.
@@ -90,7 +101,7 @@ impl PetStore {
     }
 
     /// `order.placed` or `order.updated` with the order as stored, then what the step did to the
-    /// order's pet (see [`PetStore::publish_pet_change`]).
+    /// order's pet (see [`PetStore::pet_change`]), in one call of the bus.
     pub(super) async fn publish_order(&self, event: Event, written: &OrderWrite) {
         let order: &Stored<Order> = &written.order;
         let notification = Notification::new(
@@ -99,31 +110,31 @@ impl PetStore {
             order.json.bytes().clone(),
         );
         // A stored order always has its id, as a pet does.
-        self.publish(match order.value.id {
+        let mut batch = vec![match order.value.id {
             Some(id) => notification.versioned(order_entity(id), order.version),
             None => notification,
-        })
-        .await;
-        self.publish_pet_change(written).await;
+        }];
+        self.pet_change(written, &mut batch).await;
+        self.events.publish_all(batch).await;
     }
 
     /// `order.deleted` (at the deleting step's version, which the returned order carries), then
-    /// what the deletion did to the order's pet.
+    /// what the deletion did to the order's pet, in one call of the bus.
     pub(super) async fn publish_order_deleted(&self, id: i64, written: &OrderWrite) {
-        self.publish(
+        let mut batch = vec![
             Notification::new(Event::OrderDeleted, order_topics(Some(id)), id_payload(id))
                 .versioned(order_entity(id), written.order.version),
-        )
-        .await;
-        self.publish_pet_change(written).await;
+        ];
+        self.pet_change(written, &mut batch).await;
+        self.events.publish_all(batch).await;
     }
 
-    /// `pet.updated` and `inventory.changed` when an order step changed its pet's status
-    /// (reserved, sold or freed it).
-    async fn publish_pet_change(&self, written: &OrderWrite) {
+    /// Adds `pet.updated` and `inventory.changed` to `batch` when an order step changed its
+    /// pet's status (reserved, sold or freed it).
+    async fn pet_change(&self, written: &OrderWrite, batch: &mut Vec<Notification>) {
         if let Some(pet) = &written.pet {
-            self.publish_pet(Event::PetUpdated, pet).await;
-            self.publish_inventory().await;
+            batch.push(pet_notification(Event::PetUpdated, pet));
+            batch.extend(self.inventory_notification().await);
         }
     }
 
@@ -131,21 +142,26 @@ impl PetStore {
     /// when nobody follows the inventory, since it counts over every pet; a store failure is
     /// logged and the event is lost (the write it follows has succeeded).
     pub(super) async fn publish_inventory(&self) {
+        if let Some(notification) = self.inventory_notification().await {
+            self.publish(notification).await;
+        }
+    }
+
+    /// The `inventory.changed` of [`PetStore::publish_inventory`], or `None` when it is skipped.
+    async fn inventory_notification(&self) -> Option<Notification> {
         if !self.events.has_subscribers(&Topic::Inventory) {
-            return;
+            return None;
         }
         match orders::inventory(self).await {
-            Ok(inventory) => {
-                // Not versioned: see the module doc.
-                self.publish(Notification::new(
-                    Event::InventoryChanged,
-                    Audience::Topics(vec![Topic::Inventory]),
-                    inventory.into_bytes(),
-                ))
-                .await;
-            }
+            // Not versioned: see the module doc.
+            Ok(inventory) => Some(Notification::new(
+                Event::InventoryChanged,
+                Audience::Topics(vec![Topic::Inventory]),
+                inventory.into_bytes(),
+            )),
             Err(error) => {
                 tracing::warn!(%error, "inventory.changed not published: the inventory could not be read");
+                None
             }
         }
     }

@@ -7,7 +7,15 @@
 //! a connection that drops fails as soon as the drop is known. A call takes at most one command
 //! timeout, retries included.
 
-use std::{future::Future, sync::Arc, time::Duration, time::Instant};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+    time::Instant,
+};
 
 use fred::{
     clients::{Client, Pool, SubscriberClient},
@@ -193,6 +201,8 @@ struct Inner {
     breaker: Arc<Breaker>,
     links: Links,
     replicas: Arc<ReplicaTracker>,
+    /// Reconnections of pooled connections so far.
+    reconnections: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -244,10 +254,13 @@ impl Redis {
         let breaker = Arc::new(Breaker::new("redis", settings.breaker));
         let replicas = Arc::new(ReplicaTracker::default());
         let (restored, reconnected) = (Arc::clone(&breaker), Arc::clone(&replicas));
+        let reconnections = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&reconnections);
         let links = Links::watch(&pool, move || {
             restored.connection_restored();
             // Perhaps to a new primary (a failover): its replicas are not known yet.
             reconnected.reconnected();
+            counted.fetch_add(1, Ordering::Release);
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -258,6 +271,7 @@ impl Redis {
                 breaker,
                 links,
                 replicas,
+                reconnections,
             }),
         })
     }
@@ -277,6 +291,32 @@ impl Redis {
     /// The settings it was connected with.
     pub(super) fn settings(&self) -> &RedisSettings {
         &self.inner.settings
+    }
+
+    /// How long one call may take, retries included.
+    #[must_use]
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.settings.command_timeout
+    }
+
+    /// How long to wait for a new connection at start-up.
+    #[must_use]
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.settings.connect_timeout
+    }
+
+    /// How many times a pooled connection was re-established so far: after a failover, a
+    /// connection may have read from the old primary until it moved, so a cache of what was
+    /// read starts over when this changes.
+    #[must_use]
+    pub fn reconnections(&self) -> u64 {
+        self.inner.reconnections.load(Ordering::Acquire)
+    }
+
+    /// Whether it is connected to a Redis Cluster (keys sharded over several primaries).
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.topology, Topology::Cluster)
     }
 
     /// Whether writes currently wait for replicas.

@@ -110,7 +110,13 @@ impl Backend {
             config.ws_max_connections_per_ip,
         );
         Ok(Self {
-            store: Arc::new(RedisStore::new(redis.clone())),
+            store: Arc::new(
+                RedisStore::with_cache(
+                    redis.clone(),
+                    usize::try_from(config.redis_cache_entries).unwrap_or(usize::MAX),
+                )
+                .await?,
+            ),
             events: events.clone(),
             request_limiter,
             login_throttle: Arc::new(login_throttle),

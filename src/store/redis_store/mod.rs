@@ -24,7 +24,10 @@
 //! # Reads
 //!
 //! `getPetById` is one `HMGET` of the JSON and the version, and the JSON bytes are served as
-//! they are (they are parsed once, to hand out the [`Pet`] beside them). Orders and users are
+//! they are (they are parsed once, to hand out the [`Pet`] beside them). With a cache
+//! ([`RedisStore::with_cache`], `--redis-cache-entries`) a pet read before is served from the
+//! node until Redis announces a change to it ([`cache`]: the same bytes and version Redis
+//! holds, never a value already replaced). Orders and users are
 //! one `HMGET` too. The finders run one script: `ZUNION` of the index sets, then an `HMGET` of
 //! each pet they name. The inventory is the `ZCARD` of the three status sets.
 //!
@@ -47,9 +50,11 @@
 //!
 //! # Ids
 //!
-//! Records created without an id get theirs from the sequence's counter with `INCRBY`, which
-//! is atomic across nodes, so concurrent creates never contend for it; ids a client chose are
-//! skipped while in use, and the commit checks that the id is still free. Ids chosen by clients
+//! Records created without an id get theirs from the sequence's counter, which is atomic across
+//! nodes, so concurrent creates never contend for it; ids a client chose are skipped while in
+//! use, and the commit checks that the id is still free. A single create (`addPet`,
+//! `placeOrder`) draws its id inside the snapshot script it reads with (`nextid`: `INCR`, then
+//! `EXISTS` of the candidate, in one round trip); a list of users takes a range with `INCRBY`. Ids chosen by clients
 //! do not move the counter (a client choosing `i64::MAX` cannot exhaust it). An id drawn by a
 //! step that then fails or retries is never handed out.
 //!
@@ -60,10 +65,12 @@
 //! hold. On a Redis Cluster all keys must therefore live in one slot: use a hash tag as the
 //! prefix (`{petstore}`).
 
+mod cache;
 mod scripts;
 
 use std::{
     collections::{BTreeMap, HashSet},
+    num::NonZeroUsize,
     str::FromStr,
     sync::Arc,
     time::Duration,
@@ -85,13 +92,15 @@ use petstore_api::{
     models::{Order, Pet, PetStatus, User},
 };
 
+pub use self::cache::CacheStats;
+use self::cache::{Lookup, PetCache, Tracking};
 use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
 use super::{
     NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored, StoredUser,
     normalize_roles, public_user, refuse,
 };
 use crate::{
-    redis::{Idempotence, Redis},
+    redis::{Idempotence, Redis, RedisError},
     rules::{self, order_not_found, pet_not_found, user_not_found},
 };
 
@@ -120,10 +129,20 @@ const USER_FIELDS: [&str; 4] = ["json", "password_hash", "roles", "version"];
 /// changes the version with it, so the version adds nothing to compare).
 const USER_CONTENT: [&str; 3] = ["json", "password_hash", "roles"];
 
-/// The Redis [`Store`]: all state in Redis, nothing cached in the node.
+/// The Redis [`Store`]: all state in Redis; optionally a cache of pets in the node, kept
+/// correct by Redis's invalidation messages (see [`cache`]).
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     redis: Redis,
+    cache: Option<Arc<Cached>>,
+}
+
+/// The pet cache and the connection that keeps it correct; they stop with the last clone of
+/// the store.
+#[derive(Debug)]
+struct Cached {
+    cache: Arc<PetCache>,
+    tracking: Tracking,
 }
 
 /// The kinds of records with an id sequence.
@@ -197,10 +216,59 @@ impl Stamp for OrderWrite {
 }
 
 impl RedisStore {
-    /// A store on `redis`, under its key prefix.
+    /// A store on `redis`, under its key prefix, without a cache: every read goes to Redis.
     #[must_use]
     pub fn new(redis: Redis) -> Self {
-        Self { redis }
+        Self { redis, cache: None }
+    }
+
+    /// A store on `redis` that serves `getPetById` from a cache of the last `entries` pets it
+    /// read (none when `entries` is 0), invalidated by Redis (see [`cache`]).
+    ///
+    /// On a Redis Cluster the store runs without the cache (logged once).
+    ///
+    /// # Errors
+    /// [`RedisError`] when the cache's tracking connection cannot be built or does not
+    /// connect within the connect timeout.
+    pub async fn with_cache(redis: Redis, entries: usize) -> Result<Self, RedisError> {
+        let Some(entries) = NonZeroUsize::new(entries) else {
+            return Ok(Self::new(redis));
+        };
+        if redis.is_cluster() {
+            tracing::info!("the pet cache is off on a Redis Cluster");
+            return Ok(Self::new(redis));
+        }
+        let cache = Arc::new(PetCache::new(redis.key("pet:"), entries));
+        let tracking = Tracking::start(&redis, Arc::clone(&cache)).await?;
+        Ok(Self {
+            redis,
+            cache: Some(Arc::new(Cached { cache, tracking })),
+        })
+    }
+
+    /// What the pet cache did so far; `None` without a cache.
+    #[must_use]
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cached| cached.cache.stats())
+    }
+
+    /// Whether the pet cache is keeping what it reads (its tracking connection is up);
+    /// `false` without a cache.
+    #[must_use]
+    pub fn cache_is_tracking(&self) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|cached| cached.cache.is_enabled())
+    }
+
+    /// The Redis client id of the cache's tracking connection (`None` without a cache or
+    /// while the connection is being set up), for `CLIENT KILL` in tests.
+    #[must_use]
+    pub fn cache_client_id(&self) -> Option<i64> {
+        self.cache
+            .as_ref()
+            .map(|cached| cached.tracking.client_id())
+            .filter(|id| *id != 0)
     }
 
     // ---- keys ----
@@ -259,6 +327,15 @@ impl RedisStore {
         Commit::new(self.redis.key("seq:commit"))
     }
 
+    /// The prefix of [`RedisStore::id_key`]: the id follows it.
+    fn id_prefix(&self, sequence: Sequence) -> String {
+        self.redis.key(match sequence {
+            Sequence::Pet => "pet:",
+            Sequence::Order => "order:",
+            Sequence::User => "user-id:",
+        })
+    }
+
     /// The key that, when it exists, holds `id` of this kind.
     fn id_key(&self, sequence: Sequence, id: i64) -> String {
         match sequence {
@@ -284,10 +361,19 @@ impl RedisStore {
     /// read.
     async fn commit(&self, commit: Commit) -> Fallible<Option<u64>> {
         let (keys, args) = commit.into_parts();
-        let number: i64 = self
+        let touched = self.cache.as_ref().map(|_| keys.clone());
+        let answer = self
             .redis
             .acknowledged_script("store.commit", &COMMIT, keys, args)
-            .await?;
+            .await;
+        // Whatever the answer (a timed-out commit may have been applied), this node reads
+        // its own writes from now on, without waiting for the invalidation to come round.
+        if let (Some(cached), Some(touched)) = (&self.cache, &touched) {
+            cached
+                .cache
+                .evict_keys(touched.iter().map(|key| key.as_bytes()));
+        }
+        let number: i64 = answer?;
         match u64::try_from(number) {
             Ok(0) => Ok(None),
             Ok(number) => Ok(Some(number)),
@@ -717,7 +803,21 @@ impl Store for RedisStore {
     }
 
     async fn get_pet(&self, id: i64) -> StoreResult<Option<Arc<Stored<Pet>>>> {
-        Ok(self.read_pet(id).await?.map(|(_, pet)| Arc::new(pet)))
+        let Some(cached) = &self.cache else {
+            return Ok(self.read_pet(id).await?.map(|(_, pet)| Arc::new(pet)));
+        };
+        cached.cache.follow_pool(self.redis.reconnections());
+        match cached.cache.get(id) {
+            Lookup::Hit(pet) => Ok(Some(pet)),
+            Lookup::Miss(ticket) => {
+                let pet = self.read_pet(id).await?.map(|(_, pet)| Arc::new(pet));
+                // A missing pet is not cached: its creation would be one more race to guard.
+                if let (Some(ticket), Some(pet)) = (ticket, &pet) {
+                    cached.cache.insert(id, ticket, Arc::clone(pet));
+                }
+                Ok(pet)
+            }
+        }
     }
 
     async fn create_pet(&self, pet: Pet) -> StoreResult<Arc<Stored<Pet>>, Conflict> {
@@ -736,10 +836,18 @@ impl Store for RedisStore {
                     id
                 }
                 None => {
-                    let ids = self
-                        .assign_ids(Sequence::Pet, 1, &HashSet::new(), &mut commit)
-                        .await?;
-                    ids[0]
+                    // The id in the same round trip as the reads (a create without an id reads
+                    // nothing else).
+                    let mut reads = Snapshot::new();
+                    reads.next_id(self.seq_key(Sequence::Pet), self.id_prefix(Sequence::Pet));
+                    let drawn = self.snapshot(reads).await?;
+                    let id = drawn
+                        .first()
+                        .map(integer)
+                        .transpose()?
+                        .ok_or_else(|| Failure::internal("the snapshot drew no pet id"))?;
+                    commit.absent(self.pet_key(id));
+                    id
                 }
             };
             let mut pet = pet.clone();
@@ -932,29 +1040,33 @@ impl Store for RedisStore {
             let pet_key = self.pet_key(order.pet_id);
             let mut reads = Snapshot::new();
             reads.hmget(pet_key.clone(), &PET_FIELDS);
-            if let Some(id) = order.id {
-                reads.exists(self.order_key(id));
-            }
+            // The order's id is taken in the same round trip as the pet: one round trip
+            // before the commit instead of three.
+            match order.id {
+                Some(id) => reads.exists(self.order_key(id)),
+                None => reads.next_id(
+                    self.seq_key(Sequence::Order),
+                    self.id_prefix(Sequence::Order),
+                ),
+            };
             let mut values = self.snapshot(reads).await?.into_iter();
             let pet = match values.next() {
                 Some(value) => pet_fields(&pet_key, fields_of(value))?,
                 None => None,
             };
+            let second = values.next().map(|value| integer(&value)).transpose()?;
             let id = match order.id {
                 Some(id) => {
-                    if values.next().map(|taken| integer(&taken)).transpose()? != Some(0) {
+                    if second != Some(0) {
                         return refuse(OneOf::Second(Conflict(format!(
                             "order {id} already exists"
                         ))));
                     }
-                    commit.absent(self.order_key(id));
                     id
                 }
-                None => {
-                    self.assign_ids(Sequence::Order, 1, &HashSet::new(), &mut commit)
-                        .await?[0]
-                }
+                None => second.ok_or_else(|| Failure::internal("the snapshot drew no order id"))?,
             };
+            commit.absent(self.order_key(id));
             let (pet_bytes, current) =
                 pet.or_refuse(|| OneOf::First(pet_not_found(order.pet_id)))?;
             let placement = rules::place_order(order.clone(), id, &current.value)

@@ -1,6 +1,7 @@
 //! The three Lua scripts of the Redis store and the builders of their arguments.
 //!
-//! - [`Snapshot`]: several reads in one round trip, all from the same instant.
+//! - [`Snapshot`]: several reads in one round trip, all from the same instant (and, for a
+//!   create, the id it will use).
 //! - [`Commit`]: a compare-and-set transaction: conditions on what was read, then the writes;
 //!   all of it or nothing, in one script, which also takes the commit's number (the version of
 //!   what it writes).
@@ -86,6 +87,14 @@ impl Snapshot {
     /// `ZCARD`.
     pub(super) fn zcard(&mut self, key: String) -> &mut Self {
         self.read("zcard", key);
+        self
+    }
+
+    /// The next id from the sequence counter at `counter` (`INCR`) whose record key
+    /// `id_prefix + id` does not exist: the id, drawn in the same round trip as the reads.
+    pub(super) fn next_id(&mut self, counter: String, id_prefix: String) -> &mut Self {
+        self.read("nextid", counter);
+        self.args.push(Value::from(id_prefix));
         self
     }
 

@@ -371,3 +371,352 @@ mod on_redis_cluster {
         assert!(error.to_string().contains("redis-cluster://"), "{error}");
     }
 }
+
+/// The pet cache: two nodes (two stores, each with its pool and its tracking connection) on one
+/// Redis and one prefix. Every wait polls up to a deadline that only guards against a hang.
+mod with_a_cache {
+    use std::{
+        sync::Arc,
+        time::{Duration, Instant},
+    };
+
+    use fred::{
+        interfaces::{ClientLike, HashesInterface, TransactionInterface},
+        types::{ClusterHash, CustomCommand, Value},
+    };
+    use petstore_api::models::{Pet, PetStatus};
+    use petstore_testkit::redis::{LocalRedis, Persistence};
+
+    use super::{available_pet, connect, settings, unique_prefix};
+    use crate::{
+        redis::Redis,
+        store::{Store, Stored, redis_store::RedisStore},
+    };
+
+    /// A hang guard, never a timing assertion.
+    const DEADLINE: Duration = Duration::from_secs(15);
+
+    const ENTRIES: usize = 1000;
+
+    async fn cached(redis: Redis) -> RedisStore {
+        let store = RedisStore::with_cache(redis, ENTRIES)
+            .await
+            .expect("the tracking connection connects");
+        assert!(store.cache_is_tracking(), "tracking is set up at start");
+        store
+    }
+
+    async fn fresh() -> Arc<dyn Store> {
+        Arc::new(cached(connect(&unique_prefix()).await).await)
+    }
+
+    crate::store::conformance::store_conformance_tests!(fresh);
+
+    async fn two_nodes() -> (RedisStore, RedisStore, Redis) {
+        let prefix = unique_prefix();
+        let redis = connect(&prefix).await;
+        (
+            cached(redis.clone()).await,
+            cached(connect(&prefix).await).await,
+            redis,
+        )
+    }
+
+    /// Reads pet `id` through `node` until `done` accepts it; the pet it accepted.
+    async fn read_until(
+        node: &RedisStore,
+        id: i64,
+        what: &str,
+        done: impl Fn(Option<&Stored<Pet>>) -> bool,
+    ) -> Option<Arc<Stored<Pet>>> {
+        let started = Instant::now();
+        loop {
+            let read = node.get_pet(id).await.expect("reads");
+            if done(read.as_deref()) {
+                return read;
+            }
+            assert!(started.elapsed() < DEADLINE, "never read {what}: {read:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_through_one_node_is_read_fresh_through_the_other_once_announced() {
+        let (writer, reader, _) = two_nodes().await;
+        let created = writer.create_pet(available_pet("Rex")).await.unwrap();
+        let id = created.value.id.unwrap();
+        for node in [&writer, &reader] {
+            assert_eq!(node.get_pet(id).await.unwrap(), Some(created.clone()));
+        }
+        let before = reader.cache_stats().unwrap();
+        assert_eq!(reader.get_pet(id).await.unwrap(), Some(created.clone()));
+        assert_eq!(
+            reader.cache_stats().unwrap().hits,
+            before.hits + 1,
+            "served from the cache"
+        );
+
+        let renamed = writer
+            .update_pet_fields(id, Some("Max".into()), None)
+            .await
+            .unwrap();
+        // The writer reads its own write at once.
+        assert_eq!(writer.get_pet(id).await.unwrap(), Some(renamed.clone()));
+        // The other node once the invalidation came round: the same bytes and version.
+        let read = read_until(&reader, id, "the rename", |pet| {
+            pet.is_some_and(|pet| pet.version == renamed.version)
+        })
+        .await;
+        assert_eq!(read.as_deref(), Some(&*renamed));
+        assert_eq!(read.unwrap().json.bytes(), renamed.json.bytes());
+        assert!(reader.cache_stats().unwrap().invalidations > before.invalidations);
+        // And from then on it stays fresh, now served from the cache again.
+        for _ in 0..20 {
+            assert_eq!(reader.get_pet(id).await.unwrap(), Some(renamed.clone()));
+        }
+
+        writer.delete_pet(id).await.unwrap();
+        assert_eq!(writer.get_pet(id).await.unwrap(), None);
+        read_until(&reader, id, "the deletion", |pet| pet.is_none()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn readers_racing_a_writer_never_keep_a_replaced_value() {
+        const ROUNDS: usize = 150;
+        const READERS: usize = 4;
+        let (writer, reader, _) = two_nodes().await;
+        let reader = Arc::new(reader);
+        let id = writer
+            .create_pet(available_pet("v0"))
+            .await
+            .unwrap()
+            .value
+            .id
+            .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (reader, stop) = (Arc::clone(&reader), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut reads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let pet = reader.get_pet(id).await.expect("reads").expect("exists");
+                        // Whatever is served is a record as some write stored it.
+                        let round = pet.value.name.strip_prefix('v').map(str::parse::<usize>);
+                        assert!(matches!(round, Some(Ok(_))), "{pet:?}");
+                        reads += 1;
+                        // A hit never waits on anything: let the writer's task run.
+                        tokio::task::yield_now().await;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for round in 1..=ROUNDS {
+            let written = writer
+                .update_pet_fields(id, Some(format!("v{round}")), None)
+                .await
+                .unwrap();
+            // Whichever reads were in flight when the write landed, the node ends up serving
+            // the write, and keeps serving it.
+            read_until(&reader, id, &format!("round {round}"), |pet| {
+                pet.is_some_and(|pet| pet.version == written.version)
+            })
+            .await;
+            for _ in 0..3 {
+                let pet = reader.get_pet(id).await.unwrap().unwrap();
+                assert_eq!(pet.version, written.version, "round {round}: stale again");
+                assert_eq!(pet.json.bytes(), written.json.bytes());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut reads = 0;
+        for task in readers {
+            reads += task.await.unwrap();
+        }
+        let stats = reader.cache_stats().unwrap();
+        assert!(
+            reads > 0 && stats.hits > 0 && stats.invalidations > 0,
+            "{stats:?}"
+        );
+    }
+
+    /// Kills the tracking connection of `node` and, in the same transaction (so no
+    /// invalidation can reach it), writes pet `id` as `pet` behind every store's back.
+    async fn kill_tracking_and_write(redis: &Redis, node: &RedisStore, id: i64, pet: Pet) {
+        let client_id = node.cache_client_id().expect("tracking is up");
+        let key = redis.key(format_args!("pet:{id}"));
+        let json = Stored::new(pet).json.bytes().clone();
+        redis
+            .write("multi", move |client| {
+                let (key, json) = (key.clone(), json.clone());
+                async move {
+                    let transaction = client.multi();
+                    let () = transaction
+                        .custom(
+                            CustomCommand::new_static("CLIENT", ClusterHash::FirstKey, false),
+                            vec![
+                                Value::from("KILL"),
+                                Value::from("ID"),
+                                Value::from(client_id),
+                            ],
+                        )
+                        .await?;
+                    let () = transaction
+                        .hset(
+                            key,
+                            [
+                                ("json", Value::Bytes(json)),
+                                ("version", Value::from("999999")),
+                            ],
+                        )
+                        .await?;
+                    transaction.exec::<Value>(true).await.map(|_| ())
+                }
+            })
+            .await
+            .expect("the transaction runs");
+    }
+
+    #[tokio::test]
+    async fn a_lost_tracking_connection_flushes_the_cache_and_the_next_read_is_fresh() {
+        let (writer, reader, redis) = two_nodes().await;
+        let created = writer.create_pet(available_pet("Rex")).await.unwrap();
+        let id = created.value.id.unwrap();
+        reader.get_pet(id).await.unwrap();
+        let before = reader.cache_stats().unwrap();
+        assert_eq!(reader.get_pet(id).await.unwrap(), Some(created.clone()));
+        assert_eq!(reader.cache_stats().unwrap().hits, before.hits + 1);
+        let old_connection = reader.cache_client_id().unwrap();
+
+        let mut changed = created.value.clone();
+        changed.name = "changed while nobody listened".into();
+        changed.status = Some(PetStatus::Sold);
+        kill_tracking_and_write(&redis, &reader, id, changed).await;
+
+        // No invalidation was sent for that write: only the flush can end the old value.
+        let read = read_until(&reader, id, "the write", |pet| {
+            pet.is_some_and(|pet| pet.version == 999_999)
+        })
+        .await
+        .unwrap();
+        assert_eq!(read.value.name, "changed while nobody listened");
+        assert!(reader.cache_stats().unwrap().flushes > before.flushes);
+
+        // Tracking comes back on a new connection, and the cache works again.
+        let started = Instant::now();
+        while reader
+            .cache_client_id()
+            .is_none_or(|id| id == old_connection)
+        {
+            assert!(started.elapsed() < DEADLINE, "tracking never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reader.cache_is_tracking());
+        let renamed = writer
+            .update_pet_fields(id, Some("Max".into()), None)
+            .await
+            .unwrap();
+        read_until(&reader, id, "the rename", |pet| {
+            pet.is_some_and(|pet| pet.version == renamed.version)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_redis_flushes_the_cache_and_tracking_comes_back() {
+        let mut server = LocalRedis::start(Persistence::AppendOnly).expect("redis-server starts");
+        let prefix = unique_prefix();
+        let connect_private = || async {
+            Redis::connect(settings(server.url(), &prefix))
+                .await
+                .expect("connects")
+        };
+        let writer = cached(connect_private().await).await;
+        let reader = cached(connect_private().await).await;
+        let created = writer.create_pet(available_pet("Rex")).await.unwrap();
+        let id = created.value.id.unwrap();
+        reader.get_pet(id).await.unwrap();
+        let before = reader.cache_stats().unwrap();
+
+        server.kill();
+        server.restart().expect("redis-server comes back");
+        let started = Instant::now();
+        while !(reader.cache_is_tracking()
+            && reader.cache_stats().unwrap().flushes > before.flushes)
+        {
+            assert!(started.elapsed() < DEADLINE, "tracking never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let renamed = loop {
+            // The writer's pool may still be reconnecting.
+            if let Ok(renamed) = writer.update_pet_fields(id, Some("Max".into()), None).await {
+                break renamed;
+            }
+            assert!(started.elapsed() < DEADLINE, "writes never came back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(pet)) = reader.get_pet(id).await
+                && pet.version == renamed.version
+            {
+                break;
+            }
+            assert!(started.elapsed() < DEADLINE, "never read the rename");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_in_redis_empties_the_cache() {
+        let server = LocalRedis::start(Persistence::None).expect("redis-server starts");
+        let redis = Redis::connect(settings(server.url(), &unique_prefix()))
+            .await
+            .expect("connects");
+        let store = cached(redis.clone()).await;
+        let id = store
+            .create_pet(available_pet("Rex"))
+            .await
+            .unwrap()
+            .value
+            .id
+            .unwrap();
+        store.get_pet(id).await.unwrap();
+        assert!(store.get_pet(id).await.unwrap().is_some());
+        redis
+            .write("flushdb", |client| async move {
+                client
+                    .custom::<Value, Value>(
+                        CustomCommand::new_static("FLUSHDB", ClusterHash::FirstKey, false),
+                        vec![],
+                    )
+                    .await
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        read_until(&store, id, "the flush", |pet| pet.is_none()).await;
+    }
+
+    #[tokio::test]
+    async fn with_no_entries_there_is_no_cache_and_every_read_goes_to_redis() {
+        let redis = connect(&unique_prefix()).await;
+        let store = RedisStore::with_cache(redis.clone(), 0).await.unwrap();
+        assert_eq!(store.cache_stats(), None);
+        assert!(!store.cache_is_tracking());
+        let created = store.create_pet(available_pet("Rex")).await.unwrap();
+        let id = created.value.id.unwrap();
+        store.get_pet(id).await.unwrap();
+        // Behind the store's back, and read back at once: nothing in the node remembered it.
+        let key = redis.key(format_args!("pet:{id}"));
+        redis
+            .write("hset", move |client| {
+                let key = key.clone();
+                async move { client.hset::<(), _, _>(key, ("version", "424242")).await }
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.get_pet(id).await.unwrap().unwrap().version, 424_242);
+    }
+}

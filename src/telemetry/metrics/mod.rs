@@ -55,7 +55,8 @@
 //! `petstore_circuit_breaker_transitions_total{breaker,to}`,
 //! `petstore_redis_command_duration_seconds{command}`, `petstore_redis_errors_total{command}`,
 //! `petstore_retries_total{operation}`, `petstore_redis_replication_total{result}` (writes that
-//! waited for replicas), and for the cluster `petstore_cluster_nodes` and
+//! waited for replicas), `petstore_redis_cache_total{event}` (the store's pet cache: hit, miss,
+//! invalidation, flush), and for the cluster `petstore_cluster_nodes` and
 //! `petstore_pubsub_messages_total{direction}`.
 
 mod http;
@@ -75,7 +76,7 @@ use prometheus::TextEncoder;
 pub use self::http::{HttpMetrics, InFlight, Operation};
 pub use self::idempotency::{IdempotencyMetrics, IdempotencyResult};
 pub use self::mcp::McpMetrics;
-pub use self::redis::{PubSubDirection, RedisMetrics};
+pub use self::redis::{CacheEvent, PubSubDirection, RedisMetrics};
 pub use self::security::{AuthResult, CredentialKind, RateScope, SecurityMetrics, Transport};
 pub use self::ws::{Closed, QueueMoved, RecoveryResult, Upgrade, WsMetrics};
 

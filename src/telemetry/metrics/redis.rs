@@ -3,9 +3,11 @@
 //! Labels come from fixed lists: breaker names and commands are `&'static str` chosen in the
 //! code (`get_pet`, `place_order`, …), never keys or values.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Gauge, Histogram, Meter},
+    metrics::{Counter, Gauge, Histogram, Meter, ObservableCounter},
 };
 
 /// Command latency buckets, in seconds: a loopback round trip (~50 µs) to the command timeout.
@@ -23,7 +25,39 @@ pub struct RedisMetrics {
     cluster_nodes: Gauge<u64>,
     pubsub_messages: Counter<u64>,
     replication: Counter<u64>,
+    /// Kept alive: its callback reads [`CACHE_EVENTS`].
+    _cache: ObservableCounter<u64>,
 }
+
+/// What happened in the Redis store's pet cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// A read served from the cache.
+    Hit,
+    /// A read that went to Redis.
+    Miss,
+    /// A pet evicted because it changed.
+    Invalidation,
+    /// The whole cache emptied (its invalidations may have been lost, or Redis was flushed).
+    Flush,
+}
+
+impl CacheEvent {
+    const ALL: [Self; 4] = [Self::Hit, Self::Miss, Self::Invalidation, Self::Flush];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Invalidation => "invalidation",
+            Self::Flush => "flush",
+        }
+    }
+}
+
+/// The cache's counts, by [`CacheEvent`] in the order of `CacheEvent::ALL`: plain atomics on
+/// the read path (a hit costs one increment), read out when `/metrics` is scraped.
+static CACHE_EVENTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Which way a pub/sub message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +127,25 @@ impl RedisMetrics {
                 .with_unit("{message}")
                 .build(),
             replication,
+            _cache: meter
+                .u64_observable_counter("petstore.redis.cache")
+                .with_description("Events of the Redis store's pet cache, by event (hit, miss, invalidation, flush).")
+                .with_unit("{event}")
+                .with_callback(|observer| {
+                    for event in CacheEvent::ALL {
+                        observer.observe(
+                            CACHE_EVENTS[event as usize].load(Ordering::Relaxed),
+                            &[KeyValue::new("event", event.label())],
+                        );
+                    }
+                })
+                .build(),
         }
+    }
+
+    /// Records one event of the pet cache.
+    pub fn cache(&self, event: CacheEvent) {
+        CACHE_EVENTS[event as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the breaker's state as the gauge's value: 0 closed, 1 half open, 2 open.
