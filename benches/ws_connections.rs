@@ -39,7 +39,6 @@ use std::{
 };
 
 use futures_util::{StreamExt, stream};
-use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use ws_support::{CONNECTIONS_ENV, ChildServer, RawSocket, percentile};
@@ -233,7 +232,7 @@ async fn run(plan: Plan) -> Result<Figures, String> {
     for event in 0..plan.events {
         let cpu_before = server.cpu_time();
         let started = Instant::now();
-        publish(&http, &base_url, &token, event).await?;
+        ws_support::add_pet(&http, &base_url, &token, &format!("{NAME_PREFIX}{event}")).await?;
         let publish = started.elapsed();
         wait_for_delivery(&board, event, plan.connections).await?;
         let server_cpu = ws_support::cpu_spent(cpu_before, server.cpu_time());
@@ -401,29 +400,6 @@ fn event_index(text: &str) -> Option<usize> {
     let marker = format!(r#""name":"{NAME_PREFIX}"#);
     let digits = text.get(text.find(&marker)? + marker.len()..)?;
     digits.get(..digits.find('"')?)?.parse().ok()
-}
-
-/// `addPet` as the administrator: every subscriber to `pets` receives its `pet.created`.
-async fn publish(
-    http: &reqwest::Client,
-    base_url: &str,
-    token: &str,
-    event: usize,
-) -> Result<(), String> {
-    let response = http
-        .post(format!("{base_url}/api/v3/pet"))
-        .bearer_auth(token)
-        .json(&json!({ "name": format!("{NAME_PREFIX}{event}"), "photoUrls": [] }))
-        .send()
-        .await
-        .map_err(|error| format!("addPet: {error}"))?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        let body = response.text().await.unwrap_or_default();
-        Err(format!("addPet answered {status}: {body}"))
-    }
 }
 
 /// Waits until `subscribers` have received `event`.

@@ -396,22 +396,7 @@ impl Publisher {
                 http,
                 base_url,
                 token,
-            } => {
-                let response = http
-                    .post(format!("{base_url}/api/v3/pet"))
-                    .bearer_auth(token)
-                    .json(&json!({ "name": format!("{NAME_PREFIX}{event}"), "photoUrls": [] }))
-                    .send()
-                    .await
-                    .map_err(|error| format!("addPet: {error}"))?;
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("addPet answered {status}: {body}"))
-                }
-            }
+            } => ws_support::add_pet(http, base_url, token, &format!("{NAME_PREFIX}{event}")).await,
             Publisher::Frames(sockets) => {
                 let mut socket = sockets[lane % sockets.len()].lock().await;
                 socket

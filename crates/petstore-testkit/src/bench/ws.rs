@@ -275,30 +275,16 @@ pub fn small_buffers() -> WebSocketConfig {
 
 /// Opens a raw WebSocket to `url`, with `Authorization: Bearer <token>` when a token is given.
 pub async fn connect(url: &str, bearer: Option<&str>) -> Result<RawSocket, String> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|error| format!("bad URL {url}: {error}"))?;
-    if let Some(token) = bearer {
-        let value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|error| format!("token is not a header value: {error}"))?;
-        request.headers_mut().insert("authorization", value);
-    }
+    let request = upgrade_request(url, bearer)?;
     let connecting =
         tokio_tungstenite::connect_async_with_config(request, Some(small_buffers()), true);
-    match tokio::time::timeout(Duration::from_secs(20), connecting).await {
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(tungstenite::Error::Http(response))) => Err(format!(
-            "upgrade refused with HTTP {}: {}",
-            response.status(),
-            response
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-        )),
-        Ok(Err(error)) => Err(format!("connect: {error}")),
-        Err(_) => Err("connect: no upgrade within 20 s".to_owned()),
-    }
+    within_upgrade_time(async {
+        connecting
+            .await
+            .map(|(socket, _)| socket)
+            .map_err(upgrade_error)
+    })
+    .await
 }
 
 /// Opens a raw WebSocket to `url` from the loopback address `source` (127.0.0.2, 127.0.0.3, …):
@@ -309,20 +295,13 @@ pub async fn connect_from(
     url: &str,
     bearer: Option<&str>,
 ) -> Result<RawSocket, String> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|error| format!("bad URL {url}: {error}"))?;
-    if let Some(token) = bearer {
-        let value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|error| format!("token is not a header value: {error}"))?;
-        request.headers_mut().insert("authorization", value);
-    }
+    let request = upgrade_request(url, bearer)?;
     let server: SocketAddr = request
         .uri()
         .authority()
         .and_then(|authority| authority.as_str().parse().ok())
         .ok_or_else(|| format!("{url} does not name a socket address"))?;
-    let connecting = async {
+    within_upgrade_time(async {
         let socket = match source {
             IpAddr::V4(_) => TcpSocket::new_v4(),
             IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -345,16 +324,74 @@ pub async fn connect_from(
         )
         .await
         .map(|(socket, _)| socket)
-        .map_err(|error| match error {
-            tungstenite::Error::Http(response) => {
-                format!("upgrade refused with HTTP {}", response.status())
-            }
-            error => format!("upgrade: {error}"),
-        })
-    };
+        .map_err(upgrade_error)
+    })
+    .await
+}
+
+/// The upgrade request for `url`, with `Authorization: Bearer <token>` when a token is given.
+fn upgrade_request(
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<tungstenite::handshake::client::Request, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|error| format!("bad URL {url}: {error}"))?;
+    if let Some(token) = bearer {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|error| format!("token is not a header value: {error}"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+/// A failed upgrade as the benches report it (a refusal with its status and body).
+fn upgrade_error(error: tungstenite::Error) -> String {
+    match error {
+        tungstenite::Error::Http(response) => format!(
+            "upgrade refused with HTTP {}: {}",
+            response.status(),
+            response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        ),
+        error => format!("connect: {error}"),
+    }
+}
+
+/// `connecting`, failed when it has not upgraded within 20 s.
+async fn within_upgrade_time(
+    connecting: impl Future<Output = Result<RawSocket, String>>,
+) -> Result<RawSocket, String> {
     tokio::time::timeout(Duration::from_secs(20), connecting)
         .await
         .map_err(|_| "connect: no upgrade within 20 s".to_owned())?
+}
+
+/// `addPet` named `name`, as the holder of `token` (the demo administrator in the benches):
+/// every subscriber to `pets` receives its `pet.created`.
+pub async fn add_pet(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    name: &str,
+) -> Result<(), String> {
+    let response = http
+        .post(format!("{base_url}/api/v3/pet"))
+        .bearer_auth(token)
+        .json(&json!({ "name": name, "photoUrls": [] }))
+        .send()
+        .await
+        .map_err(|error| format!("addPet: {error}"))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let body = response.text().await.unwrap_or_default();
+        Err(format!("addPet answered {status}: {body}"))
+    }
 }
 
 /// An access token of the demo administrator (`POST /api/v3/auth/token`).
