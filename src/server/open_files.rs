@@ -35,3 +35,25 @@ pub(super) fn raise_open_file_limit() {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        let limit = getrlimit(Resource::Nofile);
+        let Some(hard) = limit.maximum else {
+            return; // unlimited: nothing to raise to
+        };
+        // One below the hard limit: lowering a soft limit needs no privilege, and one descriptor
+        // less cannot starve the other tests of this process.
+        let lowered = Rlimit {
+            current: Some(hard - 1),
+            maximum: Some(hard),
+        };
+        setrlimit(Resource::Nofile, lowered).expect("the soft limit can be lowered");
+        super::raise_open_file_limit();
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(hard));
+    }
+}
