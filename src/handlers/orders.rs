@@ -9,7 +9,11 @@ use petstore_api::{
 };
 
 use super::{PetStore, access::owner_or};
-use crate::{events::Event, rules::order_not_found, store::OrderUpdate};
+use crate::{
+    events::Event,
+    rules::order_not_found,
+    store::{Inventory, OrderUpdate},
+};
 
 pub(super) async fn get_inventory(
     this: &PetStore,
@@ -22,7 +26,11 @@ pub(super) async fn get_inventory(
 pub(super) async fn inventory(
     this: &PetStore,
 ) -> Result<Serialized<BTreeMap<String, i32>>, Failure> {
-    let counts = this.store.inventory().await?;
+    Ok(render_inventory(this.store.inventory().await?))
+}
+
+/// The inventory's JSON, as `getInventory` answers it, from the store's counts.
+pub(super) fn render_inventory(counts: Inventory) -> Serialized<BTreeMap<String, i32>> {
     let inventory: BTreeMap<String, i32> = counts
         .into_iter()
         .map(|(status, count)| {
@@ -32,7 +40,7 @@ pub(super) async fn inventory(
             )
         })
         .collect();
-    Ok(Serialized::new(&inventory))
+    Serialized::new(&inventory)
 }
 
 pub(super) async fn place_order(

@@ -11,8 +11,8 @@
 //! ([`Stored::version`], for a deletion the deleting step's): two requests writing one entity
 //! at once commit in one order but may get here in the other, and the bus uses the version to
 //! drop the one that would arrive after a newer one. `inventory.changed` carries none: it is not
-//! one entity's state but a count read after the write, at no commit of its own, so there is no
-//! version to give it; each one is a full count, and a client that must not miss the latest
+//! one entity's state but a count (made by the write's own step when the store can, else read
+//! after the write), at no commit of its own, so there is no version to give it; each one is a full count, and a client that must not miss the latest
 //! asks `getInventory`.
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::{PetStore, orders};
 use crate::{
     events::{Audience, Event, Notification},
-    store::{OrderWrite, Stored, StoredUser},
+    store::{Inventory, OrderWrite, Stored, StoredUser},
 };
 use petstore_api::{
     Topic,
@@ -66,6 +66,15 @@ fn pet_notification(event: Event, pet: &Stored<Pet>) -> Notification {
         Some(id) => notification.versioned(pet_entity(id), pet.version),
         None => notification,
     }
+}
+
+/// `inventory.changed` with the inventory's JSON. Not versioned: see the module doc.
+fn inventory_changed(inventory: Bytes) -> Notification {
+    Notification::new(
+        Event::InventoryChanged,
+        Audience::Topics(vec![Topic::Inventory]),
+        inventory,
+    )
 }
 
 /// `{"id":…}`, the payload of a deletion.
@@ -130,12 +139,25 @@ impl PetStore {
     }
 
     /// Adds `pet.updated` and `inventory.changed` to `batch` when an order step changed its
-    /// pet's status (reserved, sold or freed it).
+    /// pet's status (reserved, sold or freed it). The inventory is the one the step counted
+    /// when the store gave it (no read), else a read.
     async fn pet_change(&self, written: &OrderWrite, batch: &mut Vec<Notification>) {
         if let Some(pet) = &written.pet {
             batch.push(pet_notification(Event::PetUpdated, pet));
-            batch.extend(self.inventory_notification().await);
+            let notification = match &written.inventory {
+                Some(counts) => self.counted_inventory_notification(counts.clone()),
+                None => self.inventory_notification().await,
+            };
+            batch.extend(notification);
         }
+    }
+
+    /// The `inventory.changed` of counts the store already made, or `None` when nobody follows
+    /// the inventory.
+    fn counted_inventory_notification(&self, counts: Inventory) -> Option<Notification> {
+        self.events
+            .has_subscribers(&Topic::Inventory)
+            .then(|| inventory_changed(orders::render_inventory(counts).into_bytes()))
     }
 
     /// `inventory.changed` with the counts `getInventory` answers, built the same way. Skipped
@@ -153,12 +175,7 @@ impl PetStore {
             return None;
         }
         match orders::inventory(self).await {
-            // Not versioned: see the module doc.
-            Ok(inventory) => Some(Notification::new(
-                Event::InventoryChanged,
-                Audience::Topics(vec![Topic::Inventory]),
-                inventory.into_bytes(),
-            )),
+            Ok(inventory) => Some(inventory_changed(inventory.into_bytes())),
             Err(error) => {
                 tracing::warn!(%error, "inventory.changed not published: the inventory could not be read");
                 None
@@ -221,7 +238,7 @@ mod tests {
     use super::*;
     use crate::{
         events::{EventBus, Hub, Outbox, OutboxReceiver},
-        handlers::testing::pet_store,
+        handlers::testing::{pet_store, pet_store_over},
         store::{NewUser, Store},
     };
     use petstore_api::{
@@ -337,6 +354,56 @@ mod tests {
         tail.extend_from_slice(stored.bytes());
         tail.push(b'}');
         assert!(frame.ends_with(&tail), "{frame:?}");
+    }
+
+    /// On Redis the commit counts the inventory: the event carries the counts the order's own
+    /// step left, the ones a read then answers.
+    #[tokio::test]
+    async fn place_order_on_redis_publishes_the_inventory_its_commit_counted() {
+        use crate::{
+            redis::{Redis, RedisSettings},
+            store::RedisStore,
+        };
+        use petstore_testkit::redis::LocalRedis;
+
+        let mut settings = RedisSettings::new(LocalRedis::shared().url());
+        settings.prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let redis = Redis::connect(settings)
+            .await
+            .expect("the test redis answers");
+        let (handlers, hub) = pet_store_over(Arc::new(RedisStore::new(redis)));
+        for id in [7, 8] {
+            let AddPetResponse::Ok(_) = handlers
+                .add_pet(
+                    &admin(),
+                    AddPetRequest {
+                        body: pet(id, None),
+                    },
+                )
+                .await
+                .expect("a pet to order");
+        }
+        let inventory_view = listen(&hub, &[Topic::Inventory], None);
+
+        let order = Order {
+            id: None,
+            pet_id: 7,
+            quantity: None,
+            ship_date: None,
+            status: None,
+            complete: None,
+        };
+        handlers
+            .place_order(&admin(), PlaceOrderRequest { body: order })
+            .await
+            .expect("the order is placed");
+
+        let inventory = inventory_json(&handlers).await;
+        assert_eq!(inventory, json!({"available": 1, "pending": 1, "sold": 0}));
+        assert_eq!(
+            received(&inventory_view),
+            vec![("inventory.changed".to_owned(), inventory)]
+        );
     }
 
     #[tokio::test]

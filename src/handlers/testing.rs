@@ -12,7 +12,7 @@ use crate::{
     auth::{MemorySessionStore, TokenService, TokenSettings},
     events::{Hub, LocalEventBus},
     limits::{LoginThrottle, RateQuota},
-    store::MemoryStore,
+    store::{MemoryStore, Store},
 };
 
 /// The token service the tests share.
@@ -33,10 +33,16 @@ fn tokens() -> Arc<TokenService> {
 /// Handlers over an empty memory store, publishing to a hub the test attaches to.
 pub(super) fn pet_store() -> (PetStore, Arc<MemoryStore>, Arc<Hub>) {
     let memory = Arc::new(MemoryStore::new());
+    let (handlers, hub) = pet_store_over(memory.clone());
+    (handlers, memory, hub)
+}
+
+/// Handlers over `store`, publishing to a hub the test attaches to.
+pub(super) fn pet_store_over(store: Arc<dyn Store>) -> (PetStore, Arc<Hub>) {
     let hub = Arc::new(Hub::new());
     let quota = RateQuota::per_minute(NonZeroU32::MIN);
     let handlers = PetStore::new(
-        memory.clone(),
+        store,
         AuthServices {
             tokens: tokens(),
             sessions: Arc::new(MemorySessionStore::new()),
@@ -49,5 +55,5 @@ pub(super) fn pet_store() -> (PetStore, Arc<MemoryStore>, Arc<Hub>) {
         },
     )
     .with_events(Arc::new(LocalEventBus::new(Arc::clone(&hub))));
-    (handlers, memory, hub)
+    (handlers, hub)
 }

@@ -17,7 +17,7 @@
 //! (which a later order placed under the same explicit id would otherwise inherit).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -33,8 +33,8 @@ use petstore_api::{
 };
 
 use super::{
-    NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored, StoredUser,
-    normalize_roles, public_user, refuse,
+    Inventory, NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored,
+    StoredUser, normalize_roles, public_user, refuse,
 };
 use crate::rules::{self, order_not_found, pet_not_found, user_not_found};
 
@@ -304,9 +304,8 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>> {
-        let mut counts: BTreeMap<PetStatus, u64> =
-            PetStatus::ALL.iter().map(|status| (*status, 0)).collect();
+    async fn inventory(&self) -> StoreResult<Inventory> {
+        let mut counts: Inventory = PetStatus::ALL.iter().map(|status| (*status, 0)).collect();
         for entry in self.pets.iter() {
             if let Some(status) = entry.value().value.status {
                 *counts.entry(status).or_insert(0) += 1;
@@ -411,6 +410,9 @@ impl Store for MemoryStore {
         Ok(OrderWrite {
             order: stored,
             pet: Some(pet),
+            // Counting here would walk every pet under the writer's lock: left to a read by
+            // whoever wants it.
+            inventory: None,
         })
     }
 
@@ -467,7 +469,11 @@ impl Store for MemoryStore {
                 owner,
             },
         );
-        Ok(OrderWrite { order: stored, pet })
+        Ok(OrderWrite {
+            order: stored,
+            pet,
+            inventory: None,
+        })
     }
 
     async fn delete_order(
@@ -498,6 +504,7 @@ impl Store for MemoryStore {
         Ok(OrderWrite {
             order: Arc::new(removed.at_version(version)),
             pet,
+            inventory: None,
         })
     }
 

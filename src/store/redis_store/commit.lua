@@ -9,8 +9,11 @@
 -- one at a time, so the numbers follow the order the commits took effect in. The `version`
 -- write stores that number in a field of a record.
 --
--- Returns the commit's number (1 or more) when every condition held and the writes were done,
--- 0 when some record changed since the caller read it (the caller reads again and retries).
+-- Answers `{number, counts...}`: the commit's number (1 or more) when every condition held and
+-- the writes were done, followed by the result of each `count` in the order given (a sorted
+-- set's size once the writes are done: the inventory a step that moves a pet between statuses
+-- reports, counted in the same step instead of another round trip); `{0}` when some record
+-- changed since the caller read it (the caller reads again and retries).
 --
 -- Every key is declared in KEYS except the image keys `delmembers` removes: their names are the
 -- members of the declared set they belong to, prefixed with an ARGV prefix.
@@ -31,21 +34,21 @@ for _ = 1, conditions do
   local op = arg()
   local target = key()
   if op == 'absent' then
-    if redis.call('EXISTS', target) ~= 0 then return 0 end
+    if redis.call('EXISTS', target) ~= 0 then return {0} end
   elseif op == 'eq' then
     local expected = arg()
-    if redis.call('GET', target) ~= expected then return 0 end
+    if redis.call('GET', target) ~= expected then return {0} end
   elseif op == 'hfield' then
     local field = arg()
     local expected = arg()
-    if redis.call('HGET', target, field) ~= expected then return 0 end
+    if redis.call('HGET', target, field) ~= expected then return {0} end
   elseif op == 'member' then
     local member = arg()
     local expected = arg()
-    if tostring(redis.call('SISMEMBER', target, member)) ~= expected then return 0 end
+    if tostring(redis.call('SISMEMBER', target, member)) ~= expected then return {0} end
   elseif op == 'card' then
     local expected = arg()
-    if tostring(redis.call('SCARD', target)) ~= expected then return 0 end
+    if tostring(redis.call('SCARD', target)) ~= expected then return {0} end
   else
     return redis.error_reply('ERR unknown condition ' .. tostring(op))
   end
@@ -55,6 +58,7 @@ local version = redis.call('INCR', counter)
 -- Written as decimal digits: Lua's own number-to-string conversion switches to an exponent
 -- beyond 14 digits.
 local version_text = string.format('%d', version)
+local answer = {version}
 
 while position <= #ARGV do
   local op = arg()
@@ -85,8 +89,10 @@ while position <= #ARGV do
       redis.call('DEL', prefix .. member)
     end
     redis.call('DEL', target)
+  elseif op == 'count' then
+    answer[#answer + 1] = redis.call('ZCARD', target)
   else
     return redis.error_reply('ERR unknown write ' .. tostring(op))
   end
 end
-return version
+return answer

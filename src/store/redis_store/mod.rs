@@ -29,7 +29,9 @@
 //! node until Redis announces a change to it ([`cache`]: the same bytes and version Redis
 //! holds, never a value already replaced). Orders and users are
 //! one `HMGET` too. The finders run one script: `ZUNION` of the index sets, then an `HMGET` of
-//! each pet they name. The inventory is the `ZCARD` of the three status sets.
+//! each pet they name. The inventory is the `ZCARD` of the three status sets; an order step that
+//! moves a pet between statuses counts them inside its commit and returns them
+//! ([`OrderWrite::inventory`]), so its `inventory.changed` event costs no round trip of its own.
 //!
 //! # Writes: optimistic compare-and-set
 //!
@@ -68,13 +70,7 @@
 mod cache;
 mod scripts;
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    num::NonZeroUsize,
-    str::FromStr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, num::NonZeroUsize, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -96,8 +92,8 @@ pub use self::cache::CacheStats;
 use self::cache::{Lookup, PetCache, Tracking};
 use self::scripts::{COMMIT, Commit, FIND, SNAPSHOT, Snapshot};
 use super::{
-    NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored, StoredUser,
-    normalize_roles, public_user, refuse,
+    Inventory, NewImage, NewUser, OrRefuse, OrderUpdate, OrderWrite, Store, StoreResult, Stored,
+    StoredUser, normalize_roles, public_user, refuse,
 };
 use crate::{
     redis::{Idempotence, Redis, RedisError},
@@ -177,6 +173,12 @@ struct Plan<T> {
 trait Stamp {
     /// Gives every record in `self` version `version`.
     fn stamp(&mut self, version: u64);
+
+    /// Takes what the commit counted ([`Commit::count`]), in the order the plan asked. Plans
+    /// that count nothing get an empty slice and ignore it.
+    fn counted(&mut self, counts: &[u64]) {
+        let _ = counts;
+    }
 }
 
 impl<T: Clone> Stamp for Arc<Stored<T>> {
@@ -213,6 +215,19 @@ impl Stamp for OrderWrite {
         self.order.stamp(version);
         self.pet.stamp(version);
     }
+
+    fn counted(&mut self, counts: &[u64]) {
+        // Counts that do not fit (never expected) leave the inventory to a read: the write is
+        // done and must not fail for a by-product.
+        self.inventory = inventory_from(counts);
+    }
+}
+
+/// What a commit that went through answered: its number, and what it counted.
+#[derive(Debug)]
+struct Committed {
+    version: u64,
+    counts: Vec<u64>,
 }
 
 impl RedisStore {
@@ -322,6 +337,14 @@ impl RedisStore {
         self.redis.key(format_args!("seq:{}", sequence.name()))
     }
 
+    /// Has `commit` count the pets in each status once its writes are done, in the order of
+    /// [`PetStatus::ALL`], which [`inventory_from`] reads them in.
+    fn count_inventory(&self, commit: &mut Commit) {
+        for status in PetStatus::ALL {
+            commit.count(self.status_key(status));
+        }
+    }
+
     /// An empty commit, numbered from the store's commit counter.
     fn new_commit(&self) -> Commit {
         Commit::new(self.redis.key("seq:commit"))
@@ -357,9 +380,9 @@ impl RedisStore {
         Ok(values.into_array())
     }
 
-    /// Runs `commit`; its number, or `None` when a record it depends on changed since it was
-    /// read.
-    async fn commit(&self, commit: Commit) -> Fallible<Option<u64>> {
+    /// Runs `commit`; its number and counts, or `None` when a record it depends on changed
+    /// since it was read.
+    async fn commit(&self, commit: Commit) -> Fallible<Option<Committed>> {
         let (keys, args) = commit.into_parts();
         let touched = self.cache.as_ref().map(|_| keys.clone());
         let answer = self
@@ -373,13 +396,19 @@ impl RedisStore {
                 .cache
                 .evict_keys(touched.iter().map(|key| key.as_bytes()));
         }
-        let number: i64 = answer?;
-        match u64::try_from(number) {
-            Ok(0) => Ok(None),
-            Ok(number) => Ok(Some(number)),
-            Err(_) => Err(ServerError::internal(format!(
-                "the commit script answered {number}"
-            ))),
+        let answer: Vec<i64> = answer?;
+        let mut numbers = answer.iter().map(|number| {
+            u64::try_from(*number).map_err(|_| {
+                ServerError::internal(format!("the commit script answered {answer:?}"))
+            })
+        });
+        match numbers.next().transpose()? {
+            None => Err(ServerError::internal("the commit script answered nothing")),
+            Some(0) => Ok(None),
+            Some(version) => Ok(Some(Committed {
+                version,
+                counts: numbers.collect::<Fallible<_>>()?,
+            })),
         }
     }
 
@@ -400,8 +429,9 @@ impl RedisStore {
                 commit,
                 mut outcome,
             } = plan().await?;
-            if let Some(version) = self.commit(commit).await? {
-                outcome.stamp(version);
+            if let Some(committed) = self.commit(commit).await? {
+                outcome.stamp(committed.version);
+                outcome.counted(&committed.counts);
                 return Ok(outcome);
             }
         }
@@ -758,6 +788,18 @@ fn decode_roles(key: &str, raw: &[u8]) -> Fallible<Vec<Role>> {
     Ok(normalize_roles(roles))
 }
 
+/// The inventory from one count per status in the order of [`PetStatus::ALL`]
+/// ([`RedisStore::count_inventory`]); `None` unless there is exactly one per status.
+fn inventory_from(counts: &[u64]) -> Option<Inventory> {
+    (counts.len() == PetStatus::ALL.len()).then(|| {
+        PetStatus::ALL
+            .iter()
+            .copied()
+            .zip(counts.iter().copied())
+            .collect()
+    })
+}
+
 fn with_status(pet: &Pet, status: PetStatus) -> Pet {
     let mut pet = pet.clone();
     pet.status = Some(status);
@@ -938,22 +980,23 @@ impl Store for RedisStore {
             .map_err(Failure::from)
     }
 
-    async fn inventory(&self) -> StoreResult<BTreeMap<PetStatus, u64>> {
+    async fn inventory(&self) -> StoreResult<Inventory> {
         let mut reads = Snapshot::new();
         for status in PetStatus::ALL {
             reads.zcard(self.status_key(status));
         }
-        let counts = self.snapshot(reads).await?;
-        PetStatus::ALL
+        let counts = self
+            .snapshot(reads)
+            .await?
             .iter()
-            .zip(counts.iter())
-            .map(|(status, count)| {
-                let count = u64::try_from(integer(count)?)
-                    .map_err(|_| ServerError::internal("a negative count"))?;
-                Ok((*status, count))
+            .map(|count| {
+                u64::try_from(integer(count)?)
+                    .map_err(|_| ServerError::internal("a negative count"))
             })
-            .collect::<Fallible<_>>()
-            .map_err(Failure::from)
+            .collect::<Fallible<Vec<u64>>>()?;
+        Ok(inventory_from(&counts).ok_or_else(|| {
+            ServerError::internal(format!("{} counts for the inventory", counts.len()))
+        })?)
     }
 
     async fn add_pet_image(
@@ -1084,11 +1127,13 @@ impl Store for RedisStore {
                 commit.sadd(self.pet_holds_key(pet_id), id);
             }
             let order = self.write_order(&mut commit, id, placement.order, Some(owner));
+            self.count_inventory(&mut commit);
             Ok(Plan {
                 commit,
                 outcome: OrderWrite {
                     order,
                     pet: Some(pet),
+                    inventory: None,
                 },
             })
         })
@@ -1166,9 +1211,16 @@ impl Store for RedisStore {
                 }
             }
             let order = self.write_order(&mut commit, id, change.order, None);
+            if pet.is_some() {
+                self.count_inventory(&mut commit);
+            }
             Ok(Plan {
                 commit,
-                outcome: OrderWrite { order, pet },
+                outcome: OrderWrite {
+                    order,
+                    pet,
+                    inventory: None,
+                },
             })
         })
         .await
@@ -1242,11 +1294,15 @@ impl Store for RedisStore {
                     }
                 }
             }
+            if pet.is_some() {
+                self.count_inventory(&mut commit);
+            }
             Ok(Plan {
                 commit,
                 outcome: OrderWrite {
                     order: Arc::new(removed),
                     pet,
+                    inventory: None,
                 },
             })
         })

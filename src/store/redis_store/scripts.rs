@@ -250,6 +250,12 @@ impl Commit {
         self.write("delmembers", key).push(Value::from(prefix));
     }
 
+    /// `ZCARD` of `key` once the writes before it are done: the commit answers it after its
+    /// number, in the order counts were added.
+    pub(super) fn count(&mut self, key: String) {
+        self.write("count", key);
+    }
+
     /// The script's keys and arguments.
     pub(super) fn into_parts(self) -> (Vec<String>, Vec<Value>) {
         let mut args = Vec::with_capacity(2 + self.conditions.len() + self.writes.len());

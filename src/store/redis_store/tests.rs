@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::RedisStore;
 use crate::{
     redis::{BreakerSettings, Redis, RedisSettings},
-    store::Store,
+    store::{Inventory, OrderUpdate, Store},
 };
-use petstore_api::models::{Order, Pet, PetStatus};
+use petstore_api::models::{Order, OrderStatus, Pet, PetStatus};
 use petstore_api::{
     ApiError,
     error::{Conflict, Failure, OneOf, ServerError},
@@ -121,6 +121,65 @@ async fn two_nodes_racing_for_one_pet_place_exactly_one_order() {
         .await
         .unwrap();
     assert_eq!(pending.len(), ROUNDS);
+}
+
+#[tokio::test]
+async fn order_steps_that_move_a_pet_report_the_inventory_they_left() {
+    let store = fresh().await;
+    let counts = |available, pending, sold| {
+        Some(Inventory::from([
+            (PetStatus::Available, available),
+            (PetStatus::Pending, pending),
+            (PetStatus::Sold, sold),
+        ]))
+    };
+    let mut pets = Vec::new();
+    for name in ["kept", "sold", "freed"] {
+        let pet = store.create_pet(available_pet(name)).await.unwrap();
+        pets.push(pet.value.id.unwrap());
+    }
+
+    let sold = store
+        .place_order(order_for(pets[1]), "owner")
+        .await
+        .unwrap();
+    assert_eq!(sold.inventory, counts(2, 1, 0), "placed: one pet reserved");
+    let freed = store
+        .place_order(order_for(pets[2]), "owner")
+        .await
+        .unwrap();
+    assert_eq!(freed.inventory, counts(1, 2, 0));
+
+    // Approving moves no pet: nothing counted.
+    let sold_id = sold.order.value.id.unwrap();
+    let approve = OrderUpdate {
+        status: Some(OrderStatus::Approved),
+        ..OrderUpdate::default()
+    };
+    let approved = store.update_order(sold_id, approve).await.unwrap();
+    assert!(approved.pet.is_none());
+    assert_eq!(approved.inventory, None);
+
+    let deliver = OrderUpdate {
+        status: Some(OrderStatus::Delivered),
+        ..OrderUpdate::default()
+    };
+    let delivered = store.update_order(sold_id, deliver).await.unwrap();
+    assert_eq!(
+        delivered.inventory,
+        counts(1, 1, 1),
+        "delivered: the pet is sold"
+    );
+
+    let freed_id = freed.order.value.id.unwrap();
+    let deleted = store.delete_order(freed_id, None).await.unwrap();
+    assert_eq!(
+        deleted.inventory,
+        counts(2, 0, 1),
+        "cancelled: the pet is free again"
+    );
+    // The counts are the store's: a read now agrees.
+    assert_eq!(Some(store.inventory().await.unwrap()), deleted.inventory);
 }
 
 #[tokio::test]
