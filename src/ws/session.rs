@@ -59,7 +59,7 @@ use super::{
 };
 use crate::{
     auth::Authentication,
-    edge::{dispatch::dispatch, idempotency::WsRequest},
+    edge::{dispatch::dispatch, idempotency::WsRequest, upgrade::UpgradedIo},
     events::{ConnectionId, Outbox, OutboxReceiver, Received, TextFrame},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
@@ -119,7 +119,7 @@ enum Ending {
 /// Runs a session on an upgraded connection until it closes.
 pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     service: Arc<WsService<H>>,
-    upgraded: poem::Upgraded,
+    upgraded: UpgradedIo,
     client_ip: Option<IpAddr>,
     authentication: Authentication,
     permit: Option<ConnectionPermit>,
