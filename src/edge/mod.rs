@@ -17,6 +17,8 @@
 //! - [`request_id`]: the [`RequestId`] of each request.
 //! - [`paths`]: the server's URL map, by which the edge routes and labels requests.
 //! - [`sessions`]: the live [`SessionCounts`] a transport keeps and `/health` reports.
+//! - [`upgrade`]: the connection under a WebSocket upgrade, handed over by the server loop
+//!   without hyper's layers where it can.
 //! - `observe`: which operation answered a request, for the metrics and the logs.
 //! - [`dispatch`]: an operation named by an action and carried as a JSON payload (the
 //!   WebSocket's request envelopes, MCP tool calls), read with the spec's validators, authorized,
@@ -31,6 +33,7 @@ pub mod paths;
 pub mod payload;
 pub mod request_id;
 pub mod sessions;
+pub mod upgrade;
 
 pub mod dispatch {
     //! Operations carried as JSON payloads onto [`petstore_api::operations::PetStoreApi`],

@@ -66,6 +66,13 @@ struct Shared {
     /// queued, the queue overflows or the sender goes.
     readable: AtomicWaker,
     overflowed: AtomicBool,
+    /// Whether a frame is queued: written under the lock, read without it, so a reader finding
+    /// its queue empty (twice per delivery on its way back to sleep: after taking the frame,
+    /// and before parking) does not take the lock each push takes. Read after registering the
+    /// waker, it cannot miss a push: the push sets it before it wakes.
+    nonempty: AtomicBool,
+    /// Whether the sender is gone, set as the queue's `sender_gone` is, for the same readers.
+    closed: AtomicBool,
 }
 
 struct Queue {
@@ -135,6 +142,7 @@ impl Shared {
             return Push::Overflowed;
         }
         queue.push_back(frame);
+        self.nonempty.store(true, Ordering::Release);
         drop(queue);
         self.readable.wake();
         Push::Queued
@@ -160,6 +168,8 @@ impl Outbox {
             capacity: capacity.max(1),
             readable: AtomicWaker::new(),
             overflowed: AtomicBool::new(false),
+            nonempty: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         });
         (
             Outbox {
@@ -197,6 +207,7 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.shared.queue.lock().sender_gone = true;
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.readable.wake();
     }
 }
@@ -271,8 +282,17 @@ impl OutboxReceiver {
     /// [`TryRecvError::Empty`] when no frame is queued, [`TryRecvError::Closed`] when none
     /// ever will be again (the outbox was dropped).
     pub fn try_recv(&self) -> Result<TextFrame, TryRecvError> {
+        if !self.shared.nonempty.load(Ordering::Acquire)
+            && !self.shared.closed.load(Ordering::Acquire)
+        {
+            return Err(TryRecvError::Empty);
+        }
         let mut queue = self.shared.queue.lock();
-        match queue.pop_front() {
+        let frame = queue.pop_front();
+        if queue.first.is_none() {
+            self.shared.nonempty.store(false, Ordering::Relaxed);
+        }
+        match frame {
             Some(frame) => Ok(frame),
             None if queue.sender_gone => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
@@ -304,6 +324,7 @@ impl Drop for OutboxReceiver {
         queue.receiver_gone = true;
         // Nobody will read them; free them now rather than when the hub detaches.
         queue.clear();
+        self.shared.nonempty.store(false, Ordering::Relaxed);
     }
 }
 

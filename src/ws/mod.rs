@@ -47,6 +47,7 @@ use crate::{
     auth::{Authenticator, Presented},
     edge::{
         AccessControl, HttpError, Idempotency, IdempotencySettings, SessionCounts, error_response,
+        upgrade,
     },
     events::{EventBus, Hub},
     idempotency::MemoryIdempotencyStore,
@@ -303,14 +304,13 @@ impl<H: PetStoreApi + Subscriptions> WsService<H> {
             })?),
             None => None,
         };
-        let on_upgrade = request
-            .take_upgrade()
+        let on_upgrade = upgrade::take(request)
             .map_err(|_| ApiError::BadRequest("the connection cannot be upgraded".to_owned()))?;
         let service = Arc::clone(self);
         let client_ip: Option<IpAddr> = caller.client_ip;
         let authentication = caller.authentication;
         self.sessions.spawn(async move {
-            let upgraded = match on_upgrade.await {
+            let upgraded = match on_upgrade.connection().await {
                 Ok(upgraded) => upgraded,
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket upgrade did not complete");

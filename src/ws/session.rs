@@ -34,7 +34,7 @@ use governor::{
 use serde_json::json;
 use tokio::{
     sync::watch,
-    time::{Instant, error::Elapsed, sleep_until, timeout},
+    time::{Instant, Sleep, error::Elapsed, sleep_until, timeout},
 };
 use tokio_tungstenite::tungstenite::{
     Error as WsError, Message, Utf8Bytes,
@@ -59,7 +59,7 @@ use super::{
 };
 use crate::{
     auth::Authentication,
-    edge::{dispatch::dispatch, idempotency::WsRequest},
+    edge::{dispatch::dispatch, idempotency::WsRequest, upgrade::UpgradedIo},
     events::{ConnectionId, Outbox, OutboxReceiver, Received, TextFrame},
     limits::connections::ConnectionPermit,
     telemetry::metrics::{self, Closed},
@@ -119,7 +119,7 @@ enum Ending {
 /// Runs a session on an upgraded connection until it closes.
 pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     service: Arc<WsService<H>>,
-    upgraded: poem::Upgraded,
+    upgraded: UpgradedIo,
     client_ip: Option<IpAddr>,
     authentication: Authentication,
     permit: Option<ConnectionPermit>,
@@ -291,12 +291,14 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
         let mut draining = *shutdown.borrow();
         let wait = pin!(drained(shutdown.clone()));
         let mut drain_signal = DrainSignal::new(shutdown, wait);
-        let mut timer = pin!(sleep_until(self.next_deadline()));
+        let sleep = pin!(sleep_until(self.next_deadline()));
+        let mut timer = Alarm::new(sleep);
         // Set after a step that left notifications queued: the next turn looks at the socket
         // before the outbox, so a steady stream of events cannot keep requests unread.
         let mut read_first = false;
         let ending = loop {
             let reading = !draining && self.held.is_none();
+            let messages = self.messages_received;
             // The outbox comes before the socket: a turn that finds a notification sends it
             // without a read attempt (tungstenite zero-fills its read buffer before each one).
             let event = tokio::select! {
@@ -309,11 +311,15 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                     Step::Finished(finished)
                 }
                 received = self.notifications.next(), if !read_first => received.into(),
-                frame = socket.next(), if reading => Step::Frame(frame),
+                frame = next_message(&mut socket, messages), if reading => Step::Frame(frame),
                 received = self.notifications.next(), if read_first => received.into(),
                 () = &mut timer => Step::Tick,
             };
             read_first = false;
+            // Sending notifications changes nothing about requests: the queue, what is in
+            // flight, the queue figures and the deadlines stay as the last step left them, and
+            // the bookkeeping for those is skipped (a fan-out's every delivery is such a step).
+            let requests_touched = !matches!(event, Step::Send(_));
             let result = match event {
                 Step::Finished(finished) => {
                     let frame = answer(
@@ -336,14 +342,14 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 Step::Nothing => Ok(()),
                 Step::Tick => {
                     let result = Box::pin(self.on_tick(&mut socket)).await;
-                    timer.as_mut().reset(self.next_deadline());
+                    timer.reset(self.next_deadline());
                     result
                 }
             };
             if let Err(ending) = result {
                 break ending;
             }
-            if let Err(ending) = self.start_queued(&mut socket).await {
+            if requests_touched && let Err(ending) = self.start_queued(&mut socket).await {
                 break ending;
             }
             if let Err(ending) = self.flush(&mut socket).await {
@@ -357,16 +363,20 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 socket = socket::renewed(socket).await;
                 metrics::ws().buffers_released();
             }
-            self.load.report(self.queue_level());
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
             {
+                self.load.report(self.queue_level());
                 break Ending::Close(CloseCode::Restart, "server restarting; reconnect");
             }
+            if !requests_touched {
+                continue;
+            }
+            self.load.report(self.queue_level());
             // A step can bring a deadline forward (a token's expiry after `authenticate`); the
             // timer only ever moves later by firing.
             let next = self.next_deadline();
             if next < timer.deadline() {
-                timer.as_mut().reset(next);
+                timer.reset(next);
             }
         };
         self.enter(SessionState::Closed);
@@ -874,6 +884,84 @@ async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elap
         return Ok(output);
     }
     timeout(limit, future).await
+}
+
+/// The socket's next message, without a read attempt while the connection has nothing to read.
+///
+/// tokio-tungstenite attempts a read whenever it is polled, and tungstenite zero-fills its 4 KiB
+/// read buffer before each attempt: a subscriber's task, woken for a notification, paid that on
+/// its way back to sleep once per delivery. When tungstenite holds nothing the session has not
+/// received ([`socket::Tracked::holds_nothing_unread`]), a read can only find something new if
+/// the connection has it, which the TCP stream's readiness tells (registering the task's waker
+/// as the read attempt would have).
+fn next_message(
+    socket: &mut Socket,
+    received: u64,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + '_ {
+    poll_fn(move |context| {
+        let connection = socket.get_ref();
+        if connection.holds_nothing_unread(received)
+            && connection.poll_read_ready(context).is_pending()
+        {
+            return Poll::Pending;
+        }
+        socket.poll_next_unpin(context)
+    })
+}
+
+/// The session's timer, polled only when it may be due.
+///
+/// A timer's deadline is hours or seconds away while its session wakes for every notification;
+/// polling the `Sleep` on each of those turns checked the runtime, the task's budget and the
+/// timer's waker every time. Once the `Sleep` has registered this task's waker it is polled
+/// again only when it has fired (one atomic load tells) or the waker changed.
+struct Alarm<'a> {
+    sleep: Pin<&'a mut Sleep>,
+    /// The waker the `Sleep` last registered, since its last reset.
+    registered: Option<Waker>,
+}
+
+impl<'a> Alarm<'a> {
+    fn new(sleep: Pin<&'a mut Sleep>) -> Self {
+        Self {
+            sleep,
+            registered: None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.sleep.deadline()
+    }
+
+    fn reset(&mut self, deadline: Instant) {
+        self.sleep.as_mut().reset(deadline);
+        self.registered = None;
+    }
+}
+
+impl Future for Alarm<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if !self.sleep.is_elapsed()
+            && self
+                .registered
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(context.waker()))
+        {
+            return Poll::Pending;
+        }
+        match self.sleep.as_mut().poll(context) {
+            Poll::Ready(()) => {
+                self.registered = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                self.registered = Some(context.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// Completes once the server starts draining (or its signal is gone).

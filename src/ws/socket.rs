@@ -29,11 +29,13 @@ use tokio_tungstenite::{
     tungstenite::protocol::{Role, WebSocketConfig},
 };
 
+use crate::edge::upgrade::UpgradedIo;
+
 /// The session's WebSocket.
-pub(super) type Socket = WebSocketStream<Tracked<poem::Upgraded>>;
+pub(super) type Socket = WebSocketStream<Tracked<UpgradedIo>>;
 
 /// Opens the session's WebSocket on an upgraded connection.
-pub(super) async fn open(upgraded: poem::Upgraded, config: WebSocketConfig) -> Socket {
+pub(super) async fn open(upgraded: UpgradedIo, config: WebSocketConfig) -> Socket {
     WebSocketStream::from_raw_socket(Tracked::new(upgraded), Role::Server, Some(config)).await
 }
 
@@ -88,6 +90,13 @@ impl<S> Tracked<S> {
             && self.frames.messages() == messages_received
     }
 
+    /// Whether everything read from the client has reached the session (it received
+    /// `messages_received` messages in all), ending on a frame boundary outside any fragmented
+    /// message: tungstenite then holds nothing it could make a message of without reading more.
+    pub(super) fn holds_nothing_unread(&self, messages_received: u64) -> bool {
+        self.frames.at_message_boundary() && self.frames.messages() == messages_received
+    }
+
     /// This connection, to be wrapped in a fresh WebSocket: the frame count goes on (the session
     /// keeps counting), the note of a large frame starts over.
     fn hand_over(&mut self) -> Option<Self> {
@@ -108,6 +117,16 @@ impl<S> Tracked<S> {
             .as_mut()
             .map(Pin::new)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Tracked<UpgradedIo> {
+    /// See [`UpgradedIo::poll_read_ready`]; `Ready` once handed over.
+    pub(super) fn poll_read_ready(&self, context: &mut Context<'_>) -> Poll<()> {
+        match &self.inner {
+            Some(connection) => connection.poll_read_ready(context),
+            None => Poll::Ready(()),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use hyper::{
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+    server::conn::auto::{self, upgrade::downcast},
 };
 use poem::{
     Addr, Endpoint,
@@ -30,6 +30,8 @@ use tokio::{
     time::{Instant, sleep_until, timeout_at},
 };
 use tokio_rustls::TlsAcceptor;
+
+use crate::edge::upgrade::{Upgrade, UpgradedIo};
 
 use super::{
     shutdown::Phase,
@@ -118,12 +120,13 @@ async fn serve_http<E, I>(
     let conn = Arc::new(conn);
     let service = {
         let conn = conn.clone();
-        service_fn(move |request: hyper::Request<Incoming>| {
+        service_fn(move |mut request: hyper::Request<Incoming>| {
             conn.activity.request_started(request.version());
+            hand_over_websocket(&mut request);
             let conn = conn.clone();
             async move {
-                // The conversion keeps hyper's upgrade handle, which poem's WebSocket extractor
-                // needs.
+                // The conversion keeps hyper's upgrade handle (other than a WebSocket's), which
+                // poem's upgrades need.
                 let request = poem::Request::from((
                     request,
                     conn.shared.local_addr.clone(),
@@ -177,6 +180,39 @@ async fn serve_http<E, I>(
                 Ok(Phase::Closing) | Err(_) => return,
             },
         }
+    }
+}
+
+/// Leaves our own handle on a WebSocket upgrade's connection in the request, in place of the
+/// one poem would take over, so the session gets the TCP stream without hyper's layers and the
+/// watchdog's accounting (`edge::upgrade`).
+fn hand_over_websocket<B>(request: &mut hyper::Request<B>) {
+    let websocket = request
+        .headers()
+        .get_all(hyper::header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        return;
+    }
+    if let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    {
+        request
+            .extensions_mut()
+            .insert(Upgrade::new(on_upgrade, unwrap_upgraded));
+    }
+}
+
+/// The TCP stream under an upgraded plain-HTTP connection; a TLS one keeps its layers. Once
+/// upgraded, a connection has left the watchdog, so the stream's activity notes go.
+fn unwrap_upgraded(upgraded: hyper::upgrade::Upgraded) -> UpgradedIo {
+    match downcast::<TokioIo<Watched<TcpStream>>>(upgraded) {
+        Ok(parts) => UpgradedIo::tcp(parts.io.into_inner().inner, parts.read_buf),
+        Err(upgraded) => UpgradedIo::from_hyper(upgraded),
     }
 }
 

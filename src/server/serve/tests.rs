@@ -18,6 +18,7 @@ use tokio::{
 };
 
 use super::{ServeSettings, bind};
+use crate::edge::upgrade::UpgradedIo;
 
 /// Generous bound for anything that should happen "soon" (a loaded 2-core machine).
 const SOON: Duration = Duration::from_secs(10);
@@ -201,6 +202,49 @@ async fn upgraded_connections_keep_working_after_the_upgrade() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     send(&mut stream, b"ping").await;
     assert_eq!(read_until_closed(&mut stream).await, "ping");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_hands_over_the_tcp_stream_with_the_bytes_sent_along() {
+    let endpoint = poem::endpoint::make(|request: Request| async move {
+        let Ok(upgrade) = crate::edge::upgrade::take(&request) else {
+            return Response::builder().status(StatusCode::BAD_REQUEST).finish();
+        };
+        tokio::spawn(async move {
+            let Ok(mut connection) = upgrade.connection().await else {
+                return;
+            };
+            let kind: &[u8] = match &connection {
+                UpgradedIo::Tcp { .. } => b"tcp:",
+                UpgradedIo::Layered(_) => b"layered:",
+            };
+            // The first four bytes came with the request (hyper read them), the rest after.
+            let mut buffer = [0; 8];
+            if connection.read_exact(&mut buffer).await.is_ok() {
+                let _ = connection.write_all(kind).await;
+                let _ = connection.write_all(&buffer).await;
+                let _ = connection.shutdown().await;
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .finish()
+    });
+    let server = serve(endpoint, settings(10, 60), SOON).await;
+    let mut stream = connect(server.addr).await;
+    send(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nearl",
+    )
+    .await;
+    let head = read_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    send(&mut stream, b"ier").await;
+    send(&mut stream, b"!").await;
+    assert_eq!(read_until_closed(&mut stream).await, "tcp:earlier!");
     server.stop().await;
 }
 
