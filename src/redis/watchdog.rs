@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use fred::{clients::SubscriberClient, interfaces::ClientLike};
+use fred::{clients::SubscriberClient, error::ErrorKind, interfaces::ClientLike};
 use tokio::task::JoinHandle;
 
 /// Starts the watchdog of `subscriber`, named `name` in logs; it runs until aborted.
@@ -33,13 +33,16 @@ pub(super) fn spawn(
             if !subscriber.is_connected() {
                 continue;
             }
-            match tokio::time::timeout(timeout, subscriber.ping::<()>(None)).await {
+            let answer = tokio::time::timeout(timeout, subscriber.ping::<()>(None)).await;
+            match answer {
                 Ok(Ok(())) => {}
-                // A connection that fails says so; the client is reconnecting already.
-                Ok(Err(error)) => {
+                // A connection that fails says so; the client is reconnecting already. Not so a
+                // timeout: the client's own command timeout is the same as ours and may fire
+                // first, and it leaves the connection as it is.
+                Ok(Err(error)) if *error.kind() != ErrorKind::Timeout => {
                     tracing::debug!(subscriber = name, %error, "subscriber PING failed");
                 }
-                Err(_) => {
+                Ok(Err(_)) | Err(_) => {
                     tracing::warn!(
                         subscriber = name,
                         timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
