@@ -918,14 +918,14 @@ fn next_message(
 struct Alarm<'a> {
     sleep: Pin<&'a mut Sleep>,
     /// The waker the `Sleep` last registered, since its last reset.
-    registered: Option<Waker>,
+    registered: Registered,
 }
 
 impl<'a> Alarm<'a> {
     fn new(sleep: Pin<&'a mut Sleep>) -> Self {
         Self {
             sleep,
-            registered: None,
+            registered: Registered::default(),
         }
     }
 
@@ -935,32 +935,45 @@ impl<'a> Alarm<'a> {
 
     fn reset(&mut self, deadline: Instant) {
         self.sleep.as_mut().reset(deadline);
-        self.registered = None;
+        self.registered = Registered::default();
     }
 }
 
 impl Future for Alarm<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if !self.sleep.is_elapsed()
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let quiet = !this.sleep.is_elapsed();
+        this.registered.poll(quiet, this.sleep.as_mut(), context)
+    }
+}
+
+/// The waker a parked future last registered: lets a wrapper skip polling it again while
+/// nothing it waits for can have happened ([`Alarm`], [`DrainSignal`]).
+#[derive(Default)]
+struct Registered(Option<Waker>);
+
+impl Registered {
+    /// Polls `future`, unless `quiet` (the wrapper's cheap check says nothing happened) and the
+    /// task's waker is the one `future` registered last time.
+    fn poll<F: Future<Output = ()> + ?Sized>(
+        &mut self,
+        quiet: bool,
+        future: Pin<&mut F>,
+        context: &mut Context<'_>,
+    ) -> Poll<()> {
+        if quiet
             && self
-                .registered
+                .0
                 .as_ref()
                 .is_some_and(|waker| waker.will_wake(context.waker()))
         {
             return Poll::Pending;
         }
-        match self.sleep.as_mut().poll(context) {
-            Poll::Ready(()) => {
-                self.registered = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                self.registered = Some(context.waker().clone());
-                Poll::Pending
-            }
-        }
+        let poll = future.poll(context);
+        self.0 = poll.is_pending().then(|| context.waker().clone());
+        poll
     }
 }
 
@@ -976,7 +989,7 @@ struct DrainSignal<'a, F> {
     peek: watch::Receiver<bool>,
     wait: Pin<&'a mut F>,
     /// The waker `wait` last registered, if it is waiting.
-    registered: Option<Waker>,
+    registered: Registered,
 }
 
 /// What a [`DrainSignal`] waits on: the value turning `true`, or the sender going (the service
@@ -991,7 +1004,7 @@ impl<'a, F: Future<Output = ()>> DrainSignal<'a, F> {
         Self {
             peek: shutdown,
             wait,
-            registered: None,
+            registered: Registered::default(),
         }
     }
 }
@@ -999,26 +1012,10 @@ impl<'a, F: Future<Output = ()>> DrainSignal<'a, F> {
 impl<F: Future<Output = ()>> Future for DrainSignal<'_, F> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        let unchanged = matches!(self.peek.has_changed(), Ok(false));
-        if unchanged
-            && self
-                .registered
-                .as_ref()
-                .is_some_and(|waker| waker.will_wake(context.waker()))
-        {
-            return Poll::Pending;
-        }
-        match self.wait.as_mut().poll(context) {
-            Poll::Ready(()) => {
-                self.registered = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                self.registered = Some(context.waker().clone());
-                Poll::Pending
-            }
-        }
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let unchanged = matches!(this.peek.has_changed(), Ok(false));
+        this.registered.poll(unchanged, this.wait.as_mut(), context)
     }
 }
 
