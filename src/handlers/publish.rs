@@ -297,6 +297,18 @@ mod tests {
         }
     }
 
+    /// A new order for `pet_id`, with `id` or without.
+    fn order(id: Option<i64>, pet_id: i64) -> Order {
+        Order {
+            id,
+            pet_id,
+            quantity: None,
+            ship_date: None,
+            status: None,
+            complete: None,
+        }
+    }
+
     async fn inventory_json(handlers: &PetStore) -> Value {
         let GetInventoryResponse::Ok(inventory) = handlers
             .get_inventory(&admin(), GetInventoryRequest {})
@@ -385,14 +397,7 @@ mod tests {
         }
         let inventory_view = listen(&hub, &[Topic::Inventory], None);
 
-        let order = Order {
-            id: None,
-            pet_id: 7,
-            quantity: None,
-            ship_date: None,
-            status: None,
-            complete: None,
-        };
+        let order = order(None, 7);
         handlers
             .place_order(&admin(), PlaceOrderRequest { body: order })
             .await
@@ -420,14 +425,7 @@ mod tests {
         );
         let owner_view = listen(&hub, &[Topic::Order(3)], Some("service-key:ops"));
 
-        let order = Order {
-            id: Some(3),
-            pet_id: 7,
-            quantity: None,
-            ship_date: None,
-            status: None,
-            complete: None,
-        };
+        let order = order(Some(3), 7);
         let PlaceOrderResponse::Ok(placed) = handlers
             .place_order(&admin(), PlaceOrderRequest { body: order })
             .await
@@ -497,14 +495,7 @@ mod tests {
             missing_pet.map_err(|e| ApiError::from(e).status()).err(),
             Some(404)
         );
-        let sold_pet = Order {
-            id: None,
-            pet_id: 1,
-            quantity: None,
-            ship_date: None,
-            status: None,
-            complete: None,
-        };
+        let sold_pet = order(None, 1);
         let unavailable = handlers
             .place_order(&ctx, PlaceOrderRequest { body: sold_pet })
             .await;
@@ -702,14 +693,7 @@ mod tests {
             ]
         );
 
-        let order = Order {
-            id: Some(3),
-            pet_id: 7,
-            quantity: None,
-            ship_date: None,
-            status: None,
-            complete: None,
-        };
+        let order = order(Some(3), 7);
         handlers
             .place_order(&ctx, PlaceOrderRequest { body: order })
             .await
