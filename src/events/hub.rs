@@ -227,16 +227,19 @@ impl OutboxReceiver {
 
     /// [`OutboxReceiver::next`] as a poll: registers the task's waker when nothing is there.
     pub fn poll_next(&self, context: &mut Context<'_>) -> Poll<Received> {
-        if let Some(ready) = self.ready() {
+        self.poll_until(context, || self.ready())
+    }
+
+    /// `Ready` with what `check` finds, else `Pending` with the task's waker registered for
+    /// the next push.
+    fn poll_until<T>(&self, context: &mut Context<'_>, check: impl Fn() -> Option<T>) -> Poll<T> {
+        if let Some(ready) = check() {
             return Poll::Ready(ready);
         }
         self.shared.readable.register(context.waker());
         // Checked again after registering: a push between the first check and the
         // registration woke nobody.
-        match self.ready() {
-            Some(ready) => Poll::Ready(ready),
-            None => Poll::Pending,
-        }
+        check().map_or(Poll::Pending, Poll::Ready)
     }
 
     fn ready(&self) -> Option<Received> {
@@ -254,17 +257,7 @@ impl OutboxReceiver {
     /// outbox is dropped and every queued frame has been received. Cancellation-safe, as
     /// [`OutboxReceiver::next`].
     pub async fn recv(&self) -> Option<TextFrame> {
-        poll_fn(|context| {
-            if let Some(ready) = self.poll_frame() {
-                return Poll::Ready(ready);
-            }
-            self.shared.readable.register(context.waker());
-            match self.poll_frame() {
-                Some(ready) => Poll::Ready(ready),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|context| self.poll_until(context, || self.poll_frame())).await
     }
 
     /// A frame or the end, or `None` if neither is there yet.
