@@ -109,17 +109,8 @@ impl RedisRevocations {
         // Taken before connecting, so no message and no reconnect can slip past.
         let messages = subscriber.message_rx();
         let reconnects = subscriber.reconnect_rx();
-        match tokio::time::timeout(CONNECT_TIMEOUT, subscriber.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(RedisError::Unreachable(error.to_string())),
-            Err(_) => {
-                let _ = subscriber.quit().await;
-                return Err(RedisError::Unreachable(format!(
-                    "subscriber: no connection within {} s",
-                    CONNECT_TIMEOUT.as_secs()
-                )));
-            }
-        }
+        Redis::connect_subscriber(&subscriber, CONNECT_TIMEOUT, "the revocation subscriber")
+            .await?;
         let shared = Arc::new(Shared {
             local: RevocationList::new(),
             channel: redis.key("revocations"),

@@ -220,24 +220,7 @@ impl RedisEventBus {
         let channel = redis.key("events");
         let keys = Keys::new(&redis);
         let subscriber = redis.subscriber()?;
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            subscriber.init().await?;
-            Ok::<_, fred::error::Error>(())
-        })
-        .await;
-        match connected {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                let _ = subscriber.quit().await;
-                return Err(RedisError::Unreachable(error.to_string()));
-            }
-            Err(_) => {
-                let _ = subscriber.quit().await;
-                return Err(RedisError::Unreachable(
-                    "the event subscriber did not connect in time".to_owned(),
-                ));
-            }
-        }
+        Redis::connect_subscriber(&subscriber, CONNECT_TIMEOUT, "the event subscriber").await?;
         // Taken before subscribing, so no message can arrive before there is a reader.
         let messages = subscriber.message_rx();
         let counters = Arc::new(Counters::default());

@@ -536,6 +536,25 @@ impl Redis {
             .map_err(|error| RedisError::Config(error.to_string()))
     }
 
+    /// Connects `subscriber` (a client from [`Redis::subscriber`]) within `limit`; on failure it
+    /// is stopped (no reconnecting in the background) and the error names it as `what`.
+    ///
+    /// # Errors
+    /// [`RedisError::Unreachable`] when it cannot connect, or not in time.
+    pub async fn connect_subscriber(
+        subscriber: &SubscriberClient,
+        limit: Duration,
+        what: &str,
+    ) -> Result<(), RedisError> {
+        let error = match tokio::time::timeout(limit, subscriber.init()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("{what} did not connect within {} ms", limit.as_millis()),
+        };
+        let _ = subscriber.quit().await;
+        Err(RedisError::Unreachable(error))
+    }
+
     /// Starts the PING watchdog of `subscriber` (a client from [`Redis::subscriber`]), named
     /// `name` in logs: every ping interval a `PING`, and a reconnection when it is not answered
     /// within the command timeout. Abort the returned task to stop it.

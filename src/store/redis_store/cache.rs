@@ -339,19 +339,12 @@ impl Tracking {
         let subscriber = redis.subscriber()?;
         let invalidations = subscriber.invalidation_rx();
         let connect_timeout = redis.connect_timeout();
-        match tokio::time::timeout(connect_timeout, subscriber.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                let _ = subscriber.quit().await;
-                return Err(RedisError::Unreachable(error.to_string()));
-            }
-            Err(_) => {
-                let _ = subscriber.quit().await;
-                return Err(RedisError::Unreachable(
-                    "the cache's tracking connection did not connect in time".to_owned(),
-                ));
-            }
-        }
+        Redis::connect_subscriber(
+            &subscriber,
+            connect_timeout,
+            "the cache's tracking connection",
+        )
+        .await?;
         // Followed from after the first connection, which fred announces as a reconnection
         // too: tracking is set up for it below.
         let errors = subscriber.error_rx();
