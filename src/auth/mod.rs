@@ -36,6 +36,7 @@ mod revocation_conformance;
 mod session_conformance;
 pub mod sessions;
 pub mod tokens;
+mod verified;
 
 pub use api_keys::{ApiKeySpec, ApiKeys, InvalidApiKeySpec, ServiceKey};
 pub use error::AuthError;

@@ -26,6 +26,7 @@ use petstore_api::{Credential, Principal};
 
 use super::AuthError;
 use super::revocation::{RevocationList, RevocationStore};
+use super::verified::{self, VerifiedTokens};
 
 /// How far `exp` and `nbf` may be off when checked. Other instances (or the identity
 /// provider of a later setup) sign with their own clocks; NTP keeps clocks within a second or
@@ -194,6 +195,8 @@ pub struct TokenService {
     verification_keys: DashMap<String, VerificationKey>,
     validation: Validation,
     revocations: Arc<dyn RevocationStore>,
+    /// Tokens whose signature passed, so a client's every request does not check it again.
+    verified: VerifiedTokens,
 }
 
 impl fmt::Debug for TokenService {
@@ -292,6 +295,7 @@ impl TokenService {
             verification_keys,
             validation,
             revocations,
+            verified: VerifiedTokens::new(verified::CAPACITY, CLOCK_SKEW_LEEWAY.as_secs() as i64),
         })
     }
 
@@ -350,6 +354,8 @@ impl TokenService {
     ///
     /// Order matters: the algorithm and `kid` are checked against what we accept before any
     /// cryptography, the signature before any claim is trusted, and the revocation list last.
+    /// A token that passed before is not checked again where the answer cannot have changed
+    /// (see [`super::verified`]): its expiry and the revocation list are, on every call.
     ///
     /// # Errors
     /// The [`AuthError`] variant naming the first reason for rejection (all of them satisfy
@@ -358,29 +364,36 @@ impl TokenService {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
+        let claims = match self.verified.get(token, Utc::now().timestamp()) {
+            Some(remembered) => remembered?,
+            None => {
+                let claims = Arc::new(self.verify_signature_and_claims(token)?);
+                self.verified.insert(token, Arc::clone(&claims));
+                claims
+            }
+        };
+        if self.is_revoked(&claims.jti, claims.sid.as_deref()) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Claims::clone(&claims))
+    }
+
+    /// The algorithm, key, signature and claims of `token` (everything but revocation).
+    fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, AuthError> {
         let header = peek_header(token)?;
         if header.alg != ALG_NAME {
             return Err(AuthError::UnsupportedAlgorithm);
         }
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let claims = {
-            let key = self
-                .verification_keys
-                .get(&kid)
-                .ok_or(AuthError::UnknownKey)?;
+        let key = self
+            .verification_keys
+            .get(&kid)
+            .ok_or(AuthError::UnknownKey)?;
+        Ok(
             jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
                 .map_err(|e| map_jwt_error(&e))?
-                .claims
-        };
-        if self.revocations.is_revoked(&claims.jti)
-            || claims
-                .sid
-                .as_deref()
-                .is_some_and(|sid| self.revocations.is_revoked(&session_entry(sid)))
-        {
-            return Err(AuthError::Revoked);
-        }
-        Ok(claims)
+                .claims,
+        )
     }
 
     /// Whether a token verified earlier has been revoked since, by its id or by its session:
@@ -899,6 +912,47 @@ mod tests {
             Err(AuthError::Revoked)
         ));
         assert!(svc.verify(&kept.token).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_remembered_once_it_passed_and_never_when_it_failed() {
+        let svc = service();
+        let issued = svc.issue_access("alice", &[]).unwrap();
+        let first = svc.verify(&issued.token).unwrap();
+        assert_eq!(svc.verified.len(), 1);
+        assert_eq!(svc.verify(&issued.token).unwrap(), first);
+        assert_eq!(
+            svc.verified.len(),
+            1,
+            "the second use is answered from memory"
+        );
+
+        let expired = Claims {
+            exp: now() - 600,
+            ..valid_claims()
+        };
+        let token = svc.sign(&expired).unwrap();
+        assert!(matches!(svc.verify(&token), Err(AuthError::Expired)));
+        let foreign = Claims {
+            iss: "someone else".to_owned(),
+            ..valid_claims()
+        };
+        let token = svc.sign(&foreign).unwrap();
+        assert!(matches!(svc.verify(&token), Err(AuthError::WrongIssuer)));
+        assert_eq!(svc.verified.len(), 1, "rejected tokens are not remembered");
+    }
+
+    #[test]
+    fn a_remembered_token_is_rejected_once_its_session_is_revoked() {
+        let svc = service();
+        let claims = Claims {
+            sid: Some("session-1".to_owned()),
+            ..valid_claims()
+        };
+        let token = svc.sign(&claims).unwrap();
+        assert!(svc.verify(&token).is_ok());
+        svc.revoke_session("session-1");
+        assert!(matches!(svc.verify(&token), Err(AuthError::Revoked)));
     }
 
     #[derive(Default)]
