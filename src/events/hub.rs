@@ -18,10 +18,9 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
-use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
 
 use super::{Audience, Notification, TextFrame, Topic};
@@ -54,22 +53,23 @@ pub struct OutboxReceiver {
 /// time — the common case — the hub and the session then touch no memory of the queue but
 /// this, which at 10,000 subscribers means a cache miss fewer on each side per delivery.
 ///
-/// One task reads a queue (its session), so its wake-up is one `AtomicWaker`: a push costs one
-/// atomic swap when the reader is busy, where a `Notify` locked its list of waiters on every
-/// wait and every notification — a measurable share of a fan-out's CPU at a thousand
-/// subscribers. The reader waits for a frame, the overflow mark and the end all at once
-/// ([`OutboxReceiver::next`]), so one waker serves all three.
+/// One task reads a queue (its session), and its waker is kept in the queue, under the lock
+/// each push takes anyway, with a flag that says whether the reader waits ([`Queue::park`]): a
+/// push wakes it, by reference, only then, and the waker stays for the next wait, which stores
+/// nothing when it is the same task's (every wait of a session but its first). An
+/// `AtomicWaker` here took the waker out on every wake-up and had it cloned back on every wait:
+/// two more atomic steps on each side per delivery, on memory the other side had just written,
+/// and a waker handed over by value each time. The reader waits for a frame, the overflow mark
+/// and the end all at once ([`OutboxReceiver::next`]), so one waker serves all three.
 struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
-    /// The reader waiting in [`OutboxReceiver::next`] (or `recv`), woken when a frame is
-    /// queued, the queue overflows or the sender goes.
-    readable: AtomicWaker,
     overflowed: AtomicBool,
     /// Whether a frame is queued: written under the lock, read without it, so a reader finding
     /// its queue empty (twice per delivery on its way back to sleep: after taking the frame,
-    /// and before parking) does not take the lock each push takes. Read after registering the
-    /// waker, it cannot miss a push: the push sets it before it wakes.
+    /// and before parking) does not take the lock each push takes. Read after parking, it
+    /// cannot miss a push: a push before the parking set it under the lock the parking took
+    /// next; a push after it finds the reader parked and wakes it.
     nonempty: AtomicBool,
     /// Whether the sender is gone, set as the queue's `sender_gone` is, for the same readers.
     closed: AtomicBool,
@@ -80,6 +80,10 @@ struct Queue {
     first: Option<TextFrame>,
     /// The frames behind it, in order.
     rest: VecDeque<TextFrame>,
+    /// The reader's waker from its latest wait, kept after it is woken (see [`Shared`]).
+    reader: Option<Waker>,
+    /// Whether the reader waits for `reader` to be woken; the wake-up clears it.
+    parked: bool,
     sender_gone: bool,
     receiver_gone: bool,
 }
@@ -111,6 +115,27 @@ impl Queue {
         self.first = None;
         self.rest = VecDeque::new();
     }
+
+    /// Notes that the reader waits, to be woken through `waker`, stored only if it would not
+    /// wake the same task as the one kept.
+    fn park(&mut self, waker: &Waker) {
+        match &self.reader {
+            Some(kept) if kept.will_wake(waker) => {}
+            _ => self.reader = Some(waker.clone()),
+        }
+        self.parked = true;
+    }
+
+    /// Wakes the reader if it waits. Called with the lock held, which is what makes a push and
+    /// a parking one after the other; waking by reference keeps the waker and only schedules
+    /// the task (a tokio waker does not run it here), so the lock is not held for long.
+    fn wake_reader(&mut self) {
+        if std::mem::take(&mut self.parked)
+            && let Some(reader) = &self.reader
+        {
+            reader.wake_by_ref();
+        }
+    }
 }
 
 /// What became of a frame pushed into an [`Outbox`].
@@ -137,14 +162,12 @@ impl Shared {
         }
         if queue.len() >= self.capacity {
             self.overflowed.store(true, Ordering::Release);
-            drop(queue);
-            self.readable.wake();
+            queue.wake_reader();
             return Push::Overflowed;
         }
         queue.push_back(frame);
         self.nonempty.store(true, Ordering::Release);
-        drop(queue);
-        self.readable.wake();
+        queue.wake_reader();
         Push::Queued
     }
 }
@@ -162,11 +185,12 @@ impl Outbox {
             queue: Mutex::new(Queue {
                 first: None,
                 rest: VecDeque::new(),
+                reader: None,
+                parked: false,
                 sender_gone: false,
                 receiver_gone: false,
             }),
             capacity: capacity.max(1),
-            readable: AtomicWaker::new(),
             overflowed: AtomicBool::new(false),
             nonempty: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -206,9 +230,10 @@ impl Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        self.shared.queue.lock().sender_gone = true;
+        let mut queue = self.shared.queue.lock();
+        queue.sender_gone = true;
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.readable.wake();
+        queue.wake_reader();
     }
 }
 
@@ -225,20 +250,20 @@ impl OutboxReceiver {
         poll_fn(|context| self.poll_next(context)).await
     }
 
-    /// [`OutboxReceiver::next`] as a poll: registers the task's waker when nothing is there.
+    /// [`OutboxReceiver::next`] as a poll: parks the task's waker when nothing is there.
     pub fn poll_next(&self, context: &mut Context<'_>) -> Poll<Received> {
         self.poll_until(context, || self.ready())
     }
 
-    /// `Ready` with what `check` finds, else `Pending` with the task's waker registered for
-    /// the next push.
+    /// `Ready` with what `check` finds, else `Pending` with the reader parked until the next
+    /// push, overflow or close.
     fn poll_until<T>(&self, context: &mut Context<'_>, check: impl Fn() -> Option<T>) -> Poll<T> {
         if let Some(ready) = check() {
             return Poll::Ready(ready);
         }
-        self.shared.readable.register(context.waker());
-        // Checked again after registering: a push between the first check and the
-        // registration woke nobody.
+        self.shared.queue.lock().park(context.waker());
+        // Checked again after parking: a push between the first check and the parking found
+        // no reader to wake.
         check().map_or(Poll::Pending, Poll::Ready)
     }
 
@@ -315,8 +340,11 @@ impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         let mut queue = self.shared.queue.lock();
         queue.receiver_gone = true;
-        // Nobody will read them; free them now rather than when the hub detaches.
+        // Nobody will read them; free them now rather than when the hub detaches. The waker
+        // goes too: it holds the session's task, which holds this receiver.
         queue.clear();
+        queue.reader = None;
+        queue.parked = false;
         self.shared.nonempty.store(false, Ordering::Relaxed);
     }
 }
@@ -1063,6 +1091,46 @@ mod tests {
             .expect("the reader did not panic");
         assert_eq!(frame, Some(TextFrame::from_static("hello")));
         assert!(receiver.is_empty());
+    }
+
+    #[test]
+    fn a_push_racing_with_its_reader_parking_wakes_it() {
+        // Each frame is pushed the moment the reader has counted the one before, while it is
+        // on its way back to waiting: the push and the parking race on every frame. A wake-up
+        // lost once leaves the reader waiting for good, and the guard fails the test.
+        const FRAMES: u64 = 5_000;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (outbox, receiver) = Outbox::new(1);
+        let counted = Arc::new(AtomicU64::new(0));
+        let reader = runtime.spawn({
+            let counted = Arc::clone(&counted);
+            async move {
+                loop {
+                    match receiver.next().await {
+                        Received::Frame(_) => counted.fetch_add(1, Ordering::Release),
+                        other => return other,
+                    };
+                }
+            }
+        });
+        for sent in 1..=FRAMES {
+            assert_eq!(outbox.push(TextFrame::from_static("x")), Push::Queued);
+            let guard = std::time::Instant::now() + GUARD;
+            while counted.load(Ordering::Acquire) < sent {
+                assert!(
+                    std::time::Instant::now() < guard,
+                    "frame {sent} was queued but its reader was not woken"
+                );
+                thread::yield_now();
+            }
+        }
+        drop(outbox);
+        let end = runtime.block_on(async { tokio::time::timeout(GUARD, reader).await });
+        assert!(matches!(end, Ok(Ok(Received::Closed))), "{end:?}");
     }
 
     #[test]
