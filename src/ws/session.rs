@@ -124,7 +124,7 @@ pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     authentication: Authentication,
     permit: Option<ConnectionPermit>,
 ) {
-    let socket = socket::open(upgraded, service.settings.protocol()).await;
+    let mut socket = socket::open(upgraded, service.settings.protocol()).await;
     let id = service.hub.next_connection_id();
     let (outbox, notifications) = Outbox::new(service.settings.outbox_capacity);
     service.hub.attach(id, outbox);
@@ -135,7 +135,8 @@ pub(super) async fn run<H: PetStoreApi + Subscriptions>(
         session.sign_in(authentication);
     }
     tracing::debug!(connection = id, ?client_ip, "WebSocket session opened");
-    let ending = session.serve(socket).await;
+    let ending = session.serve(&mut socket).await;
+    drop(socket);
     service.counts.closed(session.is_authenticated());
     metrics::ws().session_closed(match ending {
         Ending::ClientClosed => Closed::ByClient,
@@ -283,7 +284,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
     /// awaited here is laid out inside it, so the rarely taken, larger steps (control actions,
     /// the timer's work, the close handshake) are boxed: they allocate when they run instead of
     /// being reserved in every idle session.
-    async fn serve(&mut self, mut socket: Socket) -> Ending {
+    async fn serve(&mut self, socket: &mut Socket) -> Ending {
         if self.state == SessionState::Connecting {
             self.enter(SessionState::Authenticating);
         }
@@ -311,7 +312,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                     Step::Finished(finished)
                 }
                 received = self.notifications.next(), if !read_first => received.into(),
-                frame = next_message(&mut socket, messages), if reading => Step::Frame(frame),
+                frame = next_message(socket, messages), if reading => Step::Frame(frame),
                 received = self.notifications.next(), if read_first => received.into(),
                 () = &mut timer => Step::Tick,
             };
@@ -328,9 +329,9 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                         finished.started,
                         &finished.outcome,
                     );
-                    self.write(&mut socket, frame).await
+                    self.write(socket, frame).await
                 }
-                Step::Send(frame) => match self.send_backlog(&mut socket, frame).await {
+                Step::Send(frame) => match self.send_backlog(socket, frame).await {
                     Ok(full) => {
                         read_first = full;
                         Ok(())
@@ -338,10 +339,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                     Err(ending) => Err(ending),
                 },
                 Step::End(ending) => break ending,
-                Step::Frame(frame) => self.on_frame(&mut socket, frame).await,
+                Step::Frame(frame) => self.on_frame(socket, frame).await,
                 Step::Nothing => Ok(()),
                 Step::Tick => {
-                    let result = Box::pin(self.on_tick(&mut socket)).await;
+                    let result = Box::pin(self.on_tick(socket)).await;
                     timer.reset(self.next_deadline());
                     result
                 }
@@ -349,10 +350,10 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
             if let Err(ending) = result {
                 break ending;
             }
-            if requests_touched && let Err(ending) = self.start_queued(&mut socket).await {
+            if requests_touched && let Err(ending) = self.start_queued(socket).await {
                 break ending;
             }
-            if let Err(ending) = self.flush(&mut socket).await {
+            if let Err(ending) = self.flush(socket).await {
                 break ending;
             }
             if socket
@@ -360,7 +361,9 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 .holds_only_grown_buffers(self.messages_received)
             {
                 // A large frame grew tungstenite's buffers, and it holds nothing else now.
-                socket = socket::renewed(socket).await;
+                // Boxed, as the other rare steps: laid out inline, the renewal was the
+                // largest of the loop's states, and every idle session paid for it.
+                Box::pin(socket::renew(socket)).await;
                 metrics::ws().buffers_released();
             }
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
@@ -392,7 +395,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
     }
 
     /// Sends the close frame and waits briefly for the peer's, so the client sees a clean close.
-    async fn close(&mut self, mut socket: Socket, code: CloseCode, reason: &'static str) {
+    async fn close(&mut self, socket: &mut Socket, code: CloseCode, reason: &'static str) {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),

@@ -13,7 +13,7 @@
 //!
 //! [`Tracked`] sits between tungstenite and the connection and follows the frame headers in the
 //! bytes read, so the session can tell when that is the case ([`Tracked::holds_only_grown_buffers`])
-//! and then swap the stream for a fresh one ([`renewed`]). The scan is a few comparisons per
+//! and then swap the stream for a fresh one ([`renew`]). The scan is a few comparisons per
 //! read; the swap happens only after a frame (or a batch of notifications) that cannot have fit
 //! the buffers' usual size, at most once per step of the session.
 
@@ -39,18 +39,21 @@ pub(super) async fn open(upgraded: UpgradedIo, config: WebSocketConfig) -> Socke
     WebSocketStream::from_raw_socket(Tracked::new(upgraded), Role::Server, Some(config)).await
 }
 
-/// A fresh WebSocket over `socket`'s connection, when `socket` holds nothing but grown buffers
-/// (the caller checked [`Tracked::holds_only_grown_buffers`] after a complete flush); the old one
-/// and its buffers are dropped.
-pub(super) async fn renewed<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: WebSocketStream<Tracked<S>>,
-) -> WebSocketStream<Tracked<S>> {
+/// Puts a fresh WebSocket over `socket`'s connection in its place, when `socket` holds nothing
+/// but grown buffers (the caller checked [`Tracked::holds_only_grown_buffers`] after a complete
+/// flush); the old one and its buffers are dropped.
+///
+/// Takes the socket by reference: a session's loop keeps its socket in its caller's frame
+/// rather than in its own (a future keeps a by-value argument twice: as passed and as bound),
+/// and its size is paid by every idle session.
+pub(super) async fn renew<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<Tracked<S>>,
+) {
     let config = *socket.get_config();
     let Some(connection) = socket.get_mut().hand_over() else {
-        return socket;
+        return;
     };
-    drop(socket);
-    WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await
+    *socket = WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await;
 }
 
 /// A connection that follows the frames read from it and notes large frames either way.
@@ -283,7 +286,7 @@ mod tests {
         },
     };
 
-    use super::{FrameScanner, Tracked, renewed};
+    use super::{FrameScanner, Tracked, renew};
 
     type Server = WebSocketStream<Tracked<DuplexStream>>;
     type Client = WebSocketStream<DuplexStream>;
@@ -309,8 +312,7 @@ mod tests {
         *received += 1;
         socket.flush().await.expect("flushed");
         if socket.get_ref().holds_only_grown_buffers(*received) {
-            let old = server.take().expect("a socket");
-            *server = Some(renewed(old).await);
+            renew(socket).await;
             return (message, true);
         }
         (message, false)
