@@ -196,7 +196,7 @@ pub struct TokenService {
     validation: Validation,
     revocations: Arc<dyn RevocationStore>,
     /// Tokens whose signature passed, so a client's every request does not check it again.
-    verified: VerifiedTokens,
+    verified: VerifiedTokens<Claims>,
 }
 
 impl fmt::Debug for TokenService {
@@ -368,7 +368,7 @@ impl TokenService {
             Some(remembered) => remembered?,
             None => {
                 let claims = Arc::new(self.verify_signature_and_claims(token)?);
-                self.verified.insert(token, Arc::clone(&claims));
+                self.verified.insert(token, claims.exp, Arc::clone(&claims));
                 claims
             }
         };
