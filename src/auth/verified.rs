@@ -1,8 +1,9 @@
 //! Access tokens already verified, remembered by their whole text.
 //!
 //! A client sends the same bearer token with every request until it expires, and checking its
-//! RS256 signature is the largest single cost of an authenticated request (about 17 µs of
-//! RSA arithmetic in profiles of `placeOrder`, a third of the memory store's whole request).
+//! RS256 signature (and decoding and validating its claims) is the largest single cost of an
+//! authenticated request: remembering the verdict took 44–52% off the node's CPU per
+//! authenticated write on the memory store (`benches/README.md`, "Verified tokens remembered").
 //! Once a token has passed [`TokenService::verify`](super::TokenService::verify), the parts of
 //! that verdict that cannot change are remembered:
 //!
