@@ -31,6 +31,7 @@ mod load;
 pub mod queue;
 mod session;
 mod socket;
+mod stream;
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 

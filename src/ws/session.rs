@@ -124,7 +124,7 @@ pub(super) async fn run<H: PetStoreApi + Subscriptions>(
     authentication: Authentication,
     permit: Option<ConnectionPermit>,
 ) {
-    let mut socket = socket::open(upgraded, service.settings.protocol()).await;
+    let mut socket = socket::open(upgraded, service.settings.protocol());
     let id = service.hub.next_connection_id();
     let (outbox, notifications) = Outbox::new(service.settings.outbox_capacity);
     service.hub.attach(id, outbox);
@@ -361,9 +361,7 @@ impl<H: PetStoreApi + Subscriptions> Session<H> {
                 .holds_only_grown_buffers(self.messages_received)
             {
                 // A large frame grew tungstenite's buffers, and it holds nothing else now.
-                // Boxed, as the other rare steps: laid out inline, the renewal was the
-                // largest of the loop's states, and every idle session paid for it.
-                Box::pin(socket::renew(socket)).await;
+                socket::renew(socket);
                 metrics::ws().buffers_released();
             }
             if draining && self.in_flight.is_empty() && self.queue.is_empty() && self.held.is_none()
@@ -891,7 +889,7 @@ async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elap
 
 /// The socket's next message, without a read attempt while the connection has nothing to read.
 ///
-/// tokio-tungstenite attempts a read whenever it is polled, and tungstenite zero-fills its 4 KiB
+/// The socket attempts a read whenever it is polled, and tungstenite zero-fills its 4 KiB
 /// read buffer before each attempt: a subscriber's task, woken for a notification, paid that on
 /// its way back to sleep once per delivery. When tungstenite holds nothing the session has not
 /// received ([`socket::Tracked::holds_nothing_unread`]), a read can only find something new if

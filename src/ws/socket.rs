@@ -4,7 +4,7 @@
 //! tungstenite grows its read buffer to hold a whole incoming frame and its write buffer to hold
 //! a whole outgoing one, and keeps both at that size for the connection's life: after one 48 KiB
 //! request an idle connection cost 57.7 KiB instead of 9.5 (`benches/README.md`). Neither
-//! tungstenite nor tokio-tungstenite can shrink them. A fresh `WebSocketStream` over the same
+//! tungstenite nor tokio-tungstenite can shrink them. A fresh [`WsStream`] over the same
 //! connection starts small again, and it is equivalent to the old one whenever the old one holds
 //! nothing of its own: every byte it read has been handed to the session as a message (no frame
 //! or part of one waiting in its read buffer, no fragmented message half assembled) and every
@@ -24,36 +24,28 @@ use std::{
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::protocol::{Role, WebSocketConfig},
-};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::stream::WsStream;
 use crate::edge::upgrade::UpgradedIo;
 
 /// The session's WebSocket.
-pub(super) type Socket = WebSocketStream<Tracked<UpgradedIo>>;
+pub(super) type Socket = WsStream<Tracked<UpgradedIo>>;
 
 /// Opens the session's WebSocket on an upgraded connection.
-pub(super) async fn open(upgraded: UpgradedIo, config: WebSocketConfig) -> Socket {
-    WebSocketStream::from_raw_socket(Tracked::new(upgraded), Role::Server, Some(config)).await
+pub(super) fn open(upgraded: UpgradedIo, config: WebSocketConfig) -> Socket {
+    WsStream::from_raw_socket(Tracked::new(upgraded), Role::Server, config)
 }
 
 /// Puts a fresh WebSocket over `socket`'s connection in its place, when `socket` holds nothing
 /// but grown buffers (the caller checked [`Tracked::holds_only_grown_buffers`] after a complete
 /// flush); the old one and its buffers are dropped.
-///
-/// Takes the socket by reference: a session's loop keeps its socket in its caller's frame
-/// rather than in its own (a future keeps a by-value argument twice: as passed and as bound),
-/// and its size is paid by every idle session.
-pub(super) async fn renew<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<Tracked<S>>,
-) {
+pub(super) fn renew<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WsStream<Tracked<S>>) {
     let config = *socket.get_config();
     let Some(connection) = socket.get_mut().hand_over() else {
         return;
     };
-    *socket = WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await;
+    *socket = WsStream::from_raw_socket(connection, Role::Server, config);
 }
 
 /// A connection that follows the frames read from it and notes large frames either way.
@@ -286,9 +278,9 @@ mod tests {
         },
     };
 
-    use super::{FrameScanner, Tracked, renew};
+    use super::{FrameScanner, Tracked, WsStream, renew};
 
-    type Server = WebSocketStream<Tracked<DuplexStream>>;
+    type Server = WsStream<Tracked<DuplexStream>>;
     type Client = WebSocketStream<DuplexStream>;
 
     /// A server socket configured as sessions are, and a client socket, connected in memory.
@@ -297,9 +289,7 @@ mod tests {
         let config = WebSocketConfig::default()
             .read_buffer_size(super::super::READ_BUFFER_BYTES)
             .write_buffer_size(super::super::WRITE_BATCH_BYTES);
-        let server =
-            WebSocketStream::from_raw_socket(Tracked::new(server), Role::Server, Some(config))
-                .await;
+        let server = WsStream::from_raw_socket(Tracked::new(server), Role::Server, config);
         let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         (server, client)
     }
@@ -312,7 +302,7 @@ mod tests {
         *received += 1;
         socket.flush().await.expect("flushed");
         if socket.get_ref().holds_only_grown_buffers(*received) {
-            renew(socket).await;
+            renew(socket);
             return (message, true);
         }
         (message, false)
