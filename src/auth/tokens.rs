@@ -360,7 +360,7 @@ impl TokenService {
     /// # Errors
     /// The [`AuthError`] variant naming the first reason for rejection (all of them satisfy
     /// [`AuthError::is_credential_error`]), or [`AuthError::Crypto`] for an internal failure.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
@@ -375,7 +375,7 @@ impl TokenService {
         if self.is_revoked(&claims.jti, claims.sid.as_deref()) {
             return Err(AuthError::Revoked);
         }
-        Ok(Claims::clone(&claims))
+        Ok(claims)
     }
 
     /// The algorithm, key, signature and claims of `token` (everything but revocation).
@@ -814,7 +814,7 @@ mod tests {
         let svc = service();
         let issued = svc.issue_access("alice", &["user".to_owned()]).unwrap();
         let parts: Vec<&str> = issued.token.split('.').collect();
-        let mut claims = svc.verify(&issued.token).unwrap();
+        let mut claims = Claims::clone(&svc.verify(&issued.token).unwrap());
         claims.roles = vec!["admin".to_owned()];
         let tampered = format!(
             "{}.{}.{}",
