@@ -80,8 +80,9 @@ struct Queue {
     first: Option<TextFrame>,
     /// The frames behind it, in order.
     rest: VecDeque<TextFrame>,
-    /// The reader's waker from its latest wait, kept after it is woken (see [`Shared`]).
-    reader: Option<Waker>,
+    /// The reader's waker from its latest wait, kept after it is woken (see [`Shared`]); a
+    /// no-op one before the first wait and once the reader is gone.
+    reader: Waker,
     /// Whether the reader waits for `reader` to be woken; the wake-up clears it.
     parked: bool,
     sender_gone: bool,
@@ -116,13 +117,10 @@ impl Queue {
         self.rest = VecDeque::new();
     }
 
-    /// Notes that the reader waits, to be woken through `waker`, stored only if it would not
-    /// wake the same task as the one kept.
+    /// Notes that the reader waits, to be woken through `waker`. `clone_from` keeps the waker
+    /// it has when `will_wake` says it is the same task's.
     fn park(&mut self, waker: &Waker) {
-        match &self.reader {
-            Some(kept) if kept.will_wake(waker) => {}
-            _ => self.reader = Some(waker.clone()),
-        }
+        self.reader.clone_from(waker);
         self.parked = true;
     }
 
@@ -130,10 +128,8 @@ impl Queue {
     /// a parking one after the other; waking by reference keeps the waker and only schedules
     /// the task (a tokio waker does not run it here), so the lock is not held for long.
     fn wake_reader(&mut self) {
-        if std::mem::take(&mut self.parked)
-            && let Some(reader) = &self.reader
-        {
-            reader.wake_by_ref();
+        if std::mem::take(&mut self.parked) {
+            self.reader.wake_by_ref();
         }
     }
 }
@@ -185,7 +181,7 @@ impl Outbox {
             queue: Mutex::new(Queue {
                 first: None,
                 rest: VecDeque::new(),
-                reader: None,
+                reader: Waker::noop().clone(),
                 parked: false,
                 sender_gone: false,
                 receiver_gone: false,
@@ -343,7 +339,7 @@ impl Drop for OutboxReceiver {
         // Nobody will read them; free them now rather than when the hub detaches. The waker
         // goes too: it holds the session's task, which holds this receiver.
         queue.clear();
-        queue.reader = None;
+        queue.reader = Waker::noop().clone();
         queue.parked = false;
         self.shared.nonempty.store(false, Ordering::Relaxed);
     }
