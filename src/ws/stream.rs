@@ -21,7 +21,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use futures_util::{Sink, SinkExt, Stream, stream::FusedStream};
+use futures_util::{Sink, SinkExt, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{
     Error as WsError, Message, WebSocket,
@@ -108,12 +108,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsStream<S> {
                 }
             }
         }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for WsStream<S> {
-    fn is_terminated(&self) -> bool {
-        self.ended
     }
 }
 
