@@ -6,10 +6,11 @@
 //! tracing, timing and metrics.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response,
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
@@ -93,6 +94,8 @@ pub struct HttpEdge<O: Endpoint, R: Endpoint> {
     settings: EdgeSettings,
     /// Request counts and latencies.
     metrics: &'static HttpMetrics,
+    /// The `RateLimit-Limit` header's value, made once.
+    limit_value: LimitValue,
 }
 
 impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
@@ -115,6 +118,7 @@ impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
             access,
             settings,
             metrics: &metrics::global().http,
+            limit_value: LimitValue::default(),
         }
     }
 
@@ -212,7 +216,10 @@ impl<O: Endpoint, R: Endpoint> Endpoint for HttpEdge<O, R> {
             Ok(response) => response,
             Err(error) => error::render(error).await,
         };
-        finish_headers(&mut response, &request_id, decision.as_ref(), uri.path());
+        let rate = decision
+            .as_ref()
+            .map(|decision| (decision, &self.limit_value));
+        finish_headers(&mut response, &request_id, rate, uri.path());
 
         let operation = observe::operation(answered_by, &method, uri.path(), api);
         let elapsed = started.elapsed();
@@ -249,8 +256,9 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 /// The rate-limit headers' names ([`RateDecision::headers`]), made once: the limiter names them
 /// in their documented mixed case, which `HeaderName` would lower-case into a fresh allocation
-/// on every response.
-const RATE_HEADERS: [(&str, HeaderName); 4] = [
+/// on every response. A `static`, not a `const`: a `const` array is built and dropped again at
+/// every use.
+static RATE_HEADERS: [(&str, HeaderName); 4] = [
     (HEADER_LIMIT, HeaderName::from_static("ratelimit-limit")),
     (
         HEADER_REMAINING,
@@ -268,20 +276,47 @@ fn rate_header_name(name: &str) -> Option<HeaderName> {
     }
 }
 
+/// A number as a header value in one allocation: `HeaderValue::from(u64)` makes two (a growable
+/// buffer, then the shared block its `freeze` adds for a buffer not filled to capacity).
+fn number_value(number: u64) -> HeaderValue {
+    let mut text = itoa::Buffer::new();
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(text.format(number).as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from(number))
+}
+
+/// The `RateLimit-Limit` value, which is the same on every response of a limiter: made once and
+/// shared (a reference count) instead of formatted and allocated per response.
+#[derive(Debug, Default)]
+struct LimitValue(OnceLock<(u64, HeaderValue)>);
+
+impl LimitValue {
+    fn of(&self, limit: u64) -> HeaderValue {
+        match self.0.get_or_init(|| (limit, number_value(limit))) {
+            (made_for, value) if *made_for == limit => value.clone(),
+            _ => number_value(limit),
+        }
+    }
+}
+
 /// The headers every response gets from the edge: the request id, the rate-limit state when
 /// a limit was counted, and the `Allow` header of a 405.
 fn finish_headers(
     response: &mut Response,
     request_id: &RequestId,
-    decision: Option<&RateDecision>,
+    rate: Option<(&RateDecision, &LimitValue)>,
     path: &str,
 ) {
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID_HEADER, request_id.header_value().clone());
-    if let Some(decision) = decision {
+    if let Some((decision, limit_value)) = rate {
         for (name, value) in decision.headers() {
+            let value = if name == HEADER_LIMIT {
+                limit_value.of(value)
+            } else {
+                number_value(value)
+            };
             if let Some(name) = rate_header_name(name) {
-                headers.insert(name, HeaderValue::from(value));
+                headers.insert(name, value);
             }
         }
     }
@@ -348,9 +383,11 @@ fn cors() -> Cors {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderName;
+    use poem::http::{HeaderName, HeaderValue};
 
-    use super::{RATE_HEADERS, REQUEST_ID, REQUEST_ID_HEADER, rate_header_name};
+    use super::{
+        LimitValue, RATE_HEADERS, REQUEST_ID, REQUEST_ID_HEADER, number_value, rate_header_name,
+    };
 
     #[test]
     fn the_names_made_once_are_the_names_the_limiter_and_request_ids_give() {
@@ -366,5 +403,20 @@ mod tests {
             rate_header_name("RateLimit-Policy"),
             HeaderName::from_bytes(b"ratelimit-policy").ok()
         );
+    }
+
+    #[test]
+    fn numbers_become_the_header_values_http_would_make() {
+        for number in [0, 7, 42, 1_000, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(number_value(number), HeaderValue::from(number));
+        }
+    }
+
+    #[test]
+    fn the_limit_value_made_once_follows_a_different_limit() {
+        let made = LimitValue::default();
+        assert_eq!(made.of(60), HeaderValue::from(60_u64));
+        assert_eq!(made.of(60), HeaderValue::from(60_u64));
+        assert_eq!(made.of(100), HeaderValue::from(100_u64));
     }
 }
