@@ -124,16 +124,31 @@ fn context(
     }
 }
 
-/// The `N` segments of `path` after its leading `/`, if it has exactly `N` (the direct lane's
-/// path matching: a route's static segments are compared with them, its parameters read from
-/// them).
-pub fn path_segments<const N: usize>(path: &str) -> Option<[&str; N]> {
-    let mut segments = path.strip_prefix('/')?.split('/');
-    let mut found = [""; N];
-    for slot in &mut found {
-        *slot = segments.next()?;
+/// The segments of `path` after its leading `/`, at most `N` of them: the direct lane splits a
+/// path once and compares every route's static segments with them and reads its parameters from
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct PathSegments<'a, const N: usize> {
+    found: [&'a str; N],
+    len: usize,
+}
+
+impl<'a, const N: usize> PathSegments<'a, N> {
+    /// The segments of `path`; `None` if it does not start with `/` or has more than `N`.
+    pub fn of(path: &'a str) -> Option<Self> {
+        let mut found = [""; N];
+        let mut len = 0;
+        for segment in path.strip_prefix('/')?.split('/') {
+            *found.get_mut(len)? = segment;
+            len += 1;
+        }
+        Some(Self { found, len })
     }
-    segments.next().is_none().then_some(found)
+
+    /// The segments, in order.
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.found[..self.len]
+    }
 }
 
 const JSON: &str = "application/json";
@@ -253,5 +268,30 @@ pub fn set_header(response: &mut Response, name: &'static str, value: &impl Head
         HeaderValue::from_str(&value.header_text()),
     ) {
         response.headers_mut().insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathSegments;
+
+    fn segments<const N: usize>(path: &str) -> Option<Vec<&str>> {
+        PathSegments::<N>::of(path).map(|found| found.as_slice().to_vec())
+    }
+
+    #[test]
+    fn a_path_splits_into_its_segments_up_to_the_most_a_route_has() {
+        assert_eq!(segments::<3>("/pet/1"), Some(vec!["pet", "1"]));
+        assert_eq!(
+            segments::<3>("/store/order/7"),
+            Some(vec!["store", "order", "7"])
+        );
+        // Empty segments are kept, so `/pet/` or `/pet//1` never look like `/pet/{id}`'s path.
+        assert_eq!(segments::<3>("/pet/"), Some(vec!["pet", ""]));
+        assert_eq!(segments::<3>("/pet//1"), Some(vec!["pet", "", "1"]));
+        assert_eq!(segments::<3>("/"), Some(vec![""]));
+        // More segments than any route has, or no leading `/`: no route's.
+        assert_eq!(segments::<3>("/store/order/7/x"), None);
+        assert_eq!(segments::<3>("pet/1"), None);
     }
 }

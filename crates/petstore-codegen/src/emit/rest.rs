@@ -17,7 +17,7 @@
 //!
 //! Runtime items used (`crate::rest::runtime`): `Answer`, `Documented`, `Render`, the response
 //! builders, `JsonBody`, `OctetStream`, `request_context`, `caller_context` and
-//! `path_segments`.
+//! `PathSegments`.
 
 use std::collections::BTreeMap;
 
@@ -139,12 +139,12 @@ pub fn emit(api: &Api) -> String {
             "Documented",
             "JsonBody",
             "OctetStream",
+            "PathSegments",
             "Render",
             "caller_context",
             "image_content",
             "header",
             "json_content",
-            "path_segments",
             "render_empty",
             "render_image",
             "render_json",
@@ -890,12 +890,22 @@ fn direct_lane(api: &Api) -> TokenStream {
             }
         }
     });
+    // The path is split once, into as many segments as the longest route has; a longer path
+    // is no direct route's.
+    let most_segments = routes
+        .iter()
+        .map(|operation| template_segments(&operation.path).len())
+        .max()
+        .unwrap_or(0);
+    let most_segments = proc_macro2::Literal::usize_unsuffixed(most_segments);
     let method_check = (!routes.is_empty()).then(|| {
         quote! {
             if *method != poem::http::Method::GET {
                 return None;
             }
             let path = path.strip_prefix(API_BASE)?;
+            let segments = PathSegments::<#most_segments>::of(path)?;
+            let segments = segments.as_slice();
         }
     });
     let unused = routes.is_empty().then(|| quote!(let _ = (method, path);));
@@ -1006,11 +1016,11 @@ fn wins(direct: &[Segment<'_>], other: &[Segment<'_>]) -> bool {
     })
 }
 
-/// The `if` that takes `operation`'s requests: the static segments compared, each parameter
-/// parsed and checked against its bounds.
+/// The `if` that takes `operation`'s requests: the path's `segments` (split once for every
+/// route) compared with the static segments, each parameter parsed and checked against its
+/// bounds.
 fn direct_matcher(operation: &Operation) -> TokenStream {
     let template = template_segments(&operation.path);
-    let count = proc_macro2::Literal::usize_unsuffixed(template.len());
     let patterns = template.iter().map(|segment| match segment {
         Segment::Static(text) => quote!(#text),
         Segment::Param(name) => {
@@ -1036,7 +1046,7 @@ fn direct_matcher(operation: &Operation) -> TokenStream {
         quote!(Self::#variant { #(#idents),* })
     };
     quote! {
-        if let Some([#(#patterns),*]) = path_segments::<#count>(path) #(#checks)* {
+        if let [#(#patterns),*] = segments #(#checks)* {
             return Some(#route);
         }
     }
