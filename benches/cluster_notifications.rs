@@ -55,6 +55,11 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, median, ms, percentile};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prefix of the names the publisher gives the pets; the event's number follows.
 const NAME_PREFIX: &str = "cluster-";
 /// Longest wait for a round's events to reach every subscriber.

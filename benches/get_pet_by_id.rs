@@ -56,6 +56,11 @@ use poem_openapi::{OpenApi, OpenApiService, param::Path, payload::Json, types::P
 use stats::median;
 use tokio::net::{TcpListener, TcpStream};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable that turns this binary into one of the servers.
 const ROLE_ENV: &str = "GET_PET_BENCH_ROLE";
 /// Environment variable carrying pet 1's JSON (as our server answers it) to the baselines.

@@ -44,6 +44,11 @@ use fred::{
 use petstore_testkit::redis::{LocalRedis, Persistence};
 use ws_support::{median, ms, percentile};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The server's publish script, run unchanged.
 const PUBLISH_SCRIPT: &str = include_str!("../src/events/lua/publish.lua");
 /// The rest of a notification after the script's `{"seq":…,"epoch":…,"positions":{…},`, the

@@ -68,6 +68,11 @@ use petstore_ws::{
 use serde_json::{Value, json};
 use stats::{median, ms, percentile, ratio};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable that turns this binary into one of the servers.
 const ROLE_ENV: &str = "STORE_BENCH_ROLE";
 /// How long a server gets to exit once its stdin closes, before it is killed.

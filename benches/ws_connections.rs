@@ -43,6 +43,11 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use ws_support::{CONNECTIONS_ENV, ChildServer, RawSocket, percentile};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Names of the pets whose creation is broadcast: `ws-connections-<event>`.
 const NAME_PREFIX: &str = "ws-connections-";
 

@@ -66,6 +66,11 @@ use ws_support::{
     CONNECTING_AT_ONCE, CONNECTIONS_ENV, ChildServer, RawSocket, ServerSocket, ms, percentile,
 };
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prefix of the benchmark pets' names; the event's index follows.
 const NAME_PREFIX: &str = "fanout-";
 /// Descriptors kept free for everything that is not a subscriber socket.

@@ -38,6 +38,11 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, RawSocket};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Padding of the large request of [`Target::OursAfterLargeMessage`].
 const LARGE_MESSAGE_BYTES: usize = 48 * 1024;
 

@@ -29,6 +29,11 @@ use petstore_testkit::{
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Longest wait for one frame.
 const FRAME_GUARD: Duration = Duration::from_secs(20);
 

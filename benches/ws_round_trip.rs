@@ -49,6 +49,11 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 use ws_support::{CONNECTIONS_ENV, ChildServer, RawSocket, ms, percentile};
 
+/// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
+/// the bare ones alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable carrying our response frame to the bare server.
 const RESPONSE_ENV: &str = "WS_ROUND_TRIP_RESPONSE";
 
