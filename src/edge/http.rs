@@ -25,7 +25,7 @@ use super::{
     observe,
     paths::{self, WS_PATH},
     payload::BodyLimits,
-    request_id::{REQUEST_ID, RequestId},
+    request_id::{REQUEST_ID, REQUEST_ID_HEADER, RequestId},
 };
 use crate::{
     limits::{
@@ -251,9 +251,6 @@ fn request_span(request_id: &RequestId, method: &Method, path: &str) -> Span {
     )
 }
 
-/// The request id header's name, made once: a `&str` name is checked again on every insert.
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
-
 /// The rate-limit headers' names ([`RateDecision::headers`]), made once: the limiter names them
 /// in their documented mixed case, which `HeaderName` would lower-case into a fresh allocation
 /// on every response. A `static`, not a `const`: a `const` array is built and dropped again at
@@ -340,9 +337,11 @@ fn log_request(
 ) {
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let operation = operation.label();
-    span.record("operation", operation);
-    span.record("status", status.as_u16());
-    span.record("latency_ms", latency_ms);
+    if !span.is_disabled() {
+        span.record("operation", operation);
+        span.record("status", status.as_u16());
+        span.record("latency_ms", latency_ms);
+    }
     let request_id = request_id.as_str();
     if status.is_server_error() {
         tracing::error!(%request_id, %method, path, operation, status = status.as_u16(), latency_ms, "request failed");

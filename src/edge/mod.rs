@@ -47,6 +47,6 @@ pub use self::{
     http::{EdgeSettings, HttpEdge},
     idempotency::{Idempotency, IdempotencySettings, Idempotent},
     payload::{BodyLimits, read_limited},
-    request_id::{REQUEST_ID, RequestId},
+    request_id::{REQUEST_ID, REQUEST_ID_HEADER, RequestId},
     sessions::SessionCounts,
 };

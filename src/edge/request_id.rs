@@ -6,10 +6,17 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use poem::{Request, http::HeaderValue};
+use poem::{
+    Request,
+    http::{HeaderName, HeaderValue},
+};
 
 /// The request id header, accepted from clients and echoed on every response.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// The same, as a header name made once: a `&str` name is parsed again at every lookup and
+/// insert.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 /// Longest client-supplied request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -28,7 +35,7 @@ impl RequestId {
         Self(
             request
                 .headers()
-                .get(REQUEST_ID)
+                .get(REQUEST_ID_HEADER)
                 .filter(|id| {
                     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.to_str().is_ok()
                 })
