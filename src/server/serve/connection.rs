@@ -19,7 +19,7 @@ use hyper_util::{
     server::conn::auto::{self, upgrade::downcast},
 };
 use poem::{
-    Addr, Endpoint,
+    Addr, Endpoint, IntoResponse,
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
 };
@@ -133,7 +133,11 @@ async fn serve_http<E, I>(
                     conn.remote_addr.clone(),
                     conn.scheme.clone(),
                 ));
-                let response = conn.shared.endpoint.get_response(request).await;
+                // The endpoint's own call rather than `get_response`, one more future around it.
+                let response = match conn.shared.endpoint.call(request).await {
+                    Ok(output) => output.into_response(),
+                    Err(error) => error.into_response(),
+                };
                 let response = hyper::Response::from(response).map(|body| Counted { body, conn });
                 Ok::<_, Infallible>(response)
             }
