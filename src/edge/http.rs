@@ -20,7 +20,8 @@ use poem_openapi::OperationId;
 use tracing::{Instrument, Span};
 
 use super::{
-    access::{AccessControl, api_key_header},
+    access::{AccessControl, Caller, api_key_header},
+    direct::DirectLane,
     error::{self, HttpError},
     observe,
     paths::{self, WS_PATH},
@@ -65,7 +66,8 @@ macro_rules! in_span {
 /// Request id, origin check, caller identification, rate limit, request timeout, error
 /// rendering, tracing, timing and metrics for every request, and the choice of router by path:
 /// the operations, whose routes already carry [`API_BASE`](paths::API_BASE), for
-/// [operation paths](paths::is_operation_path), the other routes for everything else.
+/// [operation paths](paths::is_operation_path), the other routes for everything else. Requests
+/// of the [direct lane](DirectLane) the edge answers itself, within the same checks.
 ///
 /// The choice by path prefix replaces poem's `Route::nest`, which would do the same job per
 /// request by matching the prefix in a router of its own, recording the matched pattern (an
@@ -80,9 +82,11 @@ macro_rules! in_span {
 ///
 /// Per-request logs are at `debug` so the default `info` level costs one disabled-callsite check
 /// on the hot path; server errors are always logged.
-pub struct HttpEdge<O: Endpoint, R: Endpoint> {
+pub struct HttpEdge<O: Endpoint, R: Endpoint, D> {
     /// The operations, with routes under [`API_BASE`](paths::API_BASE).
     operations: Arc<O>,
+    /// The requests the edge answers itself, if the lane is on.
+    direct: Option<D>,
     /// The same, answering CORS requests from accepted origins.
     cors_operations: CorsEndpoint<Arc<O>>,
     /// Documentation, documents, keys, health, readiness, liveness, metrics, the WebSocket
@@ -98,11 +102,11 @@ pub struct HttpEdge<O: Endpoint, R: Endpoint> {
     limit_value: LimitValue,
 }
 
-impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
-    /// The edge in front of `operations` (routes under the API base) and `others` (every other
-    /// route).
+impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
+    /// The edge in front of `operations` (routes under the API base), answering the requests of
+    /// `direct` itself, and of `others` (every other route).
     pub fn new(
-        operations: O,
+        (operations, direct): (O, Option<D>),
         others: R,
         access: Arc<AccessControl>,
         settings: EdgeSettings,
@@ -113,6 +117,7 @@ impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
         Self {
             cors_operations: cors.transform(operations.clone()),
             operations,
+            direct,
             cors_others: cors.transform(others.clone()),
             others,
             access,
@@ -153,72 +158,158 @@ impl<O: Endpoint, R: Endpoint> HttpEdge<O, R> {
         )))
     }
 
-    /// Routes an API request past the caller checks; `Ok` carries the rate-limit decision to
-    /// report in the response headers.
+    /// Answers an API request past the caller checks: in the direct lane if it takes the
+    /// request, else through the operations' endpoint, with what that needs attached to the
+    /// request.
     async fn call_operation(
         &self,
-        mut request: Request,
+        request: Request,
+        request_id: &RequestId,
         cors: bool,
-    ) -> (poem::Result<Response>, Option<RateDecision>) {
+    ) -> Outcome {
         let caller = self.access.caller(&request);
-        let decision = match self.access.check_rate(&caller).await {
+        let rate = match self.access.check_rate(&caller).await {
             Ok(decision) => decision,
-            Err(error) => return (Err(HttpError(error).into()), None),
+            Err(error) => return Outcome::refused(error),
         };
-        request.set_data(caller);
-        let call = async {
-            if cors {
-                self.cors_operations.call(request).await
-            } else {
-                self.operations
-                    .call(request)
+        // A CORS request takes the operations' endpoint, where poem's middleware adds the CORS
+        // headers.
+        let direct = match &self.direct {
+            Some(lane) if !cors => lane.route(&request).map(|route| (lane, route)),
+            _ => None,
+        };
+        let limit = self.settings.request_timeout;
+        let result = match direct {
+            Some((lane, route)) => {
+                tokio::time::timeout(limit, lane.answer(route, &caller, request_id))
                     .await
-                    .map(IntoResponse::into_response)
+                    .map_err(|_| HttpError(ApiError::Timeout).into())
+            }
+            // Boxed, as the future of every route but the direct lane's: they are large, and
+            // inline they would make every future around them large, which each layer moves.
+            None => {
+                let routed = Box::pin(self.call_routed(request, caller, request_id, cors));
+                tokio::time::timeout(limit, routed)
+                    .await
+                    .unwrap_or_else(|_| Err(HttpError(ApiError::Timeout).into()))
             }
         };
-        let result = tokio::time::timeout(self.settings.request_timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(HttpError(ApiError::Timeout).into()));
-        (result, decision)
+        Outcome {
+            result,
+            rate,
+            answered_by: direct.map(|(_, route)| D::operation_id(route)),
+        }
+    }
+
+    /// An API request the direct lane does not take: through the operations' endpoint, with
+    /// what that reads attached to the request.
+    async fn call_routed(
+        &self,
+        mut request: Request,
+        caller: Caller,
+        request_id: &RequestId,
+        cors: bool,
+    ) -> poem::Result<Response> {
+        attach(&mut request, request_id, self.settings.body_limits);
+        request.set_data(caller);
+        if cors {
+            self.cors_operations.call(request).await
+        } else {
+            // `O`'s own call, not the `Arc`'s, which is one more future moving the request.
+            O::call(&self.operations, request)
+                .await
+                .map(IntoResponse::into_response)
+        }
+    }
+
+    /// A request for any other route (documentation, documents, health, metrics, the WebSocket
+    /// and MCP endpoints), with what they read attached to the request.
+    async fn call_other(
+        &self,
+        mut request: Request,
+        request_id: &RequestId,
+        cors: bool,
+    ) -> poem::Result<Response> {
+        attach(&mut request, request_id, self.settings.body_limits);
+        if cors {
+            self.cors_others.call(request).await
+        } else {
+            R::call(&self.others, request)
+                .await
+                .map(IntoResponse::into_response)
+        }
     }
 }
 
-impl<O: Endpoint, R: Endpoint> Endpoint for HttpEdge<O, R> {
+/// What became of a request past the origin check.
+struct Outcome {
+    result: poem::Result<Response>,
+    /// The rate-limit decision to report in the response headers, when a limit was counted.
+    rate: Option<RateDecision>,
+    /// The operation the edge answered with itself (the direct lane); the operations' endpoint
+    /// reports its own in the response.
+    answered_by: Option<&'static str>,
+}
+
+impl Outcome {
+    fn refused(error: ApiError) -> Self {
+        Self::answered(Err(HttpError(error).into()))
+    }
+
+    fn answered(result: poem::Result<Response>) -> Self {
+        Self {
+            result,
+            rate: None,
+            answered_by: None,
+        }
+    }
+}
+
+/// What the routes behind the edge read from the request: its id and the body limits.
+fn attach(request: &mut Request, request_id: &RequestId, body_limits: BodyLimits) {
+    request.set_data(request_id.clone());
+    request.set_data(body_limits);
+}
+
+impl<O: Endpoint, R: Endpoint, D: DirectLane> Endpoint for HttpEdge<O, R, D> {
     type Output = Response;
 
-    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+    async fn call(&self, request: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let in_flight = self.metrics.start();
         let request_id = RequestId::of(&request);
-        request.set_data(request_id.clone());
-        request.set_data(self.settings.body_limits);
         let method = request.method().clone();
         let uri = request.uri().clone();
         let api = paths::is_operation_path(uri.path());
         let span = request_span(&request_id, &method, uri.path());
 
-        let (result, decision) = match self.check_origin(&request) {
-            Err(error) => (Err(HttpError(error).into()), None),
-            Ok(cors) if api => in_span!(span, self.call_operation(request, cors)),
-            Ok(true) => (in_span!(span, self.cors_others.call(request)), None),
-            Ok(false) => (
-                in_span!(span, self.others.call(request)).map(IntoResponse::into_response),
-                None,
-            ),
+        let outcome = match self.check_origin(&request) {
+            Err(error) => Outcome::refused(error),
+            Ok(cors) if api => in_span!(span, self.call_operation(request, &request_id, cors)),
+            // Boxed, as in `call_operation`.
+            Ok(cors) => Outcome::answered(in_span!(
+                span,
+                Box::pin(self.call_other(request, &request_id, cors))
+            )),
         };
-        let answered_by = match &result {
-            Ok(response) => response.data::<OperationId>(),
-            Err(error) => error.data::<OperationId>(),
-        }
-        .map(|id| id.0);
+        let Outcome {
+            result,
+            rate,
+            answered_by,
+        } = outcome;
+        let answered_by = answered_by.or_else(|| {
+            match &result {
+                Ok(response) => response.data::<OperationId>(),
+                Err(error) => error.data::<OperationId>(),
+            }
+            .map(|id| id.0)
+        });
         // Errors are rendered here, the one place every route's errors pass through.
         let mut response = match result {
             Ok(response) => response,
             Err(error) => error::render(error).await,
         };
-        let rate = decision
-            .as_ref()
-            .map(|decision| (decision, &self.limit_value));
+        let rate = rate.as_ref().map(|decision| (decision, &self.limit_value));
         finish_headers(&mut response, &request_id, rate, uri.path());
 
         let operation = observe::operation(answered_by, &method, uri.path(), api);

@@ -8,6 +8,7 @@
 //!   request timeout, error rendering, tracing and metrics, and the choice of router by path.
 //! - [`access`]: who is calling ([`Caller`]: client address through trusted proxies, verified
 //!   credentials) and whether they may come in ([`AccessControl`]: rate limit, origins).
+//! - [`direct`]: the [`DirectLane`], API requests the edge answers itself, past its checks.
 //! - [`error`]: an [`ApiError`](petstore_api::ApiError) as an HTTP response, rendered in one
 //!   place for REST and the WebSocket upgrade alike ([`error_response`], [`HttpError`]).
 //! - [`idempotency`]: requests run at most once per idempotency key ([`Idempotent`] in front
@@ -25,6 +26,7 @@
 //!   and run on the same handler REST calls (generated).
 
 pub mod access;
+pub mod direct;
 pub mod error;
 pub mod http;
 pub mod idempotency;
@@ -43,6 +45,7 @@ pub mod dispatch {
 
 pub use self::{
     access::{AccessControl, Caller, rate_limited},
+    direct::DirectLane,
     error::{HttpError, error_response, error_status},
     http::{EdgeSettings, HttpEdge},
     idempotency::{Idempotency, IdempotencySettings, Idempotent},

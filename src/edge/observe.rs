@@ -1,9 +1,11 @@
 //! Which operation answered a request, for its metrics and its log lines.
 //!
-//! poem-openapi records the `operationId` of the operation it routed to in the response (and in
-//! the error, when parameter parsing or the handler failed), for every request that reached an
-//! operation: the router's own decision, already paid for, so the edge reads it back with one
-//! extension lookup. That covers the hot path. Only requests that never reached an operation need
+//! The edge knows the operation of a request it answered in the [direct lane](super::direct)
+//! from the lane's route. poem-openapi records the `operationId` of the operation it routed to in
+//! the response (and in the error, when parameter parsing or the handler failed), for every
+//! request that reached an operation: the router's own decision, already paid for, so the edge
+//! reads it back with one extension lookup. That covers the hot path. Only requests that never
+//! reached an operation need
 //! more: those the edge refused first (origin, rate limit, timeout) are matched against the spec's
 //! method and path templates, the operational routes are told by their paths, and everything else
 //! is `unknown` — never the path itself, so the label stays bounded.
@@ -17,8 +19,8 @@ use super::paths::{
 use crate::telemetry::metrics::Operation;
 use petstore_api::operations::OPERATIONS;
 
-/// What answered a request: the operation poem-openapi reported (`answered_by`), or else what the
-/// method and path say.
+/// What answered a request: the operation the direct lane or poem-openapi reported
+/// (`answered_by`), or else what the method and path say.
 pub(super) fn operation(
     answered_by: Option<&'static str>,
     method: &Method,

@@ -30,13 +30,13 @@ use poem::{
     http::Method,
 };
 use poem_openapi::{
-    OpenApi, OpenApiService, OperationId,
+    OpenApi, OpenApiService,
     registry::{MetaApi, MetaSchemaRef, MetaSecurityScheme, Registry},
 };
 
 pub use self::ops::{OpsState, Readiness};
 use crate::edge::{
-    AccessControl,
+    AccessControl, Caller, DirectLane, RequestId,
     paths::{
         ADMIN_NODES_PATH, API_BASE, ASYNCAPI_YAML, DOCS, HEALTH_PATH, JWKS_PATH, LIVE_PATH,
         METRICS_PATH, OPENAPI_JSON, OPENAPI_YAML, READY_PATH, WS_DOCS, under_api_base,
@@ -71,62 +71,60 @@ fn info_description() -> Option<String> {
 }
 
 /// The operations' endpoint, its routes under [`API_BASE`] (`UnderApiBase`): the edge sends it
-/// every request for an operation path, without a prefix-stripping `Route::nest`.
-///
-/// With `direct`, the requests of the generated direct lane ([`adapter::DirectRoute`]) are
-/// answered before poem-openapi's router; without it, every request is routed.
-pub fn operations<H: PetStoreApi>(handler: Arc<H>, direct: bool) -> impl Endpoint + 'static {
-    let routed = OpenApiService::new(
-        UnderApiBase(adapter::RestApi::new(handler.clone())),
+/// every request for an operation path it does not answer in the [direct lane](direct_lane),
+/// without a prefix-stripping `Route::nest`.
+pub fn operations<H: PetStoreApi>(handler: Arc<H>) -> impl Endpoint + 'static {
+    OpenApiService::new(
+        UnderApiBase(adapter::RestApi::new(handler)),
         "petstore-ws",
         env!("CARGO_PKG_VERSION"),
     )
-    .into_endpoint();
-    Operations {
-        direct: direct.then(|| adapter::RestApi::new(handler)),
-        routed,
-    }
+    .into_endpoint()
 }
 
-/// The operations: the direct lane first, then poem-openapi's router.
+/// The direct lane of the operations, which the edge answers before the operations' endpoint.
+pub fn direct_lane<H: PetStoreApi>(handler: Arc<H>) -> DirectReads<H> {
+    DirectReads(adapter::RestApi::new(handler))
+}
+
+/// The generated direct lane ([`adapter::DirectRoute`]) as the edge's [`DirectLane`].
 ///
-/// The router's per-request work is what the hot reads can skip: its own boxed endpoint, the
-/// query string parsed into a list, the path matched in a tree that records its parameters and
-/// pattern (allocations, on the request and on the response), the method table, the extractor
-/// per parameter with its options, another clone of the adapter. A direct route is matched from
-/// the path's segments alone and calls the same generated method body (see
-/// [`adapter::DirectRoute`]); like the router, it marks the response with the `operationId`
-/// that answered, which the edge labels the metrics and logs with.
+/// What a direct request skips is poem-openapi's per-request work: the router's own boxed
+/// endpoint, the query string parsed into a list, the path matched in a tree that records its
+/// parameters and pattern (allocations, on the request and on the response), the method table,
+/// the extractor per parameter with its options, another clone of the adapter; and, as the edge
+/// answers it, the values attached to the request and the response for the operations'
+/// endpoint. A direct route is matched from the path's segments alone and calls the same
+/// generated method body as the routed method.
 ///
 /// A request with a query string goes to the router: no direct route reads one, and the router
 /// stays the one reference for anything unusual.
-struct Operations<H> {
-    direct: Option<adapter::RestApi<H>>,
-    routed: BoxEndpoint<'static>,
-}
+pub struct DirectReads<H>(adapter::RestApi<H>);
 
-impl<H: PetStoreApi> Endpoint for Operations<H> {
-    type Output = Response;
+impl<H: PetStoreApi> DirectLane for DirectReads<H> {
+    type Route = adapter::DirectRoute;
 
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        if let Some(direct) = &self.direct
-            && let Some(route) = direct_route(&request)
-        {
-            let mut response = direct.answer_direct(&request, route).await;
-            response.set_data(OperationId(route.operation_id()));
-            return Ok(response);
+    fn route(&self, request: &Request) -> Option<adapter::DirectRoute> {
+        if request.uri().query().is_some() {
+            return None;
         }
-        self.routed.call(request).await
+        adapter::DirectRoute::of(request.method(), request.uri().path())
     }
-}
 
-/// The direct route of `request`, if it takes one: no query string, and a method and path a
-/// generated route takes.
-fn direct_route(request: &Request) -> Option<adapter::DirectRoute> {
-    if request.uri().query().is_some() {
-        return None;
+    fn operation_id(route: adapter::DirectRoute) -> &'static str {
+        route.operation_id()
     }
-    adapter::DirectRoute::of(request.method(), request.uri().path())
+
+    async fn answer(
+        &self,
+        route: adapter::DirectRoute,
+        caller: &Caller,
+        request_id: &RequestId,
+    ) -> Response {
+        self.0
+            .answer_direct(&runtime::Calling::lent(caller, request_id), route)
+            .await
+    }
 }
 
 /// The operational routes: documentation, documents, keys, the admin endpoints, health,

@@ -7,9 +7,11 @@
 //! the spec lists, and renders them here: a success through [`Render`], an error through the one
 //! error rendering of HTTP ([`error_response`](crate::edge::error_response)).
 
+use std::{borrow::Cow, sync::Arc};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use petstore_api::{
-    ApiError, Ctx, Image, Serialized, error::Denied, security::SecurityRequirement,
+    ApiError, Ctx, Image, Principal, Serialized, error::Denied, security::SecurityRequirement,
 };
 use poem::{
     IntoResponse, Request, Response,
@@ -70,58 +72,69 @@ impl<S: Render + Send, E: Into<ApiError> + Send> IntoResponse for Answer<S, E> {
     }
 }
 
+/// Who is calling, as the edge worked it out: attached to the request for the routed
+/// operations ([`Calling::attached`]), lent by the edge for the direct lane, which it answers
+/// itself ([`Calling::lent`]).
+#[derive(Debug)]
+pub struct Calling<'a> {
+    caller: Cow<'a, Caller>,
+    request_id: Option<&'a RequestId>,
+}
+
+impl<'a> Calling<'a> {
+    /// The caller and request id the edge attached to `request` (an anonymous caller from the
+    /// socket address when the request did not pass the edge, as in tests of the adapter alone).
+    pub fn attached(request: &'a Request) -> Self {
+        let caller = match request.data::<Caller>() {
+            Some(caller) => Cow::Borrowed(caller),
+            None => Cow::Owned(Caller {
+                client_ip: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+                ..Caller::default()
+            }),
+        };
+        Self {
+            caller,
+            request_id: request.data::<RequestId>(),
+        }
+    }
+
+    /// The caller and request id the edge lends a request it answers itself.
+    pub fn lent(caller: &'a Caller, request_id: &'a RequestId) -> Self {
+        Self {
+            caller: Cow::Borrowed(caller),
+            request_id: Some(request_id),
+        }
+    }
+
+    fn context(&self, principal: Option<Arc<Principal>>) -> Ctx {
+        Ctx {
+            request_id: self
+                .request_id
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default(),
+            client_ip: self.caller.client_ip,
+            principal,
+        }
+    }
+}
+
 /// The context of a call to an operation that requires credentials, once the caller the edge
 /// verified ([`Caller`]) has passed the operation's security requirements.
 ///
 /// # Errors
 /// 401 or 403 from [`authorize`].
 pub fn request_context(
-    request: &Request,
+    calling: &Calling<'_>,
     security: &'static [SecurityRequirement],
 ) -> Result<Ctx, Denied> {
-    let (client_ip, principal) = with_caller(request, |caller| {
-        Ok::<_, Denied>((
-            caller.client_ip,
-            authorize(&caller.authentication, security)?,
-        ))
-    })?;
-    Ok(context(request, client_ip, principal))
+    let principal = authorize(&calling.caller.authentication, security)?;
+    Ok(calling.context(principal))
 }
 
 /// The context of a call to an operation that does not require credentials (public, or with an
 /// anonymous alternative): whoever the caller validly is, if anyone.
-pub fn caller_context(request: &Request, security: &'static [SecurityRequirement]) -> Ctx {
-    let (client_ip, principal) = with_caller(request, |caller| {
-        (caller.client_ip, identify(&caller.authentication, security))
-    });
-    context(request, client_ip, principal)
-}
-
-/// Runs `f` on the caller the edge attached (an anonymous one from the socket address when the
-/// request did not pass the edge, as in tests of the adapter alone).
-fn with_caller<T>(request: &Request, f: impl FnOnce(&Caller) -> T) -> T {
-    match request.data::<Caller>() {
-        Some(caller) => f(caller),
-        None => f(&Caller {
-            client_ip: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
-            ..Caller::default()
-        }),
-    }
-}
-
-fn context(
-    request: &Request,
-    client_ip: Option<std::net::IpAddr>,
-    principal: Option<std::sync::Arc<petstore_api::Principal>>,
-) -> Ctx {
-    Ctx {
-        request_id: request
-            .data::<RequestId>()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default(),
-        client_ip,
-        principal,
-    }
+pub fn caller_context(calling: &Calling<'_>, security: &'static [SecurityRequirement]) -> Ctx {
+    calling.context(identify(&calling.caller.authentication, security))
 }
 
 /// The segments of `path` after its leading `/`, at most `N` of them: the direct lane splits a
@@ -273,7 +286,43 @@ pub fn set_header(response: &mut Response, name: &'static str, value: &impl Head
 
 #[cfg(test)]
 mod tests {
-    use super::PathSegments;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use poem::Request;
+
+    use super::{Calling, PathSegments, caller_context};
+    use crate::edge::{Caller, REQUEST_ID, RequestId};
+
+    #[test]
+    fn the_context_is_the_same_whether_the_edge_attached_or_lent_the_caller() {
+        let caller = Caller {
+            client_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            ..Caller::default()
+        };
+        let mut request = Request::builder()
+            .header(REQUEST_ID, "client-id-1")
+            .finish();
+        let request_id = RequestId::of(&request);
+        request.set_data(caller.clone());
+        request.set_data(request_id.clone());
+
+        let attached = caller_context(&Calling::attached(&request), &[]);
+        let lent = caller_context(&Calling::lent(&caller, &request_id), &[]);
+        for ctx in [attached, lent] {
+            assert_eq!(ctx.request_id, "client-id-1");
+            assert_eq!(ctx.client_ip, caller.client_ip);
+            assert!(ctx.principal.is_none());
+        }
+    }
+
+    #[test]
+    fn a_request_that_did_not_pass_the_edge_is_an_anonymous_caller_without_an_id() {
+        let request = Request::builder().finish();
+        let ctx = caller_context(&Calling::attached(&request), &[]);
+        assert_eq!(ctx.request_id, "");
+        assert_eq!(ctx.client_ip, None);
+        assert!(ctx.principal.is_none());
+    }
 
     fn segments<const N: usize>(path: &str) -> Option<Vec<&str>> {
         PathSegments::<N>::of(path).map(|found| found.as_slice().to_vec())

@@ -20,7 +20,8 @@ use crate::{
 use petstore_api::{Subscriptions, operations::PetStoreApi};
 
 /// The server's endpoint: the edge in front of the operations (routes under the API base, behind
-/// the idempotency rules) and of everything else (documentation, documents, keys, admin, health,
+/// the idempotency rules; the direct lane's reads answered by the edge itself, unless
+/// `direct_routes` is off) and of everything else (documentation, documents, keys, admin, health,
 /// readiness, liveness, metrics, the WebSocket endpoint, the MCP endpoint and its metadata).
 pub(super) fn routes<H: PetStoreApi + Subscriptions>(
     handler: Arc<H>,
@@ -30,10 +31,8 @@ pub(super) fn routes<H: PetStoreApi + Subscriptions>(
     idempotency: Arc<Idempotency>,
     (settings, direct_routes): (EdgeSettings, bool),
 ) -> impl Endpoint {
-    let operations = Idempotent::new(
-        rest::operations(handler.clone(), direct_routes),
-        idempotency,
-    );
+    let operations = Idempotent::new(rest::operations(handler.clone()), idempotency);
+    let direct = direct_routes.then(|| rest::direct_lane(handler.clone()));
     let others = rest::operational(handler, ops, access.clone())
         .at(WS_PATH, WsEndpoint(ws))
         .at(MCP_PATH, mcp.endpoint())
@@ -42,5 +41,5 @@ pub(super) fn routes<H: PetStoreApi + Subscriptions>(
             format!("{RESOURCE_METADATA_PATH}{MCP_PATH}"),
             mcp.metadata(),
         );
-    HttpEdge::new(operations, others, access, settings)
+    HttpEdge::new((operations, direct), others, access, settings)
 }

@@ -1049,7 +1049,7 @@ fn the_direct_lane_takes_gets_named_by_their_path_alone() {
         "DirectRoute::GetPetById { pet_id } => {
              let pet_id = Path(pet_id);
              let answer: Answer<GetPetByIdResponse, GetPetByIdError> = {
-                 let ctx = caller_context(http, security::GET_PET_BY_ID);
+                 let ctx = caller_context(calling, security::GET_PET_BY_ID);
                  let request = GetPetByIdRequest { pet_id: pet_id.0 };
                  Answer(self.handler.get_pet_by_id(&ctx, request).await)
              };
@@ -1369,7 +1369,7 @@ fn only_operations_that_require_credentials_are_refused_before_the_handler() {
     assert_contains(
         &rest,
         "let outcome: Result<AddPetResponse, AddPetError> = async {
-             let ctx = request_context(http, security::ADD_PET)?;
+             let ctx = request_context(calling, security::ADD_PET)?;
              let request = AddPetRequest {};
              self.handler.add_pet(&ctx, request).await
          }
@@ -1378,13 +1378,13 @@ fn only_operations_that_require_credentials_are_refused_before_the_handler() {
     );
     assert_contains(
         &rest,
-        "let ctx = caller_context(http, security::GET_PET_BY_ID);
+        "let ctx = caller_context(calling, security::GET_PET_BY_ID);
          let request = GetPetByIdRequest { pet_id: pet_id.0 };
          Answer(self.handler.get_pet_by_id(&ctx, request).await)",
     );
     assert_contains(
         &rest,
-        "let ctx = caller_context(http, security::LOGOUT_USER);
+        "let ctx = caller_context(calling, security::LOGOUT_USER);
          let request = LogoutUserRequest {};
          Answer(self.handler.logout_user(&ctx, request).await)",
     );
@@ -1402,8 +1402,9 @@ fn a_json_body_is_read_with_the_contracts_validation() {
              /// The pet.
              body: JsonBody<schemas::Pet>,
          ) -> Answer<AddPetResponse, AddPetError> {
+             let calling = &Calling::attached(http);
              let outcome: Result<AddPetResponse, AddPetError> = async {
-                 let ctx = request_context(http, security::ADD_PET)?;
+                 let ctx = request_context(calling, security::ADD_PET)?;
                  let request = AddPetRequest {
                      body: parse_body(body.0, body_schemas::ADD_PET)?,
                  };
@@ -1417,7 +1418,7 @@ fn a_json_body_is_read_with_the_contracts_validation() {
     assert_contains(
         &rest,
         "let outcome: Result<CreateUsersWithListInputResponse, CreateUsersWithListInputError> = async {
-             let ctx = caller_context(http, security::CREATE_USERS_WITH_LIST_INPUT);
+             let ctx = caller_context(calling, security::CREATE_USERS_WITH_LIST_INPUT);
              let request = CreateUsersWithListInputRequest {
                  body: parse_body(body.0, body_schemas::CREATE_USERS_WITH_LIST_INPUT)?,
              };",
@@ -1452,7 +1453,8 @@ fn parameters_are_declared_as_the_spec_has_them_and_converted_for_the_request() 
              #[oai(name = \"since\")]
              since: Query<Option<DateTime<Utc>>>,
          ) -> Answer<UpdatePetWithFormResponse, UpdatePetWithFormError> {
-             let ctx = caller_context(http, security::UPDATE_PET_WITH_FORM);
+             let calling = &Calling::attached(http);
+             let ctx = caller_context(calling, security::UPDATE_PET_WITH_FORM);
              let request = UpdatePetWithFormRequest {
                  api_key: api_key.0,
                  pet_id: pet_id.0,

@@ -13,10 +13,12 @@
 //! - The direct lane (`DirectRoute`, `RestApi::answer_direct`): the operations a request names
 //!   by its method and path alone (a `GET` whose only parameters are integers in the path), matched
 //!   and answered without poem-openapi's router, through the same method body as the routed
-//!   method, so the hot reads skip the router's per-request work and answer the same.
+//!   method, so the hot reads skip the router's per-request work and answer the same. The edge
+//!   answers them itself, lending who is calling (`Calling`) instead of attaching it to the
+//!   request.
 //!
-//! Runtime items used (`crate::rest::runtime`): `Answer`, `Documented`, `Render`, the response
-//! builders, `JsonBody`, `OctetStream`, `request_context`, `caller_context` and
+//! Runtime items used (`crate::rest::runtime`): `Answer`, `Calling`, `Documented`, `Render`, the
+//! response builders, `JsonBody`, `OctetStream`, `request_context`, `caller_context` and
 //! `PathSegments`.
 
 use std::collections::BTreeMap;
@@ -136,6 +138,7 @@ pub fn emit(api: &Api) -> String {
     let runtime = used_names(
         &[
             "Answer",
+            "Calling",
             "Documented",
             "JsonBody",
             "OctetStream",
@@ -737,15 +740,16 @@ fn rest_method(api: &Api, operation: &Operation) -> TokenStream {
             http: &Request,
             #(#arguments),*
         ) -> Answer<#response, #error> {
+            let calling = &Calling::attached(http);
             #call
         }
     }
 }
 
 /// The body of an operation's method once its parameters and body are read (bound by their
-/// names, as poem-openapi's extractors): the context, the contract's request, the handler's
-/// call and its typed outcome, an `Answer`. Shared by the routed method and the direct lane, so
-/// both answer alike.
+/// names, as poem-openapi's extractors) and who is calling is known (`calling`, a `&Calling`):
+/// the context, the contract's request, the handler's call and its typed outcome, an `Answer`.
+/// Shared by the routed method and the direct lane, so both answer alike.
 fn operation_call(operation: &Operation, fields: &[TokenStream]) -> TokenStream {
     let method = method_ident(&operation.id);
     let (request, response, error) = operation_types(&operation.id);
@@ -758,9 +762,9 @@ fn operation_call(operation: &Operation, fields: &[TokenStream]) -> TokenStream 
         // Refused credentials or an invalid body end the call early, as one of the
         // operation's documented errors (`From<Denied>`, `From<Invalid>`).
         let context = if operation.requires_credentials() {
-            quote!(request_context(http, security::#security)?)
+            quote!(request_context(calling, security::#security)?)
         } else {
-            quote!(caller_context(http, security::#security))
+            quote!(caller_context(calling, security::#security))
         };
         quote! {
             let outcome: Result<#response, #error> = async {
@@ -773,7 +777,7 @@ fn operation_call(operation: &Operation, fields: &[TokenStream]) -> TokenStream 
         }
     } else {
         quote! {
-            let ctx = caller_context(http, security::#security);
+            let ctx = caller_context(calling, security::#security);
             let request = #request { #(#fields),* };
             Answer(self.handler.#method(&ctx, request).await)
         }
@@ -938,8 +942,9 @@ fn direct_lane(api: &Api) -> TokenStream {
 
         impl<H: PetStoreApi> RestApi<H> {
             /// Answers a request of the direct lane as the operation's method above answers it:
-            /// the same context, request, handler call and rendering.
-            pub async fn answer_direct(&self, http: &Request, route: DirectRoute) -> Response {
+            /// the same context, request, handler call and rendering; who is calling is lent by
+            /// the edge, which answers the lane's requests itself.
+            pub async fn answer_direct(&self, calling: &Calling<'_>, route: DirectRoute) -> Response {
                 match route {
                     #(#arms)*
                 }
