@@ -84,16 +84,12 @@ macro_rules! in_span {
 /// on the hot path; server errors are always logged.
 pub struct HttpEdge<O: Endpoint, R: Endpoint, D> {
     /// The operations, with routes under [`API_BASE`](paths::API_BASE).
-    operations: Arc<O>,
+    operations: WithCors<O>,
     /// The requests the edge answers itself, if the lane is on.
     direct: Option<D>,
-    /// The same, answering CORS requests from accepted origins.
-    cors_operations: CorsEndpoint<Arc<O>>,
-    /// Documentation, documents, keys, health, readiness, liveness, metrics, the WebSocket
-    /// endpoint.
-    others: Arc<R>,
-    /// The same, for CORS.
-    cors_others: CorsEndpoint<Arc<R>>,
+    /// Documentation, documents, keys, health, readiness, liveness, metrics, the WebSocket and
+    /// MCP endpoints.
+    others: WithCors<R>,
     access: Arc<AccessControl>,
     settings: EdgeSettings,
     /// Request counts and latencies.
@@ -111,15 +107,11 @@ impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
         access: Arc<AccessControl>,
         settings: EdgeSettings,
     ) -> Self {
-        let operations = Arc::new(operations);
-        let others = Arc::new(others);
         let cors = cors();
         Self {
-            cors_operations: cors.transform(operations.clone()),
-            operations,
+            operations: WithCors::new(operations, &cors),
             direct,
-            cors_others: cors.transform(others.clone()),
-            others,
+            others: WithCors::new(others, &cors),
             access,
             settings,
             metrics: &metrics::global().http,
@@ -212,14 +204,7 @@ impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
     ) -> poem::Result<Response> {
         attach(&mut request, request_id, self.settings.body_limits);
         request.set_data(caller);
-        if cors {
-            self.cors_operations.call(request).await
-        } else {
-            // `O`'s own call, not the `Arc`'s, which is one more future moving the request.
-            O::call(&self.operations, request)
-                .await
-                .map(IntoResponse::into_response)
-        }
+        self.operations.call(request, cors).await
     }
 
     /// A request for any other route (documentation, documents, health, metrics, the WebSocket
@@ -231,10 +216,32 @@ impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
         cors: bool,
     ) -> poem::Result<Response> {
         attach(&mut request, request_id, self.settings.body_limits);
+        self.others.call(request, cors).await
+    }
+}
+
+/// An endpoint behind the edge, and the same answering CORS requests from accepted origins.
+struct WithCors<E> {
+    plain: Arc<E>,
+    cors: CorsEndpoint<Arc<E>>,
+}
+
+impl<E: Endpoint> WithCors<E> {
+    fn new(endpoint: E, cors: &Cors) -> Self {
+        let plain = Arc::new(endpoint);
+        Self {
+            cors: cors.transform(plain.clone()),
+            plain,
+        }
+    }
+
+    /// `request` through poem's CORS middleware if it is a CORS request, else straight to the
+    /// endpoint (`E`'s own call, not the `Arc`'s, which is one more future moving the request).
+    async fn call(&self, request: Request, cors: bool) -> poem::Result<Response> {
         if cors {
-            self.cors_others.call(request).await
+            self.cors.call(request).await
         } else {
-            R::call(&self.others, request)
+            E::call(&self.plain, request)
                 .await
                 .map(IntoResponse::into_response)
         }
