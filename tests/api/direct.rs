@@ -10,7 +10,9 @@
 //! router (ids out of bounds or not numbers, a trailing slash, a query string, `HEAD`, other
 //! methods), so a difference in either direction shows.
 
-use std::fs;
+use std::{fs, net::IpAddr};
+
+use ipnet::IpNet;
 
 use petstore_testkit::{
     app::*,
@@ -229,4 +231,43 @@ fn sorted_exposed_headers(line: &str) -> String {
         }
         None => line.to_owned(),
     }
+}
+
+/// A direct read is under the edge's request timeout like any other operation: with Redis
+/// holding every command back (`CLIENT PAUSE`) and nothing cached, the read is cut off at the
+/// timeout and answered 408, and the server answers again once Redis does.
+#[tokio::test]
+async fn a_direct_read_that_outlasts_the_request_timeout_is_answered_408() {
+    let redis = LocalRedis::start(Persistence::None)
+        .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"));
+    let key = redis.dir().join("jwt-signing-key.pem");
+    let pem = generate_ephemeral_key_pem()
+        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
+    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let url = redis.url();
+    let app = spawn_app(move |config| {
+        config.redis_url = Some(url);
+        config.jwt_private_key = Some(key);
+        config.redis_cache_entries = 0;
+        config.redis_command_timeout_ms = 10_000;
+        config.request_timeout_secs = 1;
+        // The limiter counts on Redis too, before the operation's timeout starts; exempt, the
+        // request reaches the read.
+        config.rate_limit_exempt = vec![IpNet::from(IpAddr::from([127, 0, 0, 1]))];
+    })
+    .await;
+    let pet = id_of(&app.add_pet(json!({ "name": "Rex", "photoUrls": [] })).await);
+
+    let pause_ms = "4000";
+    if let Err(error) = redis.command(&["CLIENT", "PAUSE", pause_ms, "ALL"]) {
+        panic!("cannot pause Redis: {error}");
+    }
+    let response = app.get(&format!("/pet/{pet}")).await;
+    expect_error(response, 408, "TIMEOUT").await;
+
+    if let Err(error) = redis.command(&["CLIENT", "UNPAUSE"]) {
+        panic!("cannot unpause Redis: {error}");
+    }
+    assert_eq!(id_of(&app.pet(pet).await), pet);
+    app.shutdown().await;
 }
