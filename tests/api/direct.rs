@@ -10,7 +10,7 @@
 //! router (ids out of bounds or not numbers, a trailing slash, a query string, `HEAD`, other
 //! methods), so a difference in either direction shows.
 
-use std::{fs, net::IpAddr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -18,7 +18,7 @@ use petstore_testkit::{
     app::*,
     redis::{LocalRedis, Persistence},
 };
-use petstore_ws::{auth::tokens::generate_ephemeral_key_pem, config::Config};
+use petstore_ws::config::Config;
 use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -107,10 +107,7 @@ async fn the_direct_lane_answers_byte_for_byte_as_the_router_on_the_redis_store(
         LocalRedis::start(Persistence::None)
             .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"))
     });
-    let key = redis[0].dir().join("jwt-signing-key.pem");
-    let pem = generate_ephemeral_key_pem()
-        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
-    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let key = signing_key_in(redis[0].dir());
     let on_redis = |redis: &LocalRedis, no_direct_routes: bool| {
         let (url, key) = (redis.url(), key.clone());
         move |config: &mut Config| {
@@ -240,10 +237,7 @@ fn sorted_exposed_headers(line: &str) -> String {
 async fn a_direct_read_that_outlasts_the_request_timeout_is_answered_408() {
     let redis = LocalRedis::start(Persistence::None)
         .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"));
-    let key = redis.dir().join("jwt-signing-key.pem");
-    let pem = generate_ephemeral_key_pem()
-        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
-    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let key = signing_key_in(redis.dir());
     let url = redis.url();
     let app = spawn_app(move |config| {
         config.redis_url = Some(url);

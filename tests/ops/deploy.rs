@@ -15,9 +15,8 @@ use std::{
 };
 
 use crate::exposition::Exposition;
-use petstore_testkit::app::{ok_json, ok_text, send, spawn_app};
+use petstore_testkit::app::{ok_json, ok_text, send, signing_key_in, spawn_app};
 use petstore_testkit::redis::{LocalRedis, Persistence};
-use petstore_ws::auth::tokens::generate_ephemeral_key_pem;
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -184,10 +183,7 @@ async fn exported_series() -> BTreeSet<String> {
     let redis = LocalRedis::start(Persistence::None)
         .unwrap_or_else(|error| panic!("cannot start a private redis-server: {error}"));
     // Nodes on Redis must share a signing key: one in the server's own directory.
-    let key = redis.dir().join("jwt-signing-key.pem");
-    let pem = generate_ephemeral_key_pem()
-        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
-    fs::write(&key, pem).unwrap_or_else(|error| panic!("{}: {error}", key.display()));
+    let key = signing_key_in(redis.dir());
     let app = spawn_app(|config| {
         config.redis_url = Some(redis.url());
         config.jwt_private_key = Some(key.clone());

@@ -9,13 +9,15 @@
 //! test that is the failure to report, there is nothing to recover.
 
 use std::{
+    fs,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
 use petstore_ws::{
-    auth::{ApiKeySpec, ApiKeys},
+    auth::{ApiKeySpec, ApiKeys, tokens::generate_ephemeral_key_pem},
     config::Config,
     server::{self, RunningServer},
 };
@@ -543,4 +545,16 @@ pub async fn read_http_response(stream: &mut TcpStream, read_within: Duration) -
             Err(_) => panic!("no whole response within {read_within:?}: {text:?}"),
         }
     }
+}
+
+/// A fresh signing key written to `dir` as `jwt-signing-key.pem`, for `--jwt-private-key`:
+/// servers on Redis must all sign with the same key, so a token issued by one verifies on the
+/// others.
+pub fn signing_key_in(dir: &Path) -> PathBuf {
+    let path = dir.join("jwt-signing-key.pem");
+    let pem = generate_ephemeral_key_pem()
+        .unwrap_or_else(|error| panic!("cannot generate a signing key: {error}"));
+    fs::write(&path, pem)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    path
 }

@@ -23,12 +23,12 @@ use std::{
 
 use petstore_api::{Topic, ws::WS_PATH};
 use petstore_client::{ClientOptions, Notifications, ReconnectPolicy, WsClient};
-use petstore_ws::auth::{ApiKeys, tokens::generate_ephemeral_key_pem};
+use petstore_ws::auth::ApiKeys;
 use reqwest::header;
 use serde_json::{Value, json};
 
 use crate::{
-    app::{ADMIN_API_KEY, ADMIN_API_KEY_NAME, id_of, new_pet, ok_json, send},
+    app::{ADMIN_API_KEY, ADMIN_API_KEY_NAME, id_of, new_pet, ok_json, send, signing_key_in},
     child::{ChildServer, Stop},
     redis::{LocalRedis, Persistence},
 };
@@ -179,14 +179,7 @@ impl Cluster {
             panic!("cannot create {}: {error}", dir.display());
         }
         // One signing key for every node, so a token issued by one verifies on the others.
-        let key_file = dir.join("jwt-signing-key.pem");
-        let key = match generate_ephemeral_key_pem() {
-            Ok(pem) => pem,
-            Err(error) => panic!("cannot generate the signing key: {error}"),
-        };
-        if let Err(error) = std::fs::write(&key_file, key) {
-            panic!("cannot write {}: {error}", key_file.display());
-        }
+        let key_file = signing_key_in(&dir);
         let (redis, redis_url) = match &options.redis_url {
             Some(url) => (None, url.clone()),
             None => match LocalRedis::start(Persistence::AppendOnly) {
