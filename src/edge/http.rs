@@ -77,8 +77,9 @@ macro_rules! in_span {
 /// One endpoint rather than a stack of poem middlewares (`around`, `catch_all_error`, `data`):
 /// every middleware layer moves the request (several hundred bytes) and its inner future into a
 /// future of its own, and on the `getPetById` read path those copies cost more than the work the
-/// layers do. For the same reason the steps that await stay in [`Endpoint::call`] itself; the
-/// steps around them are functions of their own.
+/// layers do. For the same reason a direct-lane request passes two futures of the edge's own
+/// ([`Endpoint::call`] and `call_operation`), and every other route's future is boxed, so that
+/// the lane's futures stay small as they are moved.
 ///
 /// Per-request logs are at `debug` so the default `info` level costs one disabled-callsite check
 /// on the hot path; server errors are always logged.
@@ -175,7 +176,7 @@ impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
             Some((lane, route)) => {
                 tokio::time::timeout(limit, lane.answer(route, &caller, request_id))
                     .await
-                    .map_err(|_| HttpError(ApiError::Timeout).into())
+                    .map_err(timed_out)
             }
             // Boxed, as the future of every route but the direct lane's: they are large, and
             // inline they would make every future around them large, which each layer moves.
@@ -183,7 +184,7 @@ impl<O: Endpoint, R: Endpoint, D: DirectLane> HttpEdge<O, R, D> {
                 let routed = Box::pin(self.call_routed(request, caller, request_id, cors));
                 tokio::time::timeout(limit, routed)
                     .await
-                    .unwrap_or_else(|_| Err(HttpError(ApiError::Timeout).into()))
+                    .unwrap_or_else(|elapsed| Err(timed_out(elapsed)))
             }
         };
         Outcome {
@@ -270,6 +271,11 @@ impl Outcome {
             answered_by: None,
         }
     }
+}
+
+/// The error of a request that outlasted the request timeout (408).
+fn timed_out(_: tokio::time::error::Elapsed) -> poem::Error {
+    HttpError(ApiError::Timeout).into()
 }
 
 /// What the routes behind the edge read from the request: its id and the body limits.
