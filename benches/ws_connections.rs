@@ -20,7 +20,9 @@
 //! events one at a time (`addPet` over REST), each waited for at every subscriber before the
 //! next, timing each delivery from just before the publishing request to the subscriber's read.
 //! Every subscriber must receive every event exactly once and no connection may be lost.
-//! Memory per connection = RSS growth / connections opened after the warm-up.
+//! Memory per connection = RSS growth / connections opened after the warm-up; the server returns
+//! freed memory to the OS at once ([`ws_support::MEASURE_RESIDENT_MEMORY`]), so that memory
+//! freed before the first reading (the login's argon2 block) cannot hide part of the growth.
 //!
 //! Run with `cargo bench --bench ws_connections` (about 2–3 minutes; about 1.5 GiB of memory
 //! for the server and the load generator together). Without `--bench` (as under
@@ -41,7 +43,7 @@ use std::{
 use futures_util::{StreamExt, stream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use ws_support::{CONNECTIONS_ENV, ChildServer, RawSocket, percentile};
+use ws_support::{CONNECTIONS_ENV, ChildServer, MEASURE_RESIDENT_MEMORY, RawSocket, percentile};
 
 /// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
 /// the bare ones alike.
@@ -193,8 +195,13 @@ async fn run(plan: Plan) -> Result<Figures, String> {
         sources.len(),
         plan.events
     );
-    let server =
-        ws_support::start_server("ours", &[(CONNECTIONS_ENV, &plan.connections.to_string())])?;
+    let server = ws_support::start_server(
+        "ours",
+        &[
+            (CONNECTIONS_ENV, &plan.connections.to_string()),
+            MEASURE_RESIDENT_MEMORY,
+        ],
+    )?;
     let http = reqwest::Client::new();
     let base_url = server.base_url();
     let token = ws_support::admin_token(&http, &base_url).await?;

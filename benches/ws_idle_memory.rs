@@ -8,7 +8,10 @@
 //! runtime's worker state and the first growth of every registry are paid before measuring),
 //! let it settle, read the RSS, open the measured batch, let it settle, read the RSS again:
 //! KiB per connection = growth / connections in the measured batch. Kernel socket buffers are not
-//! in a process's RSS and are not counted (they are the same for every server).
+//! in a process's RSS and are not counted (they are the same for every server). Every server
+//! returns freed memory to the OS at once ([`ws_support::MEASURE_RESIDENT_MEMORY`]): memory
+//! freed before the first reading and reused by the measured connections would otherwise hide
+//! part of their growth.
 //!
 //! Servers, one after the other:
 //!
@@ -36,7 +39,7 @@ use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
-use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, RawSocket};
+use ws_support::{CONNECTING_AT_ONCE, CONNECTIONS_ENV, MEASURE_RESIDENT_MEMORY, RawSocket};
 
 /// The server binary's allocator (`src/main.rs`), for every server this benchmark runs, ours and
 /// the bare ones alike.
@@ -215,7 +218,13 @@ impl Row {
 
 async fn measure(target: Target, plan: Plan) -> Result<Row, String> {
     let total = plan.warm_up + plan.measured;
-    let server = ws_support::start_server(target.role(), &[(CONNECTIONS_ENV, &total.to_string())])?;
+    let server = ws_support::start_server(
+        target.role(),
+        &[
+            (CONNECTIONS_ENV, &total.to_string()),
+            MEASURE_RESIDENT_MEMORY,
+        ],
+    )?;
     let url = server.ws_url();
     let token = match target {
         Target::OursSubscribed | Target::OursAfterLargeMessage => {

@@ -43,6 +43,18 @@ pub const ROLE_ENV: &str = "WS_BENCH_ROLE";
 /// also takes its connection count from it).
 pub const CONNECTIONS_ENV: &str = "WS_BENCH_CONNECTIONS";
 
+/// The environment a server needs for its resident set to count the memory it uses: mimalloc
+/// returns a page to the OS as soon as it is free (`MIMALLOC_PURGE_DELAY=0`) instead of 10 ms
+/// later, and "later" only comes when the thread that freed it allocates again.
+///
+/// A memory benchmark reads the resident set before and after opening its measured
+/// connections. Memory freed before the first reading and kept for reuse was still resident,
+/// and the connections then reused it without the reading growing: a login's ~19 MiB argon2
+/// block, freed on a blocking thread that then sat idle, hid half the growth of 5,000
+/// connections (4.2 KiB per connection measured, 8.8 with this setting). Only for the benches
+/// that read memory: returning pages at once costs system calls that CPU figures would count.
+pub const MEASURE_RESIDENT_MEMORY: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
+
 /// Upgrades in progress at once while a load generator opens many connections.
 pub const CONNECTING_AT_ONCE: usize = 64;
 
