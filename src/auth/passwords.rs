@@ -3,10 +3,15 @@
 //! Hashing is deliberately slow (tens of milliseconds, ~19 MiB of memory with the argon2 crate
 //! defaults, which follow the OWASP recommendation). On the async runtime use the `*_async`
 //! wrappers: they move the work to tokio's blocking pool so a burst of logins cannot stall the
-//! worker threads that serve every other request.
+//! worker threads that serve every other request, and they run at most one hash per core at a
+//! time ([`HashingSlots`]): the blocking pool would otherwise start a thread, and ~19 MiB, for
+//! every login of a burst, although the cores can work on no more than one each.
+
+use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
 
 use super::AuthError;
 
@@ -52,35 +57,70 @@ pub fn verify_dummy(password: &str) {
     std::hint::black_box(verify_password(password, DUMMY_HASH));
 }
 
-/// [`hash_password`] on the blocking thread pool.
+/// Slots for password hashes running at once, one per core the process may use.
+///
+/// Each hash holds ~19 MiB for tens of milliseconds. Without a bound, a burst of logins (many
+/// users after a restart, a credential-stuffing run spread over addresses) had tokio's blocking
+/// pool start a thread per login, up to 512, each with its block: gigabytes for work that the
+/// cores could only do a few at a time anyway, every login of the burst slowed down alike. With
+/// the bound, the rest wait in line (first come, first served; the request timeout still
+/// applies) and memory stays at cores × 19 MiB.
+struct HashingSlots(Arc<Semaphore>);
+
+impl HashingSlots {
+    fn new(slots: usize) -> Self {
+        Self(Arc::new(Semaphore::new(slots.max(1))))
+    }
+
+    /// Runs `job` on the blocking pool once a slot is free. The slot goes with the job, not
+    /// with the caller: a caller that stops waiting (a timed-out request) leaves the slot taken
+    /// until its hash has finished, so the bound holds for the work actually running.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let slot = Arc::clone(&self.0)
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::TaskFailed("password hashing is shutting down".to_owned()))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            job()
+        })
+        .await
+        .map_err(|e| task_failed(&e))
+    }
+}
+
+/// The process's slots: as many as [`std::thread::available_parallelism`] (which follows a
+/// container's CPU quota), 1 if that is unknown.
+static HASHING: LazyLock<HashingSlots> = LazyLock::new(|| {
+    HashingSlots::new(std::thread::available_parallelism().map_or(1, usize::from))
+});
+
+/// [`hash_password`] on the blocking thread pool, one hash per core at a time.
 ///
 /// # Errors
 /// As [`hash_password`], or [`AuthError::TaskFailed`] if the task panicked or was cancelled.
 pub async fn hash_password_async(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| task_failed(&e))?
+    HASHING.run(move || hash_password(&password)).await?
 }
 
-/// [`verify_password`] on the blocking thread pool.
+/// [`verify_password`] on the blocking thread pool, one hash per core at a time.
 ///
 /// # Errors
 /// [`AuthError::TaskFailed`] if the task panicked or was cancelled.
 pub async fn verify_password_async(password: String, phc: String) -> Result<bool, AuthError> {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| task_failed(&e))
+    HASHING.run(move || verify_password(&password, &phc)).await
 }
 
-/// [`verify_dummy`] on the blocking thread pool; await it before answering "invalid
-/// credentials" for an unknown user.
+/// [`verify_dummy`] on the blocking thread pool, one hash per core at a time; await it before
+/// answering "invalid credentials" for an unknown user.
 ///
 /// # Errors
 /// [`AuthError::TaskFailed`] if the task panicked or was cancelled.
 pub async fn verify_dummy_async(password: String) -> Result<(), AuthError> {
-    tokio::task::spawn_blocking(move || verify_dummy(&password))
-        .await
-        .map_err(|e| task_failed(&e))
+    HASHING.run(move || verify_dummy(&password)).await
 }
 
 fn task_failed(e: &tokio::task::JoinError) -> AuthError {
@@ -170,5 +210,90 @@ mod tests {
                 .unwrap()
         );
         verify_dummy_async("anything".to_owned()).await.unwrap();
+    }
+
+    /// Counts the jobs running at once and the most seen.
+    #[derive(Default)]
+    struct Running {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Running {
+        fn job(self: &Arc<Self>, until: std::sync::mpsc::Receiver<()>) -> impl FnOnce() + use<> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let running = Arc::clone(self);
+            move || {
+                let now = running.now.fetch_add(1, SeqCst) + 1;
+                running.most.fetch_max(now, SeqCst);
+                let _ = until.recv();
+                running.now.fetch_sub(1, SeqCst);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_hashes_run_at_once_than_there_are_slots() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let slots = Arc::new(HashingSlots::new(2));
+        let running = Arc::new(Running::default());
+        let mut releases = Vec::new();
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (release, until) = std::sync::mpsc::channel();
+            releases.push(release);
+            let (slots, job) = (Arc::clone(&slots), running.job(until));
+            jobs.spawn(async move { slots.run(job).await });
+        }
+        // Both slots taken: the other six wait, however long this looks.
+        while running.now.load(SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        for release in releases {
+            release
+                .send(())
+                .expect("the job has not finished before its release");
+        }
+        while let Some(finished) = jobs.join_next().await {
+            finished.expect("no panic").expect("the job ran");
+        }
+        assert_eq!(running.most.load(SeqCst), 2, "two slots, eight jobs");
+        assert_eq!(running.now.load(SeqCst), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_stops_waiting_keeps_the_slot_until_its_hash_is_done() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let slots = Arc::new(HashingSlots::new(1));
+        let running = Arc::new(Running::default());
+        let (release_first, until_first) = std::sync::mpsc::channel();
+        let first = tokio::spawn({
+            let (slots, job) = (Arc::clone(&slots), running.job(until_first));
+            async move { slots.run(job).await }
+        });
+        while running.now.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The caller gives up (a request that timed out); its hash goes on.
+        first.abort();
+        let _ = first.await;
+        let second_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let second = tokio::spawn({
+            let (slots, ran) = (Arc::clone(&slots), Arc::clone(&second_ran));
+            async move { slots.run(move || ran.store(true, SeqCst)).await }
+        });
+        // Not a timing assertion on the happy path: the second job may only start after the
+        // release below, however long this waits.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !second_ran.load(SeqCst),
+            "the slot was still the first hash's"
+        );
+        release_first
+            .send(())
+            .expect("the first hash is still running");
+        second.await.expect("no panic").expect("the second job ran");
+        assert!(second_ran.load(SeqCst));
+        assert_eq!(running.most.load(SeqCst), 1);
     }
 }
