@@ -133,6 +133,12 @@ fn task_failed(e: &tokio::task::JoinError) -> AuthError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
+        mpsc,
+    };
+    use std::time::Duration;
+
     use argon2::Params;
 
     use super::*;
@@ -215,13 +221,13 @@ mod tests {
     /// Counts the jobs running at once and the most seen.
     #[derive(Default)]
     struct Running {
-        now: std::sync::atomic::AtomicUsize,
-        most: std::sync::atomic::AtomicUsize,
+        now: AtomicUsize,
+        most: AtomicUsize,
     }
 
     impl Running {
-        fn job(self: &Arc<Self>, until: std::sync::mpsc::Receiver<()>) -> impl FnOnce() + use<> {
-            use std::sync::atomic::Ordering::SeqCst;
+        /// A job that counts itself running until `until` gets its release.
+        fn job(self: &Arc<Self>, until: mpsc::Receiver<()>) -> impl FnOnce() + use<> {
             let running = Arc::clone(self);
             move || {
                 let now = running.now.fetch_add(1, SeqCst) + 1;
@@ -234,13 +240,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn no_more_hashes_run_at_once_than_there_are_slots() {
-        use std::sync::atomic::Ordering::SeqCst;
         let slots = Arc::new(HashingSlots::new(2));
         let running = Arc::new(Running::default());
         let mut releases = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
         for _ in 0..8 {
-            let (release, until) = std::sync::mpsc::channel();
+            let (release, until) = mpsc::channel();
             releases.push(release);
             let (slots, job) = (Arc::clone(&slots), running.job(until));
             jobs.spawn(async move { slots.run(job).await });
@@ -263,10 +268,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_stops_waiting_keeps_the_slot_until_its_hash_is_done() {
-        use std::sync::atomic::Ordering::SeqCst;
         let slots = Arc::new(HashingSlots::new(1));
         let running = Arc::new(Running::default());
-        let (release_first, until_first) = std::sync::mpsc::channel();
+        let (release_first, until_first) = mpsc::channel();
         let first = tokio::spawn({
             let (slots, job) = (Arc::clone(&slots), running.job(until_first));
             async move { slots.run(job).await }
@@ -277,14 +281,14 @@ mod tests {
         // The caller gives up (a request that timed out); its hash goes on.
         first.abort();
         let _ = first.await;
-        let second_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let second_ran = Arc::new(AtomicBool::new(false));
         let second = tokio::spawn({
             let (slots, ran) = (Arc::clone(&slots), Arc::clone(&second_ran));
             async move { slots.run(move || ran.store(true, SeqCst)).await }
         });
-        // Not a timing assertion on the happy path: the second job may only start after the
-        // release below, however long this waits.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The second job cannot start before the release below, however long this waits; the
+        // pause gives a build that freed the slot with its caller the time to show it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             !second_ran.load(SeqCst),
             "the slot was still the first hash's"
