@@ -79,10 +79,9 @@ impl HashingSlots {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let slot = Arc::clone(&self.0)
-            .acquire_owned()
-            .await
-            .map_err(|_| AuthError::TaskFailed("password hashing is shutting down".to_owned()))?;
+        let slot = Arc::clone(&self.0).acquire_owned().await.map_err(|_| {
+            AuthError::TaskFailed("the password hashing slots are closed".to_owned())
+        })?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             job()
