@@ -4,7 +4,7 @@
 //! defaults, which follow the OWASP recommendation). On the async runtime use the `*_async`
 //! wrappers: they move the work to tokio's blocking pool so a burst of logins cannot stall the
 //! worker threads that serve every other request, and they run at most one hash per core at a
-//! time ([`HashingSlots`]): the blocking pool would otherwise start a thread, and ~19 MiB, for
+//! time (`HashingSlots` below): the blocking pool would otherwise start a thread, and ~19 MiB, for
 //! every login of a burst, although the cores can work on no more than one each.
 
 use std::sync::{Arc, LazyLock};
