@@ -10,48 +10,81 @@
 //! full again: an idle key then carries no information and Redis forgets it by itself, so no
 //! housekeeping is needed.
 //!
+//! # Checks in batches
+//!
+//! Every request a node serves is checked here, so on a busy node the limiter would be one
+//! script call per request, more than the request's own Redis work when the store answers from
+//! its cache. Checks therefore go through one queue per limiter: a task sends whatever is queued
+//! as one script call (at most [`MAX_BATCH`] checks), and while that call is out, the checks
+//! that arrive queue for the next. An idle node sends each check at once, as before; a busy one
+//! sends fewer, larger calls. The script decides the checks of a call one after the other, in
+//! the order they were queued, at the one instant of its `TIME`: exactly what as many single
+//! checks arriving together would get, so no budget is stretched.
+//!
 //! [`LocalRateLimiter`]: super::rate::LocalRateLimiter
 
 use std::net::IpAddr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
 use fred::types::Value;
 use fred::types::scripts::Script;
+use tokio::sync::{mpsc, oneshot};
 
 use super::rate::{LimitError, RateDecision, RateKey, RateLimiter, RateQuota, retry_after};
 use crate::redis::{Idempotence, Redis};
 
-/// One GCRA step, the same as `governor`'s: a request conforms unless it arrives more than the
-/// burst's tolerance before the key's TAT; a conforming one moves the TAT one cell later, a
-/// refused one changes nothing.
+/// GCRA steps, the same as `governor`'s, one per key in `KEYS`, in order, at one instant: a
+/// request conforms unless it arrives more than the burst's tolerance before its key's TAT; a
+/// conforming one moves the TAT one cell later, a refused one changes nothing. A key may appear
+/// several times (several requests of one client): each step sees the ones before it, and the
+/// key is read and written once for all of them.
 ///
-/// `KEYS[1]`: the TAT key. `ARGV[1]`: the cell (replenish interval) in µs; `ARGV[2]`: the burst.
-/// Returns `{allowed (0|1), remaining, reset_after_us, retry_after_us}`, filled exactly as
-/// [`LocalRateLimiter::check_now`](super::rate::LocalRateLimiter::check_now) fills a decision.
+/// `KEYS`: the TAT keys. `ARGV[1]`: the cell (replenish interval) in µs; `ARGV[2]`: the burst.
+/// Returns one `{allowed (0|1), remaining, reset_after_us, retry_after_us}` per key, filled
+/// exactly as [`LocalRateLimiter::check_now`](super::rate::LocalRateLimiter::check_now) fills a
+/// decision.
 const GCRA_LUA: &str = r"
 local cell = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tolerance = cell * (burst - 1)
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tat = now
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  tat = tonumber(stored) or now
+local tats = {}
+local moved = {}
+local decisions = {}
+for i, key in ipairs(KEYS) do
+  local tat = tats[key]
+  if not tat then
+    tat = tonumber(redis.call('GET', key) or '') or now
+  end
+  local earliest = tat - tolerance
+  if now < earliest then
+    local wait = earliest - now
+    decisions[i] = {0, 0, wait + cell * (burst - 1), wait}
+  else
+    tat = math.max(tat, now) + cell
+    moved[key] = true
+    local remaining = math.floor(math.min(now + tolerance + cell - tat, tolerance + cell) / cell)
+    decisions[i] = {1, remaining, cell * (burst - remaining), 0}
+  end
+  tats[key] = tat
 end
-local earliest = tat - tolerance
-if now < earliest then
-  local wait = earliest - now
-  return {0, 0, wait + cell * (burst - 1), wait}
+for key in pairs(moved) do
+  local ttl_ms = math.max(1, math.ceil((tats[key] - now) / 1000))
+  redis.call('SET', key, string.format('%.0f', tats[key]), 'PX', ttl_ms)
 end
-local next_tat = math.max(tat, now) + cell
-local ttl_ms = math.max(1, math.ceil((next_tat - now) / 1000))
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', ttl_ms)
-local remaining = math.floor(math.min(now + tolerance + cell - next_tat, tolerance + cell) / cell)
-return {1, remaining, cell * (burst - remaining), 0}
+return decisions
 ";
+
+/// The most checks one script call decides. Large enough that a busy node's checks share few
+/// calls, small enough that one call holds Redis (single-threaded) for well under a
+/// millisecond.
+pub const MAX_BATCH: usize = 64;
+
+/// Checks waiting for the batching task; a full queue makes callers wait for room.
+const QUEUE_CAPACITY: usize = 4096;
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::from_lua(GCRA_LUA));
 
@@ -73,6 +106,15 @@ pub struct RedisRateLimiter {
     quota: RateQuota,
     /// `{prefix}:rate:` or `{prefix}:rate:{namespace}:`.
     key_prefix: String,
+    /// The queue of the task that sends the checks, started by the first check (it needs the
+    /// runtime); shared by the clones, and the task ends when the last of them is dropped.
+    queue: Arc<OnceLock<mpsc::Sender<Queued>>>,
+}
+
+/// One check waiting for a script call: the Redis key, and where its decision goes.
+struct Queued {
+    key: String,
+    reply: oneshot::Sender<Result<RateDecision, LimitError>>,
 }
 
 impl RedisRateLimiter {
@@ -83,6 +125,7 @@ impl RedisRateLimiter {
             redis,
             quota,
             key_prefix,
+            queue: Arc::default(),
         }
     }
 
@@ -104,6 +147,7 @@ impl RedisRateLimiter {
             redis,
             quota,
             key_prefix,
+            queue: Arc::default(),
         }
     }
 
@@ -117,6 +161,100 @@ impl RedisRateLimiter {
         i64::try_from(self.quota.replenish_interval().as_micros())
             .unwrap_or(i64::MAX)
             .max(1)
+    }
+
+    /// The batching task's queue, starting the task on first use.
+    fn queue(&self) -> &mpsc::Sender<Queued> {
+        self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+            let batches = Batches {
+                redis: self.redis.clone(),
+                args: vec![
+                    Value::from(self.cell_micros()),
+                    Value::from(i64::from(self.quota.burst.get())),
+                ],
+                limit: self.quota.burst.get(),
+            };
+            tokio::spawn(batches.run(receiver));
+            sender
+        })
+    }
+}
+
+/// The task behind a limiter's queue: sends what is queued as one script call, distributes
+/// the decisions, and repeats until every sender is gone.
+struct Batches {
+    redis: Redis,
+    /// The script's `ARGV`: the cell in µs and the burst.
+    args: Vec<Value>,
+    /// The burst, which every decision reports as its limit.
+    limit: u32,
+}
+
+impl Batches {
+    async fn run(self, mut queue: mpsc::Receiver<Queued>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let keys = batch.iter().map(|queued| queued.key.clone()).collect();
+            match self.decide(keys).await {
+                Ok(decisions) => {
+                    for (queued, decision) in batch.drain(..).zip(decisions) {
+                        // A caller that stopped waiting was counted all the same, as a single
+                        // call that timed out may have been.
+                        let _ = queued.reply.send(Ok(decision));
+                    }
+                }
+                Err(error) => {
+                    for queued in batch.drain(..) {
+                        let _ = queued
+                            .reply
+                            .send(Err(LimitError::Unavailable(error.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One script call for `keys`: a decision per key, in order.
+    async fn decide(&self, keys: Vec<String>) -> Result<Vec<RateDecision>, String> {
+        let count = keys.len();
+        // The script writes, so a call that timed out may have counted: never retried.
+        let answers: Vec<Value> = self
+            .redis
+            .script(
+                "rate_gcra",
+                Idempotence::Write,
+                &GCRA,
+                keys,
+                self.args.clone(),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        if answers.len() != count {
+            return Err(format!(
+                "the rate script answered {} decisions for {count} checks",
+                answers.len()
+            ));
+        }
+        answers
+            .into_iter()
+            .map(|answer| self.decision(answer))
+            .collect()
+    }
+
+    /// A decision from the script's `{allowed, remaining, reset_after_us, retry_after_us}`.
+    fn decision(&self, answer: Value) -> Result<RateDecision, String> {
+        let (allowed, remaining, reset_after, retry): (i64, i64, i64, i64) = answer
+            .convert()
+            .map_err(|error| format!("the rate script answered an odd decision: {error}"))?;
+        let allowed = allowed == 1;
+        Ok(RateDecision {
+            allowed,
+            limit: self.limit,
+            remaining: u32::try_from(remaining).unwrap_or(0).min(self.limit),
+            reset_after: micros(reset_after),
+            retry_after: (!allowed).then(|| retry_after(micros(retry))),
+        })
     }
 }
 
@@ -153,30 +291,28 @@ fn micros(value: i64) -> Duration {
 #[async_trait::async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &RateKey) -> Result<RateDecision, LimitError> {
-        let limit = self.quota.burst.get();
-        let args = vec![
-            Value::from(self.cell_micros()),
-            Value::from(i64::from(limit)),
-        ];
-        // The script writes, so a call that timed out may have counted: never retried.
-        let (allowed, remaining, reset_after, retry): (i64, i64, i64, i64) = self
-            .redis
-            .script(
-                "rate_gcra",
-                Idempotence::Write,
-                &GCRA,
-                vec![self.redis_key(key)],
-                args,
-            )
-            .await
-            .map_err(|error| LimitError::Unavailable(error.to_string()))?;
-        let allowed = allowed == 1;
-        Ok(RateDecision {
-            allowed,
-            limit,
-            remaining: u32::try_from(remaining).unwrap_or(0).min(limit),
-            reset_after: micros(reset_after),
-            retry_after: (!allowed).then(|| retry_after(micros(retry))),
+        let (reply, decision) = oneshot::channel();
+        let queued = Queued {
+            key: self.redis_key(key),
+            reply,
+        };
+        // A check waits for the call in flight, then for its own: each takes at most the
+        // command timeout (at once while the breaker is open), so this bounds the wait even
+        // when Redis stalls with a full queue.
+        let wait = self.redis.command_timeout() * 2;
+        let outcome = tokio::time::timeout(wait, async {
+            self.queue().send(queued).await.map_err(|_| {
+                LimitError::Unavailable("the rate limiter's queue is closed".into())
+            })?;
+            decision.await.map_err(|_| {
+                LimitError::Unavailable("the rate limiter's queue dropped the check".into())
+            })?
+        })
+        .await;
+        outcome.unwrap_or_else(|_| {
+            Err(LimitError::Unavailable(
+                "the rate limiter did not decide in time".into(),
+            ))
         })
     }
 
@@ -332,6 +468,82 @@ mod tests {
         server.kill();
         for _ in 0..3 {
             let outcome = limiter.check(&ip(1)).await;
+            assert!(
+                matches!(outcome, Err(LimitError::Unavailable(_))),
+                "{outcome:?}"
+            );
+        }
+    }
+
+    /// How many script calls `server` has run.
+    fn script_calls(server: &LocalRedis) -> u64 {
+        let stats = server
+            .command(&["INFO", "commandstats"])
+            .expect("INFO answers");
+        stats
+            .text()
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|calls| calls.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A limiter on a private server, whose command counts are this test's alone.
+    async fn private_limiter(
+        server: &LocalRedis,
+        quota: RateQuota,
+        timeout: Duration,
+    ) -> Arc<RedisRateLimiter> {
+        let mut settings = RedisSettings::new(server.url());
+        settings.prefix = fresh_prefix();
+        settings.command_timeout = timeout;
+        let redis = Redis::connect(settings).await.expect("connects");
+        Arc::new(RedisRateLimiter::new(redis, quota))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_that_arrive_together_share_calls_and_are_decided_in_turn() {
+        const CHECKS: u32 = 40;
+        let server = LocalRedis::start(Persistence::None).expect("redis-server");
+        let limiter = private_limiter(&server, quota(1, CHECKS), Duration::from_secs(5)).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..CHECKS {
+            let limiter = Arc::clone(&limiter);
+            tasks.spawn(async move { limiter.check(&ip(1)).await });
+        }
+        let mut remaining = Vec::new();
+        while let Some(outcome) = tasks.join_next().await {
+            let decision = outcome.expect("the check ran").expect("redis answers");
+            assert!(decision.allowed, "{decision:?}");
+            remaining.push(decision.remaining);
+        }
+        // Decided one after the other: every count from the burst down, each once.
+        remaining.sort_unstable();
+        assert_eq!(remaining, (0..CHECKS).collect::<Vec<_>>());
+        let refused = limiter.check(&ip(1)).await.expect("redis answers");
+        assert!(!refused.allowed);
+        let calls = script_calls(&server);
+        assert!(
+            calls < u64::from(CHECKS),
+            "{calls} script calls for {} checks: none was shared",
+            CHECKS + 1
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_check_waiting_on_an_unreachable_redis_is_told_so() {
+        let mut server = LocalRedis::start(Persistence::None).expect("redis-server");
+        let limiter = private_limiter(&server, quota(60, 50), Duration::from_millis(300)).await;
+        assert!(matches!(limiter.check(&ip(1)).await, Ok(d) if d.allowed));
+        server.kill();
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in 0..20 {
+            let limiter = Arc::clone(&limiter);
+            tasks.spawn(async move { limiter.check(&ip(client)).await });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            let outcome = outcome.expect("the check ran");
             assert!(
                 matches!(outcome, Err(LimitError::Unavailable(_))),
                 "{outcome:?}"
