@@ -14,6 +14,11 @@
 //! are not throttled: one client address sends everything here. Both Redis targets write to
 //! the same primary, so both pay for streaming to the replica; only the wait differs.
 //!
+//! With `--rate-limited` the load generator's address is not exempt: every request is counted
+//! by the request limiter, as a production client's is (the in-process one on the memory
+//! target, the cluster-wide one in Redis on the others), under a quota raised so far that
+//! nothing is refused. That is what a node on Redis pays per request for cluster-wide limits.
+//!
 //! One in-process load generator (`support/http_load.rs`) keeps keep-alive connections busy in
 //! a closed loop. Targets are interleaved round by round with the order rotated, so drift on a
 //! shared machine hits both alike; the report compares medians of the rounds.
@@ -37,8 +42,9 @@
 //! The run fails (non-zero exit) on any wrong answer, and when the Redis target left no key
 //! in Redis (it would be measuring the memory store twice).
 //!
-//! Run with `cargo bench --bench store_backends` (about 3 minutes). Without `--bench` on the
-//! command line (as under `cargo test --all-targets`) it does a smoke run of the same code.
+//! Run with `cargo bench --bench store_backends` (about 3 minutes), or
+//! `cargo bench --bench store_backends -- --rate-limited`. Without `--bench` on the command line
+//! (as under `cargo test --all-targets`) it does a smoke run of the same code.
 
 use petstore_testkit::bench::{http_load, node, stats};
 use petstore_testkit::child;
@@ -75,6 +81,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Environment variable that turns this binary into one of the servers.
 const ROLE_ENV: &str = "STORE_BENCH_ROLE";
+/// Set (to `1`) for the servers of a `--rate-limited` run.
+const RATE_LIMITED_ENV: &str = "STORE_BENCH_RATE_LIMITED";
 /// How long a server gets to exit once its stdin closes, before it is killed.
 const STOP_WAIT: Duration = Duration::from_secs(8);
 /// The read every `getPetById` connection repeats.
@@ -176,7 +184,8 @@ fn main() -> ExitCode {
     } else {
         SMOKE_RUN
     };
-    match parent_main(plan) {
+    let rate_limited = std::env::args().any(|arg| arg == "--rate-limited");
+    match parent_main(plan, rate_limited) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("store_backends: some requests failed (see above)");
@@ -200,11 +209,17 @@ fn child_config() -> Result<Config, String> {
     let mut config = Config::defaults();
     config.bind = [127, 0, 0, 1].into();
     config.port = 0;
-    config.rate_limit_exempt = vec![
-        "127.0.0.1/32"
-            .parse()
-            .map_err(|error| format!("loopback network: {error}"))?,
-    ];
+    if std::env::var_os(RATE_LIMITED_ENV).is_some() {
+        // Counted like any client, never refused.
+        config.rate_limit_per_minute = NonZeroU32::MAX;
+        config.rate_limit_burst = NonZeroU32::MAX;
+    } else {
+        config.rate_limit_exempt = vec![
+            "127.0.0.1/32"
+                .parse()
+                .map_err(|error| format!("loopback network: {error}"))?,
+        ];
+    }
     config.login_attempts_per_minute = NonZeroU32::MAX;
     config.login_attempts_per_ip_per_minute = NonZeroU32::MAX;
     config.shutdown_grace_secs = 2;
@@ -385,7 +400,7 @@ struct Operation {
     samples: Vec<(Target, Vec<Sample>)>,
 }
 
-fn parent_main(plan: Plan) -> Result<bool, String> {
+fn parent_main(plan: Plan, rate_limited: bool) -> Result<bool, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -404,7 +419,7 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
 
     let mut servers = Vec::new();
     for target in Target::ALL {
-        let env: Vec<(&str, &str)> = match target {
+        let mut env: Vec<(&str, &str)> = match target {
             Target::Memory => vec![(node::JWT_KEY_ENV, key_path)],
             Target::Redis => vec![
                 (node::JWT_KEY_ENV, key_path),
@@ -418,6 +433,9 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
                 ("PETSTORE_REDIS_WAIT_REPLICAS", "1"),
             ],
         };
+        if rate_limited {
+            env.push((RATE_LIMITED_ENV, "1"));
+        }
         let process = child::ChildServer::spawn(ROLE_ENV, target.role(), &env, STOP_WAIT)
             .map_err(|reason| format!("cannot start the {} server: {reason}", target.label()))?;
         let server = runtime
@@ -472,6 +490,14 @@ fn parent_main(plan: Plan) -> Result<bool, String> {
         plan.write.measure,
         plan.write.warm_up,
         plan.pets_per_round,
+    );
+    println!(
+        "request limiter: {}",
+        if rate_limited {
+            "every request counted (quota raised: nothing refused)"
+        } else {
+            "the load generator's address exempt"
+        }
     );
 
     let mut all_ok = true;
