@@ -195,7 +195,11 @@ impl Batches {
     async fn run(self, mut queue: mpsc::Receiver<Queued>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let keys = batch.iter().map(|queued| queued.key.clone()).collect();
+            // The keys go to Redis; a queued check keeps only where its decision goes.
+            let keys = batch
+                .iter_mut()
+                .map(|queued| std::mem::take(&mut queued.key))
+                .collect();
             match self.decide(keys).await {
                 Ok(decisions) => {
                     for (queued, decision) in batch.drain(..).zip(decisions) {
