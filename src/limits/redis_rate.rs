@@ -555,6 +555,50 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_behind_a_long_queue_waits_two_command_timeouts_at_most() {
+        const TIMEOUT: Duration = Duration::from_millis(250);
+        // Ten calls' worth of checks: one after the other, a stalled Redis would keep the last
+        // ones waiting ten timeouts.
+        const CHECKS: usize = 10 * MAX_BATCH;
+        let server = LocalRedis::start_with(Persistence::None, &["--enable-debug-command", "yes"])
+            .expect("redis-server");
+        let mut settings = RedisSettings::new(server.url());
+        settings.prefix = fresh_prefix();
+        settings.command_timeout = TIMEOUT;
+        // The breaker stays closed, so every call waits out its timeout.
+        settings.breaker.failure_threshold = u32::MAX;
+        let redis = Redis::connect(settings).await.expect("connects");
+        let limiter = Arc::new(RedisRateLimiter::new(redis, quota(60, 50)));
+        assert!(matches!(limiter.check(&ip(1)).await, Ok(d) if d.allowed));
+        let port = server.port();
+        let stall = std::thread::spawn(move || {
+            petstore_testkit::redis::command(port, &["DEBUG", "SLEEP", "4"])
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in 0..CHECKS {
+            let limiter = Arc::clone(&limiter);
+            let key = RateKey::user(format!("client-{client}"));
+            tasks.spawn(async move { limiter.check(&key).await });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            let outcome = outcome.expect("the check ran");
+            assert!(
+                matches!(outcome, Err(LimitError::Unavailable(_))),
+                "{outcome:?}"
+            );
+        }
+        let waited = started.elapsed();
+        // Two timeouts are 0.5 s; draining the queue call by call would take 2.5 s.
+        assert!(
+            waited < Duration::from_millis(1500),
+            "the last checks waited {waited:?}"
+        );
+        let _ = stall.join();
+    }
+
     #[tokio::test]
     async fn a_redis_login_throttle_counts_apart_from_the_request_limiter() {
         let redis = node(&fresh_prefix()).await;
