@@ -163,6 +163,10 @@ pub struct IssuedToken {
     pub jti: String,
     /// Its `exp`.
     pub expires_at: DateTime<Utc>,
+    /// Its lifetime as signed (`exp - iat`): what `expiresIn` tells the client. Read from the
+    /// claims rather than the clock at answer time, which would turn a 900 s token into 899 or
+    /// 898 depending on how long the answer took.
+    pub lifetime: TimeDelta,
 }
 
 impl fmt::Debug for IssuedToken {
@@ -172,6 +176,7 @@ impl fmt::Debug for IssuedToken {
             .field("token", &"[redacted]")
             .field("jti", &self.jti)
             .field("expires_at", &self.expires_at)
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -347,6 +352,7 @@ impl TokenService {
             token,
             jti: claims.jti,
             expires_at,
+            lifetime: TimeDelta::seconds(claims.exp - claims.iat),
         })
     }
 
@@ -681,6 +687,7 @@ mod tests {
         assert_eq!(claims.jti, issued.jti);
         assert_eq!(claims.expires_at(), issued.expires_at);
         assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(issued.lifetime, TimeDelta::seconds(900));
         assert_eq!(claims.nbf, claims.iat);
         assert!(Uuid::parse_str(&claims.jti).is_ok());
 

@@ -5,8 +5,6 @@
 //! id, so ending a session — logout, a reused refresh token, a password change, a deleted user —
 //! revokes every token issued within it at once.
 
-use chrono::Utc;
-
 use petstore_api::{
     Challenge, Credential, Ctx, Role, Serialized,
     error::{BadRequest, Failure, RateLimited, ServerError, Unauthorized},
@@ -153,7 +151,7 @@ fn token_response(access: &IssuedToken, refresh: &RefreshGrant) -> Serialized<To
     Serialized::new(&TokenResponse {
         access_token: access.token.clone(),
         token_type: "Bearer".to_owned(),
-        expires_in: (access.expires_at - Utc::now()).num_seconds().max(0),
+        expires_in: access.lifetime.num_seconds(),
         expires_at: access.expires_at,
         refresh_token: refresh.token.clone(),
         refresh_expires_at: refresh.expires_at,
